@@ -1,0 +1,324 @@
+/*
+ * memsnap.h - the public API of libmemsnap.
+ *
+ * libmemsnap captures point-in-time memory snapshots of a process, of the system and of the
+ * process's memory cgroup, compares two snapshots and writes them as text, JSON or CSV.
+ *
+ * Conventions:
+ *   - Public symbols start with ms_ / MS_. Functions that can fail return 0 on success or a
+ *     negative MS_E* code (see MS_ERRNO_MAP); ms_strerror() names it.
+ *   - Long-lived state is held by opaque handles (ms_session, ms_writer).
+ *   - Result structs start with a `size` field set by ms_snapshot_init(); fields are only
+ *     meaningful when their validity bit is set (ms_valid()). "Not available" is never 0.
+ *   - Every metric is declared once in an X-macro list (MS_PROCESS_FIELDS, ...); the struct,
+ *     the delta and every sink are expanded from it.
+ *
+ * ABI rule: within one MS_VERSION_MAJOR, fields are only ever appended to the structs below
+ * and no function changes its signature.
+ */
+#ifndef MEMSNAP_H
+#define MEMSNAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MS_VERSION_MAJOR  0
+#define MS_VERSION_MINOR  1
+#define MS_VERSION_PATCH  0
+#define MS_VERSION_STRING "0.1.0"
+#define MS_VERSION_HEX    ((MS_VERSION_MAJOR << 16) | (MS_VERSION_MINOR << 8) | MS_VERSION_PATCH)
+
+#if defined(__GNUC__)
+#define MS_EXTERN __attribute__((visibility("default")))
+#else
+#define MS_EXTERN
+#endif
+
+/* ---------------------------------------------------------------------------------------- */
+/* Errors                                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+/* XX(name, message): one table generates the enum, ms_strerror() and ms_err_name(). */
+#define MS_ERRNO_MAP(XX)                                                                       \
+    XX(EINVAL, "invalid argument")                                                             \
+    XX(ENOMEM, "out of memory")                                                                \
+    XX(ESRCH, "no such process")                                                               \
+    XX(EACCES, "permission denied")                                                            \
+    XX(ENOENT, "no such file or directory")                                                    \
+    XX(EPARSE, "malformed input")                                                              \
+    XX(EIO, "input/output error")                                                              \
+    XX(ENOTSUP, "not supported")                                                               \
+    XX(ERANGE, "value out of range")
+
+enum ms__err_index {
+#define XX(name, msg) MS__ERRIDX_##name,
+    MS_ERRNO_MAP(XX)
+#undef XX
+        MS__ERRIDX_COUNT
+};
+
+typedef enum ms_errno {
+    MS_OK = 0,
+#define XX(name, msg) MS_##name = -(MS__ERRIDX_##name + 1),
+    MS_ERRNO_MAP(XX)
+#undef XX
+} ms_errno;
+
+/* Human message for an MS_E* code (or 0); never NULL. */
+MS_EXTERN const char *ms_strerror(int err);
+/* Symbolic name of an MS_E* code ("EINVAL"); never NULL. */
+MS_EXTERN const char *ms_err_name(int err);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Metrics, declared once                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Units of a metric: how sinks print it. */
+typedef enum ms_unit {
+    MS_UNIT_BYTES, /* a byte count: human units in text */
+    MS_UNIT_COUNT, /* a plain count */
+} ms_unit;
+
+/* X(name, unit, text label, description) for each process metric. */
+#define MS_PROCESS_FIELDS(X)                                                                   \
+    X(rss_bytes, MS_UNIT_BYTES, "RSS", "resident set size (statm)")                            \
+    X(vms_bytes, MS_UNIT_BYTES, "VMS", "virtual memory size (statm)")                          \
+    X(shared_bytes, MS_UNIT_BYTES, "shared", "resident shared and file-backed pages (statm)")   \
+    X(text_bytes, MS_UNIT_BYTES, "text", "program code (statm)")                               \
+    X(data_bytes, MS_UNIT_BYTES, "data", "data and stack (statm)")                             \
+    X(peak_rss_bytes, MS_UNIT_BYTES, "peak RSS", "high-water mark of RSS (status VmHWM)")      \
+    X(peak_vms_bytes, MS_UNIT_BYTES, "peak VMS", "peak virtual size (status VmPeak)")          \
+    X(swap_bytes, MS_UNIT_BYTES, "swap", "swapped-out anonymous memory (status VmSwap)")       \
+    X(rss_anon_bytes, MS_UNIT_BYTES, "RSS anon", "resident anonymous memory (status RssAnon)") \
+    X(rss_file_bytes, MS_UNIT_BYTES, "RSS file", "resident file mappings (status RssFile)")    \
+    X(rss_shmem_bytes, MS_UNIT_BYTES, "RSS shmem", "resident shared memory (status RssShmem)") \
+    X(pss_bytes, MS_UNIT_BYTES, "PSS", "proportional set size (smaps_rollup Pss)")             \
+    X(uss_bytes, MS_UNIT_BYTES, "USS", "unique set size (smaps Private_Clean+Private_Dirty)")  \
+    X(minor_faults, MS_UNIT_COUNT, "minor faults", "minor page faults (stat minflt)")          \
+    X(major_faults, MS_UNIT_COUNT, "major faults", "major page faults (stat majflt)")          \
+    X(threads, MS_UNIT_COUNT, "threads", "number of threads (status Threads)")
+
+/* X(...) for each system-wide metric, from meminfo. */
+#define MS_SYSTEM_FIELDS(X)                                                                    \
+    X(total_bytes, MS_UNIT_BYTES, "total", "usable RAM (MemTotal)")                            \
+    X(available_bytes, MS_UNIT_BYTES, "available", "estimate of allocatable RAM (MemAvailable)") \
+    X(free_bytes, MS_UNIT_BYTES, "free", "unused RAM (MemFree)")                               \
+    X(swap_total_bytes, MS_UNIT_BYTES, "swap total", "swap space (SwapTotal)")                 \
+    X(swap_free_bytes, MS_UNIT_BYTES, "swap free", "unused swap (SwapFree)")
+
+/* X(...) for each metric of the process's memory cgroup (v1 names in parentheses). */
+#define MS_CGROUP_FIELDS(X)                                                                    \
+    X(current_bytes, MS_UNIT_BYTES, "usage", "memory.current (memory.usage_in_bytes)")         \
+    X(max_bytes, MS_UNIT_BYTES, "limit",                                                       \
+      "memory.max (memory.limit_in_bytes); not valid when unlimited")                          \
+    X(peak_bytes, MS_UNIT_BYTES, "peak", "memory.peak (memory.max_usage_in_bytes)")            \
+    X(oom_kills, MS_UNIT_COUNT, "OOM kills", "memory.events oom_kill (memory.oom_control)")
+
+/* Field indexes (MS_PF_rss_bytes, MS_SF_total_bytes, MS_CF_current_bytes) for validity bits. */
+#define MS__FIELD_INDEX(prefix, name, unit, label, desc) prefix##name,
+#define MS__PF(name, unit, label, desc)                  MS__FIELD_INDEX(MS_PF_, name, unit, label, desc)
+#define MS__SF(name, unit, label, desc)                  MS__FIELD_INDEX(MS_SF_, name, unit, label, desc)
+#define MS__CF(name, unit, label, desc)                  MS__FIELD_INDEX(MS_CF_, name, unit, label, desc)
+enum ms_process_field { MS_PROCESS_FIELDS(MS__PF) MS_PF__COUNT };
+enum ms_system_field { MS_SYSTEM_FIELDS(MS__SF) MS_SF__COUNT };
+enum ms_cgroup_field { MS_CGROUP_FIELDS(MS__CF) MS_CF__COUNT };
+
+#define MS__U64_FIELD(name, unit, label, desc) uint64_t name;
+#define MS__I64_FIELD(name, unit, label, desc) int64_t name;
+
+/* Validity: ms_valid(&snap.process, MS_PF_rss_bytes). */
+#define ms_valid(section, field)     ((((section)->valid) >> (field)) & 1u)
+#define ms_set_valid(section, field) ((section)->valid |= (UINT64_C(1) << (field)))
+
+typedef struct ms_process_mem {
+    uint64_t valid; /* bit MS_PF_x set when field x was read */
+    MS_PROCESS_FIELDS(MS__U64_FIELD)
+} ms_process_mem;
+
+typedef struct ms_system_mem {
+    uint64_t valid; /* bit MS_SF_x set when field x was read */
+    MS_SYSTEM_FIELDS(MS__U64_FIELD)
+} ms_system_mem;
+
+/* Which cgroup hierarchy a figure came from. */
+typedef enum ms_cgroup_version {
+    MS_CGROUP_NONE = 0, /* no memory cgroup found */
+    MS_CGROUP_V1 = 1,   /* the v1 memory controller */
+    MS_CGROUP_V2 = 2,   /* the unified hierarchy */
+} ms_cgroup_version;
+
+typedef struct ms_cgroup_mem {
+    uint64_t valid;            /* bit MS_CF_x set when field x was read */
+    ms_cgroup_version version; /* hierarchy, MS_CGROUP_NONE when not found */
+    bool unlimited;            /* the limit file said "max" / no limit */
+    char path[256];            /* cgroup path as in /proc/PID/cgroup ("/user.slice/...") */
+    MS_CGROUP_FIELDS(MS__U64_FIELD)
+} ms_cgroup_mem;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Snapshots                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+/* What ms_capture() reads; OR them together. */
+enum ms_capture_flags {
+    MS_CAPTURE_BASIC = 1u << 0,   /* statm: rss, vms, shared, text, data (one read) */
+    MS_CAPTURE_PROCESS = 1u << 1, /* + status, stat, smaps_rollup: peaks, swap, PSS/USS, faults */
+    MS_CAPTURE_SYSTEM = 1u << 2,  /* meminfo */
+    MS_CAPTURE_CGROUP = 1u << 3,  /* the process's memory cgroup */
+    MS_CAPTURE_DEFAULT = MS_CAPTURE_BASIC | MS_CAPTURE_SYSTEM | MS_CAPTURE_CGROUP,
+    MS_CAPTURE_FULL = MS_CAPTURE_BASIC | MS_CAPTURE_PROCESS | MS_CAPTURE_SYSTEM | MS_CAPTURE_CGROUP,
+};
+
+#define MS_SNAPSHOT_VERSION 1
+#define MS_SNAPSHOT_SCHEMA  "memsnap.snapshot/1"
+#define MS_LABEL_MAX        128
+
+typedef struct ms_snapshot {
+    uint32_t size;         /* sizeof(ms_snapshot) of the caller's build; set by ms_snapshot_init */
+    uint32_t version;      /* MS_SNAPSHOT_VERSION */
+    uint32_t captured;     /* MS_CAPTURE_* sections that were read */
+    int32_t pid;           /* process the snapshot describes; 0 when none */
+    uint64_t timestamp_ns; /* CLOCK_REALTIME at capture, ns since the epoch */
+    uint64_t monotonic_ns; /* CLOCK_MONOTONIC at capture, ns */
+    char label[MS_LABEL_MAX]; /* caller's label, "" when none */
+    ms_process_mem process;
+    ms_system_mem system;
+    ms_cgroup_mem cgroup;
+} ms_snapshot;
+
+/* Prepares a snapshot for use: zeroes it and sets size and version. */
+MS_EXTERN void ms_snapshot_init(ms_snapshot *snap);
+/* Copies label (truncated to MS_LABEL_MAX-1 bytes) into the snapshot. */
+MS_EXTERN void ms_snapshot_set_label(ms_snapshot *snap, const char *label);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Sessions                                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct ms_session ms_session;
+
+typedef struct ms_options {
+    uint32_t size;      /* sizeof(ms_options); 0 is taken as the current size */
+    const char *procfs; /* procfs root, NULL: $MEMSNAP_PROCFS or "/proc" */
+    const char *sysfs;  /* sysfs root, NULL: $MEMSNAP_SYSFS or "/sys" */
+} ms_options;
+
+/* Opens a session; opts may be NULL. The session keeps /proc descriptors open between
+ * captures, so a repeated capture of the same process costs one pread per file. */
+MS_EXTERN int ms_session_open(ms_session **out, const ms_options *opts);
+/* Closes every descriptor and frees the session; NULL is allowed. */
+MS_EXTERN void ms_session_close(ms_session *s);
+/* One line describing the last failure of this session ("" when none); valid until the next
+ * call on the session. */
+MS_EXTERN const char *ms_session_error(const ms_session *s);
+/* The procfs and sysfs roots in use. */
+MS_EXTERN const char *ms_session_procfs(const ms_session *s);
+MS_EXTERN const char *ms_session_sysfs(const ms_session *s);
+
+/* Captures a snapshot of pid (0: the calling process) reading the MS_CAPTURE_* sections in
+ * `what`. snap must have been set up with ms_snapshot_init(); its label is kept. Fields a
+ * source cannot give stay invalid. Returns 0, or MS_ESRCH / MS_EACCES / MS_EPARSE / ... with
+ * ms_session_error() naming the file. */
+MS_EXTERN int ms_capture(ms_session *s, pid_t pid, unsigned what, ms_snapshot *snap);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Deltas and reports                                                                       */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct ms_process_delta {
+    uint64_t valid; /* bit MS_PF_x set when x was valid in both snapshots */
+    MS_PROCESS_FIELDS(MS__I64_FIELD)
+} ms_process_delta;
+
+typedef struct ms_system_delta {
+    uint64_t valid;
+    MS_SYSTEM_FIELDS(MS__I64_FIELD)
+} ms_system_delta;
+
+typedef struct ms_cgroup_delta {
+    uint64_t valid;
+    MS_CGROUP_FIELDS(MS__I64_FIELD)
+} ms_cgroup_delta;
+
+typedef struct ms_delta {
+    uint32_t size;      /* sizeof(ms_delta) */
+    int64_t elapsed_ns; /* after.monotonic_ns - before.monotonic_ns (wall clock if different
+                           boots) */
+    ms_process_delta process;
+    ms_system_delta system;
+    ms_cgroup_delta cgroup;
+} ms_delta;
+
+/* after - before for every field valid in both. */
+MS_EXTERN void ms_delta_compute(const ms_snapshot *before, const ms_snapshot *after,
+                                ms_delta *out);
+
+/* Formats a byte count in binary units ("512 B", "1.50 KiB", "3.25 GiB"). Returns the length
+ * that snprintf would have written. */
+MS_EXTERN int ms_format_bytes(char *buf, size_t len, uint64_t bytes);
+/* Same with a sign for deltas ("+1.50 MiB", "-512 B", "0 B"). */
+MS_EXTERN int ms_format_bytes_signed(char *buf, size_t len, int64_t bytes);
+
+/* Writes a one-line delta: "[label] RSS 1.00 GiB -> 1.25 GiB (+256.00 MiB) | ..." and '\n'. */
+MS_EXTERN int ms_report_line(FILE *fp, const ms_snapshot *before, const ms_snapshot *after);
+/* Writes a before/after table of every field valid in either snapshot. */
+MS_EXTERN int ms_report_table(FILE *fp, const ms_snapshot *before, const ms_snapshot *after);
+/* Writes the delta as one JSON object: {"schema":"memsnap.delta/1","elapsed_ns":...,
+ * "before_label":...,"after_label":...,"process":{"rss_bytes":<signed or null>,...},...}. */
+MS_EXTERN int ms_report_json(FILE *fp, const ms_snapshot *before, const ms_snapshot *after);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Sinks                                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef enum ms_format {
+    MS_FORMAT_TEXT, /* aligned, human units */
+    MS_FORMAT_JSON, /* one object per snapshot, one per line when several */
+    MS_FORMAT_CSV,  /* a header row, then one row per snapshot */
+} ms_format;
+
+/* Parses "text" / "json" / "csv". */
+MS_EXTERN int ms_format_parse(const char *name, ms_format *out);
+
+typedef struct ms_writer ms_writer;
+
+/* Opens a writer of the given format on fp (not closed by the writer). */
+MS_EXTERN int ms_writer_open(ms_writer **out, ms_format fmt, FILE *fp);
+/* Writes one snapshot; returns MS_EIO when the stream failed. */
+MS_EXTERN int ms_writer_snapshot(ms_writer *w, const ms_snapshot *snap);
+/* Flushes, frees the writer and returns MS_EIO if any write failed. */
+MS_EXTERN int ms_writer_close(ms_writer *w);
+
+/* Reads a snapshot written by the JSON sink. On failure returns MS_EPARSE and writes a one
+ * line reason into err. */
+MS_EXTERN int ms_snapshot_from_json(const char *text, size_t len, ms_snapshot *out, char *err,
+                                    size_t errlen);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Probes                                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct ms_probe_info {
+    char name[32];    /* "proc", "smaps_rollup", "meminfo", "cgroup" */
+    bool available;   /* the probe can read its source on this host */
+    char detail[256]; /* what it measures, or why it is unavailable */
+} ms_probe_info;
+
+/* Fills up to n entries describing each probe for process pid (0: self); returns the number of
+ * probes (which may exceed n). */
+MS_EXTERN int ms_session_probes(ms_session *s, pid_t pid, ms_probe_info *out, size_t n);
+
+/* Library version string, MS_VERSION_STRING of the built library. */
+MS_EXTERN const char *ms_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MEMSNAP_H */

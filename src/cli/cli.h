@@ -1,0 +1,43 @@
+/*
+ * cli.h - what the memsnap subcommands share: the command table entry points and a few
+ * helpers for options, errors and files.
+ */
+#ifndef MEMSNAP_CLI_H
+#define MEMSNAP_CLI_H
+
+#include "memsnap.h"
+
+#include <getopt.h>
+
+/* Exit codes: 0 success, 1 a failure while working, 2 a usage error. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+int cmd_bench(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+
+/* Prints "memsnap CMD: message" on stderr. */
+void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Reports what getopt_long returned as c ('?' unknown option, ':' missing value; the option
+ * string must start with ':' and opterr be 0); returns CLI_USAGE. */
+int cli_bad_option(const char *cmd, int c, char **argv);
+/* Resets getopt for a subcommand's argv. */
+#define CLI_GETOPT_RESET()                                                                     \
+    do {                                                                                       \
+        optind = 1;                                                                            \
+        opterr = 0;                                                                            \
+    } while (0)
+/* Parses a PID (1..INT_MAX); returns 0 or -1. */
+int cli_parse_pid(const char *text, pid_t *out);
+/* Parses a positive integer; returns 0 or -1. */
+int cli_parse_uint(const char *text, unsigned long *out);
+/* Opens a session on the given roots (NULL: defaults), checking that they are directories.
+ * Prints the error and returns non-zero on failure. */
+int cli_open_session(const char *cmd, const char *procfs, const char *sysfs, ms_session **out);
+/* Reads a whole file into a malloc'd, NUL-terminated buffer; NULL with errno set on failure. */
+char *cli_read_file(const char *path, size_t *len);
+/* Creates (or truncates) path with mode 0600 for writing; NULL with errno set on failure. */
+FILE *cli_create_file(const char *path);
+
+#endif /* MEMSNAP_CLI_H */

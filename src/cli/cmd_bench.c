@@ -1,0 +1,233 @@
+/*
+ * cmd_bench.c - `memsnap bench snapshot`: what a capture costs, next to the raw cost of
+ * reading the very same files.
+ *
+ * The raw loops pread the descriptors the session itself keeps open (read from its slot
+ * through the internal header), so the ratio is memsnap's own overhead: parsing, validity
+ * bits, timestamps. Rounds interleave the four loops; the median round is reported.
+ */
+#include "cli.h"
+#include "../core/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BENCH_TARGET_NS 40000000.0 /* aim at ~40 ms per loop per round */
+#define BENCH_MAX_FDS   (MS__F_COUNT + MS__CG_COUNT + 1)
+
+struct bench_raw {
+    int fds[BENCH_MAX_FDS];
+    int n;
+    char *buf;
+    size_t cap;
+};
+
+static void bench_usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: memsnap bench snapshot [--pid PID] [--rounds N] [--json]\n\n"
+            "Time snapshot captures in a loop, basic (statm) and full (statm, status, stat,\n"
+            "smaps_rollup, meminfo, cgroup), and in the same run the raw cost of pread() on the\n"
+            "same open descriptors; print ns per capture and the ratio (like 'zstd -b').\n\n"
+            "  -p, --pid PID      process to capture (default: memsnap itself)\n"
+            "  -r, --rounds N     rounds, the median is reported (default 7)\n"
+            "  -j, --json         print {\"basic_ns\",\"raw_basic_ns\",\"full_ns\",\"raw_full_ns\",...}\n"
+            "  -h, --help         this help\n");
+}
+
+static double bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* One pass over every raw descriptor, reading each whole file as the session does. */
+static int bench_raw_pass(struct bench_raw *r)
+{
+    for (int i = 0; i < r->n; i++) {
+        size_t len = 0;
+        for (;;) {
+            size_t room = r->cap - len;
+            ssize_t got = room ? pread(r->fds[i], r->buf + len, room, (off_t)len) : 0;
+            if (got < 0)
+                return -1;
+            len += (size_t)got;
+            if ((size_t)got < room || room == 0)
+                break;
+        }
+    }
+    return 0;
+}
+
+enum { B_BASIC, B_RAW_BASIC, B_FULL, B_RAW_FULL, B_COUNT };
+
+/* Runs loop `which` iters times; returns ns per iteration, or a negative value on failure. */
+static double bench_loop(int which, unsigned long iters, ms_session *s, pid_t pid,
+                         ms_snapshot *snap, struct bench_raw *basic, struct bench_raw *full)
+{
+    double t0 = bench_now();
+    for (unsigned long i = 0; i < iters; i++) {
+        int rc;
+        switch (which) {
+        case B_BASIC:
+            rc = ms_capture(s, pid, MS_CAPTURE_BASIC, snap);
+            break;
+        case B_FULL:
+            rc = ms_capture(s, pid, MS_CAPTURE_FULL, snap);
+            break;
+        case B_RAW_BASIC:
+            rc = bench_raw_pass(basic);
+            break;
+        default:
+            rc = bench_raw_pass(full);
+            break;
+        }
+        if (rc)
+            return -1;
+    }
+    return (bench_now() - t0) / (double)iters;
+}
+
+static int bench_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void bench_fmt(char *buf, size_t len, double ns)
+{
+    if (ns >= 1e6)
+        snprintf(buf, len, "%.2f ms", ns / 1e6);
+    else if (ns >= 1e3)
+        snprintf(buf, len, "%.2f us", ns / 1e3);
+    else
+        snprintf(buf, len, "%.0f ns", ns);
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, 'j'},
+        {"pid", required_argument, NULL, 'p'},
+        {"rounds", required_argument, NULL, 'r'},
+        {NULL, 0, NULL, 0},
+    };
+    pid_t pid = 0;
+    bool json = false;
+    unsigned long rounds = 7;
+    int c;
+    CLI_GETOPT_RESET();
+    while ((c = getopt_long(argc, argv, ":hjp:r:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            bench_usage(stdout);
+            return CLI_OK;
+        case 'j':
+            json = true;
+            break;
+        case 'p':
+            if (cli_parse_pid(optarg, &pid) != 0) {
+                cli_error("bench", "invalid PID '%s'", optarg);
+                return CLI_USAGE;
+            }
+            break;
+        case 'r':
+            if (cli_parse_uint(optarg, &rounds) != 0 || rounds > 1000) {
+                cli_error("bench", "invalid round count '%s' (1 to 1000)", optarg);
+                return CLI_USAGE;
+            }
+            break;
+        default:
+            return cli_bad_option("bench", c, argv);
+        }
+    }
+    if (optind >= argc || strcmp(argv[optind], "snapshot") != 0 || optind + 1 != argc) {
+        cli_error("bench", "expected 'snapshot' (see 'memsnap bench --help')");
+        return CLI_USAGE;
+    }
+
+    ms_session *s;
+    if (cli_open_session("bench", NULL, NULL, &s) != 0)
+        return CLI_FAIL;
+    ms_snapshot snap;
+    ms_snapshot_init(&snap);
+    if (ms_capture(s, pid, MS_CAPTURE_FULL, &snap) != 0) {
+        cli_error("bench", "%s", ms_session_error(s));
+        ms_session_close(s);
+        return CLI_FAIL;
+    }
+    /* The raw loops read the session's own descriptors, opened by the capture above. */
+    struct ms__slot *slot = ms__slot_get(s, pid);
+    struct bench_raw basic = {.n = 0}, full = {.n = 0};
+    basic.fds[basic.n++] = slot->fd[MS__F_STATM];
+    for (int i = 0; i < MS__F_COUNT; i++)
+        full.fds[full.n++] = slot->fd[i];
+    full.fds[full.n++] = s->meminfo_fd;
+    for (int i = 0; i < MS__CG_COUNT; i++)
+        if (slot->cg_fd[i] >= 0)
+            full.fds[full.n++] = slot->cg_fd[i];
+    basic.cap = full.cap = s->cap - 1;
+    basic.buf = malloc(basic.cap);
+    full.buf = malloc(full.cap);
+    if (!basic.buf || !full.buf) {
+        cli_error("bench", "out of memory");
+        return CLI_FAIL;
+    }
+
+    unsigned long iters[B_COUNT];
+    for (int b = 0; b < B_COUNT; b++) {
+        double per = bench_loop(b, 200, s, pid, &snap, &basic, &full);
+        if (per < 0) {
+            cli_error("bench", "capture failed: %s", ms_session_error(s));
+            return CLI_FAIL;
+        }
+        double n = BENCH_TARGET_NS / (per > 1 ? per : 1);
+        iters[b] = n < 100 ? 100 : (unsigned long)n;
+    }
+    double *res[B_COUNT];
+    for (int b = 0; b < B_COUNT; b++)
+        res[b] = calloc(rounds, sizeof(double));
+    for (unsigned long r = 0; r < rounds; r++)
+        for (int b = 0; b < B_COUNT; b++) {
+            res[b][r] = bench_loop(b, iters[b], s, pid, &snap, &basic, &full);
+            if (res[b][r] < 0) {
+                cli_error("bench", "capture failed: %s", ms_session_error(s));
+                return CLI_FAIL;
+            }
+        }
+    double med[B_COUNT];
+    for (int b = 0; b < B_COUNT; b++) {
+        qsort(res[b], rounds, sizeof(double), bench_cmp);
+        med[b] = res[b][rounds / 2];
+        free(res[b]);
+    }
+    int shown_pid = pid ? (int)pid : (int)getpid();
+    if (json) {
+        printf("{\"pid\":%d,\"rounds\":%lu,\"basic_ns\":%.1f,\"raw_basic_ns\":%.1f,"
+               "\"full_ns\":%.1f,\"raw_full_ns\":%.1f,\"basic_ratio\":%.3f,\"full_ratio\":%.3f,"
+               "\"raw_full_files\":%d}\n",
+               shown_pid, rounds, med[B_BASIC], med[B_RAW_BASIC], med[B_FULL], med[B_RAW_FULL],
+               med[B_BASIC] / med[B_RAW_BASIC], med[B_FULL] / med[B_RAW_FULL], full.n);
+    } else {
+        char a[32], b[32], c3[32], d[32];
+        bench_fmt(a, sizeof(a), med[B_BASIC]);
+        bench_fmt(b, sizeof(b), med[B_RAW_BASIC]);
+        bench_fmt(c3, sizeof(c3), med[B_FULL]);
+        bench_fmt(d, sizeof(d), med[B_RAW_FULL]);
+        printf("memsnap bench snapshot: pid %d, median of %lu rounds\n", shown_pid, rounds);
+        printf("  %-14s %10s/capture   %-22s %10s   ratio %.2fx\n", "basic capture", a,
+               "raw pread of statm", b, med[B_BASIC] / med[B_RAW_BASIC]);
+        char files[32];
+        snprintf(files, sizeof(files), "raw preads of %d files", full.n);
+        printf("  %-14s %10s/capture   %-22s %10s   ratio %.2fx\n", "full capture", c3, files, d,
+               med[B_FULL] / med[B_RAW_FULL]);
+    }
+    free(basic.buf);
+    free(full.buf);
+    ms_session_close(s);
+    return CLI_OK;
+}

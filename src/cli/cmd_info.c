@@ -1,0 +1,121 @@
+/*
+ * cmd_info.c - `memsnap info`: the host, its memory and cgroup, and each probe's reach.
+ */
+#include "cli.h"
+
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+static void info_usage(FILE *fp)
+{
+    fprintf(fp, "usage: memsnap info [--pid PID] [--procfs DIR] [--sysfs DIR]\n\n"
+                "Describe the kernel, page size, system memory, the memory cgroup of PID (default:\n"
+                "memsnap itself) and, for each probe, whether it can run here and what it\n"
+                "measures, or why not.\n\n"
+                "  -p, --pid PID      process whose probes and cgroup are described\n"
+                "      --procfs DIR   procfs root (default $MEMSNAP_PROCFS or /proc)\n"
+                "      --sysfs DIR    sysfs root (default $MEMSNAP_SYSFS or /sys)\n"
+                "  -h, --help         this help\n");
+}
+
+int cmd_info(int argc, char **argv)
+{
+    enum { OPT_PROCFS = 256, OPT_SYSFS };
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"pid", required_argument, NULL, 'p'},
+        {"procfs", required_argument, NULL, OPT_PROCFS},
+        {"sysfs", required_argument, NULL, OPT_SYSFS},
+        {NULL, 0, NULL, 0},
+    };
+    pid_t pid = 0;
+    const char *procfs = NULL, *sysfs = NULL;
+    int c;
+    CLI_GETOPT_RESET();
+    while ((c = getopt_long(argc, argv, ":hp:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            info_usage(stdout);
+            return CLI_OK;
+        case 'p':
+            if (cli_parse_pid(optarg, &pid) != 0) {
+                cli_error("info", "invalid PID '%s'", optarg);
+                return CLI_USAGE;
+            }
+            break;
+        case OPT_PROCFS:
+            procfs = optarg;
+            break;
+        case OPT_SYSFS:
+            sysfs = optarg;
+            break;
+        default:
+            return cli_bad_option("info", c, argv);
+        }
+    }
+    if (optind < argc) {
+        cli_error("info", "unexpected argument '%s'", argv[optind]);
+        return CLI_USAGE;
+    }
+    ms_session *s;
+    if (cli_open_session("info", procfs, sysfs, &s) != 0)
+        return CLI_FAIL;
+
+    struct utsname u;
+    printf("memsnap      %s\n", ms_version());
+    if (uname(&u) == 0)
+        printf("kernel       %s %s %s\n", u.sysname, u.release, u.machine);
+    printf("page size    %ld B\n", sysconf(_SC_PAGESIZE));
+    printf("procfs       %s\nsysfs        %s\n", ms_session_procfs(s), ms_session_sysfs(s));
+
+    ms_snapshot snap;
+    ms_snapshot_init(&snap);
+    int rc = ms_capture(s, pid, MS_CAPTURE_SYSTEM | MS_CAPTURE_CGROUP, &snap);
+    if (rc) {
+        cli_error("info", "%s", ms_session_error(s));
+        ms_session_close(s);
+        return CLI_FAIL;
+    }
+    char a[32], b[32], c2[32];
+    const ms_system_mem *m = &snap.system;
+    if (ms_valid(m, MS_SF_total_bytes)) {
+        ms_format_bytes(a, sizeof(a), m->total_bytes);
+        printf("memory       %s total", a);
+        if (ms_valid(m, MS_SF_available_bytes)) {
+            ms_format_bytes(b, sizeof(b), m->available_bytes);
+            printf(", %s available", b);
+        }
+        if (ms_valid(m, MS_SF_swap_total_bytes)) {
+            ms_format_bytes(c2, sizeof(c2), m->swap_total_bytes);
+            printf(", swap %s", c2);
+        }
+        putchar('\n');
+    }
+    const ms_cgroup_mem *cg = &snap.cgroup;
+    if (cg->version == MS_CGROUP_NONE) {
+        printf("cgroup       none found\n");
+    } else {
+        printf("cgroup       v%d %s", (int)cg->version, cg->path);
+        if (ms_valid(cg, MS_CF_current_bytes)) {
+            ms_format_bytes(a, sizeof(a), cg->current_bytes);
+            printf(", usage %s", a);
+        }
+        if (ms_valid(cg, MS_CF_max_bytes)) {
+            ms_format_bytes(b, sizeof(b), cg->max_bytes);
+            printf(", limit %s", b);
+        } else if (cg->unlimited) {
+            printf(", no limit");
+        }
+        putchar('\n');
+    }
+
+    ms_probe_info probes[16];
+    int n = ms_session_probes(s, pid, probes, sizeof(probes) / sizeof(probes[0]));
+    printf("probes\n");
+    for (int i = 0; i < n && i < 16; i++)
+        printf("  %-13s %-4s %s\n", probes[i].name, probes[i].available ? "yes" : "no",
+               probes[i].detail);
+    ms_session_close(s);
+    return CLI_OK;
+}

@@ -1,0 +1,126 @@
+/*
+ * cmd_snapshot.c - `memsnap snapshot`: capture one snapshot and print it.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void snapshot_usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: memsnap snapshot [--pid PID] [--full] [--format text|json|csv] [--label L]\n"
+            "                        [--output FILE] [--procfs DIR] [--sysfs DIR]\n\n"
+            "Capture a memory snapshot of a process (default: memsnap itself), of the system\n"
+            "and of the process's memory cgroup.\n\n"
+            "  -p, --pid PID      process to capture\n"
+            "  -f, --full         also read status, stat and smaps_rollup: peak RSS/VMS, swap,\n"
+            "                     RSS anon/file/shmem, PSS, USS, page faults, threads\n"
+            "  -F, --format FMT   text (default), json (one object) or csv (header + row)\n"
+            "  -l, --label L      label stored in the snapshot (shown by 'memsnap diff')\n"
+            "  -o, --output FILE  write to FILE (created 0600) instead of standard output\n"
+            "      --procfs DIR   procfs root (default $MEMSNAP_PROCFS or /proc)\n"
+            "      --sysfs DIR    sysfs root (default $MEMSNAP_SYSFS or /sys)\n"
+            "  -h, --help         this help\n\n"
+            "Fields that cannot be read are null in JSON, empty in CSV and left out in text.\n"
+            "example: memsnap snapshot --pid 1234 --full --format json > before.json\n");
+}
+
+int cmd_snapshot(int argc, char **argv)
+{
+    enum { OPT_PROCFS = 256, OPT_SYSFS };
+    static const struct option longopts[] = {
+        {"format", required_argument, NULL, 'F'}, {"full", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},         {"label", required_argument, NULL, 'l'},
+        {"output", required_argument, NULL, 'o'}, {"pid", required_argument, NULL, 'p'},
+        {"procfs", required_argument, NULL, OPT_PROCFS},
+        {"sysfs", required_argument, NULL, OPT_SYSFS}, {NULL, 0, NULL, 0},
+    };
+    pid_t pid = 0;
+    unsigned what = MS_CAPTURE_DEFAULT;
+    ms_format fmt = MS_FORMAT_TEXT;
+    const char *label = NULL, *output = NULL, *procfs = NULL, *sysfs = NULL;
+    int c;
+    CLI_GETOPT_RESET();
+    while ((c = getopt_long(argc, argv, ":F:fhl:o:p:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'F':
+            if (ms_format_parse(optarg, &fmt) != 0) {
+                cli_error("snapshot", "unknown format '%s' (text, json or csv)", optarg);
+                return CLI_USAGE;
+            }
+            break;
+        case 'f':
+            what = MS_CAPTURE_FULL;
+            break;
+        case 'h':
+            snapshot_usage(stdout);
+            return CLI_OK;
+        case 'l':
+            label = optarg;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case 'p':
+            if (cli_parse_pid(optarg, &pid) != 0) {
+                cli_error("snapshot", "invalid PID '%s'", optarg);
+                return CLI_USAGE;
+            }
+            break;
+        case OPT_PROCFS:
+            procfs = optarg;
+            break;
+        case OPT_SYSFS:
+            sysfs = optarg;
+            break;
+        default:
+            return cli_bad_option("snapshot", c, argv);
+        }
+    }
+    if (optind < argc) {
+        cli_error("snapshot", "unexpected argument '%s' (see 'memsnap snapshot --help')",
+                  argv[optind]);
+        return CLI_USAGE;
+    }
+
+    ms_session *s;
+    if (cli_open_session("snapshot", procfs, sysfs, &s) != 0)
+        return CLI_FAIL;
+    ms_snapshot snap;
+    ms_snapshot_init(&snap);
+    ms_snapshot_set_label(&snap, label);
+    int rc = ms_capture(s, pid, what, &snap);
+    if (rc) {
+        cli_error("snapshot", "%s", ms_session_error(s));
+        ms_session_close(s);
+        return CLI_FAIL;
+    }
+    ms_session_close(s);
+
+    FILE *fp = stdout;
+    if (output) {
+        fp = cli_create_file(output);
+        if (!fp) {
+            cli_error("snapshot", "cannot create %s: %s", output, strerror(errno));
+            return CLI_FAIL;
+        }
+    }
+    ms_writer *w;
+    rc = ms_writer_open(&w, fmt, fp);
+    if (rc == 0) {
+        rc = ms_writer_snapshot(w, &snap);
+        int rc2 = ms_writer_close(w);
+        rc = rc ? rc : rc2;
+    }
+    if (fp != stdout && fclose(fp) != 0)
+        rc = MS_EIO;
+    if (rc) {
+        cli_error("snapshot", "writing %s failed: %s", output ? output : "standard output",
+                  ms_strerror(rc));
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}

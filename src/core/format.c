@@ -1,0 +1,136 @@
+/*
+ * format.c - human units and the before/after reports.
+ *
+ * ms_format_bytes() prints binary units ("1.50 GiB"); ms_report_line() is the one-line delta
+ * a script logs after a step, ms_report_table() the before/after table of every metric.
+ */
+#include "internal.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+int ms_format_bytes(char *buf, size_t len, uint64_t bytes)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    if (bytes < 1024)
+        return snprintf(buf, len, "%" PRIu64 " B", bytes);
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024.0 && u < 6) {
+        v /= 1024.0;
+        u++;
+    }
+    return snprintf(buf, len, "%.2f %s", v, units[u]);
+}
+
+int ms_format_bytes_signed(char *buf, size_t len, int64_t bytes)
+{
+    if (bytes == 0)
+        return snprintf(buf, len, "0 B");
+    uint64_t mag = bytes < 0 ? (uint64_t)0 - (uint64_t)bytes : (uint64_t)bytes;
+    char tmp[32];
+    ms_format_bytes(tmp, sizeof(tmp), mag);
+    return snprintf(buf, len, "%c%s", bytes < 0 ? '-' : '+', tmp);
+}
+
+/* Formats a value of the given unit. */
+static void ms__fmt_value(char *buf, size_t len, ms_unit unit, uint64_t v)
+{
+    if (unit == MS_UNIT_BYTES)
+        ms_format_bytes(buf, len, v);
+    else
+        snprintf(buf, len, "%" PRIu64, v);
+}
+
+static void ms__fmt_delta(char *buf, size_t len, ms_unit unit, int64_t v)
+{
+    if (unit == MS_UNIT_BYTES)
+        ms_format_bytes_signed(buf, len, v);
+    else
+        snprintf(buf, len, "%+" PRId64, v);
+}
+
+static const char *ms__report_label(const ms_snapshot *before, const ms_snapshot *after)
+{
+    return after->label[0] ? after->label : before->label;
+}
+
+/* The metrics of the one-line report, in order. */
+static const struct {
+    int section;
+    const char *name;
+    const char *label;
+} ms__headline[] = {
+    {MS__SEC_PROCESS, "rss_bytes", "RSS"},
+    {MS__SEC_PROCESS, "pss_bytes", "PSS"},
+    {MS__SEC_PROCESS, "swap_bytes", "swap"},
+    {MS__SEC_CGROUP, "current_bytes", "cgroup"},
+    {MS__SEC_SYSTEM, "available_bytes", "sys avail"},
+};
+
+static const struct ms__field *ms__find_field(const struct ms__section *sec, const char *name)
+{
+    for (size_t i = 0; i < sec->nfields; i++)
+        if (strcmp(sec->fields[i].name, name) == 0)
+            return &sec->fields[i];
+    return NULL;
+}
+
+int ms_report_line(FILE *fp, const ms_snapshot *before, const ms_snapshot *after)
+{
+    ms_delta d;
+    ms_delta_compute(before, after, &d);
+    const char *label = ms__report_label(before, after);
+    if (label[0])
+        fprintf(fp, "[%s] ", label);
+    int printed = 0;
+    for (size_t i = 0; i < sizeof(ms__headline) / sizeof(ms__headline[0]); i++) {
+        const struct ms__section *sec = &ms__sections[ms__headline[i].section];
+        const struct ms__field *f = ms__find_field(sec, ms__headline[i].name);
+        if (!f || !ms__delta_valid(&d, sec, f))
+            continue;
+        char a[32], b[32], c[32];
+        ms__fmt_value(a, sizeof(a), f->unit, ms__snap_value(before, f));
+        ms__fmt_value(b, sizeof(b), f->unit, ms__snap_value(after, f));
+        ms__fmt_delta(c, sizeof(c), f->unit, ms__delta_value(&d, f));
+        fprintf(fp, "%s%s %s -> %s (%s)", printed ? " | " : "", ms__headline[i].label, a, b, c);
+        printed++;
+    }
+    if (!printed)
+        fprintf(fp, "no metric common to both snapshots");
+    fprintf(fp, " in %.3f s\n", (double)d.elapsed_ns / 1e9);
+    return ferror(fp) ? MS_EIO : 0;
+}
+
+int ms_report_table(FILE *fp, const ms_snapshot *before, const ms_snapshot *after)
+{
+    ms_delta d;
+    ms_delta_compute(before, after, &d);
+    const char *label = ms__report_label(before, after);
+    fprintf(fp, "memory report%s%s (%.3f s)\n", label[0] ? ": " : "", label,
+            (double)d.elapsed_ns / 1e9);
+    fprintf(fp, "  %-16s %14s %14s %14s\n", "", "before", "after", "delta");
+    for (int i = 0; i < MS__SEC_COUNT; i++) {
+        const struct ms__section *sec = &ms__sections[i];
+        bool header = false;
+        for (size_t k = 0; k < sec->nfields; k++) {
+            const struct ms__field *f = &sec->fields[k];
+            bool vb = ms__snap_valid(before, sec, f), va = ms__snap_valid(after, sec, f);
+            if (!vb && !va)
+                continue;
+            if (!header) {
+                fprintf(fp, "%s\n", sec->name);
+                header = true;
+            }
+            char a[32] = "-", b[32] = "-", c[32] = "-";
+            if (vb)
+                ms__fmt_value(a, sizeof(a), f->unit, ms__snap_value(before, f));
+            if (va)
+                ms__fmt_value(b, sizeof(b), f->unit, ms__snap_value(after, f));
+            if (vb && va)
+                ms__fmt_delta(c, sizeof(c), f->unit, ms__delta_value(&d, f));
+            fprintf(fp, "  %-16s %14s %14s %14s\n", f->label, a, b, c);
+        }
+    }
+    return ferror(fp) ? MS_EIO : 0;
+}

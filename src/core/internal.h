@@ -1,0 +1,151 @@
+/*
+ * internal.h - what libmemsnap's modules share and nobody else may call.
+ *
+ * The session structure (open descriptors per process slot, the read buffer, the last error),
+ * the file readers and line scanners every probe uses, and the probe entry points. Names are
+ * ms__ (internal) so that the public ms_ namespace stays the header's alone.
+ */
+#ifndef MEMSNAP_INTERNAL_H
+#define MEMSNAP_INTERNAL_H
+
+#include "memsnap.h"
+
+#include <limits.h>
+#include <stdarg.h>
+
+#define MS__SLOTS 8 /* processes whose descriptors a session keeps open at once */
+
+/* Per-process files, opened lazily and kept open. */
+enum ms__pfile { MS__F_STATM, MS__F_STATUS, MS__F_STAT, MS__F_SMAPS, MS__F_COUNT };
+
+/* Files of a memory cgroup, in the same order for v1 and v2. */
+enum ms__cgfile { MS__CG_CURRENT, MS__CG_MAX, MS__CG_PEAK, MS__CG_EVENTS, MS__CG_COUNT };
+
+/* One process whose descriptors are kept open. */
+struct ms__slot {
+    bool used;
+    pid_t pid;                /* 0 means "self" */
+    uint64_t last_use;        /* session tick of the last capture, for eviction */
+    int fd[MS__F_COUNT];      /* -1 until first opened */
+    bool smaps_full;          /* fd[MS__F_SMAPS] is smaps (no smaps_rollup on this kernel) */
+    bool cg_resolved;         /* cgroup lookup done (found or not) */
+    ms_cgroup_version cg_version;
+    char cg_path[256];        /* path inside the hierarchy */
+    char cg_dir[PATH_MAX];    /* directory holding the memory.* files */
+    int cg_fd[MS__CG_COUNT];  /* -1 when the file is absent */
+};
+
+/* A cgroup mount seen in mountinfo. */
+struct ms__cgmount {
+    bool found;
+    char root[PATH_MAX];  /* root of the mount inside the hierarchy */
+    char point[PATH_MAX]; /* where it is mounted, remapped under the sysfs root */
+};
+
+struct ms_session {
+    char procfs[PATH_MAX];
+    char sysfs[PATH_MAX];
+    long page_size;       /* bytes */
+    pid_t self_pid;       /* getpid() of the process that owns the descriptors */
+    unsigned fork_gen;    /* ms__fork_gen when self_pid was taken */
+    int meminfo_fd;       /* -1 until first opened */
+    uint64_t tick;        /* counts captures */
+    struct ms__slot slots[MS__SLOTS];
+    bool mounts_loaded;
+    struct ms__cgmount v1_memory; /* the v1 memory controller's mount */
+    struct ms__cgmount v2;        /* the unified hierarchy's mount */
+    char *buf;            /* read buffer shared by every probe */
+    size_t cap;           /* bytes allocated at buf */
+    char err[512];        /* last error, one line */
+};
+
+/* Records a one-line error on the session and returns code. */
+int ms__fail(ms_session *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Maps an errno value from open/read to an MS_E* code. */
+int ms__errno_code(int err);
+
+/* Reads the whole of fd from offset 0 into s->buf, NUL-terminated; one pread for a file that
+ * fits. Returns the length, or a negative errno value. */
+ssize_t ms__read_fd(ms_session *s, int fd);
+/* Opens "<root>/<rel>" read-only with O_CLOEXEC; returns the fd or a negative errno value. */
+int ms__open_at_root(const char *root, const char *rel);
+
+/* Parses a decimal u64 at p; returns the first byte after it, or NULL when p holds no digit or
+ * the number overflows. */
+const char *ms__parse_u64(const char *p, const char *end, uint64_t *out);
+
+/* One key of a "Key: value [kB]" or "key value" file. */
+struct ms__key {
+    const char *name;
+    uint8_t len;   /* strlen(name) */
+    uint8_t field; /* the caller's index */
+};
+#define MS__KEY(str, idx) {str, (uint8_t)(sizeof(str) - 1), (uint8_t)(idx)}
+
+/* Scans lines "Key: N [kB]" or "key N": for each key in keys, stores (or, with sum, adds) its
+ * value in bytes (kB multiplied by 1024) at vals[field] and sets bit `field` of *found.
+ * Returns 0, or MS_EPARSE with the offending key in s->err (file names the source). */
+int ms__scan_keys(ms_session *s, const char *file, const char *buf, size_t len,
+                  const struct ms__key *keys, size_t nkeys, uint64_t *vals, uint64_t *found,
+                  bool sum);
+
+/* Probes. Each fills its section of snap and returns 0 or an MS_E* code (s->err set). */
+struct ms__slot *ms__slot_get(ms_session *s, pid_t pid);
+void ms__slot_close(struct ms__slot *slot);
+int ms__proc_basic(ms_session *s, struct ms__slot *slot, ms_snapshot *snap);
+int ms__proc_full(ms_session *s, struct ms__slot *slot, ms_snapshot *snap);
+int ms__system(ms_session *s, ms_snapshot *snap);
+int ms__cgroup(ms_session *s, struct ms__slot *slot, ms_snapshot *snap);
+/* Resolves the memory cgroup of slot's process (cached in the slot). */
+int ms__cgroup_resolve(ms_session *s, struct ms__slot *slot);
+
+/* "<procfs>/<pid>/<file>" or "<procfs>/self/<file>" into buf. */
+void ms__proc_path(const ms_session *s, pid_t pid, const char *file, char *buf, size_t len);
+
+/* Writes s as a JSON string literal (quotes and escapes) to fp. */
+void ms__json_string(FILE *fp, const char *str);
+
+/* A metric as sinks and reports see it, expanded from the MS_*_FIELDS lists. */
+struct ms__field {
+    const char *name;    /* JSON name: "rss_bytes" */
+    const char *label;   /* text label: "RSS" */
+    ms_unit unit;
+    uint8_t bit;         /* validity bit in its section */
+    size_t snap_offset;  /* of the uint64_t in ms_snapshot */
+    size_t delta_offset; /* of the int64_t in ms_delta */
+};
+
+/* A section of a snapshot: "process", "system", "cgroup". */
+struct ms__section {
+    const char *name;
+    unsigned capture;           /* MS_CAPTURE_* flags that fill it */
+    size_t valid_offset;        /* of its validity mask in ms_snapshot */
+    size_t delta_valid_offset;  /* of its validity mask in ms_delta */
+    const struct ms__field *fields;
+    size_t nfields;
+};
+
+enum { MS__SEC_PROCESS, MS__SEC_SYSTEM, MS__SEC_CGROUP, MS__SEC_COUNT };
+extern const struct ms__section ms__sections[MS__SEC_COUNT];
+
+static inline uint64_t ms__snap_value(const ms_snapshot *s, const struct ms__field *f)
+{
+    return *(const uint64_t *)(const void *)((const char *)s + f->snap_offset);
+}
+static inline bool ms__snap_valid(const ms_snapshot *s, const struct ms__section *sec,
+                                  const struct ms__field *f)
+{
+    return (*(const uint64_t *)(const void *)((const char *)s + sec->valid_offset) >> f->bit) & 1u;
+}
+static inline int64_t ms__delta_value(const ms_delta *d, const struct ms__field *f)
+{
+    return *(const int64_t *)(const void *)((const char *)d + f->delta_offset);
+}
+static inline bool ms__delta_valid(const ms_delta *d, const struct ms__section *sec,
+                                   const struct ms__field *f)
+{
+    return (*(const uint64_t *)(const void *)((const char *)d + sec->delta_valid_offset) >>
+            f->bit) & 1u;
+}
+
+#endif /* MEMSNAP_INTERNAL_H */

@@ -1,0 +1,78 @@
+/*
+ * snapshot.c - snapshot set-up and the delta of two snapshots.
+ *
+ * The delta is expanded from the same field lists as the structs, so a new metric gets its
+ * delta for free: after - before, valid only when both sides are.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+void ms_snapshot_init(ms_snapshot *snap)
+{
+    memset(snap, 0, sizeof(*snap));
+    snap->size = sizeof(*snap);
+    snap->version = MS_SNAPSHOT_VERSION;
+}
+
+void ms_snapshot_set_label(ms_snapshot *snap, const char *label)
+{
+    snprintf(snap->label, sizeof(snap->label), "%s", label ? label : "");
+}
+
+/* The field tables every sink and report walks. */
+#define MS__FIELD_ROW(sec, prefix, name, unit, label)                                          \
+    {#name, label, unit, prefix##name, offsetof(ms_snapshot, sec.name),                        \
+     offsetof(ms_delta, sec.name)},
+
+static const struct ms__field ms__process_fields[] = {
+#define X(name, unit, label, desc) MS__FIELD_ROW(process, MS_PF_, name, unit, label)
+    MS_PROCESS_FIELDS(X)
+#undef X
+};
+static const struct ms__field ms__system_fields[] = {
+#define X(name, unit, label, desc) MS__FIELD_ROW(system, MS_SF_, name, unit, label)
+    MS_SYSTEM_FIELDS(X)
+#undef X
+};
+static const struct ms__field ms__cgroup_fields[] = {
+#define X(name, unit, label, desc) MS__FIELD_ROW(cgroup, MS_CF_, name, unit, label)
+    MS_CGROUP_FIELDS(X)
+#undef X
+};
+
+#define MS__SECTION(sec, flags, table)                                                         \
+    {#sec,                                                                                     \
+     flags,                                                                                    \
+     offsetof(ms_snapshot, sec.valid),                                                         \
+     offsetof(ms_delta, sec.valid),                                                            \
+     table,                                                                                    \
+     sizeof(table) / sizeof(table[0])}
+
+const struct ms__section ms__sections[MS__SEC_COUNT] = {
+    MS__SECTION(process, MS_CAPTURE_BASIC | MS_CAPTURE_PROCESS, ms__process_fields),
+    MS__SECTION(system, MS_CAPTURE_SYSTEM, ms__system_fields),
+    MS__SECTION(cgroup, MS_CAPTURE_CGROUP, ms__cgroup_fields),
+};
+
+void ms_delta_compute(const ms_snapshot *before, const ms_snapshot *after, ms_delta *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->size = sizeof(*out);
+    if (before->monotonic_ns && after->monotonic_ns && after->monotonic_ns >= before->monotonic_ns)
+        out->elapsed_ns = (int64_t)(after->monotonic_ns - before->monotonic_ns);
+    else
+        out->elapsed_ns = (int64_t)(after->timestamp_ns - before->timestamp_ns);
+    for (int i = 0; i < MS__SEC_COUNT; i++) {
+        const struct ms__section *sec = &ms__sections[i];
+        uint64_t valid = *(const uint64_t *)(const void *)((const char *)before + sec->valid_offset) &
+                         *(const uint64_t *)(const void *)((const char *)after + sec->valid_offset);
+        *(uint64_t *)(void *)((char *)out + sec->delta_valid_offset) = valid;
+        for (size_t k = 0; k < sec->nfields; k++) {
+            const struct ms__field *f = &sec->fields[k];
+            if (valid >> f->bit & 1u)
+                *(int64_t *)(void *)((char *)out + f->delta_offset) =
+                    (int64_t)(ms__snap_value(after, f) - ms__snap_value(before, f));
+        }
+    }
+}

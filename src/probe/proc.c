@@ -1,0 +1,197 @@
+/*
+ * proc.c - the per-process probe: /proc/PID/{statm,status,stat,smaps_rollup}.
+ *
+ * A basic capture is one pread of statm on a kept-open descriptor. A full capture adds status
+ * (peaks, swap, RSS breakdown, threads), stat (page faults) and smaps_rollup (PSS, USS), or
+ * smaps summed over every mapping on kernels older than 4.14 that lack smaps_rollup.
+ */
+#include "../core/internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const ms__pfile_name[MS__F_COUNT] = {"statm", "status", "stat",
+                                                        "smaps_rollup"};
+
+/* Turns a failed open/read of a /proc/PID file into a session error. */
+static int ms__proc_error(ms_session *s, struct ms__slot *slot, const char *file, int err)
+{
+    char path[PATH_MAX];
+    ms__proc_path(s, slot->pid, file, path, sizeof(path));
+    if (err == ESRCH) {
+        pid_t pid = slot->pid;
+        ms__slot_close(slot); /* a later capture of this PID starts afresh */
+        return ms__fail(s, MS_ESRCH, "process %d exited", (int)pid);
+    }
+    if (err == ENOENT) {
+        char dir[PATH_MAX];
+        struct stat st;
+        ms__proc_path(s, slot->pid, "", dir, sizeof(dir));
+        if (stat(dir, &st) != 0)
+            return ms__fail(s, MS_ESRCH, "process %d does not exist (no %s)", (int)slot->pid,
+                            dir);
+        return ms__fail(s, MS_ENOENT, "%s: no such file", path);
+    }
+    if (err == EACCES || err == EPERM)
+        return ms__fail(s, MS_EACCES, "%s: permission denied (process %d belongs to another user?)",
+                        path, (int)slot->pid);
+    return ms__fail(s, ms__errno_code(err), "%s: %s", path, strerror(err));
+}
+
+/* Opens (once) and reads one per-process file into s->buf; returns its length or an error. */
+static ssize_t ms__read_pfile(ms_session *s, struct ms__slot *slot, enum ms__pfile f)
+{
+    const char *name = ms__pfile_name[f];
+    if (slot->fd[f] < 0) {
+        char rel[64];
+        if (slot->pid == 0)
+            snprintf(rel, sizeof(rel), "self/%s", name);
+        else
+            snprintf(rel, sizeof(rel), "%d/%s", (int)slot->pid, name);
+        int fd = ms__open_at_root(s->procfs, rel);
+        if (fd == -ENOENT && f == MS__F_SMAPS) {
+            /* Kernels before 4.14: sum smaps instead. */
+            name = "smaps";
+            snprintf(rel, sizeof(rel), slot->pid ? "%d/smaps" : "self/smaps", (int)slot->pid);
+            fd = ms__open_at_root(s->procfs, rel);
+            slot->smaps_full = fd >= 0;
+        }
+        if (fd < 0)
+            return ms__proc_error(s, slot, name, -fd);
+        slot->fd[f] = fd;
+    }
+    ssize_t n = ms__read_fd(s, slot->fd[f]);
+    if (n < 0)
+        return ms__proc_error(s, slot, name, (int)-n);
+    return n;
+}
+
+int ms__proc_basic(ms_session *s, struct ms__slot *slot, ms_snapshot *snap)
+{
+    ssize_t n = ms__read_pfile(s, slot, MS__F_STATM);
+    if (n < 0)
+        return (int)n;
+    /* size resident shared text lib data dt, in pages */
+    uint64_t v[7];
+    const char *p = s->buf, *end = s->buf + n;
+    for (int i = 0; i < 7; i++) {
+        p = ms__parse_u64(p, end, &v[i]);
+        if (!p || (i < 6 && (p >= end || *p != ' ')))
+            return ms__fail(s, MS_EPARSE, "%s/%d/statm: malformed (expected 7 page counts)",
+                            s->procfs, (int)snap->pid);
+        p++;
+    }
+    uint64_t page = (uint64_t)s->page_size;
+    ms_process_mem *m = &snap->process;
+    m->vms_bytes = v[0] * page;
+    m->rss_bytes = v[1] * page;
+    m->shared_bytes = v[2] * page;
+    m->text_bytes = v[3] * page;
+    m->data_bytes = v[5] * page;
+    m->valid |= (UINT64_C(1) << MS_PF_vms_bytes) | (UINT64_C(1) << MS_PF_rss_bytes) |
+                (UINT64_C(1) << MS_PF_shared_bytes) | (UINT64_C(1) << MS_PF_text_bytes) |
+                (UINT64_C(1) << MS_PF_data_bytes);
+    return 0;
+}
+
+static const struct ms__key ms__status_keys[] = {
+    MS__KEY("VmPeak", MS_PF_peak_vms_bytes), MS__KEY("VmHWM", MS_PF_peak_rss_bytes),
+    MS__KEY("VmSwap", MS_PF_swap_bytes),     MS__KEY("RssAnon", MS_PF_rss_anon_bytes),
+    MS__KEY("RssFile", MS_PF_rss_file_bytes), MS__KEY("RssShmem", MS_PF_rss_shmem_bytes),
+    MS__KEY("Threads", MS_PF_threads),
+};
+
+enum { MS__SM_PSS, MS__SM_PRIV_CLEAN, MS__SM_PRIV_DIRTY };
+static const struct ms__key ms__smaps_keys[] = {
+    MS__KEY("Pss", MS__SM_PSS),
+    MS__KEY("Private_Clean", MS__SM_PRIV_CLEAN),
+    MS__KEY("Private_Dirty", MS__SM_PRIV_DIRTY),
+};
+
+/* Copies the values whose bits are in found into the process section. */
+static void ms__process_store(ms_process_mem *m, const uint64_t *vals, uint64_t found)
+{
+#define X(name, unit, label, desc)                                                             \
+    if (found >> MS_PF_##name & 1u)                                                            \
+        m->name = vals[MS_PF_##name];
+    MS_PROCESS_FIELDS(X)
+#undef X
+    m->valid |= found;
+}
+
+static int ms__proc_stat(ms_session *s, struct ms__slot *slot, ms_snapshot *snap)
+{
+    ssize_t n = ms__read_pfile(s, slot, MS__F_STAT);
+    if (n < 0)
+        return (int)n;
+    /* comm may hold spaces and parentheses: fields restart after the last ')'. */
+    const char *end = s->buf + n;
+    const char *p = memrchr(s->buf, ')', (size_t)n);
+    uint64_t minflt = 0, majflt = 0;
+    bool ok = p != NULL;
+    if (ok)
+        p++;
+    for (int field = 3; ok && field <= 12; field++) {
+        while (p < end && *p == ' ')
+            p++;
+        if (field == 10 || field == 12) {
+            p = ms__parse_u64(p, end, field == 10 ? &minflt : &majflt);
+            ok = p != NULL;
+        } else {
+            while (p < end && *p != ' ')
+                p++;
+            ok = p < end;
+        }
+    }
+    if (!ok)
+        return ms__fail(s, MS_EPARSE, "%s/%d/stat: malformed (expected fault counts)", s->procfs,
+                        (int)snap->pid);
+    snap->process.minor_faults = minflt;
+    snap->process.major_faults = majflt;
+    ms_set_valid(&snap->process, MS_PF_minor_faults);
+    ms_set_valid(&snap->process, MS_PF_major_faults);
+    return 0;
+}
+
+int ms__proc_full(ms_session *s, struct ms__slot *slot, ms_snapshot *snap)
+{
+    char file[PATH_MAX];
+    uint64_t vals[64];
+    uint64_t found = 0;
+
+    ssize_t n = ms__read_pfile(s, slot, MS__F_STATUS);
+    if (n < 0)
+        return (int)n;
+    ms__proc_path(s, slot->pid, "status", file, sizeof(file));
+    int rc = ms__scan_keys(s, file, s->buf, (size_t)n, ms__status_keys,
+                           sizeof(ms__status_keys) / sizeof(ms__status_keys[0]), vals, &found,
+                           false);
+    if (rc)
+        return rc;
+    ms__process_store(&snap->process, vals, found);
+
+    rc = ms__proc_stat(s, slot, snap);
+    if (rc)
+        return rc;
+
+    n = ms__read_pfile(s, slot, MS__F_SMAPS);
+    if (n < 0)
+        return (int)n;
+    ms__proc_path(s, slot->pid, slot->smaps_full ? "smaps" : "smaps_rollup", file, sizeof(file));
+    uint64_t sm[3];
+    found = 0;
+    rc = ms__scan_keys(s, file, s->buf, (size_t)n, ms__smaps_keys, 3, sm, &found, true);
+    if (rc)
+        return rc;
+    if (found >> MS__SM_PSS & 1u) {
+        snap->process.pss_bytes = sm[MS__SM_PSS];
+        ms_set_valid(&snap->process, MS_PF_pss_bytes);
+    }
+    if ((found & 6u) == 6u) {
+        snap->process.uss_bytes = sm[MS__SM_PRIV_CLEAN] + sm[MS__SM_PRIV_DIRTY];
+        ms_set_valid(&snap->process, MS_PF_uss_bytes);
+    }
+    return 0;
+}
