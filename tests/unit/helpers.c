@@ -1,0 +1,83 @@
+/*
+ * helpers.c - fixture paths, fixture sessions and golden files for the unit tests.
+ */
+#include "helpers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *fixture_path(const char *name)
+{
+    static char buf[4096];
+    const char *root = getenv("MEMSNAP_FIXTURES");
+    snprintf(buf, sizeof(buf), "%s/%s", root ? root : "tests/fixtures", name);
+    return buf;
+}
+
+ms_session *fixture_session(const char *fixture)
+{
+    char procfs[4096], sysfs[4096];
+    snprintf(procfs, sizeof(procfs), "%s/proc", fixture_path(fixture));
+    snprintf(sysfs, sizeof(sysfs), "%s/sys", fixture_path(fixture));
+    ms_options opts = {.size = sizeof(opts), .procfs = procfs, .sysfs = sysfs};
+    ms_session *s = NULL;
+    assert_int_equal(ms_session_open(&s, &opts), 0);
+    assert_non_null(s);
+    return s;
+}
+
+static char *read_all(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return NULL;
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, fp) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    if (buf)
+        buf[n] = '\0';
+    fclose(fp);
+    return buf;
+}
+
+void assert_golden(const char *name, const char *got)
+{
+    const char *dir = getenv("MEMSNAP_GOLDEN");
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/golden", name);
+    const char *update = getenv("MEMSNAP_UPDATE_GOLDEN");
+    if (update && strcmp(update, "1") == 0) {
+        FILE *fp = fopen(path, "wb");
+        assert_non_null(fp);
+        fputs(got, fp);
+        fclose(fp);
+        return;
+    }
+    char *want = read_all(path);
+    if (!want)
+        fail_msg("golden file %s is missing (run with MEMSNAP_UPDATE_GOLDEN=1 to create it)",
+                 path);
+    if (strcmp(want, got) != 0) {
+        print_error("golden %s differs\n--- expected\n%s--- got\n%s", path, want, got);
+        free(want);
+        fail();
+    }
+    free(want);
+}
+
+char *capture_output(int (*fn)(FILE *fp, const void *arg), const void *arg)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    assert_non_null(fp);
+    assert_int_equal(fn(fp, arg), 0);
+    fclose(fp);
+    return buf;
+}
