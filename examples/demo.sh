@@ -1,0 +1,42 @@
+#!/bin/sh
+# make demo: memsnap watches the bundled example program from outside while it allocates
+# 64 MiB, then compares the two snapshots. Usage: demo.sh MEMSNAP ALLOC_STEPS
+set -eu
+memsnap=$1
+example=$2
+dir=$(mktemp -d)
+trap 'exec 3>&- 2>/dev/null; rm -rf "$dir"' EXIT
+
+if [ -t 1 ]; then bold=$(printf '\033[1m'); plain=$(printf '\033[0m'); else bold=; plain=; fi
+step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"; }
+
+step "memsnap info"
+"$memsnap" info
+
+# Start the example paused; talk to it through a FIFO on its standard input.
+mkfifo "$dir/in"
+"$example" --wait 64 <"$dir/in" >"$dir/out" &
+exec 3>"$dir/in"
+wait_for() { # wait_for PATTERN: until the example has printed it (10 s at most)
+    i=0
+    until grep -q "$1" "$dir/out" 2>/dev/null; do
+        i=$((i + 1)); [ $i -lt 200 ] || { echo "demo: the example did not say '$1'" >&2; exit 1; }
+        sleep 0.05
+    done
+}
+wait_for '^pid '
+pid=$(sed -n 's/^pid //p' "$dir/out")
+
+step "memsnap snapshot --pid $pid --full --label before --format json > before.json"
+"$memsnap" snapshot --pid "$pid" --full --label before --format json >"$dir/before.json"
+echo 1 >&3
+wait_for '^allocated'
+step "memsnap snapshot --pid $pid --full --label after-64MiB"
+"$memsnap" snapshot --pid "$pid" --full --label after-64MiB
+"$memsnap" snapshot --pid "$pid" --full --label after-64MiB --format json >"$dir/after.json"
+step "memsnap diff before.json after.json"
+"$memsnap" diff "$dir/before.json" "$dir/after.json"
+echo 1 >&3
+wait
+step "what the example printed about itself (libmemsnap, in-process)"
+sed -n '/^\[/p' "$dir/out"
