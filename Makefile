@@ -54,11 +54,13 @@ format:
 format-check:
 	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h') && echo "format-check: clean"
 
+# Closes with "N passed, M failed, K skipped" over both builds' test logs.
 check: deps
 	$(MAKE) build
 	$(MAKE) format-check
 	$(MAKE) test
 	$(MAKE) test-san
+	@python3 tests/summary.py $(BUILD) $(SAN_BUILD)
 
 bench: deps build
 	sh bench/run.sh $(MEMSNAP)

@@ -14,8 +14,8 @@ const char *ms_strerror(int err)
     switch (err) {
     case MS_OK:
         return "success";
-#define XX(name, msg)                                                                          \
-    case MS_##name:                                                                            \
+#define XX(name, msg)                                                                              \
+    case MS_##name:                                                                                \
         return msg;
         MS_ERRNO_MAP(XX)
 #undef XX
@@ -29,8 +29,8 @@ const char *ms_err_name(int err)
     switch (err) {
     case MS_OK:
         return "OK";
-#define XX(name, msg)                                                                          \
-    case MS_##name:                                                                            \
+#define XX(name, msg)                                                                              \
+    case MS_##name:                                                                                \
         return #name;
         MS_ERRNO_MAP(XX)
 #undef XX

@@ -90,21 +90,25 @@ int ms__scan_keys(ms_session *s, const char *file, const char *buf, size_t len,
             uint64_t n;
             const char *after = ms__parse_u64(v, eol, &n);
             if (!after)
-                return ms__fail(s, MS_EPARSE, "%s: malformed value for '%.*s'", file, (int)klen,
-                                p);
+                return ms__fail(s, MS_EPARSE, "%s: malformed value for '%.*s'", file, (int)klen, p);
             while (after < eol && *after == ' ')
                 after++;
             if (eol - after >= 2 && after[0] == 'k' && after[1] == 'B') {
                 if (n > UINT64_MAX / 1024)
-                    return ms__fail(s, MS_EPARSE, "%s: value for '%.*s' overflows", file,
-                                    (int)klen, p);
+                    return ms__fail(s, MS_EPARSE, "%s: value for '%.*s' overflows", file, (int)klen,
+                                    p);
                 n *= 1024;
-            } else if (after != eol) {
-                return ms__fail(s, MS_EPARSE, "%s: malformed value for '%.*s'", file, (int)klen,
-                                p);
+                after += 2;
+                while (after < eol && *after == ' ')
+                    after++;
             }
+            if (after != eol)
+                return ms__fail(s, MS_EPARSE, "%s: malformed value for '%.*s'", file, (int)klen, p);
             uint8_t f = keys[i].field;
-            vals[f] = (sum && (*found >> f & 1u)) ? vals[f] + n : n;
+            bool add = sum && (*found >> f & 1u);
+            if (add && vals[f] > UINT64_MAX - n)
+                return ms__fail(s, MS_EPARSE, "%s: sum of '%.*s' overflows", file, (int)klen, p);
+            vals[f] = add ? vals[f] + n : n;
             *found |= UINT64_C(1) << f;
             break;
         }

@@ -28,8 +28,10 @@ static void ms__unescape(char *dst, size_t len, const char *src, size_t srclen)
 {
     size_t o = 0;
     for (size_t i = 0; i < srclen && o + 1 < len; i++) {
-        if (src[i] == '\\' && i + 3 < srclen && src[i + 1] >= '0' && src[i + 1] <= '3') {
-            dst[o++] = (char)((src[i + 1] - '0') * 64 + (src[i + 2] - '0') * 8 + (src[i + 3] - '0'));
+        if (src[i] == '\\' && i + 3 < srclen && src[i + 1] >= '0' && src[i + 1] <= '3' &&
+            src[i + 2] >= '0' && src[i + 2] <= '7' && src[i + 3] >= '0' && src[i + 3] <= '7') {
+            dst[o++] =
+                (char)((src[i + 1] - '0') * 64 + (src[i + 2] - '0') * 8 + (src[i + 3] - '0'));
             i += 3;
         } else {
             dst[o++] = src[i];
@@ -99,7 +101,8 @@ static void ms__load_mounts(ms_session *s)
             fl[i] = (size_t)(sp - q);
             q = sp + 1;
         }
-        const char *dash = i == 5 ? strstr(q, " - ") : NULL;
+        /* q is past the terminator when the last line ends after exactly five fields */
+        const char *dash = i == 5 && q <= eol ? strstr(q, " - ") : NULL;
         if (dash && dash < eol) {
             const char *fs = dash + 3;
             const char *fs_end = memchr(fs, ' ', (size_t)(eol - fs));
@@ -163,8 +166,7 @@ int ms__cgroup_resolve(ms_session *s, struct ms__slot *slot)
     ssize_t n = ms__read_fd(s, fd);
     close(fd);
     if (n < 0)
-        return ms__fail(s, ms__errno_code((int)-n), "%s/%s: %s", s->procfs, rel,
-                        strerror((int)-n));
+        return ms__fail(s, ms__errno_code((int)-n), "%s/%s: %s", s->procfs, rel, strerror((int)-n));
 
     char v1path[256] = "", v2path[256] = "";
     bool has_v1 = false, has_v2 = false;
@@ -246,10 +248,9 @@ int ms__cgroup(ms_session *s, struct ms__slot *slot, ms_snapshot *snap)
     if (slot->cg_version == MS_CGROUP_NONE)
         return 0;
     snprintf(cg->path, sizeof(cg->path), "%s", slot->cg_path);
-    const char *const *files = slot->cg_version == MS_CGROUP_V1 ? ms__cg_v1_files
-                                                                 : ms__cg_v2_files;
+    const char *const *files = slot->cg_version == MS_CGROUP_V1 ? ms__cg_v1_files : ms__cg_v2_files;
     static const uint8_t field[MS__CG_COUNT] = {MS_CF_current_bytes, MS_CF_max_bytes,
-                                                 MS_CF_peak_bytes, MS_CF_oom_kills};
+                                                MS_CF_peak_bytes, MS_CF_oom_kills};
     uint64_t *dst[MS__CG_COUNT] = {&cg->current_bytes, &cg->max_bytes, &cg->peak_bytes,
                                    &cg->oom_kills};
     for (int i = 0; i < MS__CG_COUNT; i++) {

@@ -12,8 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const ms__pfile_name[MS__F_COUNT] = {"statm", "status", "stat",
-                                                        "smaps_rollup"};
+static const char *const ms__pfile_name[MS__F_COUNT] = {"statm", "status", "stat", "smaps_rollup"};
 
 /* Turns a failed open/read of a /proc/PID file into a session error. */
 static int ms__proc_error(ms_session *s, struct ms__slot *slot, const char *file, int err)
@@ -30,14 +29,22 @@ static int ms__proc_error(ms_session *s, struct ms__slot *slot, const char *file
         struct stat st;
         ms__proc_path(s, slot->pid, "", dir, sizeof(dir));
         if (stat(dir, &st) != 0)
-            return ms__fail(s, MS_ESRCH, "process %d does not exist (no %s)", (int)slot->pid,
-                            dir);
+            return ms__fail(s, MS_ESRCH, "process %d does not exist (no %s)", (int)slot->pid, dir);
         return ms__fail(s, MS_ENOENT, "%s: no such file", path);
     }
     if (err == EACCES || err == EPERM)
         return ms__fail(s, MS_EACCES, "%s: permission denied (process %d belongs to another user?)",
                         path, (int)slot->pid);
     return ms__fail(s, ms__errno_code(err), "%s: %s", path, strerror(err));
+}
+
+/* Reports a malformed per-process file, named as it was opened. */
+static int ms__malformed(ms_session *s, const struct ms__slot *slot, const char *file,
+                         const char *why)
+{
+    char path[PATH_MAX];
+    ms__proc_path(s, slot->pid, file, path, sizeof(path));
+    return ms__fail(s, MS_EPARSE, "%s: malformed (%s)", path, why);
 }
 
 /* Opens (once) and reads one per-process file into s->buf; returns its length or an error. */
@@ -79,8 +86,7 @@ int ms__proc_basic(ms_session *s, struct ms__slot *slot, ms_snapshot *snap)
     for (int i = 0; i < 7; i++) {
         p = ms__parse_u64(p, end, &v[i]);
         if (!p || (i < 6 && (p >= end || *p != ' ')))
-            return ms__fail(s, MS_EPARSE, "%s/%d/statm: malformed (expected 7 page counts)",
-                            s->procfs, (int)snap->pid);
+            return ms__malformed(s, slot, "statm", "expected 7 page counts");
         p++;
     }
     uint64_t page = (uint64_t)s->page_size;
@@ -97,8 +103,8 @@ int ms__proc_basic(ms_session *s, struct ms__slot *slot, ms_snapshot *snap)
 }
 
 static const struct ms__key ms__status_keys[] = {
-    MS__KEY("VmPeak", MS_PF_peak_vms_bytes), MS__KEY("VmHWM", MS_PF_peak_rss_bytes),
-    MS__KEY("VmSwap", MS_PF_swap_bytes),     MS__KEY("RssAnon", MS_PF_rss_anon_bytes),
+    MS__KEY("VmPeak", MS_PF_peak_vms_bytes),  MS__KEY("VmHWM", MS_PF_peak_rss_bytes),
+    MS__KEY("VmSwap", MS_PF_swap_bytes),      MS__KEY("RssAnon", MS_PF_rss_anon_bytes),
     MS__KEY("RssFile", MS_PF_rss_file_bytes), MS__KEY("RssShmem", MS_PF_rss_shmem_bytes),
     MS__KEY("Threads", MS_PF_threads),
 };
@@ -113,8 +119,8 @@ static const struct ms__key ms__smaps_keys[] = {
 /* Copies the values whose bits are in found into the process section. */
 static void ms__process_store(ms_process_mem *m, const uint64_t *vals, uint64_t found)
 {
-#define X(name, unit, label, desc)                                                             \
-    if (found >> MS_PF_##name & 1u)                                                            \
+#define X(name, unit, label, desc)                                                                 \
+    if (found >> MS_PF_##name & 1u)                                                                \
         m->name = vals[MS_PF_##name];
     MS_PROCESS_FIELDS(X)
 #undef X
@@ -146,8 +152,7 @@ static int ms__proc_stat(ms_session *s, struct ms__slot *slot, ms_snapshot *snap
         }
     }
     if (!ok)
-        return ms__fail(s, MS_EPARSE, "%s/%d/stat: malformed (expected fault counts)", s->procfs,
-                        (int)snap->pid);
+        return ms__malformed(s, slot, "stat", "expected fault counts");
     snap->process.minor_faults = minflt;
     snap->process.major_faults = majflt;
     ms_set_valid(&snap->process, MS_PF_minor_faults);
@@ -165,9 +170,9 @@ int ms__proc_full(ms_session *s, struct ms__slot *slot, ms_snapshot *snap)
     if (n < 0)
         return (int)n;
     ms__proc_path(s, slot->pid, "status", file, sizeof(file));
-    int rc = ms__scan_keys(s, file, s->buf, (size_t)n, ms__status_keys,
-                           sizeof(ms__status_keys) / sizeof(ms__status_keys[0]), vals, &found,
-                           false);
+    int rc =
+        ms__scan_keys(s, file, s->buf, (size_t)n, ms__status_keys,
+                      sizeof(ms__status_keys) / sizeof(ms__status_keys[0]), vals, &found, false);
     if (rc)
         return rc;
     ms__process_store(&snap->process, vals, found);

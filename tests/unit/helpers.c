@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *fixture_path(const char *name)
 {
@@ -61,8 +62,7 @@ void assert_golden(const char *name, const char *got)
     }
     char *want = read_all(path);
     if (!want)
-        fail_msg("golden file %s is missing (run with MEMSNAP_UPDATE_GOLDEN=1 to create it)",
-                 path);
+        fail_msg("golden file %s is missing (run with MEMSNAP_UPDATE_GOLDEN=1 to create it)", path);
     if (strcmp(want, got) != 0) {
         print_error("golden %s differs\n--- expected\n%s--- got\n%s", path, want, got);
         free(want);
@@ -80,4 +80,34 @@ char *capture_output(int (*fn)(FILE *fp, const void *arg), const void *arg)
     assert_int_equal(fn(fp, arg), 0);
     fclose(fp);
     return buf;
+}
+
+int fixture_capture(const char *fixture, pid_t pid, unsigned what, ms_snapshot *snap, char *err,
+                    size_t errlen)
+{
+    ms_session *s = fixture_session(fixture);
+    ms_snapshot_init(snap);
+    int rc = ms_capture(s, pid, what, snap);
+    if (err && errlen)
+        snprintf(err, errlen, "%s", ms_session_error(s));
+    ms_session_close(s);
+    return rc;
+}
+
+void assert_contains(const char *haystack, const char *needle)
+{
+    if (!haystack || !strstr(haystack, needle))
+        fail_msg("expected \"%s\" in \"%s\"", needle, haystack ? haystack : "(null)");
+}
+
+void snapshot_pin(ms_snapshot *snap)
+{
+    snap->timestamp_ns = FIXED_TIMESTAMP_NS;
+    snap->monotonic_ns = FIXED_MONOTONIC_NS;
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t *statm[] = {&snap->process.rss_bytes, &snap->process.vms_bytes,
+                         &snap->process.shared_bytes, &snap->process.text_bytes,
+                         &snap->process.data_bytes};
+    for (size_t i = 0; i < sizeof(statm) / sizeof(statm[0]); i++)
+        *statm[i] = *statm[i] / page * 4096;
 }
