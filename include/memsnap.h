@@ -46,15 +46,15 @@ extern "C" {
 /* ---------------------------------------------------------------------------------------- */
 
 /* XX(name, message): one table generates the enum, ms_strerror() and ms_err_name(). */
-#define MS_ERRNO_MAP(XX)                                                                       \
-    XX(EINVAL, "invalid argument")                                                             \
-    XX(ENOMEM, "out of memory")                                                                \
-    XX(ESRCH, "no such process")                                                               \
-    XX(EACCES, "permission denied")                                                            \
-    XX(ENOENT, "no such file or directory")                                                    \
-    XX(EPARSE, "malformed input")                                                              \
-    XX(EIO, "input/output error")                                                              \
-    XX(ENOTSUP, "not supported")                                                               \
+#define MS_ERRNO_MAP(XX)                                                                           \
+    XX(EINVAL, "invalid argument")                                                                 \
+    XX(ENOMEM, "out of memory")                                                                    \
+    XX(ESRCH, "no such process")                                                                   \
+    XX(EACCES, "permission denied")                                                                \
+    XX(ENOENT, "no such file or directory")                                                        \
+    XX(EPARSE, "malformed input")                                                                  \
+    XX(EIO, "input/output error")                                                                  \
+    XX(ENOTSUP, "not supported")                                                                   \
     XX(ERANGE, "value out of range")
 
 enum ms__err_index {
@@ -87,48 +87,59 @@ typedef enum ms_unit {
 } ms_unit;
 
 /* X(name, unit, text label, description) for each process metric. */
-#define MS_PROCESS_FIELDS(X)                                                                   \
-    X(rss_bytes, MS_UNIT_BYTES, "RSS", "resident set size (statm)")                            \
-    X(vms_bytes, MS_UNIT_BYTES, "VMS", "virtual memory size (statm)")                          \
-    X(shared_bytes, MS_UNIT_BYTES, "shared", "resident shared and file-backed pages (statm)")   \
-    X(text_bytes, MS_UNIT_BYTES, "text", "program code (statm)")                               \
-    X(data_bytes, MS_UNIT_BYTES, "data", "data and stack (statm)")                             \
-    X(peak_rss_bytes, MS_UNIT_BYTES, "peak RSS", "high-water mark of RSS (status VmHWM)")      \
-    X(peak_vms_bytes, MS_UNIT_BYTES, "peak VMS", "peak virtual size (status VmPeak)")          \
-    X(swap_bytes, MS_UNIT_BYTES, "swap", "swapped-out anonymous memory (status VmSwap)")       \
-    X(rss_anon_bytes, MS_UNIT_BYTES, "RSS anon", "resident anonymous memory (status RssAnon)") \
-    X(rss_file_bytes, MS_UNIT_BYTES, "RSS file", "resident file mappings (status RssFile)")    \
-    X(rss_shmem_bytes, MS_UNIT_BYTES, "RSS shmem", "resident shared memory (status RssShmem)") \
-    X(pss_bytes, MS_UNIT_BYTES, "PSS", "proportional set size (smaps_rollup Pss)")             \
-    X(uss_bytes, MS_UNIT_BYTES, "USS", "unique set size (smaps Private_Clean+Private_Dirty)")  \
-    X(minor_faults, MS_UNIT_COUNT, "minor faults", "minor page faults (stat minflt)")          \
-    X(major_faults, MS_UNIT_COUNT, "major faults", "major page faults (stat majflt)")          \
+#define MS_PROCESS_FIELDS(X)                                                                       \
+    X(rss_bytes, MS_UNIT_BYTES, "RSS", "resident set size (statm)")                                \
+    X(vms_bytes, MS_UNIT_BYTES, "VMS", "virtual memory size (statm)")                              \
+    X(shared_bytes, MS_UNIT_BYTES, "shared", "resident shared and file-backed pages (statm)")      \
+    X(text_bytes, MS_UNIT_BYTES, "text", "program code (statm)")                                   \
+    X(data_bytes, MS_UNIT_BYTES, "data", "data and stack (statm)")                                 \
+    X(peak_rss_bytes, MS_UNIT_BYTES, "peak RSS", "high-water mark of RSS (status VmHWM)")          \
+    X(peak_vms_bytes, MS_UNIT_BYTES, "peak VMS", "peak virtual size (status VmPeak)")              \
+    X(swap_bytes, MS_UNIT_BYTES, "swap", "swapped-out anonymous memory (status VmSwap)")           \
+    X(rss_anon_bytes, MS_UNIT_BYTES, "RSS anon", "resident anonymous memory (status RssAnon)")     \
+    X(rss_file_bytes, MS_UNIT_BYTES, "RSS file", "resident file mappings (status RssFile)")        \
+    X(rss_shmem_bytes, MS_UNIT_BYTES, "RSS shmem", "resident shared memory (status RssShmem)")     \
+    X(pss_bytes, MS_UNIT_BYTES, "PSS", "proportional set size (smaps_rollup Pss)")                 \
+    X(uss_bytes, MS_UNIT_BYTES, "USS", "unique set size (smaps Private_Clean+Private_Dirty)")      \
+    X(minor_faults, MS_UNIT_COUNT, "minor faults", "minor page faults (stat minflt)")              \
+    X(major_faults, MS_UNIT_COUNT, "major faults", "major page faults (stat majflt)")              \
     X(threads, MS_UNIT_COUNT, "threads", "number of threads (status Threads)")
 
 /* X(...) for each system-wide metric, from meminfo. */
-#define MS_SYSTEM_FIELDS(X)                                                                    \
-    X(total_bytes, MS_UNIT_BYTES, "total", "usable RAM (MemTotal)")                            \
-    X(available_bytes, MS_UNIT_BYTES, "available", "estimate of allocatable RAM (MemAvailable)") \
-    X(free_bytes, MS_UNIT_BYTES, "free", "unused RAM (MemFree)")                               \
-    X(swap_total_bytes, MS_UNIT_BYTES, "swap total", "swap space (SwapTotal)")                 \
+#define MS_SYSTEM_FIELDS(X)                                                                        \
+    X(total_bytes, MS_UNIT_BYTES, "total", "usable RAM (MemTotal)")                                \
+    X(available_bytes, MS_UNIT_BYTES, "available", "estimate of allocatable RAM (MemAvailable)")   \
+    X(free_bytes, MS_UNIT_BYTES, "free", "unused RAM (MemFree)")                                   \
+    X(swap_total_bytes, MS_UNIT_BYTES, "swap total", "swap space (SwapTotal)")                     \
     X(swap_free_bytes, MS_UNIT_BYTES, "swap free", "unused swap (SwapFree)")
 
 /* X(...) for each metric of the process's memory cgroup (v1 names in parentheses). */
-#define MS_CGROUP_FIELDS(X)                                                                    \
-    X(current_bytes, MS_UNIT_BYTES, "usage", "memory.current (memory.usage_in_bytes)")         \
-    X(max_bytes, MS_UNIT_BYTES, "limit",                                                       \
-      "memory.max (memory.limit_in_bytes); not valid when unlimited")                          \
-    X(peak_bytes, MS_UNIT_BYTES, "peak", "memory.peak (memory.max_usage_in_bytes)")            \
+#define MS_CGROUP_FIELDS(X)                                                                        \
+    X(current_bytes, MS_UNIT_BYTES, "usage", "memory.current (memory.usage_in_bytes)")             \
+    X(max_bytes, MS_UNIT_BYTES, "limit",                                                           \
+      "memory.max (memory.limit_in_bytes); not valid when unlimited")                              \
+    X(peak_bytes, MS_UNIT_BYTES, "peak", "memory.peak (memory.max_usage_in_bytes)")                \
     X(oom_kills, MS_UNIT_COUNT, "OOM kills", "memory.events oom_kill (memory.oom_control)")
+
+/* X(...) for each metric of one GPU (device-wide, then the snapshot's process on it). */
+#define MS_GPU_FIELDS(X)                                                                           \
+    X(total_bytes, MS_UNIT_BYTES, "total", "device memory (NVML total, sysfs vram_total)")         \
+    X(free_bytes, MS_UNIT_BYTES, "free", "unallocated device memory")                              \
+    X(used_bytes, MS_UNIT_BYTES, "used", "allocated device memory, all processes")                 \
+    X(reserved_bytes, MS_UNIT_BYTES, "reserved", "memory the driver reserves (NVML v2 only)")      \
+    X(process_used_bytes, MS_UNIT_BYTES, "process used",                                           \
+      "memory the snapshot's process holds on this GPU")
 
 /* Field indexes (MS_PF_rss_bytes, MS_SF_total_bytes, MS_CF_current_bytes) for validity bits. */
 #define MS__FIELD_INDEX(prefix, name, unit, label, desc) prefix##name,
 #define MS__PF(name, unit, label, desc)                  MS__FIELD_INDEX(MS_PF_, name, unit, label, desc)
 #define MS__SF(name, unit, label, desc)                  MS__FIELD_INDEX(MS_SF_, name, unit, label, desc)
 #define MS__CF(name, unit, label, desc)                  MS__FIELD_INDEX(MS_CF_, name, unit, label, desc)
+#define MS__GF(name, unit, label, desc)                  MS__FIELD_INDEX(MS_GF_, name, unit, label, desc)
 enum ms_process_field { MS_PROCESS_FIELDS(MS__PF) MS_PF__COUNT };
 enum ms_system_field { MS_SYSTEM_FIELDS(MS__SF) MS_SF__COUNT };
 enum ms_cgroup_field { MS_CGROUP_FIELDS(MS__CF) MS_CF__COUNT };
+enum ms_gpu_field { MS_GPU_FIELDS(MS__GF) MS_GF__COUNT };
 
 #define MS__U64_FIELD(name, unit, label, desc) uint64_t name;
 #define MS__I64_FIELD(name, unit, label, desc) int64_t name;
@@ -162,6 +173,30 @@ typedef struct ms_cgroup_mem {
     MS_CGROUP_FIELDS(MS__U64_FIELD)
 } ms_cgroup_mem;
 
+#define MS_GPU_MAX      16 /* GPUs a snapshot holds */
+#define MS_GPU_PROC_MAX 64 /* processes listed per GPU */
+
+/* One process on a GPU. */
+typedef struct ms_gpu_proc {
+    int32_t pid;         /* as the backend reports it (NVML: the host's PID namespace) */
+    uint64_t used_bytes; /* device memory the process holds */
+} ms_gpu_proc;
+
+/* One GPU: device-wide figures and the processes on it. */
+typedef struct ms_gpu {
+    uint64_t valid;           /* bit MS_GF_x set when field x was read */
+    uint32_t index;           /* position in the snapshot's gpus[] (NVIDIA first, NVML order) */
+    char backend[16];         /* "nvml", "nvidia-smi", "drm" */
+    char name[96];            /* product name, "" when unknown */
+    char uuid[96];            /* "GPU-..." (NVIDIA), "" when unknown */
+    char pci_bus_id[32];      /* "0000:03:00.0", "" when unknown */
+    bool is_per_process;      /* processes[] and process_used_bytes are real per-process figures */
+    uint32_t process_count;   /* entries in processes[] */
+    bool processes_truncated; /* more than MS_GPU_PROC_MAX processes were found */
+    ms_gpu_proc processes[MS_GPU_PROC_MAX];
+    MS_GPU_FIELDS(MS__U64_FIELD)
+} ms_gpu;
+
 /* ---------------------------------------------------------------------------------------- */
 /* Snapshots                                                                                */
 /* ---------------------------------------------------------------------------------------- */
@@ -172,6 +207,8 @@ enum ms_capture_flags {
     MS_CAPTURE_PROCESS = 1u << 1, /* + status, stat, smaps_rollup: peaks, swap, PSS/USS, faults */
     MS_CAPTURE_SYSTEM = 1u << 2,  /* meminfo */
     MS_CAPTURE_CGROUP = 1u << 3,  /* the process's memory cgroup */
+    MS_CAPTURE_GPU = 1u << 4,     /* every GPU: device memory and per-process use (not part of
+                                     DEFAULT/FULL: callers add it, see ms_gpu_backends()) */
     MS_CAPTURE_DEFAULT = MS_CAPTURE_BASIC | MS_CAPTURE_SYSTEM | MS_CAPTURE_CGROUP,
     MS_CAPTURE_FULL = MS_CAPTURE_BASIC | MS_CAPTURE_PROCESS | MS_CAPTURE_SYSTEM | MS_CAPTURE_CGROUP,
 };
@@ -191,6 +228,8 @@ typedef struct ms_snapshot {
     ms_process_mem process;
     ms_system_mem system;
     ms_cgroup_mem cgroup;
+    uint32_t gpu_count; /* entries of gpus[] filled by an MS_CAPTURE_GPU capture */
+    ms_gpu gpus[MS_GPU_MAX];
 } ms_snapshot;
 
 /* Prepares a snapshot for use: zeroes it and sets size and version. */
@@ -247,6 +286,14 @@ typedef struct ms_cgroup_delta {
     MS_CGROUP_FIELDS(MS__I64_FIELD)
 } ms_cgroup_delta;
 
+/* The delta of one GPU present (same index and backend) in both snapshots. */
+typedef struct ms_gpu_delta {
+    uint64_t valid;      /* bit MS_GF_x set when x was valid in both snapshots */
+    uint32_t index;      /* the GPU's index in both snapshots */
+    bool is_per_process; /* both snapshots had real per-process figures */
+    MS_GPU_FIELDS(MS__I64_FIELD)
+} ms_gpu_delta;
+
 typedef struct ms_delta {
     uint32_t size;      /* sizeof(ms_delta) */
     int64_t elapsed_ns; /* after.monotonic_ns - before.monotonic_ns (wall clock if different
@@ -254,11 +301,12 @@ typedef struct ms_delta {
     ms_process_delta process;
     ms_system_delta system;
     ms_cgroup_delta cgroup;
+    uint32_t gpu_count; /* entries of gpus[]: GPUs present in both snapshots */
+    ms_gpu_delta gpus[MS_GPU_MAX];
 } ms_delta;
 
 /* after - before for every field valid in both. */
-MS_EXTERN void ms_delta_compute(const ms_snapshot *before, const ms_snapshot *after,
-                                ms_delta *out);
+MS_EXTERN void ms_delta_compute(const ms_snapshot *before, const ms_snapshot *after, ms_delta *out);
 
 /* Formats a byte count in binary units ("512 B", "1.50 KiB", "3.25 GiB"). Returns the length
  * that snprintf would have written. */
@@ -314,6 +362,24 @@ typedef struct ms_probe_info {
 /* Fills up to n entries describing each probe for process pid (0: self); returns the number of
  * probes (which may exceed n). */
 MS_EXTERN int ms_session_probes(ms_session *s, pid_t pid, ms_probe_info *out, size_t n);
+
+/* A GPU backend as `memsnap info` describes it. */
+typedef struct ms_gpu_backend_info {
+    char name[16];              /* "nvml", "nvidia-smi", "drm" */
+    bool available;             /* loaded and found at least one device */
+    char detail[256];           /* what it reads, or why it is unavailable */
+    uint32_t device_count;      /* devices it found */
+    bool supports_device_total; /* every device it found gives total_bytes */
+    bool supports_device_free;  /* every device it found gives free_bytes */
+    bool per_process;           /* it can give per-process memory */
+    char sampling_source[64];   /* "NVML library", "nvidia-smi CSV", "sysfs + fdinfo" */
+    char driver_version[64];    /* kernel driver version, "" when unknown */
+    char cuda_version[32];      /* CUDA driver version ("12.4"), "" when unknown */
+} ms_gpu_backend_info;
+
+/* Fills up to n entries describing each GPU backend compiled in (initialising them on first
+ * use, once per session); returns the number of backends (which may exceed n). */
+MS_EXTERN int ms_gpu_backends(ms_session *s, ms_gpu_backend_info *out, size_t n);
 
 /* Library version string, MS_VERSION_STRING of the built library. */
 MS_EXTERN const char *ms_version(void);

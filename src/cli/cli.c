@@ -142,3 +142,20 @@ FILE *cli_create_file(const char *path)
     }
     return fp;
 }
+
+bool cli_gpu_available(ms_session *s, char *why, size_t len)
+{
+    ms_gpu_backend_info b[8];
+    int n = ms_gpu_backends(s, b, sizeof(b) / sizeof(b[0]));
+    size_t off = 0;
+    if (len)
+        why[0] = '\0';
+    for (int i = 0; i < n && i < 8; i++) {
+        if (b[i].available)
+            return true;
+        int w = snprintf(why + off, len - off, "%s%s: %s", off ? "; " : "", b[i].name, b[i].detail);
+        if (w > 0 && off + (size_t)w < len)
+            off += (size_t)w;
+    }
+    return false;
+}

@@ -14,6 +14,7 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 int cmd_bench(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
+int cmd_gpu(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 
@@ -23,10 +24,10 @@ void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(prin
  * string must start with ':' and opterr be 0); returns CLI_USAGE. */
 int cli_bad_option(const char *cmd, int c, char **argv);
 /* Resets getopt for a subcommand's argv. */
-#define CLI_GETOPT_RESET()                                                                     \
-    do {                                                                                       \
-        optind = 1;                                                                            \
-        opterr = 0;                                                                            \
+#define CLI_GETOPT_RESET()                                                                         \
+    do {                                                                                           \
+        optind = 1;                                                                                \
+        opterr = 0;                                                                                \
     } while (0)
 /* Parses a PID (1..INT_MAX); returns 0 or -1. */
 int cli_parse_pid(const char *text, pid_t *out);
@@ -39,5 +40,8 @@ int cli_open_session(const char *cmd, const char *procfs, const char *sysfs, ms_
 char *cli_read_file(const char *path, size_t *len);
 /* Creates (or truncates) path with mode 0600 for writing; NULL with errno set on failure. */
 FILE *cli_create_file(const char *path);
+/* True when a GPU backend of session s found a device; otherwise why names, on one line,
+ * why each backend is unavailable. */
+bool cli_gpu_available(ms_session *s, char *why, size_t len);
 
 #endif /* MEMSNAP_CLI_H */

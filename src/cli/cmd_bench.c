@@ -8,6 +8,7 @@
  */
 #include "cli.h"
 #include "../core/internal.h"
+#include "../probe/gpu.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -27,13 +28,17 @@ struct bench_raw {
 static void bench_usage(FILE *fp)
 {
     fprintf(fp,
-            "usage: memsnap bench snapshot [--pid PID] [--rounds N] [--json]\n\n"
+            "usage: memsnap bench snapshot [--pid PID] [--rounds N] [--json] [--gpu]\n\n"
             "Time snapshot captures in a loop, basic (statm) and full (statm, status, stat,\n"
             "smaps_rollup, meminfo, cgroup), and in the same run the raw cost of pread() on the\n"
             "same open descriptors; print ns per capture and the ratio (like 'zstd -b').\n\n"
             "  -p, --pid PID      process to capture (default: memsnap itself)\n"
             "  -r, --rounds N     rounds, the median is reported (default 7)\n"
-            "  -j, --json         print {\"basic_ns\",\"raw_basic_ns\",\"full_ns\",\"raw_full_ns\",...}\n"
+            "  -g, --gpu          also time GPU-only captures (gpu_ns) and, where they run, one\n"
+            "                     'nvidia-smi --query-gpu=memory.used' (nvsmi_ns) and a fresh\n"
+            "                     dlopen+nvmlInit+query+nvmlShutdown (init_per_call_ns)\n"
+            "  -j, --json         print "
+            "{\"basic_ns\",\"raw_basic_ns\",\"full_ns\",\"raw_full_ns\",...}\n"
             "  -h, --help         this help\n");
 }
 
@@ -107,25 +112,133 @@ static void bench_fmt(char *buf, size_t len, double ns)
         snprintf(buf, len, "%.0f ns", ns);
 }
 
+/* Medians of the GPU loops, ns per call; negative when not measured. */
+struct bench_gpu {
+    double gpu_ns;   /* ms_capture(MS_CAPTURE_GPU) on the session's long-lived backends */
+    double nvsmi_ns; /* one nvidia-smi --query-gpu=memory.used run */
+    double init_ns;  /* dlopen + nvmlInit + query + nvmlShutdown + dlclose */
+};
+
+enum { G_CAPTURE, G_NVSMI, G_INIT, G_COUNT };
+
+/* Runs GPU loop `which` iters times; ns per call, or a negative value on failure. */
+static double bench_gpu_loop(int which, unsigned long iters, ms_session *s, pid_t pid,
+                             ms_snapshot *snap)
+{
+    double t0 = bench_now();
+    for (unsigned long i = 0; i < iters; i++) {
+        uint64_t used;
+        int rc;
+        if (which == G_CAPTURE)
+            rc = ms_capture(s, pid, MS_CAPTURE_GPU, snap);
+#ifdef MS_HAVE_NVSMI
+        else if (which == G_NVSMI)
+            rc = ms__nvsmi_oneshot();
+#endif
+#ifdef MS_HAVE_NVML
+        else if (which == G_INIT)
+            rc = ms__nvml_oneshot(&used);
+#endif
+        else
+            rc = MS_ENOTSUP;
+        (void)used;
+        if (rc)
+            return -1;
+    }
+    return (bench_now() - t0) / (double)iters;
+}
+
+/* Times GPU captures and, where they work, the two slow ways, in interleaved rounds; returns
+ * 0, or -1 when the GPU capture itself fails. */
+static int bench_gpu_run(ms_session *s, pid_t pid, unsigned long rounds, struct bench_gpu *out)
+{
+    static ms_snapshot snap;
+    ms_snapshot_init(&snap);
+    unsigned long iters[G_COUNT];
+    bool on[G_COUNT];
+    for (int g = 0; g < G_COUNT; g++) {
+        double per = bench_gpu_loop(g, 1, s, pid, &snap); /* also the warm-up */
+        on[g] = per >= 0;
+        if (on[g])
+            per = bench_gpu_loop(g, g == G_CAPTURE ? 100 : 1, s, pid, &snap);
+        on[g] = per >= 0;
+        double n = BENCH_TARGET_NS / (per > 1 ? per : 1);
+        iters[g] = n < 1 ? 1 : (unsigned long)n;
+    }
+    if (!on[G_CAPTURE])
+        return -1;
+    double *res[G_COUNT];
+    for (int g = 0; g < G_COUNT; g++)
+        res[g] = calloc(rounds, sizeof(double));
+    for (unsigned long r = 0; r < rounds; r++)
+        for (int g = 0; g < G_COUNT; g++)
+            if (on[g] && res[g])
+                res[g][r] = bench_gpu_loop(g, iters[g], s, pid, &snap);
+    double med[G_COUNT];
+    for (int g = 0; g < G_COUNT; g++) {
+        med[g] = -1;
+        if (on[g] && res[g]) {
+            qsort(res[g], rounds, sizeof(double), bench_cmp);
+            med[g] = res[g][rounds / 2];
+        }
+        free(res[g]);
+    }
+    out->gpu_ns = med[G_CAPTURE];
+    out->nvsmi_ns = med[G_NVSMI];
+    out->init_ns = med[G_INIT];
+    return out->gpu_ns < 0 ? -1 : 0;
+}
+
+/* Appends the GPU keys to the JSON object being printed. */
+static void bench_gpu_json(const struct bench_gpu *m)
+{
+    printf(",\"gpu_ns\":%.1f", m->gpu_ns);
+    if (m->nvsmi_ns >= 0)
+        printf(",\"nvsmi_ns\":%.1f,\"nvsmi_ratio\":%.1f", m->nvsmi_ns, m->nvsmi_ns / m->gpu_ns);
+    if (m->init_ns >= 0)
+        printf(",\"init_per_call_ns\":%.1f,\"init_per_call_ratio\":%.1f", m->init_ns,
+               m->init_ns / m->gpu_ns);
+}
+
+/* Prints the GPU lines of the text report. */
+static void bench_gpu_text(const struct bench_gpu *m)
+{
+    char a[32], b[32];
+    bench_fmt(a, sizeof(a), m->gpu_ns);
+    printf("  %-14s %10s/capture   (NVML or nvidia-smi and DRM backends, kept loaded)\n",
+           "gpu capture", a);
+    if (m->nvsmi_ns >= 0) {
+        bench_fmt(b, sizeof(b), m->nvsmi_ns);
+        printf("  %-14s %10s/call      ratio %.1fx (nvidia-smi / memsnap)\n", "nvidia-smi", b,
+               m->nvsmi_ns / m->gpu_ns);
+    }
+    if (m->init_ns >= 0) {
+        bench_fmt(b, sizeof(b), m->init_ns);
+        printf("  %-14s %10s/call      ratio %.1fx (NVML init+query+shutdown per call / memsnap)\n",
+               "init per call", b, m->init_ns / m->gpu_ns);
+    }
+}
+
 int cmd_bench(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"json", no_argument, NULL, 'j'},
-        {"pid", required_argument, NULL, 'p'},
-        {"rounds", required_argument, NULL, 'r'},
-        {NULL, 0, NULL, 0},
+        {"gpu", no_argument, NULL, 'g'},          {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, 'j'},         {"pid", required_argument, NULL, 'p'},
+        {"rounds", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0},
     };
     pid_t pid = 0;
-    bool json = false;
+    bool json = false, gpu = false;
     unsigned long rounds = 7;
     int c;
     CLI_GETOPT_RESET();
-    while ((c = getopt_long(argc, argv, ":hjp:r:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":ghjp:r:", longopts, NULL)) != -1) {
         switch (c) {
         case 'h':
             bench_usage(stdout);
             return CLI_OK;
+        case 'g':
+            gpu = true;
+            break;
         case 'j':
             json = true;
             break;
@@ -153,6 +266,18 @@ int cmd_bench(int argc, char **argv)
     ms_session *s;
     if (cli_open_session("bench", NULL, NULL, &s) != 0)
         return CLI_FAIL;
+    char why[1024];
+    if (gpu && !cli_gpu_available(s, why, sizeof(why))) {
+        cli_error("bench", "--gpu: no GPU backend is available (%s)", why);
+        ms_session_close(s);
+        return CLI_FAIL;
+    }
+    struct bench_gpu gm = {.gpu_ns = -1, .nvsmi_ns = -1, .init_ns = -1};
+    if (gpu && bench_gpu_run(s, pid, rounds, &gm) != 0) {
+        cli_error("bench", "GPU capture failed: %s", ms_session_error(s));
+        ms_session_close(s);
+        return CLI_FAIL;
+    }
     ms_snapshot snap;
     ms_snapshot_init(&snap);
     if (ms_capture(s, pid, MS_CAPTURE_FULL, &snap) != 0) {
@@ -209,9 +334,12 @@ int cmd_bench(int argc, char **argv)
     if (json) {
         printf("{\"pid\":%d,\"rounds\":%lu,\"basic_ns\":%.1f,\"raw_basic_ns\":%.1f,"
                "\"full_ns\":%.1f,\"raw_full_ns\":%.1f,\"basic_ratio\":%.3f,\"full_ratio\":%.3f,"
-               "\"raw_full_files\":%d}\n",
+               "\"raw_full_files\":%d",
                shown_pid, rounds, med[B_BASIC], med[B_RAW_BASIC], med[B_FULL], med[B_RAW_FULL],
                med[B_BASIC] / med[B_RAW_BASIC], med[B_FULL] / med[B_RAW_FULL], full.n);
+        if (gpu)
+            bench_gpu_json(&gm);
+        printf("}\n");
     } else {
         char a[32], b[32], c3[32], d[32];
         bench_fmt(a, sizeof(a), med[B_BASIC]);
@@ -225,6 +353,8 @@ int cmd_bench(int argc, char **argv)
         snprintf(files, sizeof(files), "raw preads of %d files", full.n);
         printf("  %-14s %10s/capture   %-22s %10s   ratio %.2fx\n", "full capture", c3, files, d,
                med[B_FULL] / med[B_RAW_FULL]);
+        if (gpu)
+            bench_gpu_text(&gm);
     }
     free(basic.buf);
     free(full.buf);

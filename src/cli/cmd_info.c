@@ -9,14 +9,51 @@
 
 static void info_usage(FILE *fp)
 {
-    fprintf(fp, "usage: memsnap info [--pid PID] [--procfs DIR] [--sysfs DIR]\n\n"
-                "Describe the kernel, page size, system memory, the memory cgroup of PID (default:\n"
-                "memsnap itself) and, for each probe, whether it can run here and what it\n"
-                "measures, or why not.\n\n"
-                "  -p, --pid PID      process whose probes and cgroup are described\n"
-                "      --procfs DIR   procfs root (default $MEMSNAP_PROCFS or /proc)\n"
-                "      --sysfs DIR    sysfs root (default $MEMSNAP_SYSFS or /sys)\n"
-                "  -h, --help         this help\n");
+    fprintf(fp,
+            "usage: memsnap info [--pid PID] [--procfs DIR] [--sysfs DIR]\n\n"
+            "Describe the kernel, page size, system memory, the memory cgroup of PID (default:\n"
+            "memsnap itself) and, for each probe, whether it can run here and what it\n"
+            "measures, or why not.\n\n"
+            "  -p, --pid PID      process whose probes and cgroup are described\n"
+            "      --procfs DIR   procfs root (default $MEMSNAP_PROCFS or /proc)\n"
+            "      --sysfs DIR    sysfs root (default $MEMSNAP_SYSFS or /sys)\n"
+            "  -h, --help         this help\n");
+}
+
+/* Prints each GPU backend (capabilities, or why it is unavailable) and each GPU found. */
+static void info_gpus(ms_session *s)
+{
+    ms_gpu_backend_info b[8];
+    int n = ms_gpu_backends(s, b, sizeof(b) / sizeof(b[0]));
+    printf("gpu backends\n");
+    for (int i = 0; i < n && i < 8; i++) {
+        printf("  %-13s %-4s %s\n", b[i].name, b[i].available ? "yes" : "no", b[i].detail);
+        if (!b[i].available)
+            continue;
+        printf("  %-13s      device total %s, device free %s, per-process %s\n", "",
+               b[i].supports_device_total ? "yes" : "no", b[i].supports_device_free ? "yes" : "no",
+               b[i].per_process ? "yes" : "no");
+        if (b[i].driver_version[0] || b[i].cuda_version[0])
+            printf("  %-13s      driver %s%s%s\n", "",
+                   b[i].driver_version[0] ? b[i].driver_version : "?",
+                   b[i].cuda_version[0] ? ", CUDA " : "", b[i].cuda_version);
+    }
+    static ms_snapshot snap;
+    ms_snapshot_init(&snap);
+    if (ms_capture(s, 0, MS_CAPTURE_GPU, &snap) != 0 || snap.gpu_count == 0) {
+        printf("gpus         none found\n");
+        return;
+    }
+    printf("gpus\n");
+    for (uint32_t i = 0; i < snap.gpu_count; i++) {
+        const ms_gpu *g = &snap.gpus[i];
+        char total[32] = "total unknown";
+        if (ms_valid(g, MS_GF_total_bytes))
+            ms_format_bytes(total, sizeof(total), g->total_bytes);
+        printf("  %-3u %s (%s) %s %s%s%s\n", (unsigned)g->index, g->name[0] ? g->name : "?",
+               g->backend, total, g->is_per_process ? "[per-process]" : "[device-wide]",
+               g->pci_bus_id[0] ? " " : "", g->pci_bus_id);
+    }
 }
 
 int cmd_info(int argc, char **argv)
@@ -109,6 +146,8 @@ int cmd_info(int argc, char **argv)
         }
         putchar('\n');
     }
+
+    info_gpus(s);
 
     ms_probe_info probes[16];
     int n = ms_session_probes(s, pid, probes, sizeof(probes) / sizeof(probes[0]));

@@ -12,13 +12,18 @@ static void snapshot_usage(FILE *fp)
 {
     fprintf(fp,
             "usage: memsnap snapshot [--pid PID] [--full] [--format text|json|csv] [--label L]\n"
-            "                        [--output FILE] [--procfs DIR] [--sysfs DIR]\n\n"
+            "                        [--output FILE] [--procfs DIR] [--sysfs DIR]\n"
+            "                        [--gpu | --no-gpu]\n\n"
             "Capture a memory snapshot of a process (default: memsnap itself), of the system\n"
             "and of the process's memory cgroup.\n\n"
             "  -p, --pid PID      process to capture\n"
             "  -f, --full         also read status, stat and smaps_rollup: peak RSS/VMS, swap,\n"
             "                     RSS anon/file/shmem, PSS, USS, page faults, threads\n"
             "  -F, --format FMT   text (default), json (one object) or csv (header + row)\n"
+            "      --gpu          include every GPU (device memory, per-process use); an\n"
+            "                     error when no GPU backend is available (default: included\n"
+            "                     when one is)\n"
+            "      --no-gpu       leave GPUs out\n"
             "  -l, --label L      label stored in the snapshot (shown by 'memsnap diff')\n"
             "  -o, --output FILE  write to FILE (created 0600) instead of standard output\n"
             "      --procfs DIR   procfs root (default $MEMSNAP_PROCFS or /proc)\n"
@@ -30,18 +35,25 @@ static void snapshot_usage(FILE *fp)
 
 int cmd_snapshot(int argc, char **argv)
 {
-    enum { OPT_PROCFS = 256, OPT_SYSFS };
+    enum { OPT_PROCFS = 256, OPT_SYSFS, OPT_GPU, OPT_NO_GPU };
     static const struct option longopts[] = {
-        {"format", required_argument, NULL, 'F'}, {"full", no_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},         {"label", required_argument, NULL, 'l'},
-        {"output", required_argument, NULL, 'o'}, {"pid", required_argument, NULL, 'p'},
+        {"format", required_argument, NULL, 'F'},
+        {"full", no_argument, NULL, 'f'},
+        {"gpu", no_argument, NULL, OPT_GPU},
+        {"no-gpu", no_argument, NULL, OPT_NO_GPU},
+        {"help", no_argument, NULL, 'h'},
+        {"label", required_argument, NULL, 'l'},
+        {"output", required_argument, NULL, 'o'},
+        {"pid", required_argument, NULL, 'p'},
         {"procfs", required_argument, NULL, OPT_PROCFS},
-        {"sysfs", required_argument, NULL, OPT_SYSFS}, {NULL, 0, NULL, 0},
+        {"sysfs", required_argument, NULL, OPT_SYSFS},
+        {NULL, 0, NULL, 0},
     };
     pid_t pid = 0;
     unsigned what = MS_CAPTURE_DEFAULT;
     ms_format fmt = MS_FORMAT_TEXT;
     const char *label = NULL, *output = NULL, *procfs = NULL, *sysfs = NULL;
+    int gpu = -1; /* -1: when a backend is available, 0: --no-gpu, 1: --gpu */
     int c;
     CLI_GETOPT_RESET();
     while ((c = getopt_long(argc, argv, ":F:fhl:o:p:", longopts, NULL)) != -1) {
@@ -76,6 +88,12 @@ int cmd_snapshot(int argc, char **argv)
         case OPT_SYSFS:
             sysfs = optarg;
             break;
+        case OPT_GPU:
+            gpu = 1;
+            break;
+        case OPT_NO_GPU:
+            gpu = 0;
+            break;
         default:
             return cli_bad_option("snapshot", c, argv);
         }
@@ -89,7 +107,15 @@ int cmd_snapshot(int argc, char **argv)
     ms_session *s;
     if (cli_open_session("snapshot", procfs, sysfs, &s) != 0)
         return CLI_FAIL;
-    ms_snapshot snap;
+    char why[1024];
+    if (gpu != 0 && cli_gpu_available(s, why, sizeof(why))) {
+        what |= MS_CAPTURE_GPU;
+    } else if (gpu == 1) {
+        cli_error("snapshot", "--gpu: no GPU backend is available (%s)", why);
+        ms_session_close(s);
+        return CLI_FAIL;
+    }
+    static ms_snapshot snap; /* large with its GPUs: not on the stack */
     ms_snapshot_init(&snap);
     ms_snapshot_set_label(&snap, label);
     int rc = ms_capture(s, pid, what, &snap);

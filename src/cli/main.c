@@ -20,6 +20,7 @@ struct cmd {
 static const struct cmd commands[] = {
     {"bench", cmd_bench, "time captures against the raw cost of reading the same files"},
     {"diff", cmd_diff, "compare two saved JSON snapshots: one-line delta and before/after table"},
+    {"gpu", cmd_gpu, "GPU processes and their memory on every GPU ('memsnap gpu ps')"},
     {"info", cmd_info, "the host, its memory and cgroup, and what each probe can measure"},
     {"snapshot", cmd_snapshot, "capture a memory snapshot of a process (text, JSON or CSV)"},
 };
@@ -39,7 +40,7 @@ static void usage(FILE *fp)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        usage(stderr);
+        cli_error(NULL, "no command given (see 'memsnap --help')");
         return CLI_USAGE;
     }
     const char *name = argv[1];

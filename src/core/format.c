@@ -16,7 +16,8 @@ int ms_format_bytes(char *buf, size_t len, uint64_t bytes)
         return snprintf(buf, len, "%" PRIu64 " B", bytes);
     double v = (double)bytes;
     int u = 0;
-    while (v >= 1024.0 && u < 6) {
+    /* 1048575 B is 1023.999 KiB: move up when two decimals would round to 1024.00 */
+    while (v >= 1024.0 - 0.005 && u < 6) {
         v /= 1024.0;
         u++;
     }
@@ -47,7 +48,7 @@ static void ms__fmt_delta(char *buf, size_t len, ms_unit unit, int64_t v)
     if (unit == MS_UNIT_BYTES)
         ms_format_bytes_signed(buf, len, v);
     else
-        snprintf(buf, len, "%+" PRId64, v);
+        snprintf(buf, len, v ? "%+" PRId64 : "0", v);
 }
 
 static const char *ms__report_label(const ms_snapshot *before, const ms_snapshot *after)
@@ -76,6 +77,48 @@ static const struct ms__field *ms__find_field(const struct ms__section *sec, con
     return NULL;
 }
 
+/* The GPU of snap with the given index (present: the delta matched it). */
+static const ms_gpu *ms__gpu_find(const ms_snapshot *snap, uint32_t index)
+{
+    for (uint32_t i = 0; i < snap->gpu_count && i < MS_GPU_MAX; i++)
+        if (snap->gpus[i].index == index)
+            return &snap->gpus[i];
+    return &snap->gpus[0];
+}
+
+/* The before/after rows of the GPUs of after (matched in before by index and backend). */
+static void ms__report_gpus(FILE *fp, const ms_snapshot *before, const ms_snapshot *after,
+                            const ms_delta *d)
+{
+    if (!((before->captured | after->captured) & MS_CAPTURE_GPU))
+        return;
+    for (uint32_t i = 0; i < after->gpu_count && i < MS_GPU_MAX; i++) {
+        const ms_gpu *ga = &after->gpus[i], *gb = NULL;
+        const ms_gpu_delta *gd = NULL;
+        for (uint32_t k = 0; k < d->gpu_count; k++)
+            if (d->gpus[k].index == ga->index) {
+                gd = &d->gpus[k];
+                gb = ms__gpu_find(before, ga->index);
+            }
+        fprintf(fp, "gpu %u %s (%s) %s\n", (unsigned)ga->index, ga->name[0] ? ga->name : "?",
+                ga->backend, ms__gpu_scope(ga->is_per_process && (!gb || gb->is_per_process)));
+        for (int f = 0; f < MS_GF__COUNT; f++) {
+            const struct ms__field *fd = &ms__gpu_fields[f];
+            bool vb = gb && ms_valid(gb, f), va = ms_valid(ga, f);
+            if (!vb && !va)
+                continue;
+            char a[32] = "-", b[32] = "-", c[32] = "-";
+            if (vb)
+                ms_format_bytes(a, sizeof(a), ms__gpu_value(gb, fd));
+            if (va)
+                ms_format_bytes(b, sizeof(b), ms__gpu_value(ga, fd));
+            if (gd && ms_valid(gd, f))
+                ms_format_bytes_signed(c, sizeof(c), ms__gpu_delta_value(gd, fd));
+            fprintf(fp, "  %-16s %14s %14s %14s\n", fd->label, a, b, c);
+        }
+    }
+}
+
 int ms_report_line(FILE *fp, const ms_snapshot *before, const ms_snapshot *after)
 {
     ms_delta d;
@@ -94,6 +137,22 @@ int ms_report_line(FILE *fp, const ms_snapshot *before, const ms_snapshot *after
         ms__fmt_value(b, sizeof(b), f->unit, ms__snap_value(after, f));
         ms__fmt_delta(c, sizeof(c), f->unit, ms__delta_value(&d, f));
         fprintf(fp, "%s%s %s -> %s (%s)", printed ? " | " : "", ms__headline[i].label, a, b, c);
+        printed++;
+    }
+    for (uint32_t i = 0; i < d.gpu_count; i++) {
+        const ms_gpu_delta *g = &d.gpus[i];
+        int f = g->is_per_process && ms_valid(g, MS_GF_process_used_bytes)
+                    ? MS_GF_process_used_bytes
+                    : MS_GF_used_bytes;
+        if (!ms_valid(g, f))
+            continue;
+        const ms_gpu *ga = ms__gpu_find(after, g->index), *gb = ms__gpu_find(before, g->index);
+        char a[32], b[32], c[32];
+        ms_format_bytes(a, sizeof(a), ms__gpu_value(gb, &ms__gpu_fields[f]));
+        ms_format_bytes(b, sizeof(b), ms__gpu_value(ga, &ms__gpu_fields[f]));
+        ms_format_bytes_signed(c, sizeof(c), ms__gpu_delta_value(g, &ms__gpu_fields[f]));
+        fprintf(fp, "%sVRAM gpu%u %s %s -> %s (%s)", printed ? " | " : "", (unsigned)g->index,
+                ms__gpu_scope(f == MS_GF_process_used_bytes), a, b, c);
         printed++;
     }
     if (!printed)
@@ -132,5 +191,6 @@ int ms_report_table(FILE *fp, const ms_snapshot *before, const ms_snapshot *afte
             fprintf(fp, "  %-16s %14s %14s %14s\n", f->label, a, b, c);
         }
     }
+    ms__report_gpus(fp, before, after, &d);
     return ferror(fp) ? MS_EIO : 0;
 }

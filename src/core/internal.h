@@ -24,15 +24,15 @@ enum ms__cgfile { MS__CG_CURRENT, MS__CG_MAX, MS__CG_PEAK, MS__CG_EVENTS, MS__CG
 /* One process whose descriptors are kept open. */
 struct ms__slot {
     bool used;
-    pid_t pid;                /* 0 means "self" */
-    uint64_t last_use;        /* session tick of the last capture, for eviction */
-    int fd[MS__F_COUNT];      /* -1 until first opened */
-    bool smaps_full;          /* fd[MS__F_SMAPS] is smaps (no smaps_rollup on this kernel) */
-    bool cg_resolved;         /* cgroup lookup done (found or not) */
+    pid_t pid;           /* 0 means "self" */
+    uint64_t last_use;   /* session tick of the last capture, for eviction */
+    int fd[MS__F_COUNT]; /* -1 until first opened */
+    bool smaps_full;     /* fd[MS__F_SMAPS] is smaps (no smaps_rollup on this kernel) */
+    bool cg_resolved;    /* cgroup lookup done (found or not) */
     ms_cgroup_version cg_version;
-    char cg_path[256];        /* path inside the hierarchy */
-    char cg_dir[PATH_MAX];    /* directory holding the memory.* files */
-    int cg_fd[MS__CG_COUNT];  /* -1 when the file is absent */
+    char cg_path[256];       /* path inside the hierarchy */
+    char cg_dir[PATH_MAX];   /* directory holding the memory.* files */
+    int cg_fd[MS__CG_COUNT]; /* -1 when the file is absent */
 };
 
 /* A cgroup mount seen in mountinfo. */
@@ -45,18 +45,19 @@ struct ms__cgmount {
 struct ms_session {
     char procfs[PATH_MAX];
     char sysfs[PATH_MAX];
-    long page_size;       /* bytes */
-    pid_t self_pid;       /* getpid() of the process that owns the descriptors */
-    unsigned fork_gen;    /* ms__fork_gen when self_pid was taken */
-    int meminfo_fd;       /* -1 until first opened */
-    uint64_t tick;        /* counts captures */
+    long page_size;    /* bytes */
+    pid_t self_pid;    /* getpid() of the process that owns the descriptors */
+    unsigned fork_gen; /* ms__fork_gen when self_pid was taken */
+    int meminfo_fd;    /* -1 until first opened */
+    uint64_t tick;     /* counts captures */
     struct ms__slot slots[MS__SLOTS];
     bool mounts_loaded;
     struct ms__cgmount v1_memory; /* the v1 memory controller's mount */
     struct ms__cgmount v2;        /* the unified hierarchy's mount */
-    char *buf;            /* read buffer shared by every probe */
-    size_t cap;           /* bytes allocated at buf */
-    char err[512];        /* last error, one line */
+    char *buf;                    /* read buffer shared by every probe */
+    size_t cap;                   /* bytes allocated at buf */
+    char err[512];                /* last error, one line */
+    struct ms__gpu *gpu;          /* GPU backends (src/probe/gpu.c), NULL until the first GPU use */
 };
 
 /* Records a one-line error on the session and returns code. */
@@ -80,7 +81,10 @@ struct ms__key {
     uint8_t len;   /* strlen(name) */
     uint8_t field; /* the caller's index */
 };
-#define MS__KEY(str, idx) {str, (uint8_t)(sizeof(str) - 1), (uint8_t)(idx)}
+#define MS__KEY(str, idx)                                                                          \
+    {                                                                                              \
+        str, (uint8_t)(sizeof(str) - 1), (uint8_t)(idx)                                            \
+    }
 
 /* Scans lines "Key: N [kB]" or "key N": for each key in keys, stores (or, with sum, adds) its
  * value in bytes (kB multiplied by 1024) at vals[field] and sets bit `field` of *found.
@@ -98,6 +102,12 @@ int ms__system(ms_session *s, ms_snapshot *snap);
 int ms__cgroup(ms_session *s, struct ms__slot *slot, ms_snapshot *snap);
 /* Resolves the memory cgroup of slot's process (cached in the slot). */
 int ms__cgroup_resolve(ms_session *s, struct ms__slot *slot);
+/* Fills snap->gpus[] from every available GPU backend (initialised once per session) and the
+ * snapshot process's share; a host without GPUs gives gpu_count 0 and returns 0. */
+int ms__gpu_capture(ms_session *s, ms_snapshot *snap);
+/* Shuts the GPU backends down (nvmlShutdown) and frees their state; called by
+ * ms_session_close. */
+void ms__gpu_close(ms_session *s);
 
 /* "<procfs>/<pid>/<file>" or "<procfs>/self/<file>" into buf. */
 void ms__proc_path(const ms_session *s, pid_t pid, const char *file, char *buf, size_t len);
@@ -107,8 +117,8 @@ void ms__json_string(FILE *fp, const char *str);
 
 /* A metric as sinks and reports see it, expanded from the MS_*_FIELDS lists. */
 struct ms__field {
-    const char *name;    /* JSON name: "rss_bytes" */
-    const char *label;   /* text label: "RSS" */
+    const char *name;  /* JSON name: "rss_bytes" */
+    const char *label; /* text label: "RSS" */
     ms_unit unit;
     uint8_t bit;         /* validity bit in its section */
     size_t snap_offset;  /* of the uint64_t in ms_snapshot */
@@ -118,15 +128,32 @@ struct ms__field {
 /* A section of a snapshot: "process", "system", "cgroup". */
 struct ms__section {
     const char *name;
-    unsigned capture;           /* MS_CAPTURE_* flags that fill it */
-    size_t valid_offset;        /* of its validity mask in ms_snapshot */
-    size_t delta_valid_offset;  /* of its validity mask in ms_delta */
+    unsigned capture;          /* MS_CAPTURE_* flags that fill it */
+    size_t valid_offset;       /* of its validity mask in ms_snapshot */
+    size_t delta_valid_offset; /* of its validity mask in ms_delta */
     const struct ms__field *fields;
     size_t nfields;
 };
 
 enum { MS__SEC_PROCESS, MS__SEC_SYSTEM, MS__SEC_CGROUP, MS__SEC_COUNT };
 extern const struct ms__section ms__sections[MS__SEC_COUNT];
+
+/* The fields of one GPU: snap_offset is into ms_gpu, delta_offset into ms_gpu_delta. */
+extern const struct ms__field ms__gpu_fields[MS_GF__COUNT];
+
+static inline uint64_t ms__gpu_value(const ms_gpu *g, const struct ms__field *f)
+{
+    return *(const uint64_t *)(const void *)((const char *)g + f->snap_offset);
+}
+static inline int64_t ms__gpu_delta_value(const ms_gpu_delta *d, const struct ms__field *f)
+{
+    return *(const int64_t *)(const void *)((const char *)d + f->delta_offset);
+}
+/* "[per-process]" or "[device-wide]": how a GPU's figures were measured. */
+static inline const char *ms__gpu_scope(bool per_process)
+{
+    return per_process ? "[per-process]" : "[device-wide]";
+}
 
 static inline uint64_t ms__snap_value(const ms_snapshot *s, const struct ms__field *f)
 {
@@ -145,7 +172,8 @@ static inline bool ms__delta_valid(const ms_delta *d, const struct ms__section *
                                    const struct ms__field *f)
 {
     return (*(const uint64_t *)(const void *)((const char *)d + sec->delta_valid_offset) >>
-            f->bit) & 1u;
+            f->bit) &
+           1u;
 }
 
 #endif /* MEMSNAP_INTERNAL_H */

@@ -105,6 +105,7 @@ void ms_session_close(ms_session *s)
             ms__slot_close(&s->slots[i]);
     if (s->meminfo_fd >= 0)
         close(s->meminfo_fd);
+    ms__gpu_close(s);
     free(s->buf);
     free(s);
 }
@@ -160,7 +161,7 @@ static uint64_t ms__clock_ns(clockid_t id)
 int ms_capture(ms_session *s, pid_t pid, unsigned what, ms_snapshot *snap)
 {
     if (!s || !snap || pid < 0 || snap->size < sizeof(ms_snapshot) ||
-        (what & ~(unsigned)MS_CAPTURE_FULL) != 0)
+        (what & ~(unsigned)(MS_CAPTURE_FULL | MS_CAPTURE_GPU)) != 0)
         return s ? ms__fail(s, MS_EINVAL, "invalid capture request") : MS_EINVAL;
     s->err[0] = '\0';
     s->tick++;
@@ -173,6 +174,7 @@ int ms_capture(ms_session *s, pid_t pid, unsigned what, ms_snapshot *snap)
     snap->cgroup.version = MS_CGROUP_NONE;
     snap->cgroup.unlimited = false;
     snap->cgroup.path[0] = '\0';
+    snap->gpu_count = 0; /* each GPU's own validity bits are reset when it is filled */
     snap->pid = pid ? pid : s->self_pid;
     snap->timestamp_ns = ms__clock_ns(CLOCK_REALTIME);
     snap->monotonic_ns = ms__clock_ns(CLOCK_MONOTONIC);
@@ -205,6 +207,12 @@ int ms_capture(ms_session *s, pid_t pid, unsigned what, ms_snapshot *snap)
         if (rc)
             return rc;
         snap->captured |= MS_CAPTURE_SYSTEM;
+    }
+    if (what & MS_CAPTURE_GPU) {
+        rc = ms__gpu_capture(s, snap);
+        if (rc)
+            return rc;
+        snap->captured |= MS_CAPTURE_GPU;
     }
     return 0;
 }

@@ -21,8 +21,12 @@ void ms_snapshot_set_label(ms_snapshot *snap, const char *label)
 }
 
 /* The field tables every sink and report walks. */
-#define MS__FIELD_ROW(sec, prefix, name, unit, label)                                          \
-    {#name, label, unit, prefix##name, offsetof(ms_snapshot, sec.name),                        \
+#define MS__FIELD_ROW(sec, prefix, name, unit, label)                                              \
+    {#name,                                                                                        \
+     label,                                                                                        \
+     unit,                                                                                         \
+     prefix##name,                                                                                 \
+     offsetof(ms_snapshot, sec.name),                                                              \
      offsetof(ms_delta, sec.name)},
 
 static const struct ms__field ms__process_fields[] = {
@@ -41,13 +45,45 @@ static const struct ms__field ms__cgroup_fields[] = {
 #undef X
 };
 
-#define MS__SECTION(sec, flags, table)                                                         \
-    {#sec,                                                                                     \
-     flags,                                                                                    \
-     offsetof(ms_snapshot, sec.valid),                                                         \
-     offsetof(ms_delta, sec.valid),                                                            \
-     table,                                                                                    \
-     sizeof(table) / sizeof(table[0])}
+const struct ms__field ms__gpu_fields[MS_GF__COUNT] = {
+#define X(name, unit, label, desc)                                                                 \
+    {#name, label, unit, MS_GF_##name, offsetof(ms_gpu, name), offsetof(ms_gpu_delta, name)},
+    MS_GPU_FIELDS(X)
+#undef X
+};
+
+/* The delta of the GPUs present (same index and backend) in both snapshots. */
+static void ms__gpu_delta_compute(const ms_snapshot *before, const ms_snapshot *after,
+                                  ms_delta *out)
+{
+    if (!(before->captured & after->captured & MS_CAPTURE_GPU))
+        return;
+    for (uint32_t i = 0; i < after->gpu_count && i < MS_GPU_MAX; i++) {
+        const ms_gpu *a = &after->gpus[i];
+        const ms_gpu *b = NULL;
+        for (uint32_t k = 0; k < before->gpu_count && k < MS_GPU_MAX && !b; k++)
+            if (before->gpus[k].index == a->index &&
+                strcmp(before->gpus[k].backend, a->backend) == 0)
+                b = &before->gpus[k];
+        if (!b)
+            continue;
+        ms_gpu_delta *d = &out->gpus[out->gpu_count++];
+        d->index = a->index;
+        d->is_per_process = a->is_per_process && b->is_per_process;
+        d->valid = a->valid & b->valid;
+        for (int f = 0; f < MS_GF__COUNT; f++)
+            if (d->valid >> f & 1u)
+                *(int64_t *)(void *)((char *)d + ms__gpu_fields[f].delta_offset) =
+                    (int64_t)(ms__gpu_value(a, &ms__gpu_fields[f]) -
+                              ms__gpu_value(b, &ms__gpu_fields[f]));
+    }
+}
+
+#define MS__SECTION(sec, flags, table)                                                             \
+    {                                                                                              \
+#sec, flags, offsetof(ms_snapshot, sec.valid), offsetof(ms_delta, sec.valid), table,       \
+            sizeof(table) / sizeof(table[0])                                                       \
+    }
 
 const struct ms__section ms__sections[MS__SEC_COUNT] = {
     MS__SECTION(process, MS_CAPTURE_BASIC | MS_CAPTURE_PROCESS, ms__process_fields),
@@ -65,8 +101,9 @@ void ms_delta_compute(const ms_snapshot *before, const ms_snapshot *after, ms_de
         out->elapsed_ns = (int64_t)(after->timestamp_ns - before->timestamp_ns);
     for (int i = 0; i < MS__SEC_COUNT; i++) {
         const struct ms__section *sec = &ms__sections[i];
-        uint64_t valid = *(const uint64_t *)(const void *)((const char *)before + sec->valid_offset) &
-                         *(const uint64_t *)(const void *)((const char *)after + sec->valid_offset);
+        uint64_t valid =
+            *(const uint64_t *)(const void *)((const char *)before + sec->valid_offset) &
+            *(const uint64_t *)(const void *)((const char *)after + sec->valid_offset);
         *(uint64_t *)(void *)((char *)out + sec->delta_valid_offset) = valid;
         for (size_t k = 0; k < sec->nfields; k++) {
             const struct ms__field *f = &sec->fields[k];
@@ -75,4 +112,5 @@ void ms_delta_compute(const ms_snapshot *before, const ms_snapshot *after, ms_de
                     (int64_t)(ms__snap_value(after, f) - ms__snap_value(before, f));
         }
     }
+    ms__gpu_delta_compute(before, after, out);
 }

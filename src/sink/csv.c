@@ -2,7 +2,8 @@
  * csv.c - the CSV sink: a header row, then one row per snapshot (RFC 4180 quoting).
  *
  * Columns are "section.field" in the order of the field lists; a field that was not read is
- * an empty cell, never 0.
+ * an empty cell, never 0. When the first snapshot captured GPUs, each of its GPUs adds
+ * "gpu<i>.<field>" columns (backend, name, uuid, pci_bus_id, the GPU fields, is_per_process).
  */
 #include "sink.h"
 
@@ -24,8 +25,53 @@ static void ms__csv_string(FILE *fp, const char *str)
     fputc('"', fp);
 }
 
-static void ms__csv_begin(ms_writer *w)
+/* GPU columns, after the fixed fields of each gpu<i>. */
+static const char *const ms__csv_gpu_cols[] = {"backend", "name", "uuid", "pci_bus_id"};
+
+/* Writes the gpu<i>.* header cells. */
+static void ms__csv_gpu_header(ms_writer *w)
 {
+    for (int i = 0; i < w->csv_gpus; i++) {
+        for (size_t k = 0; k < sizeof(ms__csv_gpu_cols) / sizeof(ms__csv_gpu_cols[0]); k++)
+            fprintf(w->fp, ",gpu%d.%s", i, ms__csv_gpu_cols[k]);
+        for (int f = 0; f < MS_GF__COUNT; f++)
+            fprintf(w->fp, ",gpu%d.%s", i, ms__gpu_fields[f].name);
+        fprintf(w->fp, ",gpu%d.is_per_process", i);
+    }
+}
+
+/* Writes the gpu<i>.* cells of a row: empty for a GPU this snapshot lacks. */
+static void ms__csv_gpu_row(ms_writer *w, const ms_snapshot *snap)
+{
+    FILE *fp = w->fp;
+    for (int i = 0; i < w->csv_gpus; i++) {
+        const ms_gpu *g = NULL;
+        for (uint32_t k = 0; k < snap->gpu_count && k < MS_GPU_MAX && !g; k++)
+            if (snap->gpus[k].index == (uint32_t)i)
+                g = &snap->gpus[k];
+        if (!g || !(snap->captured & MS_CAPTURE_GPU)) {
+            for (size_t k = 0;
+                 k < sizeof(ms__csv_gpu_cols) / sizeof(ms__csv_gpu_cols[0]) + MS_GF__COUNT + 1; k++)
+                fputc(',', fp);
+            continue;
+        }
+        const char *strs[] = {g->backend, g->name, g->uuid, g->pci_bus_id};
+        for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++) {
+            fputc(',', fp);
+            ms__csv_string(fp, strs[k]);
+        }
+        for (int f = 0; f < MS_GF__COUNT; f++) {
+            fputc(',', fp);
+            if (ms_valid(g, f))
+                fprintf(fp, "%" PRIu64, ms__gpu_value(g, &ms__gpu_fields[f]));
+        }
+        fprintf(fp, ",%s", g->is_per_process ? "true" : "false");
+    }
+}
+
+static void ms__csv_begin(ms_writer *w, const ms_snapshot *first)
+{
+    w->csv_gpus = (first->captured & MS_CAPTURE_GPU) ? (int)first->gpu_count : 0;
     fputs("timestamp_ns,monotonic_ns,label,pid", w->fp);
     for (int i = 0; i < MS__SEC_COUNT; i++) {
         const struct ms__section *sec = &ms__sections[i];
@@ -34,6 +80,7 @@ static void ms__csv_begin(ms_writer *w)
         for (size_t k = 0; k < sec->nfields; k++)
             fprintf(w->fp, ",%s.%s", sec->name, sec->fields[k].name);
     }
+    ms__csv_gpu_header(w);
     fputc('\n', w->fp);
 }
 
@@ -61,6 +108,7 @@ static void ms__csv_snapshot(ms_writer *w, const ms_snapshot *snap)
                 fprintf(fp, "%" PRIu64, ms__snap_value(snap, f));
         }
     }
+    ms__csv_gpu_row(w, snap);
     fputc('\n', fp);
 }
 

@@ -8,6 +8,35 @@
 
 #include <inttypes.h>
 
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates,
+ * nothing above U+10FFFF), or 0 when it is not one. */
+static size_t ms__utf8_len(const unsigned char *p)
+{
+    size_t n;
+    uint32_t cp;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        n = 2;
+        cp = p[0] & 0x1fu;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        n = 3;
+        cp = p[0] & 0x0fu;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        n = 4;
+        cp = p[0] & 0x07u;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0u) != 0x80u) /* also stops at the terminating NUL */
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3fu);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return n;
+}
+
 void ms__json_string(FILE *fp, const char *str)
 {
     fputc('"', fp);
@@ -29,20 +58,69 @@ void ms__json_string(FILE *fp, const char *str)
             fputs("\\t", fp);
             break;
         default:
-            if (*p < 0x20)
+            if (*p < 0x20) {
                 fprintf(fp, "\\u%04x", *p);
-            else
+            } else if (*p < 0x80) {
                 fputc(*p, fp);
+            } else {
+                size_t n = ms__utf8_len(p);
+                if (n == 0) { /* not UTF-8 (a label from a Latin-1 shell): U+FFFD */
+                    fputs("\\ufffd", fp);
+                } else {
+                    fwrite(p, 1, n, fp);
+                    p += n - 1;
+                }
+            }
         }
     }
     fputc('"', fp);
 }
 
+/* Writes a string, or null when it is empty. */
+static void ms__json_string_or_null(FILE *fp, const char *str)
+{
+    if (str[0])
+        ms__json_string(fp, str);
+    else
+        fputs("null", fp);
+}
+
+/* Writes ,"gpus":[...] for a snapshot that captured MS_CAPTURE_GPU. */
+static void ms__json_gpus(FILE *fp, const ms_snapshot *snap)
+{
+    fputs(",\"gpus\":[", fp);
+    for (uint32_t i = 0; i < snap->gpu_count && i < MS_GPU_MAX; i++) {
+        const ms_gpu *g = &snap->gpus[i];
+        fprintf(fp, "%s{\"index\":%u,\"backend\":", i ? "," : "", (unsigned)g->index);
+        ms__json_string(fp, g->backend);
+        fputs(",\"name\":", fp);
+        ms__json_string_or_null(fp, g->name);
+        fputs(",\"uuid\":", fp);
+        ms__json_string_or_null(fp, g->uuid);
+        fputs(",\"pci_bus_id\":", fp);
+        ms__json_string_or_null(fp, g->pci_bus_id);
+        for (int f = 0; f < MS_GF__COUNT; f++) {
+            const struct ms__field *fd = &ms__gpu_fields[f];
+            if (ms_valid(g, f))
+                fprintf(fp, ",\"%s\":%" PRIu64, fd->name, ms__gpu_value(g, fd));
+            else
+                fprintf(fp, ",\"%s\":null", fd->name);
+        }
+        fprintf(fp, ",\"is_per_process\":%s,\"processes\":[", g->is_per_process ? "true" : "false");
+        for (uint32_t k = 0; k < g->process_count && k < MS_GPU_PROC_MAX; k++)
+            fprintf(fp, "%s{\"pid\":%d,\"used_bytes\":%" PRIu64 "}", k ? "," : "",
+                    (int)g->processes[k].pid, g->processes[k].used_bytes);
+        fputs("]}", fp);
+    }
+    fputc(']', fp);
+}
+
 static void ms__json_snapshot(ms_writer *w, const ms_snapshot *snap)
 {
     FILE *fp = w->fp;
-    fprintf(fp, "{\"schema\":\"%s\",\"timestamp_ns\":%" PRIu64 ",\"monotonic_ns\":%" PRIu64
-                ",\"label\":",
+    fprintf(fp,
+            "{\"schema\":\"%s\",\"timestamp_ns\":%" PRIu64 ",\"monotonic_ns\":%" PRIu64
+            ",\"label\":",
             MS_SNAPSHOT_SCHEMA, snap->timestamp_ns, snap->monotonic_ns);
     if (snap->label[0])
         ms__json_string(fp, snap->label);
@@ -74,6 +152,8 @@ static void ms__json_snapshot(ms_writer *w, const ms_snapshot *snap)
         }
         fputc('}', fp);
     }
+    if (snap->captured & MS_CAPTURE_GPU)
+        ms__json_gpus(fp, snap);
     fputs("}\n", fp);
 }
 
@@ -99,6 +179,23 @@ int ms_report_json(FILE *fp, const ms_snapshot *before, const ms_snapshot *after
                 fprintf(fp, "%s\"%s\":null", k ? "," : "", f->name);
         }
         fputc('}', fp);
+    }
+    if (before->captured & after->captured & MS_CAPTURE_GPU) {
+        fputs(",\"gpus\":[", fp);
+        for (uint32_t i = 0; i < d.gpu_count; i++) {
+            const ms_gpu_delta *g = &d.gpus[i];
+            fprintf(fp, "%s{\"index\":%u,\"is_per_process\":%s", i ? "," : "", (unsigned)g->index,
+                    g->is_per_process ? "true" : "false");
+            for (int f = 0; f < MS_GF__COUNT; f++) {
+                const struct ms__field *fd = &ms__gpu_fields[f];
+                if (ms_valid(g, f))
+                    fprintf(fp, ",\"%s\":%" PRId64, fd->name, ms__gpu_delta_value(g, fd));
+                else
+                    fprintf(fp, ",\"%s\":null", fd->name);
+            }
+            fputc('}', fp);
+        }
+        fputc(']', fp);
     }
     fputs("}\n", fp);
     return ferror(fp) ? MS_EIO : 0;

@@ -10,16 +10,17 @@
 #include "../core/internal.h"
 
 struct ms__sink_ops {
-    const char *name;                                          /* "text", "json", "csv" */
-    void (*begin)(ms_writer *w);                               /* before the first snapshot */
-    void (*snapshot)(ms_writer *w, const ms_snapshot *snap);   /* one snapshot */
-    void (*end)(ms_writer *w);                                 /* after the last one */
+    const char *name;                                        /* "text", "json", "csv" */
+    void (*begin)(ms_writer *w, const ms_snapshot *first);   /* before the first snapshot */
+    void (*snapshot)(ms_writer *w, const ms_snapshot *snap); /* one snapshot */
+    void (*end)(ms_writer *w);                               /* after the last one */
 };
 
 struct ms_writer {
     const struct ms__sink_ops *ops;
     FILE *fp;     /* the stream written to; not owned */
     size_t count; /* snapshots written so far */
+    int csv_gpus; /* CSV: GPUs with columns (those of the first snapshot), -1: no GPU columns */
 };
 
 extern const struct ms__sink_ops ms__sink_text;

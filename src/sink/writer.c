@@ -43,7 +43,7 @@ int ms_writer_snapshot(ms_writer *w, const ms_snapshot *snap)
     if (!w || !snap)
         return MS_EINVAL;
     if (w->count == 0 && w->ops->begin)
-        w->ops->begin(w);
+        w->ops->begin(w, snap);
     w->ops->snapshot(w, snap);
     w->count++;
     return ferror(w->fp) ? MS_EIO : 0;

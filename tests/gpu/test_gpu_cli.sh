@@ -1,0 +1,89 @@
+#!/bin/sh
+# test_gpu_cli.sh - the GPU side of the memsnap CLI: snapshot --gpu/--no-gpu, info, gpu ps,
+# bench --gpu, against the fake libnvidia-ml.so.1, a fake nvidia-smi and the DRM fixtures.
+# Needs MEMSNAP_BIN, MEMSNAP_FIXTURES, MEMSNAP_FAKE_NVML_DIR, MEMSNAP_FAKE_NVSMI_SCRIPT.
+bin=$MEMSNAP_BIN
+fx=$MEMSNAP_FIXTURES
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+# check NAME PATTERN FILE: FILE contains PATTERN (grep -E)
+check() { if grep -Eq -- "$2" "$3"; then ok; else bad "$1: no '$2' in:"; cat "$3"; fi; }
+# absent NAME PATTERN FILE: FILE does not contain PATTERN
+absent() { if grep -Eq -- "$2" "$3"; then bad "$1: unexpected '$2'"; else ok; fi; }
+# status NAME WANT GOT
+status() { if [ "$2" = "$3" ]; then ok; else bad "$1: exit status $3, expected $2"; fi; }
+
+nvml() { env LD_LIBRARY_PATH="$MEMSNAP_FAKE_NVML_DIR" MEMSNAP_SYSFS="$fx/gpu-none/sys" "$@"; }
+nogpu() { env LD_LIBRARY_PATH= PATH=/nonexistent MEMSNAP_SYSFS="$fx/gpu-none/sys" "$@"; }
+
+# --- with the fake NVML -------------------------------------------------------------------
+nvml "$bin" gpu ps > "$tmp/ps" 2>&1; status "gpu ps" 0 $?
+check "gpu ps header" "gpu 0  Fake H100  \(nvml\)  \[per-process\]" "$tmp/ps"
+check "gpu ps own row" "^ +$$|PID +GPU MEMORY +PROCESS" "$tmp/ps"
+check "gpu ps MPS client" " 4242 +512.00 MiB" "$tmp/ps"
+nvml "$bin" gpu ps --format json > "$tmp/ps.json" 2>&1; status "gpu ps json" 0 $?
+python3 -m json.tool "$tmp/ps.json" > /dev/null 2>&1; status "gpu ps json parses" 0 $?
+check "gpu ps json" '"processes":\[\{"pid":1,"used_bytes":3221225472' "$tmp/ps.json"
+
+nvml "$bin" snapshot --format json > "$tmp/snap.json"; status "snapshot" 0 $?
+check "snapshot has gpus by default" '"gpus":\[\{"index":0,"backend":"nvml","name":"Fake H100"' "$tmp/snap.json"
+check "snapshot own process" '"process_used_bytes":1073741824' "$tmp/snap.json"
+nvml "$bin" snapshot --no-gpu --format json > "$tmp/nogpu.json"; status "snapshot --no-gpu" 0 $?
+absent "--no-gpu leaves gpus out" '"gpus"' "$tmp/nogpu.json"
+nvml "$bin" snapshot --gpu > "$tmp/snap.txt"; status "snapshot --gpu" 0 $?
+check "text gpu block" "^gpu 1 Fake A100 \(nvml\) \[per-process\]" "$tmp/snap.txt"
+nvml "$bin" snapshot --gpu --format csv > "$tmp/snap.csv"; status "snapshot csv" 0 $?
+check "csv gpu columns" "gpu0.total_bytes" "$tmp/snap.csv"
+nvml "$bin" diff "$tmp/snap.json" "$tmp/snap.json" > "$tmp/diff" 2>&1; status "diff" 0 $?
+check "diff VRAM" "VRAM gpu0 \[per-process\]" "$tmp/diff"
+
+nvml "$bin" info > "$tmp/info" 2>&1; status "info" 0 $?
+check "info nvml" "nvml +yes +3 devices" "$tmp/info"
+check "info versions" "driver 555.42.06, CUDA 12.5" "$tmp/info"
+check "info capabilities" "device total yes, device free yes, per-process yes" "$tmp/info"
+check "info device" "0 +Fake H100 \(nvml\) 80.00 GiB \[per-process\]" "$tmp/info"
+
+nvml "$bin" bench snapshot --gpu --rounds 1 --json > "$tmp/bench" 2>&1
+status "bench --gpu" 0 $?
+check "bench gpu_ns" '"gpu_ns":[0-9]' "$tmp/bench"
+check "bench init_per_call_ns" '"init_per_call_ns":[0-9]' "$tmp/bench"
+
+# --- without any GPU ------------------------------------------------------------------------
+nogpu "$bin" snapshot --gpu > "$tmp/out" 2> "$tmp/err"; st=$?
+if [ $st -ne 0 ]; then ok; else bad "snapshot --gpu without GPU succeeded"; fi
+if [ "$(wc -l < "$tmp/err")" -eq 1 ]; then ok; else bad "snapshot --gpu error is not one line"; cat "$tmp/err"; fi
+check "why no GPU" "no GPU backend is available" "$tmp/err"
+nogpu "$bin" snapshot --format json > "$tmp/out"; status "snapshot without GPU" 0 $?
+absent "no gpus key without a GPU" '"gpus"' "$tmp/out"
+nogpu "$bin" info > "$tmp/info" 2>&1; status "info without GPU" 0 $?
+check "info explains nvml" "nvml +no +libnvidia-ml.so.1 cannot be loaded" "$tmp/info"
+check "info explains nvidia-smi" "nvidia-smi +no +nvidia-smi not found on PATH" "$tmp/info"
+nogpu "$bin" gpu ps > "$tmp/out" 2> "$tmp/err"; st=$?
+if [ $st -ne 0 ]; then ok; else bad "gpu ps without GPU succeeded"; fi
+nogpu "$bin" gpu nonsense > "$tmp/out" 2>&1; status "gpu nonsense" 2 $?
+
+# --- nvidia-smi fallback ----------------------------------------------------------------------
+mkdir "$tmp/bin"
+printf '#!/bin/sh\nexec sh "%s" "$@"\n' "$MEMSNAP_FAKE_NVSMI_SCRIPT" > "$tmp/bin/nvidia-smi"
+chmod 755 "$tmp/bin/nvidia-smi"
+env LD_LIBRARY_PATH= MEMSNAP_GPU_BACKENDS=nvidia-smi PATH="$tmp/bin:/usr/bin:/bin" \
+    MEMSNAP_SYSFS="$fx/gpu-none/sys" "$bin" gpu ps > "$tmp/smi" 2>&1; status "gpu ps nvidia-smi" 0 $?
+check "nvidia-smi device" "gpu 0  Fake Smi A100  \(nvidia-smi\)  \[per-process\]" "$tmp/smi"
+check "nvidia-smi N/A is device-wide" "gpu 1  Fake Smi T4  \(nvidia-smi\)  \[device-wide\]" "$tmp/smi"
+
+# --- DRM fixtures -----------------------------------------------------------------------------
+MEMSNAP_GPU_BACKENDS=drm "$bin" gpu ps --procfs "$fx/gpu-amdgpu/proc" --sysfs "$fx/gpu-amdgpu/sys" \
+    > "$tmp/drm" 2>&1; status "gpu ps amdgpu" 0 $?
+check "amdgpu device" "gpu 0  AMD Radeon RX 6800  \(drm\)  \[per-process\]  2.00 GiB / 15.98 GiB" "$tmp/drm"
+check "amdgpu process" " 100 +768.00 MiB +game" "$tmp/drm"
+MEMSNAP_GPU_BACKENDS=drm "$bin" gpu ps --procfs "$fx/gpu-i915/proc" --sysfs "$fx/gpu-i915/sys" \
+    > "$tmp/drm" 2>&1; status "gpu ps i915" 0 $?
+check "i915: no device total" "\(i915\)  \(drm\)  \[per-process\]  \? / \?" "$tmp/drm"
+check "i915 process" " 300 +64.00 MiB" "$tmp/drm"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
