@@ -219,6 +219,76 @@ static void bench_gpu_text(const struct bench_gpu *m)
     }
 }
 
+/* Times the four loops over `rounds` rounds and stores each loop's median ns per iteration in
+ * med; *nfiles is the number of files of a full capture. Prints why and returns -1 on failure. */
+static int bench_measure(ms_session *s, pid_t pid, unsigned long rounds, double med[B_COUNT],
+                         int *nfiles)
+{
+    int rc = -1;
+    double *res[B_COUNT] = {NULL};
+    ms_snapshot *snap = malloc(sizeof(*snap));
+    struct bench_raw basic = {.n = 0}, full = {.n = 0};
+    if (!snap) {
+        cli_error("bench", "out of memory");
+        return -1;
+    }
+    ms_snapshot_init(snap);
+    if (ms_capture(s, pid, MS_CAPTURE_FULL, snap) != 0) {
+        cli_error("bench", "%s", ms_session_error(s));
+        goto out;
+    }
+    /* The raw loops read the session's own descriptors, opened by the capture above. */
+    struct ms__slot *slot = ms__slot_get(s, pid);
+    basic.fds[basic.n++] = slot->fd[MS__F_STATM];
+    for (int i = 0; i < MS__F_COUNT; i++)
+        full.fds[full.n++] = slot->fd[i];
+    full.fds[full.n++] = s->meminfo_fd;
+    for (int i = 0; i < MS__CG_COUNT; i++)
+        if (slot->cg_fd[i] >= 0)
+            full.fds[full.n++] = slot->cg_fd[i];
+    *nfiles = full.n;
+    basic.cap = full.cap = s->cap - 1;
+    basic.buf = malloc(basic.cap);
+    full.buf = malloc(full.cap);
+    for (int b = 0; b < B_COUNT; b++)
+        res[b] = calloc(rounds, sizeof(double));
+    if (!basic.buf || !full.buf || !res[0] || !res[1] || !res[2] || !res[3]) {
+        cli_error("bench", "out of memory");
+        goto out;
+    }
+
+    unsigned long iters[B_COUNT];
+    for (int b = 0; b < B_COUNT; b++) {
+        double per = bench_loop(b, 200, s, pid, snap, &basic, &full);
+        if (per < 0) {
+            cli_error("bench", "capture failed: %s", ms_session_error(s));
+            goto out;
+        }
+        double n = BENCH_TARGET_NS / (per > 1 ? per : 1);
+        iters[b] = n < 100 ? 100 : (unsigned long)n;
+    }
+    for (unsigned long r = 0; r < rounds; r++)
+        for (int b = 0; b < B_COUNT; b++) {
+            res[b][r] = bench_loop(b, iters[b], s, pid, snap, &basic, &full);
+            if (res[b][r] < 0) {
+                cli_error("bench", "capture failed: %s", ms_session_error(s));
+                goto out;
+            }
+        }
+    for (int b = 0; b < B_COUNT; b++) {
+        qsort(res[b], rounds, sizeof(double), bench_cmp);
+        med[b] = res[b][rounds / 2];
+    }
+    rc = 0;
+out:
+    for (int b = 0; b < B_COUNT; b++)
+        free(res[b]);
+    free(basic.buf);
+    free(full.buf);
+    free(snap);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -278,57 +348,11 @@ int cmd_bench(int argc, char **argv)
         ms_session_close(s);
         return CLI_FAIL;
     }
-    ms_snapshot snap;
-    ms_snapshot_init(&snap);
-    if (ms_capture(s, pid, MS_CAPTURE_FULL, &snap) != 0) {
-        cli_error("bench", "%s", ms_session_error(s));
+    double med[B_COUNT];
+    int nfiles = 0;
+    if (bench_measure(s, pid, rounds, med, &nfiles) != 0) {
         ms_session_close(s);
         return CLI_FAIL;
-    }
-    /* The raw loops read the session's own descriptors, opened by the capture above. */
-    struct ms__slot *slot = ms__slot_get(s, pid);
-    struct bench_raw basic = {.n = 0}, full = {.n = 0};
-    basic.fds[basic.n++] = slot->fd[MS__F_STATM];
-    for (int i = 0; i < MS__F_COUNT; i++)
-        full.fds[full.n++] = slot->fd[i];
-    full.fds[full.n++] = s->meminfo_fd;
-    for (int i = 0; i < MS__CG_COUNT; i++)
-        if (slot->cg_fd[i] >= 0)
-            full.fds[full.n++] = slot->cg_fd[i];
-    basic.cap = full.cap = s->cap - 1;
-    basic.buf = malloc(basic.cap);
-    full.buf = malloc(full.cap);
-    if (!basic.buf || !full.buf) {
-        cli_error("bench", "out of memory");
-        return CLI_FAIL;
-    }
-
-    unsigned long iters[B_COUNT];
-    for (int b = 0; b < B_COUNT; b++) {
-        double per = bench_loop(b, 200, s, pid, &snap, &basic, &full);
-        if (per < 0) {
-            cli_error("bench", "capture failed: %s", ms_session_error(s));
-            return CLI_FAIL;
-        }
-        double n = BENCH_TARGET_NS / (per > 1 ? per : 1);
-        iters[b] = n < 100 ? 100 : (unsigned long)n;
-    }
-    double *res[B_COUNT];
-    for (int b = 0; b < B_COUNT; b++)
-        res[b] = calloc(rounds, sizeof(double));
-    for (unsigned long r = 0; r < rounds; r++)
-        for (int b = 0; b < B_COUNT; b++) {
-            res[b][r] = bench_loop(b, iters[b], s, pid, &snap, &basic, &full);
-            if (res[b][r] < 0) {
-                cli_error("bench", "capture failed: %s", ms_session_error(s));
-                return CLI_FAIL;
-            }
-        }
-    double med[B_COUNT];
-    for (int b = 0; b < B_COUNT; b++) {
-        qsort(res[b], rounds, sizeof(double), bench_cmp);
-        med[b] = res[b][rounds / 2];
-        free(res[b]);
     }
     int shown_pid = pid ? (int)pid : (int)getpid();
     if (json) {
@@ -336,7 +360,7 @@ int cmd_bench(int argc, char **argv)
                "\"full_ns\":%.1f,\"raw_full_ns\":%.1f,\"basic_ratio\":%.3f,\"full_ratio\":%.3f,"
                "\"raw_full_files\":%d",
                shown_pid, rounds, med[B_BASIC], med[B_RAW_BASIC], med[B_FULL], med[B_RAW_FULL],
-               med[B_BASIC] / med[B_RAW_BASIC], med[B_FULL] / med[B_RAW_FULL], full.n);
+               med[B_BASIC] / med[B_RAW_BASIC], med[B_FULL] / med[B_RAW_FULL], nfiles);
         if (gpu)
             bench_gpu_json(&gm);
         printf("}\n");
@@ -350,14 +374,12 @@ int cmd_bench(int argc, char **argv)
         printf("  %-14s %10s/capture   %-22s %10s   ratio %.2fx\n", "basic capture", a,
                "raw pread of statm", b, med[B_BASIC] / med[B_RAW_BASIC]);
         char files[32];
-        snprintf(files, sizeof(files), "raw preads of %d files", full.n);
+        snprintf(files, sizeof(files), "raw preads of %d files", nfiles);
         printf("  %-14s %10s/capture   %-22s %10s   ratio %.2fx\n", "full capture", c3, files, d,
                med[B_FULL] / med[B_RAW_FULL]);
         if (gpu)
             bench_gpu_text(&gm);
     }
-    free(basic.buf);
-    free(full.buf);
     ms_session_close(s);
     return CLI_OK;
 }

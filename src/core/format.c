@@ -175,13 +175,21 @@ int ms_report_table(FILE *fp, const ms_snapshot *before, const ms_snapshot *afte
         for (size_t k = 0; k < sec->nfields; k++) {
             const struct ms__field *f = &sec->fields[k];
             bool vb = ms__snap_valid(before, sec, f), va = ms__snap_valid(after, sec, f);
-            if (!vb && !va)
+            /* a cgroup limit that is not valid because there is none says so */
+            bool limit = i == MS__SEC_CGROUP && f->bit == MS_CF_max_bytes;
+            bool ub = limit && !vb && before->cgroup.unlimited;
+            bool ua = limit && !va && after->cgroup.unlimited;
+            if (!vb && !va && !ub && !ua)
                 continue;
             if (!header) {
                 fprintf(fp, "%s\n", sec->name);
                 header = true;
             }
             char a[32] = "-", b[32] = "-", c[32] = "-";
+            if (ub)
+                snprintf(a, sizeof(a), "unlimited");
+            if (ua)
+                snprintf(b, sizeof(b), "unlimited");
             if (vb)
                 ms__fmt_value(a, sizeof(a), f->unit, ms__snap_value(before, f));
             if (va)

@@ -305,6 +305,24 @@ static void report_table_lists_only_sections_with_a_field_read(void **state)
     free(out);
 }
 
+static void report_table_says_unlimited_for_a_cgroup_without_limit(void **state)
+{
+    (void)state;
+    ms_snapshot before, after;
+    before_after(&before, &after);
+    before.cgroup.valid &= ~(UINT64_C(1) << MS_CF_max_bytes);
+    before.cgroup.unlimited = true;
+    after.cgroup.valid &= ~(UINT64_C(1) << MS_CF_max_bytes);
+    after.cgroup.unlimited = true;
+    struct pair p = {&before, &after};
+    char *out = capture_output(table_fn, &p);
+    const char *row = strstr(out, "  limit ");
+    assert_non_null(row);
+    assert_int_equal(
+        strncmp(row, "  limit                 unlimited      unlimited              -\n", 63), 0);
+    free(out);
+}
+
 static void report_json_golden(void **state)
 {
     (void)state;
@@ -381,6 +399,7 @@ int main(void)
         cmocka_unit_test(report_line_says_so_when_no_metric_is_common),
         cmocka_unit_test(report_table_golden),
         cmocka_unit_test(report_table_lists_only_sections_with_a_field_read),
+        cmocka_unit_test(report_table_says_unlimited_for_a_cgroup_without_limit),
         cmocka_unit_test(report_json_golden),
         cmocka_unit_test(report_json_gives_signed_deltas_and_null_where_not_comparable),
         cmocka_unit_test(reports_return_eio_on_a_failing_stream),
