@@ -296,7 +296,7 @@ int cmd_bench(int argc, char **argv)
         {"json", no_argument, NULL, 'j'},         {"pid", required_argument, NULL, 'p'},
         {"rounds", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0},
     };
-    pid_t pid = 0;
+    struct cli_common co = {.formats = 0};
     bool json = false, gpu = false;
     unsigned long rounds = 7;
     int c;
@@ -312,12 +312,6 @@ int cmd_bench(int argc, char **argv)
         case 'j':
             json = true;
             break;
-        case 'p':
-            if (cli_parse_pid(optarg, &pid) != 0) {
-                cli_error("bench", "invalid PID '%s'", optarg);
-                return CLI_USAGE;
-            }
-            break;
         case 'r':
             if (cli_parse_uint(optarg, &rounds) != 0 || rounds > 1000) {
                 cli_error("bench", "invalid round count '%s' (1 to 1000)", optarg);
@@ -325,7 +319,8 @@ int cmd_bench(int argc, char **argv)
             }
             break;
         default:
-            return cli_bad_option("bench", c, argv);
+            if (cli_shared_option("bench", c, argv, &co) != 0)
+                return CLI_USAGE;
         }
     }
     if (optind >= argc || strcmp(argv[optind], "snapshot") != 0 || optind + 1 != argc) {
@@ -343,18 +338,18 @@ int cmd_bench(int argc, char **argv)
         return CLI_FAIL;
     }
     struct bench_gpu gm = {.gpu_ns = -1, .nvsmi_ns = -1, .init_ns = -1};
-    if (gpu && bench_gpu_run(s, pid, rounds, &gm) != 0) {
+    if (gpu && bench_gpu_run(s, co.pid, rounds, &gm) != 0) {
         cli_error("bench", "GPU capture failed: %s", ms_session_error(s));
         ms_session_close(s);
         return CLI_FAIL;
     }
     double med[B_COUNT];
     int nfiles = 0;
-    if (bench_measure(s, pid, rounds, med, &nfiles) != 0) {
+    if (bench_measure(s, co.pid, rounds, med, &nfiles) != 0) {
         ms_session_close(s);
         return CLI_FAIL;
     }
-    int shown_pid = pid ? (int)pid : (int)getpid();
+    int shown_pid = co.pid ? (int)co.pid : (int)getpid();
     if (json) {
         printf("{\"pid\":%d,\"rounds\":%lu,\"basic_ns\":%.1f,\"raw_basic_ns\":%.1f,"
                "\"full_ns\":%.1f,\"raw_full_ns\":%.1f,\"basic_ratio\":%.3f,\"full_ratio\":%.3f,"
@@ -370,7 +365,7 @@ int cmd_bench(int argc, char **argv)
         bench_fmt(b, sizeof(b), med[B_RAW_BASIC]);
         bench_fmt(c3, sizeof(c3), med[B_FULL]);
         bench_fmt(d, sizeof(d), med[B_RAW_FULL]);
-        printf("memsnap bench snapshot: pid %d, median of %lu rounds\n", shown_pid, rounds);
+        printf("memsnap bench snapshot: co.pid %d, median of %lu rounds\n", shown_pid, rounds);
         printf("  %-14s %10s/capture   %-22s %10s   ratio %.2fx\n", "basic capture", a,
                "raw pread of statm", b, med[B_BASIC] / med[B_RAW_BASIC]);
         char files[32];

@@ -44,22 +44,17 @@ int cmd_diff(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    ms_format fmt = MS_FORMAT_TEXT;
+    struct cli_common co = {.formats = 1u << MS_FORMAT_TEXT | 1u << MS_FORMAT_JSON};
     int c;
     CLI_GETOPT_RESET();
     while ((c = getopt_long(argc, argv, ":F:h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'F':
-            if (ms_format_parse(optarg, &fmt) != 0 || fmt == MS_FORMAT_CSV) {
-                cli_error("diff", "unknown format '%s' (text or json)", optarg);
-                return CLI_USAGE;
-            }
-            break;
         case 'h':
             diff_usage(stdout);
             return CLI_OK;
         default:
-            return cli_bad_option("diff", c, argv);
+            if (cli_shared_option("diff", c, argv, &co) != 0)
+                return CLI_USAGE;
         }
     }
     if (argc - optind != 2) {
@@ -71,7 +66,7 @@ int cmd_diff(int argc, char **argv)
     if (diff_load(argv[optind], &before) != 0 || diff_load(argv[optind + 1], &after) != 0)
         return CLI_FAIL;
     int rc;
-    if (fmt == MS_FORMAT_JSON) {
+    if (co.fmt == MS_FORMAT_JSON) {
         rc = ms_report_json(stdout, &before, &after);
     } else {
         rc = ms_report_line(stdout, &before, &after);

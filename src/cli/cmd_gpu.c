@@ -97,37 +97,23 @@ static void gpu_json(ms_session *s, const ms_snapshot *snap)
 
 int cmd_gpu(int argc, char **argv)
 {
-    enum { OPT_PROCFS = 256, OPT_SYSFS };
     static const struct option longopts[] = {
         {"format", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
-        {"procfs", required_argument, NULL, OPT_PROCFS},
-        {"sysfs", required_argument, NULL, OPT_SYSFS},
+        CLI_LONGOPTS_ROOTS,
         {NULL, 0, NULL, 0},
     };
-    ms_format fmt = MS_FORMAT_TEXT;
-    const char *procfs = NULL, *sysfs = NULL;
+    struct cli_common co = {.formats = 1u << MS_FORMAT_TEXT | 1u << MS_FORMAT_JSON};
     int c;
     CLI_GETOPT_RESET();
     while ((c = getopt_long(argc, argv, ":F:h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'F':
-            if (ms_format_parse(optarg, &fmt) != 0 || fmt == MS_FORMAT_CSV) {
-                cli_error("gpu", "unknown format '%s' (text or json)", optarg);
-                return CLI_USAGE;
-            }
-            break;
         case 'h':
             gpu_usage(stdout);
             return CLI_OK;
-        case OPT_PROCFS:
-            procfs = optarg;
-            break;
-        case OPT_SYSFS:
-            sysfs = optarg;
-            break;
         default:
-            return cli_bad_option("gpu", c, argv);
+            if (cli_shared_option("gpu", c, argv, &co) != 0)
+                return CLI_USAGE;
         }
     }
     if (optind >= argc || strcmp(argv[optind], "ps") != 0 || optind + 1 != argc) {
@@ -135,7 +121,7 @@ int cmd_gpu(int argc, char **argv)
         return CLI_USAGE;
     }
     ms_session *s;
-    if (cli_open_session("gpu", procfs, sysfs, &s) != 0)
+    if (cli_open_session("gpu", co.procfs, co.sysfs, &s) != 0)
         return CLI_FAIL;
     char why[1024];
     if (!cli_gpu_available(s, why, sizeof(why))) {
@@ -150,7 +136,7 @@ int cmd_gpu(int argc, char **argv)
         ms_session_close(s);
         return CLI_FAIL;
     }
-    if (fmt == MS_FORMAT_JSON)
+    if (co.fmt == MS_FORMAT_JSON)
         gpu_json(s, &snap);
     else
         for (uint32_t i = 0; i < snap.gpu_count; i++)

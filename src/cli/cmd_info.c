@@ -58,16 +58,13 @@ static void info_gpus(ms_session *s)
 
 int cmd_info(int argc, char **argv)
 {
-    enum { OPT_PROCFS = 256, OPT_SYSFS };
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
         {"pid", required_argument, NULL, 'p'},
-        {"procfs", required_argument, NULL, OPT_PROCFS},
-        {"sysfs", required_argument, NULL, OPT_SYSFS},
+        CLI_LONGOPTS_ROOTS,
         {NULL, 0, NULL, 0},
     };
-    pid_t pid = 0;
-    const char *procfs = NULL, *sysfs = NULL;
+    struct cli_common co = {.formats = 0};
     int c;
     CLI_GETOPT_RESET();
     while ((c = getopt_long(argc, argv, ":hp:", longopts, NULL)) != -1) {
@@ -75,20 +72,9 @@ int cmd_info(int argc, char **argv)
         case 'h':
             info_usage(stdout);
             return CLI_OK;
-        case 'p':
-            if (cli_parse_pid(optarg, &pid) != 0) {
-                cli_error("info", "invalid PID '%s'", optarg);
-                return CLI_USAGE;
-            }
-            break;
-        case OPT_PROCFS:
-            procfs = optarg;
-            break;
-        case OPT_SYSFS:
-            sysfs = optarg;
-            break;
         default:
-            return cli_bad_option("info", c, argv);
+            if (cli_shared_option("info", c, argv, &co) != 0)
+                return CLI_USAGE;
         }
     }
     if (optind < argc) {
@@ -96,7 +82,7 @@ int cmd_info(int argc, char **argv)
         return CLI_USAGE;
     }
     ms_session *s;
-    if (cli_open_session("info", procfs, sysfs, &s) != 0)
+    if (cli_open_session("info", co.procfs, co.sysfs, &s) != 0)
         return CLI_FAIL;
 
     struct utsname u;
@@ -108,7 +94,7 @@ int cmd_info(int argc, char **argv)
 
     ms_snapshot snap;
     ms_snapshot_init(&snap);
-    int rc = ms_capture(s, pid, MS_CAPTURE_SYSTEM | MS_CAPTURE_CGROUP, &snap);
+    int rc = ms_capture(s, co.pid, MS_CAPTURE_SYSTEM | MS_CAPTURE_CGROUP, &snap);
     if (rc) {
         cli_error("info", "%s", ms_session_error(s));
         ms_session_close(s);
@@ -150,7 +136,7 @@ int cmd_info(int argc, char **argv)
     info_gpus(s);
 
     ms_probe_info probes[16];
-    int n = ms_session_probes(s, pid, probes, sizeof(probes) / sizeof(probes[0]));
+    int n = ms_session_probes(s, co.pid, probes, sizeof(probes) / sizeof(probes[0]));
     printf("probes\n");
     for (int i = 0; i < n && i < 16; i++)
         printf("  %-13s %-4s %s\n", probes[i].name, probes[i].available ? "yes" : "no",

@@ -35,7 +35,7 @@ static void snapshot_usage(FILE *fp)
 
 int cmd_snapshot(int argc, char **argv)
 {
-    enum { OPT_PROCFS = 256, OPT_SYSFS, OPT_GPU, OPT_NO_GPU };
+    enum { OPT_GPU = CLI_OPT_OWN, OPT_NO_GPU };
     static const struct option longopts[] = {
         {"format", required_argument, NULL, 'F'},
         {"full", no_argument, NULL, 'f'},
@@ -45,25 +45,18 @@ int cmd_snapshot(int argc, char **argv)
         {"label", required_argument, NULL, 'l'},
         {"output", required_argument, NULL, 'o'},
         {"pid", required_argument, NULL, 'p'},
-        {"procfs", required_argument, NULL, OPT_PROCFS},
-        {"sysfs", required_argument, NULL, OPT_SYSFS},
+        CLI_LONGOPTS_ROOTS,
         {NULL, 0, NULL, 0},
     };
-    pid_t pid = 0;
+    struct cli_common co = {.formats =
+                                1u << MS_FORMAT_TEXT | 1u << MS_FORMAT_JSON | 1u << MS_FORMAT_CSV};
     unsigned what = MS_CAPTURE_DEFAULT;
-    ms_format fmt = MS_FORMAT_TEXT;
-    const char *label = NULL, *output = NULL, *procfs = NULL, *sysfs = NULL;
+    const char *label = NULL, *output = NULL;
     int gpu = -1; /* -1: when a backend is available, 0: --no-gpu, 1: --gpu */
     int c;
     CLI_GETOPT_RESET();
     while ((c = getopt_long(argc, argv, ":F:fhl:o:p:", longopts, NULL)) != -1) {
         switch (c) {
-        case 'F':
-            if (ms_format_parse(optarg, &fmt) != 0) {
-                cli_error("snapshot", "unknown format '%s' (text, json or csv)", optarg);
-                return CLI_USAGE;
-            }
-            break;
         case 'f':
             what = MS_CAPTURE_FULL;
             break;
@@ -76,18 +69,6 @@ int cmd_snapshot(int argc, char **argv)
         case 'o':
             output = optarg;
             break;
-        case 'p':
-            if (cli_parse_pid(optarg, &pid) != 0) {
-                cli_error("snapshot", "invalid PID '%s'", optarg);
-                return CLI_USAGE;
-            }
-            break;
-        case OPT_PROCFS:
-            procfs = optarg;
-            break;
-        case OPT_SYSFS:
-            sysfs = optarg;
-            break;
         case OPT_GPU:
             gpu = 1;
             break;
@@ -95,7 +76,8 @@ int cmd_snapshot(int argc, char **argv)
             gpu = 0;
             break;
         default:
-            return cli_bad_option("snapshot", c, argv);
+            if (cli_shared_option("snapshot", c, argv, &co) != 0)
+                return CLI_USAGE;
         }
     }
     if (optind < argc) {
@@ -105,7 +87,7 @@ int cmd_snapshot(int argc, char **argv)
     }
 
     ms_session *s;
-    if (cli_open_session("snapshot", procfs, sysfs, &s) != 0)
+    if (cli_open_session("snapshot", co.procfs, co.sysfs, &s) != 0)
         return CLI_FAIL;
     char why[1024];
     if (gpu != 0 && cli_gpu_available(s, why, sizeof(why))) {
@@ -118,7 +100,7 @@ int cmd_snapshot(int argc, char **argv)
     static ms_snapshot snap; /* large with its GPUs: not on the stack */
     ms_snapshot_init(&snap);
     ms_snapshot_set_label(&snap, label);
-    int rc = ms_capture(s, pid, what, &snap);
+    int rc = ms_capture(s, co.pid, what, &snap);
     if (rc) {
         cli_error("snapshot", "%s", ms_session_error(s));
         ms_session_close(s);
@@ -135,7 +117,7 @@ int cmd_snapshot(int argc, char **argv)
         }
     }
     ms_writer *w;
-    rc = ms_writer_open(&w, fmt, fp);
+    rc = ms_writer_open(&w, co.fmt, fp);
     if (rc == 0) {
         rc = ms_writer_snapshot(w, &snap);
         int rc2 = ms_writer_close(w);

@@ -70,6 +70,9 @@ int ms__errno_code(int err);
 ssize_t ms__read_fd(ms_session *s, int fd);
 /* Opens "<root>/<rel>" read-only with O_CLOEXEC; returns the fd or a negative errno value. */
 int ms__open_at_root(const char *root, const char *rel);
+/* Reads the whole of "<root>/<rel>" into s->buf (open, ms__read_fd, close) for files read once;
+ * returns the length or a negative errno value. */
+ssize_t ms__read_file(ms_session *s, const char *root, const char *rel);
 
 /* Parses a decimal u64 at p; returns the first byte after it, or NULL when p holds no digit or
  * the number overflows. */

@@ -49,6 +49,16 @@ int ms__open_at_root(const char *root, const char *rel)
     return fd < 0 ? -errno : fd;
 }
 
+ssize_t ms__read_file(ms_session *s, const char *root, const char *rel)
+{
+    int fd = ms__open_at_root(root, rel);
+    if (fd < 0)
+        return fd;
+    ssize_t n = ms__read_fd(s, fd);
+    close(fd);
+    return n;
+}
+
 const char *ms__parse_u64(const char *p, const char *end, uint64_t *out)
 {
     uint64_t v = 0;

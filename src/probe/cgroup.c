@@ -76,11 +76,7 @@ static void ms__load_mounts(ms_session *s)
     if (s->mounts_loaded)
         return;
     s->mounts_loaded = true;
-    int fd = ms__open_at_root(s->procfs, "self/mountinfo");
-    if (fd < 0)
-        return;
-    ssize_t n = ms__read_fd(s, fd);
-    close(fd);
+    ssize_t n = ms__read_file(s, s->procfs, "self/mountinfo");
     if (n <= 0)
         return;
     const char *p = s->buf, *end = s->buf + n;
@@ -156,15 +152,10 @@ int ms__cgroup_resolve(ms_session *s, struct ms__slot *slot)
     ms__load_mounts(s);
     char rel[64];
     snprintf(rel, sizeof(rel), slot->pid ? "%d/cgroup" : "self/cgroup", (int)slot->pid);
-    int fd = ms__open_at_root(s->procfs, rel);
-    if (fd < 0) {
-        if (fd == -ENOENT)
-            return ms__fail(s, MS_ESRCH, "process %d does not exist (no %s/%s)", (int)slot->pid,
-                            s->procfs, rel);
-        return ms__fail(s, ms__errno_code(-fd), "%s/%s: %s", s->procfs, rel, strerror(-fd));
-    }
-    ssize_t n = ms__read_fd(s, fd);
-    close(fd);
+    ssize_t n = ms__read_file(s, s->procfs, rel);
+    if (n == -ENOENT)
+        return ms__fail(s, MS_ESRCH, "process %d does not exist (no %s/%s)", (int)slot->pid,
+                        s->procfs, rel);
     if (n < 0)
         return ms__fail(s, ms__errno_code((int)-n), "%s/%s: %s", s->procfs, rel, strerror((int)-n));
 

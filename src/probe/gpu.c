@@ -196,11 +196,7 @@ static void ms__gpu_target(ms_session *s, struct ms__gpu *g, pid_t pid)
     g->nids = 1;
     char rel[32];
     snprintf(rel, sizeof(rel), "%d/status", (int)pid);
-    int fd = ms__open_at_root(s->procfs, rel);
-    if (fd < 0)
-        return;
-    ssize_t n = ms__read_fd(s, fd);
-    close(fd);
+    ssize_t n = ms__read_file(s, s->procfs, rel);
     if (n <= 0)
         return;
     const char *line = strstr(s->buf, "\nNSpid:");
