@@ -20,9 +20,9 @@ static void snapshot_usage(FILE *fp)
             "  -f, --full         also read status, stat and smaps_rollup: peak RSS/VMS, swap,\n"
             "                     RSS anon/file/shmem, PSS, USS, page faults, threads\n"
             "  -F, --format FMT   text (default), json (one object) or csv (header + row)\n"
-            "      --gpu          include every GPU (device memory, per-process use); an\n"
-            "                     error when no GPU backend is available (default: included\n"
-            "                     when one is)\n"
+            "      --gpu          require the GPUs (device memory, per-process use): an\n"
+            "                     error when no GPU backend is available. By default every\n"
+            "                     GPU is included, and none found is an empty list\n"
             "      --no-gpu       leave GPUs out\n"
             "  -l, --label L      label stored in the snapshot (shown by 'memsnap diff')\n"
             "  -o, --output FILE  write to FILE (created 0600) instead of standard output\n"
@@ -52,7 +52,7 @@ int cmd_snapshot(int argc, char **argv)
                                 1u << MS_FORMAT_TEXT | 1u << MS_FORMAT_JSON | 1u << MS_FORMAT_CSV};
     unsigned what = MS_CAPTURE_DEFAULT;
     const char *label = NULL, *output = NULL;
-    int gpu = -1; /* -1: when a backend is available, 0: --no-gpu, 1: --gpu */
+    int gpu = -1; /* -1: default (included), 0: --no-gpu, 1: --gpu (required) */
     int c;
     CLI_GETOPT_RESET();
     while ((c = getopt_long(argc, argv, ":F:fhl:o:p:", longopts, NULL)) != -1) {
@@ -89,10 +89,11 @@ int cmd_snapshot(int argc, char **argv)
     ms_session *s;
     if (cli_open_session("snapshot", co.procfs, co.sysfs, &s) != 0)
         return CLI_FAIL;
+    /* GPUs are captured by default: with no backend the snapshot says so with an empty list. */
     char why[1024];
-    if (gpu != 0 && cli_gpu_available(s, why, sizeof(why))) {
+    if (gpu != 0)
         what |= MS_CAPTURE_GPU;
-    } else if (gpu == 1) {
+    if (gpu == 1 && !cli_gpu_available(s, why, sizeof(why))) {
         cli_error("snapshot", "--gpu: no GPU backend is available (%s)", why);
         ms_session_close(s);
         return CLI_FAIL;
