@@ -77,13 +77,46 @@ static const struct ms__field *ms__find_field(const struct ms__section *sec, con
     return NULL;
 }
 
-/* The GPU of snap with the given index (present: the delta matched it). */
+/* The GPU of snap with the given index, or NULL. */
 static const ms_gpu *ms__gpu_find(const ms_snapshot *snap, uint32_t index)
 {
     for (uint32_t i = 0; i < snap->gpu_count && i < MS_GPU_MAX; i++)
         if (snap->gpus[i].index == index)
             return &snap->gpus[i];
-    return &snap->gpus[0];
+    return NULL;
+}
+
+/* Appends "LABEL before -> after (delta)" to the one-line report, " | " before all but the
+ * first item. */
+static void ms__line_item(FILE *fp, int *printed, const char *label, ms_unit unit, uint64_t before,
+                          uint64_t after, int64_t delta)
+{
+    char a[32], b[32], c[32];
+    ms__fmt_value(a, sizeof(a), unit, before);
+    ms__fmt_value(b, sizeof(b), unit, after);
+    ms__fmt_delta(c, sizeof(c), unit, delta);
+    fprintf(fp, "%s%s %s -> %s (%s)", *printed ? " | " : "", label, a, b, c);
+    (*printed)++;
+}
+
+/* Writes a table row; a NULL before or after prints as its `absent` text, a NULL delta as
+ * "-". */
+static void ms__table_row(FILE *fp, const char *label, ms_unit unit, const uint64_t *before,
+                          const char *absent_before, const uint64_t *after,
+                          const char *absent_after, const int64_t *delta)
+{
+    char a[32], b[32], c[32] = "-";
+    if (before)
+        ms__fmt_value(a, sizeof(a), unit, *before);
+    else
+        snprintf(a, sizeof(a), "%s", absent_before);
+    if (after)
+        ms__fmt_value(b, sizeof(b), unit, *after);
+    else
+        snprintf(b, sizeof(b), "%s", absent_after);
+    if (delta)
+        ms__fmt_delta(c, sizeof(c), unit, *delta);
+    fprintf(fp, "  %-16s %14s %14s %14s\n", label, a, b, c);
 }
 
 /* The before/after rows of the GPUs of after (matched in before by index and backend). */
@@ -107,14 +140,11 @@ static void ms__report_gpus(FILE *fp, const ms_snapshot *before, const ms_snapsh
             bool vb = gb && ms_valid(gb, f), va = ms_valid(ga, f);
             if (!vb && !va)
                 continue;
-            char a[32] = "-", b[32] = "-", c[32] = "-";
-            if (vb)
-                ms_format_bytes(a, sizeof(a), ms__gpu_value(gb, fd));
-            if (va)
-                ms_format_bytes(b, sizeof(b), ms__gpu_value(ga, fd));
-            if (gd && ms_valid(gd, f))
-                ms_format_bytes_signed(c, sizeof(c), ms__gpu_delta_value(gd, fd));
-            fprintf(fp, "  %-16s %14s %14s %14s\n", fd->label, a, b, c);
+            uint64_t vbefore = vb ? ms__gpu_value(gb, fd) : 0,
+                     vafter = va ? ms__gpu_value(ga, fd) : 0;
+            int64_t vdelta = gd && ms_valid(gd, f) ? ms__gpu_delta_value(gd, fd) : 0;
+            ms__table_row(fp, fd->label, fd->unit, vb ? &vbefore : NULL, "-", va ? &vafter : NULL,
+                          "-", gd && ms_valid(gd, f) ? &vdelta : NULL);
         }
     }
 }
@@ -132,12 +162,8 @@ int ms_report_line(FILE *fp, const ms_snapshot *before, const ms_snapshot *after
         const struct ms__field *f = ms__find_field(sec, ms__headline[i].name);
         if (!f || !ms__delta_valid(&d, sec, f))
             continue;
-        char a[32], b[32], c[32];
-        ms__fmt_value(a, sizeof(a), f->unit, ms__snap_value(before, f));
-        ms__fmt_value(b, sizeof(b), f->unit, ms__snap_value(after, f));
-        ms__fmt_delta(c, sizeof(c), f->unit, ms__delta_value(&d, f));
-        fprintf(fp, "%s%s %s -> %s (%s)", printed ? " | " : "", ms__headline[i].label, a, b, c);
-        printed++;
+        ms__line_item(fp, &printed, ms__headline[i].label, f->unit, ms__snap_value(before, f),
+                      ms__snap_value(after, f), ms__delta_value(&d, f));
     }
     for (uint32_t i = 0; i < d.gpu_count; i++) {
         const ms_gpu_delta *g = &d.gpus[i];
@@ -147,13 +173,14 @@ int ms_report_line(FILE *fp, const ms_snapshot *before, const ms_snapshot *after
         if (!ms_valid(g, f))
             continue;
         const ms_gpu *ga = ms__gpu_find(after, g->index), *gb = ms__gpu_find(before, g->index);
-        char a[32], b[32], c[32];
-        ms_format_bytes(a, sizeof(a), ms__gpu_value(gb, &ms__gpu_fields[f]));
-        ms_format_bytes(b, sizeof(b), ms__gpu_value(ga, &ms__gpu_fields[f]));
-        ms_format_bytes_signed(c, sizeof(c), ms__gpu_delta_value(g, &ms__gpu_fields[f]));
-        fprintf(fp, "%sVRAM gpu%u %s %s -> %s (%s)", printed ? " | " : "", (unsigned)g->index,
-                ms__gpu_scope(f == MS_GF_process_used_bytes), a, b, c);
-        printed++;
+        if (!ga || !gb)
+            continue;
+        const struct ms__field *fd = &ms__gpu_fields[f];
+        char what[64];
+        snprintf(what, sizeof(what), "VRAM gpu%u %s", (unsigned)g->index,
+                 ms__gpu_scope(f == MS_GF_process_used_bytes));
+        ms__line_item(fp, &printed, what, fd->unit, ms__gpu_value(gb, fd), ms__gpu_value(ga, fd),
+                      ms__gpu_delta_value(g, fd));
     }
     if (!printed)
         fprintf(fp, "no metric common to both snapshots");
@@ -185,18 +212,10 @@ int ms_report_table(FILE *fp, const ms_snapshot *before, const ms_snapshot *afte
                 fprintf(fp, "%s\n", sec->name);
                 header = true;
             }
-            char a[32] = "-", b[32] = "-", c[32] = "-";
-            if (ub)
-                snprintf(a, sizeof(a), "unlimited");
-            if (ua)
-                snprintf(b, sizeof(b), "unlimited");
-            if (vb)
-                ms__fmt_value(a, sizeof(a), f->unit, ms__snap_value(before, f));
-            if (va)
-                ms__fmt_value(b, sizeof(b), f->unit, ms__snap_value(after, f));
-            if (vb && va)
-                ms__fmt_delta(c, sizeof(c), f->unit, ms__delta_value(&d, f));
-            fprintf(fp, "  %-16s %14s %14s %14s\n", f->label, a, b, c);
+            uint64_t vbefore = ms__snap_value(before, f), vafter = ms__snap_value(after, f);
+            int64_t vdelta = ms__delta_value(&d, f);
+            ms__table_row(fp, f->label, f->unit, vb ? &vbefore : NULL, ub ? "unlimited" : "-",
+                          va ? &vafter : NULL, ua ? "unlimited" : "-", vb && va ? &vdelta : NULL);
         }
     }
     ms__report_gpus(fp, before, after, &d);

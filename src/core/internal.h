@@ -158,6 +158,13 @@ static inline const char *ms__gpu_scope(bool per_process)
     return per_process ? "[per-process]" : "[device-wide]";
 }
 
+/* The validity mask of a section in a snapshot, or (delta) in an ms_delta. */
+static inline uint64_t ms__section_valid(const void *base, const struct ms__section *sec,
+                                         bool delta)
+{
+    size_t off = delta ? sec->delta_valid_offset : sec->valid_offset;
+    return *(const uint64_t *)(const void *)((const char *)base + off);
+}
 static inline uint64_t ms__snap_value(const ms_snapshot *s, const struct ms__field *f)
 {
     return *(const uint64_t *)(const void *)((const char *)s + f->snap_offset);
@@ -165,7 +172,7 @@ static inline uint64_t ms__snap_value(const ms_snapshot *s, const struct ms__fie
 static inline bool ms__snap_valid(const ms_snapshot *s, const struct ms__section *sec,
                                   const struct ms__field *f)
 {
-    return (*(const uint64_t *)(const void *)((const char *)s + sec->valid_offset) >> f->bit) & 1u;
+    return ms__section_valid(s, sec, false) >> f->bit & 1u;
 }
 static inline int64_t ms__delta_value(const ms_delta *d, const struct ms__field *f)
 {
@@ -174,9 +181,7 @@ static inline int64_t ms__delta_value(const ms_delta *d, const struct ms__field 
 static inline bool ms__delta_valid(const ms_delta *d, const struct ms__section *sec,
                                    const struct ms__field *f)
 {
-    return (*(const uint64_t *)(const void *)((const char *)d + sec->delta_valid_offset) >>
-            f->bit) &
-           1u;
+    return ms__section_valid(d, sec, true) >> f->bit & 1u;
 }
 
 #endif /* MEMSNAP_INTERNAL_H */

@@ -102,8 +102,7 @@ void ms_delta_compute(const ms_snapshot *before, const ms_snapshot *after, ms_de
     for (int i = 0; i < MS__SEC_COUNT; i++) {
         const struct ms__section *sec = &ms__sections[i];
         uint64_t valid =
-            *(const uint64_t *)(const void *)((const char *)before + sec->valid_offset) &
-            *(const uint64_t *)(const void *)((const char *)after + sec->valid_offset);
+            ms__section_valid(before, sec, false) & ms__section_valid(after, sec, false);
         *(uint64_t *)(void *)((char *)out + sec->delta_valid_offset) = valid;
         for (size_t k = 0; k < sec->nfields; k++) {
             const struct ms__field *f = &sec->fields[k];

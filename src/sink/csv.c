@@ -25,6 +25,19 @@ static void ms__csv_string(FILE *fp, const char *str)
     fputc('"', fp);
 }
 
+/* Writes ",value" for each field, an empty cell where its bit in valid is clear; base is the
+ * structure the fields' snap_offset is into (a snapshot or an ms_gpu). */
+static void ms__csv_fields(FILE *fp, const struct ms__field *fields, size_t n, uint64_t valid,
+                           const void *base)
+{
+    for (size_t k = 0; k < n; k++) {
+        fputc(',', fp);
+        if (valid >> fields[k].bit & 1u)
+            fprintf(fp, "%" PRIu64,
+                    *(const uint64_t *)(const void *)((const char *)base + fields[k].snap_offset));
+    }
+}
+
 /* GPU columns, after the fixed fields of each gpu<i>. */
 static const char *const ms__csv_gpu_cols[] = {"backend", "name", "uuid", "pci_bus_id"};
 
@@ -60,11 +73,7 @@ static void ms__csv_gpu_row(ms_writer *w, const ms_snapshot *snap)
             fputc(',', fp);
             ms__csv_string(fp, strs[k]);
         }
-        for (int f = 0; f < MS_GF__COUNT; f++) {
-            fputc(',', fp);
-            if (ms_valid(g, f))
-                fprintf(fp, "%" PRIu64, ms__gpu_value(g, &ms__gpu_fields[f]));
-        }
+        ms__csv_fields(fp, ms__gpu_fields, MS_GF__COUNT, g->valid, g);
         fprintf(fp, ",%s", g->is_per_process ? "true" : "false");
     }
 }
@@ -101,12 +110,7 @@ static void ms__csv_snapshot(ms_writer *w, const ms_snapshot *snap)
                 fprintf(fp, ",%s", snap->cgroup.unlimited ? "true" : "false");
             }
         }
-        for (size_t k = 0; k < sec->nfields; k++) {
-            const struct ms__field *f = &sec->fields[k];
-            fputc(',', fp);
-            if (ms__snap_valid(snap, sec, f))
-                fprintf(fp, "%" PRIu64, ms__snap_value(snap, f));
-        }
+        ms__csv_fields(fp, sec->fields, sec->nfields, ms__section_valid(snap, sec, false), snap);
     }
     ms__csv_gpu_row(w, snap);
     fputc('\n', fp);

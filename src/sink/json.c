@@ -85,6 +85,25 @@ static void ms__json_string_or_null(FILE *fp, const char *str)
         fputs("null", fp);
 }
 
+/* Writes "name":value for each field, null where its bit in valid is clear, separated by commas
+ * and preceded by one when lead is set. base is the structure the fields' offsets are into: a
+ * snapshot or ms_gpu (unsigned values, snap_offset), or a delta (signed values, delta_offset). */
+static void ms__json_fields(FILE *fp, const struct ms__field *fields, size_t n, uint64_t valid,
+                            const void *base, bool delta, bool lead)
+{
+    for (size_t k = 0; k < n; k++) {
+        const struct ms__field *f = &fields[k];
+        const char *sep = k || lead ? "," : "";
+        const char *at = (const char *)base + (delta ? f->delta_offset : f->snap_offset);
+        if (!(valid >> f->bit & 1u))
+            fprintf(fp, "%s\"%s\":null", sep, f->name);
+        else if (delta)
+            fprintf(fp, "%s\"%s\":%" PRId64, sep, f->name, *(const int64_t *)(const void *)at);
+        else
+            fprintf(fp, "%s\"%s\":%" PRIu64, sep, f->name, *(const uint64_t *)(const void *)at);
+    }
+}
+
 /* Writes ,"gpus":[...] for a snapshot that captured MS_CAPTURE_GPU. */
 static void ms__json_gpus(FILE *fp, const ms_snapshot *snap)
 {
@@ -99,13 +118,7 @@ static void ms__json_gpus(FILE *fp, const ms_snapshot *snap)
         ms__json_string_or_null(fp, g->uuid);
         fputs(",\"pci_bus_id\":", fp);
         ms__json_string_or_null(fp, g->pci_bus_id);
-        for (int f = 0; f < MS_GF__COUNT; f++) {
-            const struct ms__field *fd = &ms__gpu_fields[f];
-            if (ms_valid(g, f))
-                fprintf(fp, ",\"%s\":%" PRIu64, fd->name, ms__gpu_value(g, fd));
-            else
-                fprintf(fp, ",\"%s\":null", fd->name);
-        }
+        ms__json_fields(fp, ms__gpu_fields, MS_GF__COUNT, g->valid, g, false, true);
         fprintf(fp, ",\"is_per_process\":%s,\"processes\":[", g->is_per_process ? "true" : "false");
         for (uint32_t k = 0; k < g->process_count && k < MS_GPU_PROC_MAX; k++)
             fprintf(fp, "%s{\"pid\":%d,\"used_bytes\":%" PRIu64 "}", k ? "," : "",
@@ -122,15 +135,11 @@ static void ms__json_snapshot(ms_writer *w, const ms_snapshot *snap)
             "{\"schema\":\"%s\",\"timestamp_ns\":%" PRIu64 ",\"monotonic_ns\":%" PRIu64
             ",\"label\":",
             MS_SNAPSHOT_SCHEMA, snap->timestamp_ns, snap->monotonic_ns);
-    if (snap->label[0])
-        ms__json_string(fp, snap->label);
-    else
-        fputs("null", fp);
+    ms__json_string_or_null(fp, snap->label);
     fprintf(fp, ",\"pid\":%d", (int)snap->pid);
     for (int i = 0; i < MS__SEC_COUNT; i++) {
         const struct ms__section *sec = &ms__sections[i];
         fprintf(fp, ",\"%s\":{", sec->name);
-        const char *sep = "";
         if (i == MS__SEC_CGROUP) {
             const ms_cgroup_mem *cg = &snap->cgroup;
             if (cg->version == MS_CGROUP_NONE) {
@@ -140,16 +149,9 @@ static void ms__json_snapshot(ms_writer *w, const ms_snapshot *snap)
                 ms__json_string(fp, cg->path);
                 fprintf(fp, ",\"unlimited\":%s", cg->unlimited ? "true" : "false");
             }
-            sep = ",";
         }
-        for (size_t k = 0; k < sec->nfields; k++) {
-            const struct ms__field *f = &sec->fields[k];
-            if (ms__snap_valid(snap, sec, f))
-                fprintf(fp, "%s\"%s\":%" PRIu64, sep, f->name, ms__snap_value(snap, f));
-            else
-                fprintf(fp, "%s\"%s\":null", sep, f->name);
-            sep = ",";
-        }
+        ms__json_fields(fp, sec->fields, sec->nfields, ms__section_valid(snap, sec, false), snap,
+                        false, i == MS__SEC_CGROUP);
         fputc('}', fp);
     }
     if (snap->captured & MS_CAPTURE_GPU)
@@ -165,19 +167,14 @@ int ms_report_json(FILE *fp, const ms_snapshot *before, const ms_snapshot *after
     ms_delta_compute(before, after, &d);
     fprintf(fp, "{\"schema\":\"memsnap.delta/1\",\"elapsed_ns\":%" PRId64 ",\"before_label\":",
             d.elapsed_ns);
-    before->label[0] ? ms__json_string(fp, before->label) : (void)fputs("null", fp);
+    ms__json_string_or_null(fp, before->label);
     fputs(",\"after_label\":", fp);
-    after->label[0] ? ms__json_string(fp, after->label) : (void)fputs("null", fp);
+    ms__json_string_or_null(fp, after->label);
     for (int i = 0; i < MS__SEC_COUNT; i++) {
         const struct ms__section *sec = &ms__sections[i];
         fprintf(fp, ",\"%s\":{", sec->name);
-        for (size_t k = 0; k < sec->nfields; k++) {
-            const struct ms__field *f = &sec->fields[k];
-            if (ms__delta_valid(&d, sec, f))
-                fprintf(fp, "%s\"%s\":%" PRId64, k ? "," : "", f->name, ms__delta_value(&d, f));
-            else
-                fprintf(fp, "%s\"%s\":null", k ? "," : "", f->name);
-        }
+        ms__json_fields(fp, sec->fields, sec->nfields, ms__section_valid(&d, sec, true), &d, true,
+                        false);
         fputc('}', fp);
     }
     if (before->captured & after->captured & MS_CAPTURE_GPU) {
@@ -186,13 +183,7 @@ int ms_report_json(FILE *fp, const ms_snapshot *before, const ms_snapshot *after
             const ms_gpu_delta *g = &d.gpus[i];
             fprintf(fp, "%s{\"index\":%u,\"is_per_process\":%s", i ? "," : "", (unsigned)g->index,
                     g->is_per_process ? "true" : "false");
-            for (int f = 0; f < MS_GF__COUNT; f++) {
-                const struct ms__field *fd = &ms__gpu_fields[f];
-                if (ms_valid(g, f))
-                    fprintf(fp, ",\"%s\":%" PRId64, fd->name, ms__gpu_delta_value(g, fd));
-                else
-                    fprintf(fp, ",\"%s\":null", fd->name);
-            }
+            ms__json_fields(fp, ms__gpu_fields, MS_GF__COUNT, g->valid, g, true, true);
             fputc('}', fp);
         }
         fputc(']', fp);
