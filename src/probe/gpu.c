@@ -76,6 +76,16 @@ int ms__gpu_procs_add(struct ms__gpu_procs *p, int32_t pid, uint64_t bytes,
     return 0;
 }
 
+/* Narrows [*p, *end) to leave out leading blanks and trailing blanks and line ends. */
+static void ms__trim(const char **p, const char **end)
+{
+    while (*p < *end && (**p == ' ' || **p == '\t'))
+        (*p)++;
+    while (*end > *p &&
+           ((*end)[-1] == ' ' || (*end)[-1] == '\t' || (*end)[-1] == '\n' || (*end)[-1] == '\r'))
+        (*end)--;
+}
+
 int ms__gpu_parse_size(const char *p, const char *end, uint64_t mult_default, uint64_t *out)
 {
     static const struct {
@@ -83,10 +93,7 @@ int ms__gpu_parse_size(const char *p, const char *end, uint64_t mult_default, ui
         uint64_t mult;
     } units[] = {{"B", 1},          {"kB", 1024},      {"KiB", 1024},
                  {"MiB", 1u << 20}, {"GiB", 1u << 30}, {"", 0}};
-    while (p < end && (*p == ' ' || *p == '\t'))
-        p++;
-    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
-        end--;
+    ms__trim(&p, &end);
     uint64_t v;
     const char *q = ms__parse_u64(p, end, &v);
     if (!q)
@@ -111,10 +118,7 @@ int ms__gpu_parse_size(const char *p, const char *end, uint64_t mult_default, ui
 
 void ms__gpu_copy_trim(char *dst, size_t len, const char *p, const char *end)
 {
-    while (p < end && (*p == ' ' || *p == '\t'))
-        p++;
-    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
-        end--;
+    ms__trim(&p, &end);
     size_t n = (size_t)(end - p);
     if (len == 0)
         return;
