@@ -365,7 +365,7 @@ int cmd_bench(int argc, char **argv)
         bench_fmt(b, sizeof(b), med[B_RAW_BASIC]);
         bench_fmt(c3, sizeof(c3), med[B_FULL]);
         bench_fmt(d, sizeof(d), med[B_RAW_FULL]);
-        printf("memsnap bench snapshot: co.pid %d, median of %lu rounds\n", shown_pid, rounds);
+        printf("memsnap bench snapshot: pid %d, median of %lu rounds\n", shown_pid, rounds);
         printf("  %-14s %10s/capture   %-22s %10s   ratio %.2fx\n", "basic capture", a,
                "raw pread of statm", b, med[B_BASIC] / med[B_RAW_BASIC]);
         char files[32];

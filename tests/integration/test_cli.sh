@@ -375,6 +375,11 @@ check "bench prints one line" [ "$(lines "$T/out")" = 1 ]
 pycheck "bench json: basic_ns, raw_basic_ns, full_ns, raw_full_ns are numbers > 0" "$T/out" \
     'all(isinstance(d[k], (int, float)) and not isinstance(d[k], bool) and d[k] > 0
          for k in ("basic_ns", "raw_basic_ns", "full_ns", "raw_full_ns")) and d["rounds"] == 3'
+ms bench snapshot --rounds 1 --pid "$$"
+check "bench text names the pid and the rounds" \
+    grep -qx "memsnap bench snapshot: pid $$, median of 1 rounds" "$T/out"
+check "bench text has the basic and full ratio lines" \
+    grep -qE '^  (basic|full) capture +[0-9.]+ [mun]?s/capture .* ratio [0-9.]+x$' "$T/out"
 
 # ---------------------------------------------------------------------------------------------
 echo "# fixture roots"
