@@ -16,7 +16,7 @@
 #define MS__SLOTS 8 /* processes whose descriptors a session keeps open at once */
 
 /* Per-process files, opened lazily and kept open. */
-enum ms__pfile { MS__F_STATM, MS__F_STATUS, MS__F_STAT, MS__F_SMAPS, MS__F_COUNT };
+enum ms__pfile { MS__F_STATM, MS__F_STATUS, MS__F_STAT, MS__F_SMAPS, MS__F_CGROUP, MS__F_COUNT };
 
 /* Files of a memory cgroup, in the same order for v1 and v2. */
 enum ms__cgfile { MS__CG_CURRENT, MS__CG_MAX, MS__CG_PEAK, MS__CG_EVENTS, MS__CG_COUNT };
@@ -29,6 +29,7 @@ struct ms__slot {
     int fd[MS__F_COUNT]; /* -1 until first opened */
     bool smaps_full;     /* fd[MS__F_SMAPS] is smaps (no smaps_rollup on this kernel) */
     bool cg_resolved;    /* cgroup lookup done (found or not) */
+    uint64_t cg_hash;    /* hash of the /proc/PID/cgroup text it was done for */
     ms_cgroup_version cg_version;
     char cg_path[256];       /* path inside the hierarchy */
     char cg_dir[PATH_MAX];   /* directory holding the memory.* files */
@@ -95,6 +96,10 @@ struct ms__key {
 int ms__scan_keys(ms_session *s, const char *file, const char *buf, size_t len,
                   const struct ms__key *keys, size_t nkeys, uint64_t *vals, uint64_t *found,
                   bool sum);
+
+/* Opens (once, kept in the slot) and reads a per-process file into s->buf; returns its length,
+ * or an MS_E* code with s->err naming the file (MS_ESRCH when the process is gone). */
+ssize_t ms__proc_read(ms_session *s, struct ms__slot *slot, enum ms__pfile f);
 
 /* Probes. Each fills its section of snap and returns 0 or an MS_E* code (s->err set). */
 struct ms__slot *ms__slot_get(ms_session *s, pid_t pid);

@@ -145,19 +145,38 @@ static bool ms__cg_open(struct ms__slot *slot, const char *dir, const char *cons
     return true;
 }
 
+/* FNV-1a over [p, p + n): tells whether /proc/PID/cgroup changed since the last lookup. */
+static uint64_t ms__hash(const char *p, size_t n)
+{
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * UINT64_C(1099511628211);
+    return h;
+}
+
+/* Closes the memory.* descriptors of a slot. */
+static void ms__cg_close(struct ms__slot *slot)
+{
+    for (int i = 0; i < MS__CG_COUNT; i++)
+        if (slot->cg_fd[i] >= 0) {
+            close(slot->cg_fd[i]);
+            slot->cg_fd[i] = -1;
+        }
+}
+
 int ms__cgroup_resolve(ms_session *s, struct ms__slot *slot)
 {
-    if (slot->cg_resolved)
+    /* One pread of /proc/PID/cgroup per capture: a process moved to another cgroup (systemd,
+     * a job runner, `memsnap run`) is followed at once, not when its slot is evicted. */
+    ms__load_mounts(s); /* once per session; it uses s->buf, so before the read below */
+    ssize_t n = ms__proc_read(s, slot, MS__F_CGROUP);
+    if (n < 0)
+        return (int)n;
+    uint64_t hash = ms__hash(s->buf, (size_t)n);
+    if (slot->cg_resolved && slot->cg_hash == hash)
         return 0;
-    ms__load_mounts(s);
     char rel[64];
     snprintf(rel, sizeof(rel), slot->pid ? "%d/cgroup" : "self/cgroup", (int)slot->pid);
-    ssize_t n = ms__read_file(s, s->procfs, rel);
-    if (n == -ENOENT)
-        return ms__fail(s, MS_ESRCH, "process %d does not exist (no %s/%s)", (int)slot->pid,
-                        s->procfs, rel);
-    if (n < 0)
-        return ms__fail(s, ms__errno_code((int)-n), "%s/%s: %s", s->procfs, rel, strerror((int)-n));
 
     char v1path[256] = "", v2path[256] = "";
     bool has_v1 = false, has_v2 = false;
@@ -188,7 +207,9 @@ int ms__cgroup_resolve(ms_session *s, struct ms__slot *slot)
     }
 
     char dir[PATH_MAX];
+    ms__cg_close(slot);
     slot->cg_resolved = true;
+    slot->cg_hash = hash;
     if (has_v1 && s->v1_memory.found && ms__cg_dir(&s->v1_memory, v1path, dir, sizeof(dir)) &&
         ms__cg_open(slot, dir, ms__cg_v1_files)) {
         slot->cg_version = MS_CGROUP_V1;
@@ -198,11 +219,7 @@ int ms__cgroup_resolve(ms_session *s, struct ms__slot *slot)
         slot->cg_version = MS_CGROUP_V2;
         snprintf(slot->cg_path, sizeof(slot->cg_path), "%s", v2path);
     } else {
-        for (int i = 0; i < MS__CG_COUNT; i++)
-            if (slot->cg_fd[i] >= 0) {
-                close(slot->cg_fd[i]);
-                slot->cg_fd[i] = -1;
-            }
+        ms__cg_close(slot); /* a v1 attempt may have opened some */
         slot->cg_version = MS_CGROUP_NONE;
     }
     return 0;

@@ -12,7 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const ms__pfile_name[MS__F_COUNT] = {"statm", "status", "stat", "smaps_rollup"};
+static const char *const ms__pfile_name[MS__F_COUNT] = {"statm", "status", "stat", "smaps_rollup",
+                                                        "cgroup"};
 
 /* Turns a failed open/read of a /proc/PID file into a session error. */
 static int ms__proc_error(ms_session *s, struct ms__slot *slot, const char *file, int err)
@@ -47,8 +48,7 @@ static int ms__malformed(ms_session *s, const struct ms__slot *slot, const char 
     return ms__fail(s, MS_EPARSE, "%s: malformed (%s)", path, why);
 }
 
-/* Opens (once) and reads one per-process file into s->buf; returns its length or an error. */
-static ssize_t ms__read_pfile(ms_session *s, struct ms__slot *slot, enum ms__pfile f)
+ssize_t ms__proc_read(ms_session *s, struct ms__slot *slot, enum ms__pfile f)
 {
     const char *name = ms__pfile_name[f];
     if (slot->fd[f] < 0) {
@@ -77,7 +77,7 @@ static ssize_t ms__read_pfile(ms_session *s, struct ms__slot *slot, enum ms__pfi
 
 int ms__proc_basic(ms_session *s, struct ms__slot *slot, ms_snapshot *snap)
 {
-    ssize_t n = ms__read_pfile(s, slot, MS__F_STATM);
+    ssize_t n = ms__proc_read(s, slot, MS__F_STATM);
     if (n < 0)
         return (int)n;
     /* size resident shared text lib data dt, in pages */
@@ -129,7 +129,7 @@ static void ms__process_store(ms_process_mem *m, const uint64_t *vals, uint64_t 
 
 static int ms__proc_stat(ms_session *s, struct ms__slot *slot, ms_snapshot *snap)
 {
-    ssize_t n = ms__read_pfile(s, slot, MS__F_STAT);
+    ssize_t n = ms__proc_read(s, slot, MS__F_STAT);
     if (n < 0)
         return (int)n;
     /* comm may hold spaces and parentheses: fields restart after the last ')'. */
@@ -166,7 +166,7 @@ int ms__proc_full(ms_session *s, struct ms__slot *slot, ms_snapshot *snap)
     uint64_t vals[64];
     uint64_t found = 0;
 
-    ssize_t n = ms__read_pfile(s, slot, MS__F_STATUS);
+    ssize_t n = ms__proc_read(s, slot, MS__F_STATUS);
     if (n < 0)
         return (int)n;
     ms__proc_path(s, slot->pid, "status", file, sizeof(file));
@@ -181,7 +181,7 @@ int ms__proc_full(ms_session *s, struct ms__slot *slot, ms_snapshot *snap)
     if (rc)
         return rc;
 
-    n = ms__read_pfile(s, slot, MS__F_SMAPS);
+    n = ms__proc_read(s, slot, MS__F_SMAPS);
     if (n < 0)
         return (int)n;
     ms__proc_path(s, slot->pid, slot->smaps_full ? "smaps" : "smaps_rollup", file, sizeof(file));

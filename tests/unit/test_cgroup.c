@@ -6,6 +6,7 @@
 #include "helpers.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MIB (UINT64_C(1) << 20)
@@ -207,6 +208,56 @@ static void no_cgroup_mounts_is_version_none_not_an_error(void **state)
     assert_int_equal(snap.captured, MS_CAPTURE_CGROUP);
 }
 
+/* Writes text to path, replacing it. */
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static void a_process_moved_to_another_cgroup_is_followed_in_the_same_session(void **state)
+{
+    (void)state;
+    /* A private copy of the v2 host, whose /proc/4242/cgroup the test rewrites. */
+    char dir[] = "/tmp/memsnap-cgmove.XXXXXX", cmd[8192], file[4200];
+    assert_non_null(mkdtemp(dir));
+    snprintf(cmd, sizeof(cmd), "cp -R '%s/proc' '%s/sys' '%s'", fixture_path("v2-host"),
+             fixture_path("v2-host"), dir);
+    assert_int_equal(system(cmd), 0);
+    char procfs[4200], sysfs[4200];
+    snprintf(procfs, sizeof(procfs), "%s/proc", dir);
+    snprintf(sysfs, sizeof(sysfs), "%s/sys", dir);
+    ms_options opts = {.size = sizeof(opts), .procfs = procfs, .sysfs = sysfs};
+    ms_session *s;
+    assert_int_equal(ms_session_open(&s, &opts), 0);
+    ms_snapshot snap;
+    ms_snapshot_init(&snap);
+
+    assert_int_equal(ms_capture(s, 4242, MS_CAPTURE_CGROUP, &snap), 0);
+    assert_string_equal(snap.cgroup.path, "/user.slice/user-1000.slice/session-1.scope");
+    assert_true(snap.cgroup.unlimited);
+
+    snprintf(file, sizeof(file), "%s/4242/cgroup", procfs);
+    write_file(file, "0::/system.slice/db.service\n");
+    assert_int_equal(ms_capture(s, 4242, MS_CAPTURE_CGROUP, &snap), 0);
+    assert_string_equal(snap.cgroup.path, "/system.slice/db.service");
+    assert_false(snap.cgroup.unlimited); /* db.service has a limit and no memory.peak */
+    assert_true(ms_valid(&snap.cgroup, MS_CF_max_bytes));
+    assert_false(ms_valid(&snap.cgroup, MS_CF_peak_bytes));
+
+    ms_snapshot other;
+    ms_snapshot_init(&other);
+    assert_int_equal(ms_capture(s, 4343, MS_CAPTURE_CGROUP, &other), 0);
+    assert_int_equal(snap.cgroup.current_bytes, other.cgroup.current_bytes);
+    assert_int_equal(snap.cgroup.max_bytes, other.cgroup.max_bytes);
+
+    ms_session_close(s);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void missing_pid_is_esrch_naming_the_pid(void **state)
 {
     (void)state;
@@ -359,6 +410,7 @@ int main(void)
         cmocka_unit_test(cgroup_outside_the_mount_root_is_none),
         cmocka_unit_test(cgroup_sharing_only_a_name_prefix_with_the_root_is_outside_it),
         cmocka_unit_test(no_cgroup_mounts_is_version_none_not_an_error),
+        cmocka_unit_test(a_process_moved_to_another_cgroup_is_followed_in_the_same_session),
         cmocka_unit_test(missing_pid_is_esrch_naming_the_pid),
         cmocka_unit_test(malformed_proc_cgroup_line_is_a_parse_error),
         cmocka_unit_test(text_in_a_cgroup_number_file_is_a_parse_error_naming_it),
