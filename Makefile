@@ -8,7 +8,7 @@ MEMSNAP    := $(BUILD)/src/cli/memsnap
 
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PACKAGES := gcc make meson ninja-build pkg-config libjansson-dev libcmocka-dev \
-                python3 python3-psutil clang-format
+                libzstd-dev python3 python3-psutil clang-format
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -384,6 +384,90 @@ MS_EXTERN int ms_gpu_backends(ms_session *s, ms_gpu_backend_info *out, size_t n)
 /* Library version string, MS_VERSION_STRING of the built library. */
 MS_EXTERN const char *ms_version(void);
 
+/* ---------------------------------------------------------------------------------------- */
+/* Traces: reading what `memsnap record` wrote (docs/trace-format.md)                       */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct ms_trace ms_trace;
+
+/*
+ * The summary of one trace file. Counts cover every image of the process (an exec() starts a
+ * new image in the same file). In a sampled trace (sample_rate > 0) the allocation figures are
+ * unbiased estimates: each recorded block of size s stands for s / (1 - exp(-s / rate)) bytes.
+ */
+typedef struct ms_trace_stats {
+    size_t size;  /* sizeof(ms_trace_stats), set by the caller */
+    uint32_t pid; /* the recorded process */
+    uint32_t ppid;
+    uint32_t images;          /* 1 + the number of exec()s */
+    bool forked;              /* the process was started by fork() of a recorded parent */
+    bool complete;            /* the trace has its END record (a normal exit) */
+    bool truncated;           /* reading stopped at a bad or cut chunk: see the warning */
+    uint64_t sample_rate;     /* 0: every allocation was recorded */
+    uint64_t allocations;     /* blocks returned by malloc, calloc, the aligned family,
+                                 realloc(NULL, n), and the ms_trace_alloc() API */
+    uint64_t frees;           /* frees of non-NULL pointers (and realloc(p, 0)) */
+    uint64_t reallocations;   /* realloc(p, n) with p and the result non-NULL */
+    uint64_t allocated_bytes; /* bytes asked for by allocations and reallocations */
+    uint64_t peak_bytes;      /* the most heap bytes live at once */
+    uint64_t peak_time_ns;    /* when that peak was first reached, from the trace start */
+    uint64_t leaked_bytes;    /* live at the end of the trace */
+    uint64_t leaked_allocations;
+    uint64_t unmatched_frees; /* frees of pointers not live in the trace */
+    uint64_t threads;         /* threads that called the allocator */
+    uint64_t duration_ns;     /* trace start to END (or to the last record) */
+    uint64_t events;          /* allocation, free, realloc and mmap events */
+    uint64_t stacks;          /* distinct stack trie nodes */
+    uint64_t modules;
+    uint64_t markers;
+    uint64_t rss_samples;
+    uint64_t rss_peak_bytes; /* largest RSS sample */
+    uint64_t mmaps;          /* with --mmap: mmap and mremap calls recorded */
+    uint64_t munmaps;
+    uint64_t mapped_bytes; /* bytes mapped by those calls */
+    uint64_t file_bytes;   /* size of the trace file read */
+} ms_trace_stats;
+
+/* Opens a trace file and checks its header. Errors: MS_ENOENT, MS_EACCES, MS_EPARSE (not a
+ * memsnap trace, or a newer major version). */
+MS_EXTERN int ms_trace_open(ms_trace **out, const char *path);
+/* Reads the whole trace and fills *stats. A truncated or corrupt file is read up to its last
+ * good chunk: the result is 0, stats->truncated is set and ms_trace_warning() says where. */
+MS_EXTERN int ms_trace_stats_get(ms_trace *trace, ms_trace_stats *stats);
+/* NULL, or one line on why reading stopped early. */
+MS_EXTERN const char *ms_trace_warning(const ms_trace *trace);
+/* The message of the last failure on this trace; with NULL, that of the calling thread's last
+ * failed ms_trace_open() (which has no handle to keep it). */
+MS_EXTERN const char *ms_trace_error(const ms_trace *trace);
+MS_EXTERN void ms_trace_close(ms_trace *trace);
+
+/* ---------------------------------------------------------------------------------------- */
+/* The tracker API: for a program that wants to label phases or report its own pools while  */
+/* it runs under `memsnap record`. The symbols are weak: outside a recording they are NULL  */
+/* and each macro costs one test of a pointer.                                              */
+/* ---------------------------------------------------------------------------------------- */
+
+#if defined(__GNUC__) && !defined(MS_NO_TRACKER_API)
+__attribute__((weak)) void ms_trace_marker(const char *label);
+__attribute__((weak)) void ms_trace_alloc(const void *ptr, size_t size);
+__attribute__((weak)) void ms_trace_free(const void *ptr);
+#define MS_TRACE_MARKER(label)                                                                     \
+    do {                                                                                           \
+        if (ms_trace_marker)                                                                       \
+            ms_trace_marker(label);                                                                \
+    } while (0)
+#define MS_TRACE_ALLOC(ptr, size)                                                                  \
+    do {                                                                                           \
+        if (ms_trace_alloc)                                                                        \
+            ms_trace_alloc(ptr, size);                                                             \
+    } while (0)
+#define MS_TRACE_FREE(ptr)                                                                         \
+    do {                                                                                           \
+        if (ms_trace_free)                                                                         \
+            ms_trace_free(ptr);                                                                    \
+    } while (0)
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,169 @@
+/*
+ * fuzz_trace.c - a fuzz target for the trace reader (src/trace/reader.c): any bytes are loaded
+ * with ms__trace_load_mem() and summed up with ms__trace_stats_compute(), which must neither
+ * crash nor fail but with MS_EPARSE (not a trace) or MS_ENOMEM, and whatever loads must hold
+ * together (every event names an info, a block and a thread that exist; stack walks end).
+ *
+ * Chunks carry a CRC, so almost every mutation would only exercise the CRC check: each input
+ * is also loaded a second time with the CRC of every chunk frame made right, which lets the
+ * mutations reach the records.
+ *
+ * Built as a libFuzzer binary with clang (-Dfuzz=enabled: build-fuzz/tests/fuzz/fuzz_trace
+ * tests/fuzz/corpus-trace), and always as fuzz_trace_replay, which runs the target over the
+ * files and directories named on its command line (the checked-in seed traces).
+ */
+#include "trace/format.h"
+#include "trace/reader.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Checks what a load produced; aborts on anything inconsistent. */
+static void check(const struct ms__trace_data *td)
+{
+    if (td->nimages < 1 || td->nevents > td->nslots)
+        abort();
+    for (size_t i = 0; i < td->nimages; i++) {
+        const struct ms__trace_image *im = &td->images[i];
+        if (im->first_event > im->end_event || im->end_event > td->nslots)
+            abort();
+        for (size_t k = im->first_event; k < im->end_event; k++) {
+            const struct ms__trace_event *e = &td->events[k];
+            if (e->info != MS__TRACE_NO_INFO &&
+                (e->info >= td->ninfos || td->infos[e->info].thread >= td->nthreads))
+                abort();
+            bool heap = e->kind == MS__EV_ALLOC || e->kind == MS__EV_FREE ||
+                        e->kind == MS__EV_REALLOC || e->kind == MS__EV_REALLOC_OLD ||
+                        e->kind == MS__EV_RELEASE;
+            if (heap && e->id >= im->nblocks)
+                abort();
+            if (e->kind < MS__EV_ALLOC || e->kind > MS__EV_UNMATCHED_OLD)
+                abort();
+        }
+    }
+    for (size_t i = 0; i < td->nthreads; i++)
+        if (td->threads[i].image >= td->nimages || td->threads[i].name.off > td->strings_len)
+            abort();
+    uint64_t ips[64];
+    for (size_t i = 0; i < td->ninfos; i++) {
+        const struct ms__trace_info *in = &td->infos[i];
+        if (in->thread >= td->nthreads)
+            abort();
+        if (ms__trace_stack_walk(td, td->threads[in->thread].image, in->stack, ips, 64) > 64)
+            abort();
+    }
+    for (size_t i = 1; i < td->nmarkers; i++)
+        if (td->markers[i - 1].time > td->markers[i].time)
+            abort();
+}
+
+static void one(const uint8_t *data, size_t size)
+{
+    struct ms__trace_data *td = NULL;
+    char err[256];
+    int rc = ms__trace_load_mem(&td, data, size, err, sizeof(err));
+    if (rc == MS_EPARSE || rc == MS_ENOMEM)
+        return;
+    if (rc != 0 || !td)
+        abort();
+    check(td);
+    ms_trace_stats st;
+    rc = ms__trace_stats_compute(td, &st);
+    if (rc != 0 && rc != MS_ENOMEM)
+        abort();
+    bool sampled = false; /* then counts are rounded estimates, each on its own */
+    for (size_t i = 0; i < td->nimages; i++)
+        sampled |= td->images[i].sample_rate != 0;
+    if (rc == 0 && (st.events != td->nevents || st.truncated != td->truncated ||
+                    (!sampled && st.leaked_allocations > st.allocations + st.reallocations)))
+        abort();
+    ms__trace_data_free(td);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    one(data, size);
+    /* again with every frame's CRC made right */
+    if (size < MS_TRACE_HEADER_SIZE + MS_CHUNK_FRAME_SIZE)
+        return 0;
+    uint8_t *copy = malloc(size);
+    if (!copy)
+        return 0;
+    memcpy(copy, data, size);
+    size_t off = ms_get_u32(copy + 12);
+    bool changed = false;
+    while (off >= MS_TRACE_HEADER_SIZE && off + MS_CHUNK_FRAME_SIZE <= size) {
+        uint8_t *f = copy + off;
+        size_t stored = ms_get_u32(f + 8);
+        if (stored > size - off - MS_CHUNK_FRAME_SIZE)
+            break;
+        uint32_t crc = ms_chunk_crc(f, f + MS_CHUNK_FRAME_SIZE, stored);
+        if (ms_get_u32(f + 16) != crc) {
+            ms_put_u32(f + 16, crc);
+            changed = true;
+        }
+        off += MS_CHUNK_FRAME_SIZE + stored;
+    }
+    if (changed)
+        one(copy, size);
+    free(copy);
+    return 0;
+}
+
+#ifndef MEMSNAP_LIBFUZZER
+/* Runs the target once over one file. */
+static int replay_file(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        fprintf(stderr, "fuzz_trace_replay: cannot open %s\n", path);
+        return -1;
+    }
+    uint8_t *buf = malloc(1 << 20);
+    size_t n = buf ? fread(buf, 1, 1 << 20, fp) : 0;
+    fclose(fp);
+    if (!buf)
+        return -1;
+    LLVMFuzzerTestOneInput(buf, n);
+    free(buf);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int files = 0;
+    for (int i = 1; i < argc; i++) {
+        struct stat st;
+        if (stat(argv[i], &st) != 0) {
+            fprintf(stderr, "fuzz_trace_replay: %s: no such file or directory\n", argv[i]);
+            return 1;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            if (replay_file(argv[i]) != 0)
+                return 1;
+            files++;
+            continue;
+        }
+        DIR *d = opendir(argv[i]);
+        struct dirent *e;
+        while (d && (e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
+            if (replay_file(path) != 0)
+                return 1;
+            files++;
+        }
+        if (d)
+            closedir(d);
+    }
+    printf("fuzz_trace_replay: %d inputs, no crash\n", files);
+    return files > 0 ? 0 : 1;
+}
+#endif
