@@ -7,8 +7,8 @@ MESON_OPTS ?=
 MEMSNAP    := $(BUILD)/src/cli/memsnap
 
 # Debian packages the build, the tests and the benchmarks need.
-DEB_PACKAGES := gcc make meson ninja-build pkg-config libjansson-dev libcmocka-dev \
-                libzstd-dev python3 python3-psutil clang-format
+DEB_PACKAGES := gcc g++ make meson ninja-build pkg-config libjansson-dev libcmocka-dev \
+                libzstd-dev libunwind-dev python3 python3-psutil clang-format sqlite3
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -22,6 +22,7 @@ static const struct cmd commands[] = {
     {"diff", cmd_diff, "compare two saved JSON snapshots: one-line delta and before/after table"},
     {"gpu", cmd_gpu, "GPU processes and their memory on every GPU ('memsnap gpu ps')"},
     {"info", cmd_info, "the host, its memory and cgroup, and what each probe can measure"},
+    {"record", cmd_record, "run a program with every heap allocation recorded into a trace"},
     {"report", cmd_report, "summarize a trace written by 'memsnap record' (--stats)"},
     {"snapshot", cmd_snapshot, "capture a memory snapshot of a process (text, JSON or CSV)"},
 };

@@ -1,0 +1,675 @@
+/*
+ * cmd_record.c - `memsnap record [options] [--] PROGRAM [ARGS]`: runs a program with every
+ * heap allocation recorded into a trace file.
+ *
+ * The recording itself is done inside the program by libmemsnap_preload.so, injected with
+ * LD_PRELOAD. This command finds that library, checks that the program can be executed and
+ * is dynamically linked (LD_PRELOAD cannot reach a static one), hands the tracker its
+ * settings in MEMSNAP_TRACE_* variables (absolute paths; variables of memsnap's own
+ * environment never leak through), forwards SIGINT, SIGTERM, SIGHUP and SIGQUIT to the
+ * program while it waits, and exits with the program's status, after one note on where the
+ * trace went and which forked children left traces of their own (FILE.<pid>).
+ */
+#include "cli.h"
+
+#include <dirent.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MEMSNAP_PRELOAD_INSTALLED
+#define MEMSNAP_PRELOAD_INSTALLED "/usr/local/lib/memsnap/libmemsnap_preload.so"
+#endif
+#define PRELOAD_NAME "libmemsnap_preload.so"
+
+#define RECORD_DEPTH_MAX 256 /* the largest --depth the tracker accepts */
+#define RECORD_LIST_MAX  8   /* child traces named on the closing note; the rest are counted */
+
+/* What the options ask for; a field left unset leaves its variable out of the child's env. */
+struct record_opts {
+    const char *output;   /* -o FILE as given; NULL: memsnap.<program>.<pid>.mst */
+    const char *depth;    /* --depth, validated, as given */
+    const char *unwind;   /* --unwind: auto, fp or dwarf */
+    char sample_rate[24]; /* --sample-rate in bytes, decimal; "" when not given */
+    bool mmap;            /* --mmap */
+    bool no_follow;       /* --no-follow */
+    const char *preload;  /* absolute path of libmemsnap_preload.so */
+    const char *cwd;      /* memsnap's working directory, for relative paths */
+    const char *path;     /* the program's file, found through PATH */
+    char **argv;          /* the program's arguments, argv[0] as given */
+    const char *trace;    /* absolute trace path; NULL until the child's pid is known */
+};
+
+static void record_usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: memsnap record [-o FILE] [--depth N] [--unwind auto|fp|dwarf]\n"
+            "                      [--sample-rate BYTES] [--mmap] [--no-follow]\n"
+            "                      [--] PROGRAM [ARGS...]\n\n"
+            "Run PROGRAM with every heap allocation recorded - malloc, calloc, realloc, free,\n"
+            "the aligned family and C++ new/delete, each with its call stack - into a trace\n"
+            "file for 'memsnap report'. The tracker, " PRELOAD_NAME ", is injected with\n"
+            "LD_PRELOAD, so PROGRAM must be dynamically linked. Processes that PROGRAM forks\n"
+            "are recorded too, each into FILE.<pid>, and so are the programs they exec.\n\n"
+            "  -o, --output FILE        the trace (default memsnap.<program>.<pid>.mst in the\n"
+            "                           current directory). An existing FILE is replaced; the\n"
+            "                           tracker creates it with mode 0600\n"
+            "      --depth N            stack frames kept per allocation, 1..256 (default 64)\n"
+            "      --unwind HOW         auto (default): frame pointers where they are valid,\n"
+            "                           DWARF otherwise; fp: frame pointers only (fastest);\n"
+            "                           dwarf: libunwind's DWARF unwinding (slower, needs no\n"
+            "                           frame pointers)\n"
+            "      --sample-rate BYTES  record a sample: about one allocation per BYTES bytes\n"
+            "                           allocated (suffixes K, M, G: 64K); the report scales\n"
+            "                           the figures back up. 0 (default) records every one\n"
+            "      --mmap               also record mmap, mremap and munmap calls\n"
+            "      --no-follow          record neither the programs exec'd by PROGRAM (or by\n"
+            "                           its children) nor their allocations\n"
+            "  -h, --help               this help\n\n"
+            "Options end at PROGRAM, or at '--' (needed when PROGRAM starts with '-'). PROGRAM\n"
+            "is looked up in PATH as a shell does. When it ends, memsnap names the trace and\n"
+            "the traces of forked children written during the run.\n\n"
+            "Environment: MEMSNAP_PRELOAD names the tracker library; without it memsnap\n"
+            "takes its build tree's (../preload/ beside memsnap's directory), else\n"
+            "  " MEMSNAP_PRELOAD_INSTALLED "\n"
+            "PROGRAM gets LD_PRELOAD (the tracker first), MEMSNAP_TRACE_FILE, _ROOT, _DEPTH,\n"
+            "_UNWIND, _SAMPLE_RATE, _MMAP and _NO_FOLLOW as the options say; memsnap's own\n"
+            "values of those never reach it (MEMSNAP_TRACE_SEED, the sampling's seed, does).\n\n"
+            "Exit status: PROGRAM's; 128+N when signal N killed it (SIGINT, SIGTERM, SIGHUP\n"
+            "and SIGQUIT sent to memsnap are passed on to PROGRAM); 127 when PROGRAM cannot\n"
+            "be found or executed; 1 when memsnap cannot start it (statically linked, no\n"
+            "tracker library, FILE's directory not writable); 2 on a usage error.\n\n"
+            "example: memsnap record -o app.mst -- ./app --input data.txt\n"
+            "         memsnap report app.mst --stats\n");
+}
+
+/* Parses BYTES: digits with an optional K, M or G suffix (powers of 1024; "64K", "64k",
+ * "64KiB" and "64KB" alike). 0 is allowed. Returns 0 or -1. */
+static int record_parse_bytes(const char *text, unsigned long long *out)
+{
+    if (*text < '0' || *text > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno)
+        return -1;
+    unsigned shift = 0;
+    const char *units = "kKmMgG", *u = *end ? strchr(units, *end) : NULL;
+    if (u) {
+        shift = 10 * (unsigned)((u - units) / 2 + 1);
+        end++;
+        if (*end == 'i')
+            end++;
+    }
+    if (*end == 'B')
+        end++;
+    if (*end || v > ULLONG_MAX >> shift)
+        return -1;
+    *out = v << shift;
+    return 0;
+}
+
+/* True when path is an existing regular file. */
+static bool record_is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Finds libmemsnap_preload.so: $MEMSNAP_PRELOAD, else the build tree's (memsnap is
+ * build/src/cli/memsnap, the library build/src/preload/), else the installed one. Returns its
+ * absolute path (malloc'd), or prints why not and returns NULL. */
+static char *record_find_preload(void)
+{
+    const char *env = getenv("MEMSNAP_PRELOAD");
+    if (env && *env) {
+        struct stat st;
+        char *abs = NULL;
+        if (stat(env, &st) != 0)
+            cli_error("record", "MEMSNAP_PRELOAD=%s: %s", env, strerror(errno));
+        else if (!S_ISREG(st.st_mode))
+            cli_error("record", "MEMSNAP_PRELOAD=%s: not a regular file", env);
+        else if (!(abs = realpath(env, NULL)))
+            cli_error("record", "MEMSNAP_PRELOAD=%s: %s", env, strerror(errno));
+        return abs;
+    }
+    char exe[PATH_MAX], tried[PATH_MAX + 64] = "";
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            slash[1] = '\0';
+            snprintf(tried, sizeof(tried), "%s../preload/" PRELOAD_NAME, exe);
+            if (record_is_file(tried))
+                return realpath(tried, NULL);
+        }
+    }
+    if (record_is_file(MEMSNAP_PRELOAD_INSTALLED))
+        return realpath(MEMSNAP_PRELOAD_INSTALLED, NULL);
+    cli_error("record",
+              "cannot find " PRELOAD_NAME " (tried %s%s" MEMSNAP_PRELOAD_INSTALLED
+              "; set MEMSNAP_PRELOAD to its path)",
+              tried, *tried ? " and " : "");
+    return NULL;
+}
+
+/* Finds the file execvp() would run for name: name itself when it has a '/', else the first
+ * executable regular file in $PATH (an empty entry is the current directory). Returns it
+ * (malloc'd), or NULL with errno ENOENT (none) or EACCES (found, but none executable). */
+static char *record_find_program(const char *name)
+{
+    if (!*name) {
+        errno = ENOENT;
+        return NULL;
+    }
+    struct stat st;
+    if (strchr(name, '/')) {
+        if (stat(name, &st) != 0)
+            return NULL;
+        if (!S_ISREG(st.st_mode) || access(name, X_OK) != 0) {
+            errno = EACCES;
+            return NULL;
+        }
+        return strdup(name);
+    }
+    const char *path = getenv("PATH");
+    char defpath[256];
+    if (!path) {
+        if (confstr(_CS_PATH, defpath, sizeof(defpath)) == 0)
+            snprintf(defpath, sizeof(defpath), "/bin:/usr/bin");
+        path = defpath;
+    }
+    int err = ENOENT;
+    for (const char *p = path;; p++) {
+        const char *colon = strchrnul(p, ':');
+        char *cand;
+        int dirlen = (int)(colon - p);
+        if (asprintf(&cand, "%.*s%s%s", dirlen, p, dirlen ? "/" : "", name) < 0)
+            return NULL;
+        if (stat(cand, &st) == 0) {
+            if (S_ISREG(st.st_mode) && access(cand, X_OK) == 0)
+                return cand;
+            err = EACCES;
+        }
+        free(cand);
+        if (!*colon)
+            break;
+        p = colon;
+    }
+    errno = err;
+    return NULL;
+}
+
+/* True when path is an ELF executable without a PT_INTERP program header: statically
+ * linked (static-pie too), so that no dynamic loader will ever read LD_PRELOAD. A script or a
+ * file that cannot be read is not static. */
+static bool record_is_static(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool is_static = false;
+    union {
+        unsigned char ident[EI_NIDENT];
+        Elf32_Ehdr e32;
+        Elf64_Ehdr e64;
+    } h;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const unsigned char native = ELFDATA2LSB;
+#else
+    const unsigned char native = ELFDATA2MSB;
+#endif
+    if (pread(fd, &h, sizeof(h), 0) >= (ssize_t)sizeof(h.e32) &&
+        memcmp(h.ident, ELFMAG, SELFMAG) == 0 && h.ident[EI_DATA] == native) {
+        bool is64 = h.ident[EI_CLASS] == ELFCLASS64;
+        uint64_t off = is64 ? h.e64.e_phoff : h.e32.e_phoff;
+        unsigned num = is64 ? h.e64.e_phnum : h.e32.e_phnum;
+        unsigned entsize = is64 ? h.e64.e_phentsize : h.e32.e_phentsize;
+        unsigned type = is64 ? h.e64.e_type : h.e32.e_type;
+        size_t want = is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr);
+        if ((type == ET_EXEC || type == ET_DYN) && entsize >= want && num > 0 && num < PN_XNUM) {
+            is_static = true;
+            for (unsigned i = 0; i < num && is_static; i++) {
+                union {
+                    Elf32_Phdr p32;
+                    Elf64_Phdr p64;
+                } ph;
+                if (pread(fd, &ph, want, (off_t)(off + (uint64_t)i * entsize)) != (ssize_t)want)
+                    is_static = false; /* unreadable: let exec decide */
+                else if ((is64 ? ph.p64.p_type : ph.p32.p_type) == PT_INTERP)
+                    is_static = false;
+            }
+        }
+    }
+    close(fd);
+    return is_static;
+}
+
+/* The default trace name, relative to the current directory: memsnap.<program>.<pid>.mst. */
+static char *record_default_name(const char *program, pid_t pid)
+{
+    const char *base = strrchr(program, '/');
+    char *name;
+    if (asprintf(&name, "memsnap.%s.%ld.mst", base ? base + 1 : program, (long)pid) < 0)
+        return NULL;
+    return name;
+}
+
+/* path made absolute against cwd (not normalized); malloc'd, NULL when out of memory. */
+static char *record_absolute(const char *cwd, const char *path)
+{
+    char *abs;
+    if (path[0] == '/')
+        return strdup(path);
+    if (asprintf(&abs, "%s/%s", cwd, path) < 0)
+        return NULL;
+    return abs;
+}
+
+/* setenv(name, value), or unsetenv(name) when value is NULL; 0 or -1 with errno. */
+static int record_setenv(const char *name, const char *value)
+{
+    return value ? setenv(name, value, 1) : unsetenv(name);
+}
+
+/* Sets the tracker's variables in this (the child's) environment; 0 or -1 with errno. */
+static int record_child_env(const struct record_opts *o)
+{
+    const char *old = getenv("LD_PRELOAD");
+    char *preload, root[24];
+    if (old && *old) {
+        if (asprintf(&preload, "%s:%s", o->preload, old) < 0)
+            return -1;
+    } else if (!(preload = strdup(o->preload))) {
+        return -1;
+    }
+    snprintf(root, sizeof(root), "%ld", (long)getpid());
+    int rc = 0;
+    rc |= record_setenv("LD_PRELOAD", preload);
+    rc |= record_setenv("MEMSNAP_TRACE_FILE", o->trace);
+    rc |= record_setenv("MEMSNAP_TRACE_ROOT", root);
+    rc |= record_setenv("MEMSNAP_TRACE_DEPTH", o->depth);
+    rc |= record_setenv("MEMSNAP_TRACE_UNWIND", o->unwind);
+    rc |= record_setenv("MEMSNAP_TRACE_SAMPLE_RATE", o->sample_rate[0] ? o->sample_rate : NULL);
+    rc |= record_setenv("MEMSNAP_TRACE_MMAP", o->mmap ? "1" : NULL);
+    rc |= record_setenv("MEMSNAP_TRACE_NO_FOLLOW", o->no_follow ? "1" : NULL);
+    rc |= record_setenv("MEMSNAP_TRACE_APPEND", NULL); /* the tracker's own, across exec */
+    free(preload);
+    return rc ? -1 : 0;
+}
+
+/* The child side of the fork: the environment, then exec (through /bin/sh for a script
+ * without "#!", as execvp does). Reports a failure's errno on fd and exits 127. */
+static void record_exec(struct record_opts *o, int fd)
+{
+    int err = ENOMEM;
+    char *name = NULL;
+    if (!o->output)
+        name = record_default_name(o->argv[0], getpid());
+    if (name || o->output) {
+        char *trace = record_absolute(o->cwd, o->output ? o->output : name);
+        if (trace) {
+            o->trace = trace;
+            unlink(trace); /* a stale trace of the same pid */
+            if (record_child_env(o) == 0) {
+                execv(o->path, o->argv);
+                err = errno;
+                if (err == ENOEXEC) {
+                    int argc = 0;
+                    while (o->argv[argc])
+                        argc++;
+                    char **sh = calloc((size_t)argc + 2, sizeof(*sh));
+                    if (sh) {
+                        sh[0] = "sh";
+                        sh[1] = (char *)o->path;
+                        memcpy(sh + 2, o->argv + 1, (size_t)argc * sizeof(*sh));
+                        execv("/bin/sh", sh);
+                    }
+                    err = ENOEXEC;
+                }
+            } else {
+                err = errno;
+            }
+        }
+    }
+    while (write(fd, &err, sizeof(err)) < 0 && errno == EINTR)
+        ;
+    _exit(127);
+}
+
+/* The pid of the running program, for the signal handler; 0 when there is none. */
+static volatile sig_atomic_t record_child;
+static const int record_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+#define RECORD_NSIGNALS (sizeof(record_signals) / sizeof(record_signals[0]))
+
+/* Passes a termination signal on to the program. A signal the kernel sent to the whole
+ * foreground process group (Ctrl-C, a hangup) reached the program already: not twice. */
+static void record_forward(int sig, siginfo_t *si, void *ctx)
+{
+    (void)ctx;
+    int saved = errno;
+    if (record_child > 0 && si->si_code != SI_KERNEL)
+        kill((pid_t)record_child, sig);
+    errno = saved;
+}
+
+/* For sorting pids. */
+static int record_cmp_pid(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+/* Prints the one line naming the child traces trace.<pid> in trace's directory modified at or
+ * after start (display is the trace's name as shown to the user). */
+static void record_list_children(const char *trace, const char *display,
+                                 const struct timespec *start)
+{
+    const char *slash = strrchr(trace, '/');
+    char *dir = strndup(trace, (size_t)(slash - trace) + 1);
+    DIR *d = dir ? opendir(dir) : NULL;
+    free(dir);
+    if (!d)
+        return;
+    const char *base = slash + 1;
+    size_t blen = strlen(base), n = 0, cap = 0;
+    long *pids = NULL;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *s = e->d_name;
+        if (strncmp(s, base, blen) != 0 || s[blen] != '.' || !s[blen + 1] ||
+            strspn(s + blen + 1, "0123456789") != strlen(s + blen + 1) || strlen(s + blen + 1) > 9)
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(d), s, &st, 0) != 0 || !S_ISREG(st.st_mode) ||
+            st.st_mtim.tv_sec < start->tv_sec ||
+            (st.st_mtim.tv_sec == start->tv_sec && st.st_mtim.tv_nsec < start->tv_nsec))
+            continue;
+        if (n == cap) {
+            long *np = realloc(pids, (cap = cap ? cap * 2 : 16) * sizeof(*pids));
+            if (!np)
+                break;
+            pids = np;
+        }
+        pids[n++] = strtol(s + blen + 1, NULL, 10);
+    }
+    closedir(d);
+    if (n) {
+        qsort(pids, n, sizeof(*pids), record_cmp_pid);
+        fprintf(stderr, "memsnap record: %zu child trace%s:", n, n == 1 ? "" : "s");
+        for (size_t i = 0; i < n && i < RECORD_LIST_MAX; i++)
+            fprintf(stderr, " %s.%ld", display, pids[i]);
+        if (n > RECORD_LIST_MAX)
+            fprintf(stderr, " and %zu more", n - RECORD_LIST_MAX);
+        fputc('\n', stderr);
+    }
+    free(pids);
+}
+
+/* Parses the options into o and points o->argv at the program; returns 0 or CLI_USAGE (after
+ * printing the error), or -1 after --help. */
+static int record_options(int argc, char **argv, struct record_opts *o)
+{
+    enum { OPT_DEPTH = CLI_OPT_OWN, OPT_UNWIND, OPT_SAMPLE_RATE, OPT_MMAP, OPT_NO_FOLLOW };
+    static const struct option longopts[] = {
+        {"depth", required_argument, NULL, OPT_DEPTH},
+        {"help", no_argument, NULL, 'h'},
+        {"mmap", no_argument, NULL, OPT_MMAP},
+        {"no-follow", no_argument, NULL, OPT_NO_FOLLOW},
+        {"output", required_argument, NULL, 'o'},
+        {"sample-rate", required_argument, NULL, OPT_SAMPLE_RATE},
+        {"unwind", required_argument, NULL, OPT_UNWIND},
+        {NULL, 0, NULL, 0},
+    };
+    unsigned long depth;
+    unsigned long long rate;
+    int c;
+    CLI_GETOPT_RESET();
+    /* '+': stop at the program's name, so that its own options stay its own. */
+    while ((c = getopt_long(argc, argv, "+:ho:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            record_usage(stdout);
+            return -1;
+        case 'o':
+            if (!*optarg) {
+                cli_error("record", "empty --output (see 'memsnap record --help')");
+                return CLI_USAGE;
+            }
+            o->output = optarg;
+            break;
+        case OPT_DEPTH:
+            if (cli_parse_uint(optarg, &depth) != 0 || depth > RECORD_DEPTH_MAX) {
+                cli_error("record", "invalid --depth '%s' (1..%d)", optarg, RECORD_DEPTH_MAX);
+                return CLI_USAGE;
+            }
+            o->depth = optarg;
+            break;
+        case OPT_UNWIND:
+            if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "fp") != 0 &&
+                strcmp(optarg, "dwarf") != 0) {
+                cli_error("record", "unknown --unwind '%s' (auto, fp, dwarf)", optarg);
+                return CLI_USAGE;
+            }
+            o->unwind = optarg;
+            break;
+        case OPT_SAMPLE_RATE:
+            if (record_parse_bytes(optarg, &rate) != 0) {
+                cli_error("record", "invalid --sample-rate '%s' (bytes, e.g. 4096, 64K, 1M)",
+                          optarg);
+                return CLI_USAGE;
+            }
+            snprintf(o->sample_rate, sizeof(o->sample_rate), "%llu", rate);
+            break;
+        case OPT_MMAP:
+            o->mmap = true;
+            break;
+        case OPT_NO_FOLLOW:
+            o->no_follow = true;
+            break;
+        default:
+            return cli_bad_option("record", c, argv);
+        }
+    }
+    if (optind >= argc) {
+        cli_error("record", "no program to record (see 'memsnap record --help')");
+        return CLI_USAGE;
+    }
+    o->argv = argv + optind;
+    return 0;
+}
+
+/* Checks that the trace's directory (the part of trace up to its last '/') is a directory
+ * memsnap may write into: the tracker cannot say why it could not create the file. Returns 0,
+ * or prints why not and returns -1. */
+static int record_check_dir(const char *trace)
+{
+    const char *slash = strrchr(trace, '/');
+    char *dir = strndup(trace, slash == trace ? 1 : (size_t)(slash - trace));
+    if (!dir) {
+        cli_error("record", "out of memory");
+        return -1;
+    }
+    struct stat st;
+    int rc = stat(dir, &st);
+    if (rc == 0 && !S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        rc = -1;
+    }
+    if (rc == 0)
+        rc = access(dir, W_OK | X_OK);
+    if (rc != 0)
+        cli_error("record", "cannot write a trace into %s: %s", dir, strerror(errno));
+    free(dir);
+    return rc;
+}
+
+/* Starts the program and waits for it; returns memsnap's exit status. */
+static int record_run(struct record_opts *o)
+{
+    struct timespec start;
+    clock_gettime(CLOCK_REALTIME_COARSE, &start); /* the clock of file times: never later */
+
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0) {
+        cli_error("record", "pipe: %s", strerror(errno));
+        return CLI_FAIL;
+    }
+    /* Forward the termination signals from the fork on; the child restores them before exec. */
+    sigset_t block, oldmask;
+    struct sigaction fwd = {.sa_sigaction = record_forward, .sa_flags = SA_SIGINFO | SA_RESTART};
+    struct sigaction old[RECORD_NSIGNALS];
+    sigemptyset(&block);
+    for (size_t i = 0; i < RECORD_NSIGNALS; i++)
+        sigaddset(&block, record_signals[i]);
+    fwd.sa_mask = block;
+    sigprocmask(SIG_BLOCK, &block, &oldmask);
+    for (size_t i = 0; i < RECORD_NSIGNALS; i++) {
+        sigaction(record_signals[i], NULL, &old[i]);
+        if (old[i].sa_handler != SIG_IGN) /* ignored (nohup, a background job): kept so */
+            sigaction(record_signals[i], &fwd, NULL);
+    }
+    fflush(NULL);
+
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        for (size_t i = 0; i < RECORD_NSIGNALS; i++)
+            sigaction(record_signals[i], &old[i], NULL);
+        sigprocmask(SIG_SETMASK, &oldmask, NULL);
+        record_exec(o, pfd[1]);
+    }
+    int fork_err = errno;
+    close(pfd[1]);
+    if (pid > 0)
+        record_child = pid;
+    sigprocmask(SIG_SETMASK, &oldmask, NULL);
+    if (pid < 0) {
+        close(pfd[0]);
+        cli_error("record", "fork: %s", strerror(fork_err));
+        return CLI_FAIL;
+    }
+
+    int exec_err = 0;
+    ssize_t got;
+    while ((got = read(pfd[0], &exec_err, sizeof(exec_err))) < 0 && errno == EINTR)
+        ;
+    close(pfd[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    record_child = 0;
+    if (got == (ssize_t)sizeof(exec_err)) {
+        cli_error("record", "cannot execute '%s': %s", o->argv[0], strerror(exec_err));
+        return 127;
+    }
+
+    int rc;
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        const char *abbrev = sigabbrev_np(sig);
+        char name[32];
+        if (abbrev)
+            snprintf(name, sizeof(name), "SIG%s", abbrev);
+        else
+            snprintf(name, sizeof(name), "signal %d", sig);
+        cli_error("record", "%s killed by %s; the trace keeps what was flushed before", o->argv[0],
+                  name);
+        rc = 128 + sig;
+    } else {
+        rc = WEXITSTATUS(status);
+    }
+
+    /* The trace's name: the default one carries the child's pid. */
+    char *display = NULL, *trace = NULL;
+    display = o->output ? strdup(o->output) : record_default_name(o->argv[0], pid);
+    if (display)
+        trace = record_absolute(o->cwd, display);
+    if (!trace) {
+        free(display);
+        cli_error("record", "out of memory");
+        return rc;
+    }
+    struct stat st;
+    if (stat(trace, &st) == 0) {
+        cli_error("record", "trace written to %s (%lld bytes)", display, (long long)st.st_size);
+        record_list_children(trace, display, &start);
+        cli_error("record", "run 'memsnap report %s' for the summary", display);
+    } else {
+        cli_error("record",
+                  "no trace was written to %s: %s ended before the tracker wrote anything, or "
+                  "the tracker (%s) did not load",
+                  display, o->argv[0], o->preload);
+        record_list_children(trace, display, &start);
+    }
+    free(display);
+    free(trace);
+    return rc;
+}
+
+int cmd_record(int argc, char **argv)
+{
+    struct record_opts o = {0};
+    int rc = record_options(argc, argv, &o);
+    if (rc)
+        return rc < 0 ? CLI_OK : rc;
+
+    char *path = record_find_program(o.argv[0]);
+    if (!path) {
+        cli_error("record", "cannot execute '%s': %s", o.argv[0], strerror(errno));
+        return 127;
+    }
+    char *preload = NULL, *cwd = NULL, *trace = NULL;
+    rc = CLI_FAIL;
+    if (record_is_static(path)) {
+        cli_error("record",
+                  "'%s' is statically linked: LD_PRELOAD cannot record a statically linked "
+                  "program",
+                  o.argv[0]);
+        goto out;
+    }
+    if (!(preload = record_find_preload()))
+        goto out;
+    if (strpbrk(preload, ": ")) {
+        cli_error("record",
+                  "the tracker's path %s has a ':' or a space, which LD_PRELOAD "
+                  "cannot carry: set MEMSNAP_PRELOAD to a copy elsewhere",
+                  preload);
+        goto out;
+    }
+    if (!(cwd = getcwd(NULL, 0))) {
+        cli_error("record", "getcwd: %s", strerror(errno));
+        goto out;
+    }
+    /* The default name carries the child's pid: only its directory can be checked now. */
+    if (!(trace = record_absolute(cwd, o.output ? o.output : "memsnap.mst"))) {
+        cli_error("record", "out of memory");
+        goto out;
+    }
+    if (record_check_dir(trace) != 0)
+        goto out;
+    if (o.output && unlink(trace) != 0 && errno != ENOENT) {
+        cli_error("record", "cannot replace %s: %s", o.output, strerror(errno));
+        goto out;
+    }
+    o.path = path;
+    o.preload = preload;
+    o.cwd = cwd;
+    rc = record_run(&o);
+out:
+    free(trace);
+    free(cwd);
+    free(preload);
+    free(path);
+    return rc;
+}
