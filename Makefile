@@ -8,7 +8,7 @@ MEMSNAP    := $(BUILD)/src/cli/memsnap
 
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PACKAGES := gcc g++ make meson ninja-build pkg-config libjansson-dev libcmocka-dev \
-                libzstd-dev libunwind-dev python3 python3-psutil clang-format sqlite3
+                libzstd-dev libunwind-dev python3 python3-psutil clang-format sqlite3 heaptrack
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -64,6 +64,7 @@ check: deps
 
 bench: deps build
 	sh bench/run.sh $(MEMSNAP)
+	/usr/bin/python3 bench/record_bench.py $(MEMSNAP) $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD)
