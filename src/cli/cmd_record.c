@@ -37,7 +37,7 @@
 struct record_opts {
     const char *output;   /* -o FILE as given; NULL: memsnap.<program>.<pid>.mst */
     const char *depth;    /* --depth, validated, as given */
-    const char *unwind;   /* --unwind: auto, fp or dwarf */
+    const char *unwind;   /* --unwind: auto, fp, dwarf or libunwind */
     char sample_rate[24]; /* --sample-rate in bytes, decimal; "" when not given */
     bool mmap;            /* --mmap */
     bool no_follow;       /* --no-follow */
@@ -51,7 +51,7 @@ struct record_opts {
 static void record_usage(FILE *fp)
 {
     fprintf(fp,
-            "usage: memsnap record [-o FILE] [--depth N] [--unwind auto|fp|dwarf]\n"
+            "usage: memsnap record [-o FILE] [--depth N] [--unwind HOW]\n"
             "                      [--sample-rate BYTES] [--mmap] [--no-follow]\n"
             "                      [--] PROGRAM [ARGS...]\n\n"
             "Run PROGRAM with every heap allocation recorded - malloc, calloc, realloc, free,\n"
@@ -63,10 +63,13 @@ static void record_usage(FILE *fp)
             "                           current directory). An existing FILE is replaced; the\n"
             "                           tracker creates it with mode 0600\n"
             "      --depth N            stack frames kept per allocation, 1..256 (default 64)\n"
-            "      --unwind HOW         auto (default): frame pointers where they are valid,\n"
-            "                           DWARF otherwise; fp: frame pointers only (fastest);\n"
-            "                           dwarf: libunwind's DWARF unwinding (slower, needs no\n"
-            "                           frame pointers)\n"
+            "      --unwind HOW         auto (default): frame pointers through code built\n"
+            "                           with them, DWARF call-frame information elsewhere;\n"
+            "                           fp: frame pointers only; dwarf: DWARF CFI only (rules\n"
+            "                           read from .eh_frame once per return address, libunwind\n"
+            "                           for frames they cannot express); libunwind: libunwind's\n"
+            "                           unw_backtrace for every stack (the slowest; the\n"
+            "                           reference the others are tested against)\n"
             "      --sample-rate BYTES  record a sample: about one allocation per BYTES bytes\n"
             "                           allocated (suffixes K, M, G: 64K); the report scales\n"
             "                           the figures back up. 0 (default) records every one\n"
@@ -457,8 +460,8 @@ static int record_options(int argc, char **argv, struct record_opts *o)
             break;
         case OPT_UNWIND:
             if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "fp") != 0 &&
-                strcmp(optarg, "dwarf") != 0) {
-                cli_error("record", "unknown --unwind '%s' (auto, fp, dwarf)", optarg);
+                strcmp(optarg, "dwarf") != 0 && strcmp(optarg, "libunwind") != 0) {
+                cli_error("record", "unknown --unwind '%s' (auto, fp, dwarf, libunwind)", optarg);
                 return CLI_USAGE;
             }
             o->unwind = optarg;

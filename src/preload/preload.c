@@ -681,6 +681,7 @@ static bool is_var(const char *entry, const char *name)
 }
 
 static char self_path[4096];
+static const char *const unwind_names[] = {"auto", "fp", "dwarf", "libunwind"};
 
 /* LD_PRELOAD's value without our library (and its empty entries), into out. */
 static void preload_without_self(const char *value, char *out, size_t cap)
@@ -747,9 +748,7 @@ static char **image_env(char *const envp[], bool append)
         ADD("LD_PRELOAD=%s%s%s", self_path, others[0] ? ":" : "", others);
         ADD("MEMSNAP_TRACE_FILE=%s", ms_g.base_path);
         ADD("MEMSNAP_TRACE_DEPTH=%u", ms_g.depth);
-        ADD("MEMSNAP_TRACE_UNWIND=%s", ms_g.unwind == MS_UNWIND_FP      ? "fp"
-                                       : ms_g.unwind == MS_UNWIND_DWARF ? "dwarf"
-                                                                        : "auto");
+        ADD("MEMSNAP_TRACE_UNWIND=%s", unwind_names[ms_g.unwind]);
         ADD("MEMSNAP_TRACE_SAMPLE_RATE=%llu", (unsigned long long)ms_g.sample_rate);
         ADD("MEMSNAP_TRACE_CLOCK=%s", ms_g.use_tsc ? "tsc" : "monotonic");
         if (ms_g.record_mmap)
@@ -1017,10 +1016,11 @@ __attribute__((constructor)) static void ms_init(void)
     uint64_t depth = env_u64("MEMSNAP_TRACE_DEPTH", 64);
     ms_g.depth = depth < 1 ? 1 : depth > MS_MAX_DEPTH ? MS_MAX_DEPTH : (unsigned)depth;
     const char *unwind = getenv("MEMSNAP_TRACE_UNWIND");
-    ms_g.unwind = !unwind                        ? MS_UNWIND_AUTO
-                  : strcmp(unwind, "fp") == 0    ? MS_UNWIND_FP
-                  : strcmp(unwind, "dwarf") == 0 ? MS_UNWIND_DWARF
-                                                 : MS_UNWIND_AUTO;
+    ms_g.unwind = !unwind                            ? MS_UNWIND_AUTO
+                  : strcmp(unwind, "fp") == 0        ? MS_UNWIND_FP
+                  : strcmp(unwind, "dwarf") == 0     ? MS_UNWIND_DWARF
+                  : strcmp(unwind, "libunwind") == 0 ? MS_UNWIND_LIBUNWIND
+                                                     : MS_UNWIND_AUTO;
     ms_g.sample_rate = env_u64("MEMSNAP_TRACE_SAMPLE_RATE", 0);
     ms_g.seed = env_u64("MEMSNAP_TRACE_SEED", 0);
     if (!ms_g.seed)

@@ -67,17 +67,18 @@ struct ms_ring {
     _Atomic uint64_t tail; /* consumer's position */
     uint64_t serial;       /* the thread's number in this image */
     pid_t tid;
-    _Atomic int state;            /* MS_RING_* */
-    int64_t sample_left;          /* bytes to the next sample (sampled mode) */
-    uint64_t rng;                 /* xorshift state (sampled mode) */
-    uintptr_t stack_lo, stack_hi; /* the thread's stack, for validating frame pointers */
-    uint64_t c_ticks, c_ptr;      /* the consumer's decoding state */
-    struct ms_ring *next;         /* in ms_g.rings */
+    _Atomic int state;             /* MS_RING_* */
+    int64_t sample_left;           /* bytes to the next sample (sampled mode) */
+    uint64_t rng;                  /* xorshift state (sampled mode) */
+    uintptr_t stack_lo, stack_hi;  /* the thread's stack, for validating frame pointers */
+    uint64_t c_ticks, c_ptr;       /* the consumer's decoding state */
+    struct ms_stack_cache *scache; /* stacks.c: recent stacks of this thread, for reuse */
+    struct ms_ring *next;          /* in ms_g.rings */
 };
 
 enum { MS_RING_FREE, MS_RING_LIVE, MS_RING_EXITING };
 
-enum ms_unwind { MS_UNWIND_AUTO, MS_UNWIND_FP, MS_UNWIND_DWARF };
+enum ms_unwind { MS_UNWIND_AUTO, MS_UNWIND_FP, MS_UNWIND_DWARF, MS_UNWIND_LIBUNWIND };
 
 /* The real allocator and the other functions the hooks forward to. */
 struct ms_real {
@@ -184,6 +185,17 @@ void ms_stacks_lock_reinit(void) MS_HIDDEN;
 void ms_modules_scan(bool force) MS_HIDDEN;
 void ms_modules_reset(void) MS_HIDDEN;
 void ms_thread_stack_bounds(struct ms_ring *r) MS_HIDDEN;
+void ms_stack_cache_reset(struct ms_ring *r) MS_HIDDEN; /* a new thread, or a fork child */
+/* The .eh_frame_hdr of the module holding ip, or NULL. */
+const uint8_t *ms_module_eh_hdr(uintptr_t ip) MS_HIDDEN;
+
+/* cfi.c: unwinding with cached .eh_frame rules. From the frame whose return address ip sits at
+ * `slot`, with the caller's %rsp and %rbp: the return addresses and their slots, or -1 when a
+ * frame needs more than a CFA of %rsp/%rbp + n (the caller then asks libunwind). */
+int ms_cfi_init(void) MS_HIDDEN;
+void ms_cfi_flush(void) MS_HIDDEN;
+int ms_cfi_unwind(const struct ms_ring *r, uintptr_t ip, uintptr_t sp, uintptr_t bp, uintptr_t slot,
+                  void **ips, uintptr_t *slots, unsigned depth) MS_HIDDEN;
 
 /* Varint string: length then bytes. */
 static inline uint8_t *ms_put_string(uint8_t *p, const char *s, size_t len)

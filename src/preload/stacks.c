@@ -1,15 +1,17 @@
 /*
  * stacks.c - call stacks for the tracker: the module map, capture, and the stack trie.
  *
- * Capture. --unwind fp walks the frame-pointer chain, each frame checked against the thread's
- * stack bounds; --unwind dwarf asks libunwind (unw_backtrace, with its per-thread cache);
- * --unwind auto (the default) walks frame pointers through the modules that keep them and
- * hands the whole stack to libunwind as soon as a frame lies in one that does not. Whether a
- * module keeps frame pointers is read once, when it is loaded, from its unwind tables: a
- * module built with -fno-omit-frame-pointer defines the CFA through %rbp in nearly every FDE,
- * one built without in almost none. A walk that ends (a null or out-of-bounds frame pointer)
- * in such a module is accepted only when the frame is a known outermost one (libc's
- * thread and main entry), learnt from libunwind the first time each is seen.
+ * Capture. A per-thread stack cache answers most captures with one load a frame (see "The
+ * stack cache" below). On a miss: --unwind fp walks the frame-pointer chain, each frame checked
+ * against the thread's stack bounds; --unwind dwarf uses the CFI walker of cfi.c (libunwind for
+ * frames it cannot express); --unwind auto (the default) walks frame pointers through the
+ * modules that keep them and takes the DWARF walk as soon as a frame lies in one that does not;
+ * --unwind libunwind asks unw_backtrace every time. Whether a module keeps frame pointers is
+ * read once, when it is loaded, from its unwind tables: a module built with
+ * -fno-omit-frame-pointer defines the CFA through %rbp in nearly every FDE, one built without
+ * in almost none. A walk that ends (a null or out-of-bounds frame pointer) in such a module is
+ * accepted only when the frame is a known outermost one (libc's thread and main entry), learnt
+ * from the DWARF walk the first time each is seen.
  *
  * Storage. Each distinct stack is stored once, as the path to a node of a trie of return
  * addresses (root = outermost frame); its id is that node's. A hash of the whole stack finds
@@ -248,6 +250,7 @@ static uint32_t stack_intern(void *const *ips, unsigned n)
 
 struct mod {
     uintptr_t lo, hi, bias;
+    const uint8_t *eh;
     uint32_t id;
     bool fp;
     bool seen;
@@ -257,6 +260,7 @@ struct modtab { /* published for lock-free lookups by the unwinder; never freed 
     size_t n;
     struct {
         uintptr_t lo, hi;
+        const uint8_t *eh;
         bool fp;
     } e[];
 };
@@ -548,6 +552,7 @@ static void publish_modtab(void)
         t->e[j].lo = md.mods[i].lo;
         t->e[j].hi = md.mods[i].hi;
         t->e[j].fp = md.mods[i].fp;
+        t->e[j].eh = md.mods[i].eh;
         t->n++;
     }
     atomic_store_explicit(&md.tab, t, memory_order_release);
@@ -583,6 +588,7 @@ void ms_modules_scan(bool force)
                 md.mods[md.n] = (struct mod){.lo = it->lo,
                                              .hi = it->hi,
                                              .bias = it->bias,
+                                             .eh = it->eh_hdr,
                                              .id = ++md.next_id,
                                              .fp = module_keeps_fp(it->eh_hdr)};
                 module_record(it, md.mods[md.n].id);
@@ -591,6 +597,7 @@ void ms_modules_scan(bool force)
             if (i < md.n)
                 md.mods[i].seen = true;
         }
+        bool unloaded = false;
         for (size_t i = 0; i < md.n;) {
             if (md.mods[i].seen) {
                 i++;
@@ -602,10 +609,13 @@ void ms_modules_scan(bool force)
             q = ms_put_varint(q, ms_ticks());
             ms_meta_append(rec, (size_t)(q - rec));
             md.mods[i] = md.mods[--md.n];
+            unloaded = true;
         }
         md.adds = s.adds;
         md.subs = s.subs;
         publish_modtab();
+        if (unloaded)
+            ms_cfi_flush();
     }
     pthread_mutex_unlock(&st.lock);
     ms_os_free(s.items, s.cap * sizeof(*s.items));
@@ -619,13 +629,10 @@ void ms_modules_reset(void)
     ms_modules_scan(true);
 }
 
-/* 1: in a module that keeps frame pointers, 0: in one that does not, -1: in none. */
-static int fp_module(uintptr_t ip)
+/* The published module holding ip, as an index into t->e, or -1. */
+static ptrdiff_t module_at(const struct modtab *t, uintptr_t ip)
 {
-    struct modtab *t = atomic_load_explicit(&md.tab, memory_order_acquire);
-    if (!t)
-        return -1;
-    size_t lo = 0, hi = t->n;
+    size_t lo = 0, hi = t ? t->n : 0;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         if (ip < t->e[mid].lo)
@@ -633,9 +640,24 @@ static int fp_module(uintptr_t ip)
         else if (ip >= t->e[mid].hi)
             lo = mid + 1;
         else
-            return t->e[mid].fp;
+            return (ptrdiff_t)mid;
     }
     return -1;
+}
+
+/* 1: in a module that keeps frame pointers, 0: in one that does not, -1: in none. */
+static int fp_module(uintptr_t ip)
+{
+    struct modtab *t = atomic_load_explicit(&md.tab, memory_order_acquire);
+    ptrdiff_t i = module_at(t, ip);
+    return i < 0 ? -1 : t->e[i].fp;
+}
+
+const uint8_t *ms_module_eh_hdr(uintptr_t ip)
+{
+    struct modtab *t = atomic_load_explicit(&md.tab, memory_order_acquire);
+    ptrdiff_t i = module_at(t, ip);
+    return i < 0 ? NULL : t->e[i].eh;
 }
 
 static bool is_terminal(uintptr_t ip)
@@ -681,7 +703,7 @@ static inline bool self_ip(uintptr_t ip)
 }
 
 /* libunwind's walk, without our own frames at the top. */
-static unsigned unwind_dwarf(void **ips, unsigned depth)
+static unsigned unwind_libunwind(void **ips, unsigned depth)
 {
     void *buf[MS_MAX_DEPTH + 16];
     int n = unw_backtrace(buf, (int)(depth + 16));
@@ -699,7 +721,8 @@ static unsigned unwind_dwarf(void **ips, unsigned depth)
  * walk: -1 (ask libunwind) when the chain seems to go on, or, when it ends there, the frames
  * so far with *end_ip set unless that frame is already known to be an outermost one.
  */
-static int unwind_fp(struct ms_ring *r, void **ips, unsigned depth, bool checked, uintptr_t *end_ip)
+static int unwind_fp(struct ms_ring *r, void **ips, uintptr_t *slots, unsigned depth, bool checked,
+                     uintptr_t *end_ip)
 {
     uintptr_t *f = __builtin_frame_address(0);
     uintptr_t lo = r->stack_lo, hi = r->stack_hi;
@@ -717,6 +740,7 @@ static int unwind_fp(struct ms_ring *r, void **ips, unsigned depth, bool checked
             int fp = fp_module(ip);
             if (fp < 0)
                 break; /* not code: the chain ran past its outermost frame */
+            slots[n] = (uintptr_t)&f[1];
             ips[n++] = (void *)ip;
             if (checked && fp != 1) {
                 if (next_ok)
@@ -733,29 +757,128 @@ static int unwind_fp(struct ms_ring *r, void **ips, unsigned depth, bool checked
     return (int)n;
 }
 
+/*
+ * The stack cache. A thread that allocates again from the same place (the same return address
+ * into the same caller, with the same stack pointer) often has the same callers above it: each
+ * entry keeps a stack's return addresses and where on the stack each one was found, and a hit
+ * re-reads those locations (one load a frame) instead of unwinding. If every one still holds
+ * the same return address, the frames are the same call sites at the same places, and the
+ * stack's id is known without unwinding or hashing. Entries are 4-way per (caller, stack
+ * pointer): sqlite3, for one, reaches its allocator from different callers at the same depth.
+ */
+#define SC_SETS  64 /* per thread */
+#define SC_WAYS  4
+#define SC_DEPTH 32 /* deeper stacks are not cached */
+
+struct sc_entry {
+    uintptr_t ip0, sp0;
+    uint32_t id;
+    uint32_t n;
+    uintptr_t ip[SC_DEPTH];
+    uint32_t off[SC_DEPTH]; /* slot - sp0 + 8 */
+};
+
+struct ms_stack_cache {
+    struct sc_entry e[SC_SETS][SC_WAYS];
+    uint8_t next[SC_SETS]; /* the way to replace next */
+};
+
+static inline size_t sc_set(uintptr_t ip0, uintptr_t sp0)
+{
+    return (size_t)(((ip0 ^ (sp0 << 7)) * 0x9e3779b97f4a7c15ull) >> 58) & (SC_SETS - 1);
+}
+
+static bool sc_valid(const struct sc_entry *e, uintptr_t sp0)
+{
+    for (uint32_t i = 1; i < e->n; i++)
+        if (*(const uintptr_t *)(sp0 - 8 + e->off[i]) != e->ip[i])
+            return false;
+    return true;
+}
+
+static void sc_fill(struct ms_ring *r, size_t set, uintptr_t ip0, uintptr_t sp0, void *const *ips,
+                    const uintptr_t *slots, unsigned n, uint32_t id)
+{
+    if (n == 0 || n > SC_DEPTH || (uintptr_t)ips[0] != ip0)
+        return;
+    for (unsigned i = 0; i < n; i++) /* only slots on this stack, at or above slot0 */
+        if (slots[i] < sp0 - 8 || slots[i] + 8 > r->stack_hi || slots[i] - sp0 + 8 > UINT32_MAX)
+            return;
+    struct sc_entry *e = &r->scache->e[set][r->scache->next[set]++ % SC_WAYS];
+    for (unsigned i = 0; i < n; i++) {
+        e->ip[i] = (uintptr_t)ips[i];
+        e->off[i] = (uint32_t)(slots[i] - sp0 + 8);
+    }
+    e->ip0 = ip0;
+    e->sp0 = sp0;
+    e->id = id;
+    e->n = n;
+}
+
+void ms_stack_cache_reset(struct ms_ring *r)
+{
+    if (!r->scache)
+        r->scache = ms_os_alloc(sizeof(struct ms_stack_cache));
+    else
+        memset(r->scache, 0, sizeof(struct ms_stack_cache));
+}
+
 uint32_t ms_stack_capture(struct ms_ring *r)
 {
+    /* Our own frames keep frame pointers: the first return address out of them is the
+     * caller's (ip0, at slot0); the caller's %rsp is just above it, its %rbp was saved below. */
+    uintptr_t *f = __builtin_frame_address(0);
+    while (self_ip(f[1]) && f[0] > (uintptr_t)f)
+        f = (uintptr_t *)f[0];
+    uintptr_t ip0 = f[1], sp0 = (uintptr_t)&f[2], bp0 = f[0];
+    if (ms_g.unwind == MS_UNWIND_LIBUNWIND) {
+        void *lips[MS_MAX_DEPTH];
+        unsigned ln = unwind_libunwind(lips, ms_g.depth);
+        return ln ? stack_intern(lips, ln) : 0;
+    }
+    bool cache = r->scache && sp0 > r->stack_lo && sp0 < r->stack_hi;
+    size_t set = sc_set(ip0, sp0);
+    if (cache) {
+        struct sc_entry *ways = r->scache->e[set];
+        for (int w = 0; w < SC_WAYS; w++)
+            if (ways[w].n && ways[w].ip0 == ip0 && ways[w].sp0 == sp0 && sc_valid(&ways[w], sp0))
+                return ways[w].id;
+    }
+
     void *ips[MS_MAX_DEPTH];
+    uintptr_t slots[MS_MAX_DEPTH];
     unsigned depth = ms_g.depth;
     uintptr_t end_ip = 0;
+    bool have_slots = true;
     int n = -1;
     if (ms_g.unwind != MS_UNWIND_DWARF)
-        n = unwind_fp(r, ips, depth, ms_g.unwind == MS_UNWIND_AUTO, &end_ip);
+        n = unwind_fp(r, ips, slots, depth, ms_g.unwind == MS_UNWIND_AUTO, &end_ip);
     if (n < 0 || end_ip) {
         void *d[MS_MAX_DEPTH];
-        unsigned dn = unwind_dwarf(d, depth);
-        /* A walk that ended in a frame without frame pointers is right if libunwind agrees
-         * on every frame and finds at most two more (libc's entry points and _start): then
-         * that frame is an outermost one, and later walks that end there are kept. */
-        if (n >= 0 && dn >= (unsigned)n && dn - (unsigned)n <= 2 &&
-            memcmp(d, ips, (size_t)n * sizeof(void *)) == 0) {
+        uintptr_t dslots[MS_MAX_DEPTH];
+        int dn =
+            r->stack_hi ? ms_cfi_unwind(r, ip0, sp0, bp0, (uintptr_t)&f[1], d, dslots, depth) : -1;
+        bool dslots_ok = dn >= 0;
+        if (dn < 0)
+            dn = (int)unwind_libunwind(d, depth);
+        /* A walk that ended in a frame without frame pointers is right if the DWARF walk
+         * agrees on every frame and finds at most two more (libc's entry points and _start):
+         * then that frame is an outermost one, and later walks that end there are kept. */
+        if (n >= 0 && dn >= n && dn - n <= 2 && memcmp(d, ips, (size_t)n * sizeof(void *)) == 0) {
             learn_terminal(end_ip);
         } else {
-            memcpy(ips, d, dn * sizeof(void *));
-            n = (int)dn;
+            memcpy(ips, d, (size_t)dn * sizeof(void *));
+            memcpy(slots, dslots, (size_t)dn * sizeof(uintptr_t));
+            have_slots = dslots_ok;
+            n = dn;
         }
     }
-    return n > 0 ? stack_intern(ips, (unsigned)n) : 0;
+    if (n <= 0)
+        return 0;
+    uint32_t id = stack_intern(ips, (unsigned)n);
+    if (cache && have_slots && id)
+        sc_fill(r, set, ip0, sp0, ips, slots, (unsigned)n, id);
+    return id;
 }
 
 int ms_stacks_init(void)
@@ -765,7 +888,7 @@ int ms_stacks_init(void)
         return -1;
     atomic_store_explicit(&st.stab, t, memory_order_release);
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
-    return 0;
+    return ms_cfi_init();
 }
 
 /* In a fork child: the new file has no stacks yet, so ids start again from 1. The old

@@ -4,7 +4,7 @@
  *
  * Threads never write the file on their hot path: they append events to their own ring. The
  * background thread ("memsnap-writer", every signal blocked) wakes every 10 ms to take an RSS
- * sample, and every 50 ms (sooner when a ring is half full) drains the side buffer and every
+ * sample, and every 50 ms (sooner when a ring is a quarter full) drains the side buffer and every
  * ring into one staging buffer, compresses it with zstd and writes it as one framed chunk, so
  * a process killed by SIGKILL loses at most the last 50 ms. A thread whose ring is full drains
  * it itself under the same lock rather than waiting. All buffers here come from mmap, never
@@ -198,6 +198,7 @@ struct ms_ring *ms_ring_register(void)
     pthread_mutex_unlock(&ms_g.rings_lock);
 
     ms_thread_stack_bounds(r);
+    ms_stack_cache_reset(r);
     ms_meta_thread(r, NULL);
     pthread_setspecific(ms_g.key, r);
     return r;
@@ -396,14 +397,14 @@ static void sample_rss(void)
     ms_meta_append(rec, (size_t)(q - rec));
 }
 
-static bool rings_half_full(void)
+static bool rings_quarter_full(void)
 {
     bool full = false;
     pthread_mutex_lock(&ms_g.rings_lock);
     for (struct ms_ring *r = ms_g.rings; r && !full; r = r->next)
         full = atomic_load_explicit(&r->pub, memory_order_relaxed) -
                    atomic_load_explicit(&r->tail, memory_order_relaxed) >
-               MS_RING_SIZE / 2;
+               MS_RING_SIZE / 4;
     pthread_mutex_unlock(&ms_g.rings_lock);
     return full;
 }
@@ -426,7 +427,7 @@ static void *writer_main(void *arg)
         sample_rss();
         ms_modules_scan(false);
         uint64_t now = ms_mono_ns();
-        if (now >= next_flush || rings_half_full()) {
+        if (now >= next_flush || rings_quarter_full()) {
             ms_writer_flush();
             next_flush = now + MS_FLUSH_NS;
         }
@@ -568,6 +569,7 @@ void ms_writer_fork_child(void)
     ms_modules_reset();
     snprintf(ms_g.path, sizeof(ms_g.path), "%s.%d", ms_g.base_path, (int)ms_g.pid);
     if (self) {
+        ms_stack_cache_reset(self); /* its ids are the parent's */
         self->serial = ++ms_g.next_serial;
         self->tid = sys_gettid();
         atomic_store_explicit(&self->state, MS_RING_LIVE, memory_order_relaxed);

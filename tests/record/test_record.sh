@@ -582,6 +582,37 @@ if command -v sqlite3 >/dev/null 2>&1; then
         'd["allocations"] > 1000 and d["frees"] > 1000 and d["threads"] >= 1 and
          d["leaked_bytes"] * 20 < d["allocated_bytes"] and d["stacks"] > 10 and
          want(complete=True, truncated=False, unmatched_frees=0)'
+
+    echo "# the unwinders find libunwind's stacks (ASLR off: the same code addresses every run)"
+    if setarch -R true 2>/dev/null; then
+        # sites PROGRAM-NAME UNWIND CMD...: records CMD with --unwind UNWIND, ASLR off, and
+        # lists its allocation sites (size, return addresses, count) in $T/NAME-UNWIND.sites.
+        sites() {
+            sname=$1
+            sunwind=$2
+            shift 2
+            rm -f "$T/db.sqlite"
+            setarch -R "$BIN" record -o "$T/$sname-$sunwind.mst" --unwind "$sunwind" -- "$@" \
+                >/dev/null 2>&1
+            "$P/trace_sites" "$T/$sname-$sunwind.mst" >"$T/$sname-$sunwind.sites"
+        }
+        for u in libunwind dwarf auto; do
+            sites sq "$u" sqlite3 -batch "$T/db.sqlite" ".read $T/script.sql"
+            sites mt "$u" "$P/mt_pattern" 4 50
+        done
+        n=$(lines "$T/sq-libunwind.sites")
+        check "unwind: sqlite3 has many allocation sites ($n)" [ "$n" -gt 50 ]
+        check "unwind: --unwind dwarf (cached CFI rules, stack cache) = libunwind, sqlite3" \
+            cmp -s "$T/sq-libunwind.sites" "$T/sq-dwarf.sites"
+        check "unwind: --unwind auto = libunwind on sqlite3 (no frame pointers)" \
+            cmp -s "$T/sq-libunwind.sites" "$T/sq-auto.sites"
+        check "unwind: --unwind dwarf = libunwind, 4 threads (mt_pattern)" \
+            cmp -s "$T/mt-libunwind.sites" "$T/mt-dwarf.sites"
+        check "unwind: --unwind auto = libunwind, 4 threads (mt_pattern)" \
+            cmp -s "$T/mt-libunwind.sites" "$T/mt-auto.sites"
+    else
+        not_ok "unwind: setarch -R, needed to compare stacks across runs, does not work here"
+    fi
 else
     skip "sqlite3 (not installed)"
 fi
