@@ -1,6 +1,7 @@
 #!/bin/sh
 # make demo: memsnap watches the bundled example program from outside while it allocates
-# 64 MiB, then compares the two snapshots. Usage: demo.sh MEMSNAP ALLOC_STEPS
+# 64 MiB, compares the two snapshots, then records the program with memsnap record and
+# prints memsnap report of the trace. Usage: demo.sh MEMSNAP ALLOC_STEPS
 set -eu
 memsnap=$1
 example=$2
@@ -40,3 +41,9 @@ echo 1 >&3
 wait
 step "what the example printed about itself (libmemsnap, in-process)"
 sed -n '/^\[/p' "$dir/out"
+
+# The same program again, with every allocation recorded by the LD_PRELOAD tracker.
+step "memsnap record --mmap -o steps.mst -- alloc_steps 64   # it maps its memory with mmap"
+"$memsnap" record --mmap -o "$dir/steps.mst" -- "$example" 64 >/dev/null
+step "memsnap report steps.mst"
+"$memsnap" report "$dir/steps.mst"

@@ -89,8 +89,8 @@ static int report_text(FILE *fp, const ms_trace_stats *st)
     LINE("allocated", "%s", fmt_bytes(a, sizeof(a), st->allocated_bytes));
     LINE("peak", "%s at %s", fmt_bytes(a, sizeof(a), st->peak_bytes),
          fmt_seconds(b, sizeof(b), st->peak_time_ns));
-    LINE("leaked", "%s in %llu allocations", fmt_bytes(a, sizeof(a), st->leaked_bytes),
-         (unsigned long long)st->leaked_allocations);
+    LINE("leaked", "%s in %llu allocation%s", fmt_bytes(a, sizeof(a), st->leaked_bytes),
+         (unsigned long long)st->leaked_allocations, st->leaked_allocations == 1 ? "" : "s");
     LINE("unmatched frees", "%llu", (unsigned long long)st->unmatched_frees);
     LINE("threads", "%llu", (unsigned long long)st->threads);
     LINE("stacks", "%llu", (unsigned long long)st->stacks);
