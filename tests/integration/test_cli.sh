@@ -4,7 +4,7 @@
 # Environment (set by meson): MEMSNAP_BIN the built memsnap, MEMSNAP_FIXTURES tests/fixtures,
 # MEMSNAP_BUILD the build root. $1 (default $MEMSNAP_HOLD, then $MEMSNAP_BUILD/tests/hold):
 # the `hold` helper (tests/integration/hold.c). Prints one line per check, ends with the line
-# "N passed, M failed" and exits non-zero when a check failed. JSON is parsed with python3,
+# "N passed, M failed, K skipped" and exits non-zero when a check failed. JSON is parsed with python3,
 # never grepped.
 
 set -u
@@ -21,37 +21,8 @@ PYTHONUTF8=1
 export PYTHONUTF8
 
 PAGE=$(getconf PAGESIZE)
-T=$(mktemp -d "${TMPDIR:-/tmp}/memsnap-cli.XXXXXX") || exit 1
-BG=""
-cleanup() {
-    for p in $BG; do kill "$p" 2>/dev/null; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-passed=0
-failed=0
-
-ok() {
-    passed=$((passed + 1))
-    echo "ok   - $1"
-}
-
-# not_ok DESC [DETAIL]: counts a failure; DETAIL (and the last command's output) is indented.
-not_ok() {
-    failed=$((failed + 1))
-    echo "FAIL - $1"
-    if [ -n "${2:-}" ]; then printf '%s\n' "$2" | sed 's/^/       /'; fi
-    if [ -s "$T/err" ]; then sed 's/^/       stderr: /' "$T/err" | head -5; fi
-}
-
-# check DESC CMD...: passes when CMD succeeds.
-check() {
-    desc=$1
-    shift
-    if "$@"; then ok "$desc"; else not_ok "$desc" "failed: $*"; fi
-}
+TEST_NAME=cli
+. "$(dirname "$0")/../lib.sh"
 
 # ms ARGS...: runs memsnap; stdout in $T/out, stderr in $T/err, exit status in $rc.
 ms() {
@@ -452,5 +423,4 @@ check "info on the fixture (env roots) exits 0" [ "$rc" -eq 0 ]
 check "info on the fixture finds its v2 cgroup" \
     grep -qE '^cgroup +v2 /app.slice/fixture.service' "$T/out"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -27,43 +27,8 @@ export MEMSNAP_PRELOAD
 PYTHONUTF8=1
 export PYTHONUTF8
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/memsnap-record.XXXXXX") || exit 1
-T=$(cd "$T" && pwd -P) # memsnap passes absolute, physical paths
-BG=""
-cleanup() {
-    for p in $BG; do kill "$p" 2>/dev/null; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-passed=0
-failed=0
-skipped=0
-
-ok() {
-    passed=$((passed + 1))
-    echo "ok   - $1"
-}
-
-# not_ok DESC [DETAIL]: counts a failure; DETAIL is indented below it.
-not_ok() {
-    failed=$((failed + 1))
-    echo "FAIL - $1"
-    if [ -n "${2:-}" ]; then printf '%s\n' "$2" | sed 's/^/       /'; fi
-}
-
-skip() {
-    skipped=$((skipped + 1))
-    echo "skip - $1"
-}
-
-# check DESC CMD...: passes when CMD succeeds.
-check() {
-    desc=$1
-    shift
-    if "$@"; then ok "$desc"; else not_ok "$desc" "failed: $*"; fi
-}
+TEST_NAME=record
+. "$(dirname "$0")/../lib.sh"
 
 # ms ARGS...: runs memsnap; stdout in $T/out, stderr in $T/err, exit status in $rc.
 ms() {
@@ -645,5 +610,4 @@ expect_error "report of a file that is not a trace: exit 1, one line" 1 "$T/chec
 expect_error "report of an empty file: exit 1, one line" 1 "$T/empty.mst" \
     report "$T/empty.mst" --stats --format json
 
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" -eq 0 ]
+finish
