@@ -163,14 +163,18 @@ static inline uint8_t *put_ptr_delta(struct ms_ring *r, uint8_t *q, uintptr_t p)
 static _Atomic uintptr_t *sampled;
 static pthread_mutex_t sampled_lock = PTHREAD_MUTEX_INITIALIZER;
 static size_t sampled_used; /* live entries + tombstones */
+static bool sampled_full;
 
 static inline size_t sampled_slot(uintptr_t p)
 {
     return (size_t)((p >> 4) * 0x9e3779b97f4a7c15ull >> 43) & (SAMPLED_CAP - 1);
 }
 
-static void sampled_add(uintptr_t p)
+/* Adds p to the set; false when the set is too full (then p must not be recorded at all, or
+ * its free would be missed and it would look leaked). */
+static bool sampled_add(uintptr_t p)
 {
+    bool added = false;
     pthread_mutex_lock(&sampled_lock);
     if (sampled_used < SAMPLED_CAP / 2) {
         size_t j = sampled_slot(p);
@@ -180,8 +184,15 @@ static void sampled_add(uintptr_t p)
         if (k == 0)
             sampled_used++;
         atomic_store_explicit(&sampled[j], p, memory_order_release);
+        added = true;
+    } else if (!sampled_full) {
+        sampled_full = true;
+        static const char msg[] = "memsnap: the set of sampled blocks is full: no more samples "
+                                  "are taken in this process (its figures are low)\n";
+        (void)!write(2, msg, sizeof(msg) - 1);
     }
     pthread_mutex_unlock(&sampled_lock);
+    return added;
 }
 
 /* Removes p if it was sampled; true when it was. The common case, a block that was not
@@ -258,11 +269,8 @@ static void on_alloc(void *p, size_t n)
     struct ms_ring *r = thread_ring();
     if (MS_UNLIKELY(!r))
         return;
-    if (ms_g.sample_rate) {
-        if (!sample_this(r, n))
-            return;
-        sampled_add((uintptr_t)p);
-    }
+    if (ms_g.sample_rate && (!sample_this(r, n) || !sampled_add((uintptr_t)p)))
+        return;
     record_alloc(r, p, n);
 }
 
@@ -285,9 +293,8 @@ static void on_realloc(void *old, void *p, size_t n, uint64_t before)
     if (ms_g.sample_rate) {
         /* The old block was recorded only if sampled, the new one is sampled afresh: a
          * realloc is recorded as such only when both were. */
-        bool was = sampled_take((uintptr_t)old), is = sample_this(r, n);
-        if (is)
-            sampled_add((uintptr_t)p);
+        bool was = sampled_take((uintptr_t)old);
+        bool is = sample_this(r, n) && sampled_add((uintptr_t)p);
         if (!was || !is) {
             if (was)
                 record_free(r, old);
