@@ -45,5 +45,5 @@ sed -n '/^\[/p' "$dir/out"
 # The same program again, with every allocation recorded by the LD_PRELOAD tracker.
 step "memsnap record --mmap -o steps.mst -- alloc_steps 64   # it maps its memory with mmap"
 "$memsnap" record --mmap -o "$dir/steps.mst" -- "$example" 64 >/dev/null
-step "memsnap report steps.mst"
-"$memsnap" report "$dir/steps.mst"
+step "memsnap report steps.mst --stats"
+"$memsnap" report "$dir/steps.mst" --stats

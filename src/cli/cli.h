@@ -13,6 +13,8 @@
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 int cmd_bench(int argc, char **argv);
+/* `memsnap bench engine TRACE` (bench_engine.c). */
+int cli_bench_engine(const char *path, bool json);
 int cmd_diff(int argc, char **argv);
 int cmd_gpu(int argc, char **argv);
 int cmd_info(int argc, char **argv);

@@ -1,6 +1,6 @@
 /*
  * cmd_bench.c - `memsnap bench snapshot`: what a capture costs, next to the raw cost of
- * reading the very same files.
+ * reading the very same files (and `memsnap bench engine`, in bench_engine.c).
  *
  * The raw loops pread the descriptors the session itself keeps open (read from its slot
  * through the internal header), so the ratio is memsnap's own overhead: parsing, validity
@@ -28,7 +28,8 @@ struct bench_raw {
 static void bench_usage(FILE *fp)
 {
     fprintf(fp,
-            "usage: memsnap bench snapshot [--pid PID] [--rounds N] [--json] [--gpu]\n\n"
+            "usage: memsnap bench snapshot [--pid PID] [--rounds N] [--json] [--gpu]\n"
+            "       memsnap bench engine TRACE [--json]\n\n"
             "Time snapshot captures in a loop, basic (statm) and full (statm, status, stat,\n"
             "smaps_rollup, meminfo, cgroup), and in the same run the raw cost of pread() on the\n"
             "same open descriptors; print ns per capture and the ratio (like 'zstd -b').\n\n"
@@ -39,7 +40,11 @@ static void bench_usage(FILE *fp)
             "                     dlopen+nvmlInit+query+nvmlShutdown (init_per_call_ns)\n"
             "  -j, --json         print "
             "{\"basic_ns\",\"raw_basic_ns\",\"full_ns\",\"raw_full_ns\",...}\n"
-            "  -h, --help         this help\n");
+            "  -h, --help         this help\n\n"
+            "'bench engine TRACE' loads a trace written by 'memsnap record' once, then times the\n"
+            "engine: the load, the replay pass (events/s), a snapshot of the heap at 200 random\n"
+            "moments (median and worst) and the peak (--json: load_ns, pass_ns,\n"
+            "replay_events_per_s, snapshot_ns_median, snapshot_ns_max, peak_ns).\n");
 }
 
 static double bench_now(void)
@@ -323,8 +328,10 @@ int cmd_bench(int argc, char **argv)
                 return CLI_USAGE;
         }
     }
+    if (optind + 2 == argc && strcmp(argv[optind], "engine") == 0)
+        return cli_bench_engine(argv[optind + 1], json);
     if (optind >= argc || strcmp(argv[optind], "snapshot") != 0 || optind + 1 != argc) {
-        cli_error("bench", "expected 'snapshot' (see 'memsnap bench --help')");
+        cli_error("bench", "expected 'snapshot' or 'engine TRACE' (see 'memsnap bench --help')");
         return CLI_USAGE;
     }
 

@@ -607,7 +607,9 @@ static int record_run(struct record_opts *o)
     if (stat(trace, &st) == 0) {
         cli_error("record", "trace written to %s (%lld bytes)", display, (long long)st.st_size);
         record_list_children(trace, display, &start);
-        cli_error("record", "run 'memsnap report %s' for the summary", display);
+        cli_error("record",
+                  "run 'memsnap report %s' for the heap at its peak (--stats: the summary)",
+                  display);
     } else {
         cli_error("record",
                   "no trace was written to %s: %s ended before the tracker wrote anything, or "

@@ -1,33 +1,64 @@
 /*
- * cmd_report.c - `memsnap report FILE --stats`: the summary of a trace that `memsnap record`
- * wrote (counts, bytes, the heap peak and when it was reached, leaks, unmatched frees,
- * threads, duration), as aligned text or one JSON object.
+ * cmd_report.c - `memsnap report FILE`: what the heap of a recorded trace held. --peak (the
+ * default) is the heap when live bytes were highest, --at TIME|LABEL the heap at a moment,
+ * --leaks what was live at the end, --diff T1 T2 what changed between two moments, each as
+ * the top call sites by bytes (with their symbolized frames), or per allocating thread
+ * (--threads), as text, JSON or folded stacks for flame graphs; --stats is the summary of the
+ * trace (counts, bytes, peak, leaks, unmatched frees, threads, duration) as text or JSON.
+ * The heap views come from the snapshot engine (src/engine/engine.h).
  */
 #include "cli.h"
 
+#include "engine/engine.h"
+#include "engine/symbolize.h"
+
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 static void report_usage(FILE *fp)
 {
     fprintf(fp,
-            "usage: memsnap report FILE [--stats] [--format text|json]\n\n"
-            "Read a trace written by 'memsnap record' and report on it. --stats (the default,\n"
-            "and for now the only report) is the summary: allocations, reallocations and frees,\n"
-            "bytes allocated, the peak of live heap bytes and when it was first reached (from\n"
-            "the trace start), what was still live at the end (leaks), frees of blocks the\n"
-            "trace never saw allocated, threads, duration, and the trace's own figures (events,\n"
-            "stacks, modules, markers, RSS samples, mmap calls, file size).\n\n"
-            "A trace cut short (the program was killed, the disk filled) or with a corrupt chunk\n"
-            "is read up to its last good chunk: the report is printed, a warning names the byte\n"
-            "where reading stopped, and the exit status is still 0. In a sampled trace ('memsnap\n"
-            "record --sample-rate') the allocation figures are estimates.\n\n"
-            "  -s, --stats        the summary (default)\n"
-            "  -F, --format FMT   text (default) or json (one object; integers, and the\n"
-            "                     warning as a string or null)\n"
+            "usage: memsnap report FILE [--peak | --at TIME|LABEL | --leaks | --diff T1 T2 |\n"
+            "                            --stats] [--threads] [--top N] [--format FMT]\n\n"
+            "Read a trace written by 'memsnap record' and report what its heap held:\n\n"
+            "  -P, --peak         the heap when live bytes were highest, the first time (the\n"
+            "                     default)\n"
+            "  -a, --at WHEN      the heap at WHEN: seconds from the trace start (a number,\n"
+            "                     '0.25') or the label of a marker (MS_TRACE_MARKER; its first\n"
+            "                     occurrence). Every event at or before that time counts\n"
+            "  -l, --leaks        what was still live at the end of the last image\n"
+            "  -d, --diff W1 W2   what changed from W1 to W2 (each a time or a label): signed\n"
+            "                     bytes and counts, growth first\n"
+            "  -s, --stats        the summary: allocations, reallocations and frees, bytes,\n"
+            "                     the peak and when it was reached, leaks, unmatched frees,\n"
+            "                     threads, duration, and the trace's own figures\n"
+            "  -t, --threads      group by the allocating thread instead of the call site (a\n"
+            "                     block freed by another thread is still charged to it)\n"
+            "  -n, --top N        the N largest sites or threads (default 10)\n"
+            "  -F, --format FMT   text (default), json (one object), or folded: one line per\n"
+            "                     stack, 'outer;...;inner bytes', for flamegraph.pl or inferno\n"
+            "                     (--stats: text or json)\n"
             "  -h, --help         this help\n\n"
-            "example: memsnap report memsnap.myapp.4242.mst --stats --format json\n");
+            "Frames are symbolized from the modules the trace recorded (by path and build-id,\n"
+            "with separate debug info when present); a frame that cannot be resolved shows its\n"
+            "module and offset. A time past the end of the trace is an error (exit status 1), as\n"
+            "is a label no marker has. A trace cut short (the program was killed, the disk\n"
+            "filled) or with a corrupt chunk is read up to its last good chunk: the report is\n"
+            "printed, a warning names the byte where reading stopped, the exit status is 0. In a\n"
+            "sampled trace ('memsnap record --sample-rate') the figures are estimates. The JSON\n"
+            "and folded formats are described in docs/report-format.md.\n\n"
+            "example: memsnap report app.mst\n"
+            "         memsnap report app.mst --at after-load --format json\n"
+            "         memsnap report app.mst --diff 1.5 3 --top 20\n"
+            "         memsnap report app.mst --format folded | flamegraph.pl > heap.svg\n");
 }
 
 /* "12.345678 s" (microseconds, truncated) into buf. */
@@ -166,36 +197,468 @@ static int report_json(FILE *fp, const ms_trace_stats *st, const char *warning)
     return bad ? -1 : 0;
 }
 
-int cmd_report(int argc, char **argv)
+/* ---------------------------------------------------------------------------------------- */
+/* Heap views: --peak, --at, --leaks, --diff                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+enum report_mode { MODE_PEAK, MODE_AT, MODE_LEAKS, MODE_DIFF, MODE_STATS };
+enum report_fmt { FMT_TEXT, FMT_JSON, FMT_FOLDED };
+
+#define MAX_IPS    256
+#define MAX_FRAMES 1024
+
+/* What the heap reports share: the engine, the symbolizer (NULL when it could not open). */
+struct heap_report {
+    struct ms__engine *e;
+    const struct ms__trace_data *td;
+    struct ms__symbolizer *sym;
+    uint64_t ips[MAX_IPS];
+    struct ms__sym_frame frames[MAX_FRAMES];
+};
+
+/* The frames of stack id `stack` of image im, innermost first, into hr->frames. */
+static size_t stack_frames(struct heap_report *hr, uint32_t im, uint32_t stack)
 {
-    static const struct option longopts[] = {
-        {"format", required_argument, NULL, 'F'},
-        {"help", no_argument, NULL, 'h'},
-        {"stats", no_argument, NULL, 's'},
-        {NULL, 0, NULL, 0},
-    };
-    struct cli_common co = {.formats = 1u << MS_FORMAT_TEXT | 1u << MS_FORMAT_JSON};
-    int c;
-    CLI_GETOPT_RESET();
-    while ((c = getopt_long(argc, argv, ":F:hs", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            report_usage(stdout);
-            return CLI_OK;
-        case 's':
-            break; /* the summary: the only report so far, and the default */
-        default:
-            if (cli_shared_option("report", c, argv, &co) != 0)
-                return CLI_USAGE;
+    size_t nip = stack ? ms__trace_stack_walk(hr->td, im, stack, hr->ips, MAX_IPS) : 0, n = 0;
+    for (size_t i = 0; i < nip && n < MAX_FRAMES; i++) {
+        if (hr->sym) {
+            n += ms__sym_resolve(hr->sym, im, hr->ips[i], hr->frames + n, MAX_FRAMES - n);
+            continue;
+        }
+        const struct ms__trace_module *m = ms__engine_module_of(hr->e, im, hr->ips[i]);
+        hr->frames[n++] = (struct ms__sym_frame){
+            .ip = hr->ips[i],
+            .module = m ? ms__trace_str_ptr(hr->td, m->path) : "?",
+            .offset = m ? hr->ips[i] - m->load_bias : hr->ips[i],
+        };
+    }
+    return n;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s && s[1] ? s + 1 : path;
+}
+
+/* "+1.50 MiB (+1572864 bytes)" or "1.50 MiB (1572864 bytes)" into buf. */
+static const char *fmt_sbytes(char *buf, size_t len, int64_t bytes, bool diff)
+{
+    if (!diff)
+        return fmt_bytes(buf, len, bytes < 0 ? 0 : (uint64_t)bytes);
+    char h[32];
+    ms_format_bytes_signed(h, sizeof(h), bytes);
+    if (bytes > -1024 && bytes < 1024)
+        snprintf(buf, len, "%s", h);
+    else
+        snprintf(buf, len, "%s (%+lld bytes)", h, (long long)bytes);
+    return buf;
+}
+
+static const char *mode_name(enum report_mode m)
+{
+    return m == MODE_PEAK ? "peak" : m == MODE_LEAKS ? "leaks" : m == MODE_DIFF ? "diff" : "heap";
+}
+
+static const char *thread_name(const struct ms__trace_data *td, uint32_t t)
+{
+    if (t >= td->nthreads || !td->threads[t].name.len)
+        return NULL;
+    return ms__trace_str_ptr(td, td->threads[t].name);
+}
+
+static void text_header(FILE *fp, const struct ms__heap_view *v, enum report_mode mode)
+{
+    char a[96], b[96], c[96];
+    if (v->diff)
+        fprintf(fp, "diff from %s to %s: %s, %+lld allocations\n",
+                fmt_seconds(a, sizeof(a), v->from_time_ns), fmt_seconds(b, sizeof(b), v->time_ns),
+                fmt_sbytes(c, sizeof(c), v->live_bytes, true), (long long)v->live_allocations);
+    else
+        fprintf(fp, "%s at %s: %s live in %lld allocation%s\n", mode_name(mode),
+                fmt_seconds(a, sizeof(a), v->time_ns),
+                fmt_sbytes(c, sizeof(c), v->live_bytes, false), (long long)v->live_allocations,
+                v->live_allocations == 1 ? "" : "s");
+}
+
+static int text_sites(FILE *fp, struct heap_report *hr, const struct ms__heap_view *v,
+                      const struct ms__group_row *rows, size_t n, enum report_mode mode)
+{
+    char a[96];
+    text_header(fp, v, mode);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(fp,
+                v->diff ? "\n#%zu %s in %+lld allocation%s\n" : "\n#%zu %s in %lld allocation%s\n",
+                i + 1, fmt_sbytes(a, sizeof(a), rows[i].bytes, v->diff), (long long)rows[i].count,
+                rows[i].count == 1 || rows[i].count == -1 ? "" : "s");
+        size_t nf = stack_frames(hr, rows[i].image, rows[i].stack);
+        if (!nf)
+            fprintf(fp, "    (no stack)\n");
+        for (size_t f = 0; f < nf; f++) {
+            const struct ms__sym_frame *fr = &hr->frames[f];
+            if (fr->function) {
+                fprintf(fp, "    %s", fr->function);
+                if (fr->file)
+                    fprintf(fp, " %s:%u", fr->file, fr->line);
+                fprintf(fp, " [%s]%s\n", base_name(fr->module ? fr->module : "?"),
+                        fr->inlined ? " (inlined)" : "");
+            } else
+                fprintf(fp, "    %s+0x%llx\n", base_name(fr->module ? fr->module : "?"),
+                        (unsigned long long)fr->offset);
         }
     }
-    if (argc - optind != 1) {
-        cli_error("report", "expected one trace file, got %d (see 'memsnap report --help')",
-                  argc - optind);
-        return CLI_USAGE;
+    if (n == 0)
+        fprintf(fp, "\n(no %s)\n", v->diff ? "change" : "live allocations");
+    return ferror(fp) ? -1 : 0;
+}
+
+static int text_threads(FILE *fp, struct heap_report *hr, const struct ms__heap_view *v,
+                        const struct ms__group_row *rows, size_t n, enum report_mode mode)
+{
+    char a[96];
+    text_header(fp, v, mode);
+    fprintf(fp, "\n%-8s %-16s %12s %28s\n", "tid", "name", "allocations", "bytes");
+    for (size_t i = 0; i < n; i++) {
+        const struct ms__trace_thread *t = &hr->td->threads[rows[i].thread];
+        const char *name = thread_name(hr->td, rows[i].thread);
+        fprintf(fp, "%-8u %-16s %12lld %28s\n", t->tid, name ? name : "?", (long long)rows[i].count,
+                fmt_sbytes(a, sizeof(a), rows[i].bytes, v->diff));
     }
+    return ferror(fp) ? -1 : 0;
+}
+
+static json_t *json_view_head(const struct ms__heap_view *v)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int bad = json_object_set_new(o, "time_ns", json_integer((json_int_t)v->time_ns));
+    if (v->diff)
+        bad |= json_object_set_new(o, "from_time_ns", json_integer((json_int_t)v->from_time_ns));
+    bad |= json_object_set_new(o, "live_bytes", json_integer((json_int_t)v->live_bytes));
+    bad |=
+        json_object_set_new(o, "live_allocations", json_integer((json_int_t)v->live_allocations));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static int json_out(FILE *fp, json_t *o)
+{
+    int bad = json_dumpf(o, fp, JSON_COMPACT) != 0 || fputc('\n', fp) == EOF;
+    json_decref(o);
+    return bad ? -1 : 0;
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static int json_sites(FILE *fp, struct heap_report *hr, const struct ms__heap_view *v,
+                      const struct ms__group_row *rows, size_t n)
+{
+    json_t *o = json_view_head(v), *sites = json_array();
+    int bad = !o || !sites || json_object_set_new(o, "sites", sites);
+    for (size_t i = 0; i < n && !bad; i++) {
+        json_t *site = json_object(), *stack = json_array();
+        bad |= !site || !stack || json_array_append_new(sites, site);
+        if (bad) {
+            json_decref(stack);
+            break;
+        }
+        bad |= json_object_set_new(site, "bytes", json_integer((json_int_t)rows[i].bytes));
+        bad |= json_object_set_new(site, "count", json_integer((json_int_t)rows[i].count));
+        bad |= json_object_set_new(site, "stack", stack);
+        size_t nf = stack_frames(hr, rows[i].image, rows[i].stack);
+        for (size_t f = 0; f < nf && !bad; f++) {
+            const struct ms__sym_frame *fr = &hr->frames[f];
+            json_t *jf = json_object();
+            bad |= !jf || json_array_append_new(stack, jf);
+            if (bad)
+                break;
+            bad |= json_object_set_new(jf, "function", str_or_null(fr->function));
+            bad |= json_object_set_new(jf, "file", str_or_null(fr->file));
+            bad |= json_object_set_new(jf, "line", json_integer(fr->line));
+            bad |= json_object_set_new(jf, "module", json_string(fr->module ? fr->module : "?"));
+        }
+    }
+    if (bad) {
+        json_decref(o);
+        return -1;
+    }
+    return json_out(fp, o);
+}
+
+static int json_threads(FILE *fp, struct heap_report *hr, const struct ms__heap_view *v,
+                        const struct ms__group_row *rows, size_t n)
+{
+    json_t *o = json_view_head(v), *threads = json_array();
+    int bad = !o || !threads || json_object_set_new(o, "threads", threads);
+    for (size_t i = 0; i < n && !bad; i++) {
+        json_t *t = json_object();
+        bad |= !t || json_array_append_new(threads, t);
+        if (bad)
+            break;
+        bad |= json_object_set_new(t, "tid", json_integer(hr->td->threads[rows[i].thread].tid));
+        bad |= json_object_set_new(t, "name", str_or_null(thread_name(hr->td, rows[i].thread)));
+        bad |= json_object_set_new(t, "bytes", json_integer((json_int_t)rows[i].bytes));
+        bad |= json_object_set_new(t, "count", json_integer((json_int_t)rows[i].count));
+    }
+    if (bad) {
+        json_decref(o);
+        return -1;
+    }
+    return json_out(fp, o);
+}
+
+/* One frame's name for a folded line: the function, else module+0xoffset; ';' made ':'. */
+static void folded_frame(FILE *fp, const struct ms__sym_frame *fr)
+{
+    char buf[512];
+    if (fr->function)
+        snprintf(buf, sizeof(buf), "%s", fr->function);
+    else
+        snprintf(buf, sizeof(buf), "%s+0x%llx", base_name(fr->module ? fr->module : "?"),
+                 (unsigned long long)fr->offset);
+    for (char *c = buf; *c; c++)
+        if (*c == ';' || *c == '\n')
+            *c = ':';
+    fputs(buf, fp);
+}
+
+/* Every stack with positive bytes: "outer;...;inner bytes"; threads: "thread bytes". */
+static int folded(FILE *fp, struct heap_report *hr, const struct ms__group_row *rows, size_t n,
+                  bool threads)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].bytes <= 0)
+            continue;
+        if (threads) {
+            const char *name = thread_name(hr->td, rows[i].thread);
+            fprintf(fp, "%s-%u %lld\n", name ? name : "thread", hr->td->threads[rows[i].thread].tid,
+                    (long long)rows[i].bytes);
+            continue;
+        }
+        size_t nf = stack_frames(hr, rows[i].image, rows[i].stack);
+        if (!nf)
+            fputs("[no stack]", fp);
+        for (size_t f = nf; f-- > 0;) {
+            folded_frame(fp, &hr->frames[f]);
+            if (f)
+                fputc(';', fp);
+        }
+        fprintf(fp, " %lld\n", (long long)rows[i].bytes);
+    }
+    return ferror(fp) ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Loading, with a progress line on a terminal                                              */
+/* ---------------------------------------------------------------------------------------- */
+
+struct progress {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done, shown;
+    const char *path;
+    uint64_t size;
+};
+
+/* After a second of loading, "loading FILE (N MiB) ... 2.4 s" on stderr, redrawn every 0.2 s
+ * until the load ends (the reader has no progress of its own: elapsed time, not a bar). */
+static void *progress_thread(void *arg)
+{
+    struct progress *p = arg;
+    struct timespec start, ts;
+    clock_gettime(CLOCK_REALTIME, &start);
+    pthread_mutex_lock(&p->lock);
+    ts = start;
+    ts.tv_sec += 1;
+    while (!p->done) {
+        if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) != 0 && !p->done) {
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            double el =
+                (double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) * 1e-9;
+            char sz[32];
+            ms_format_bytes(sz, sizeof(sz), p->size);
+            static const char spin[] = "|/-\\";
+            fprintf(stderr, "\rmemsnap report: loading %s (%s) %c %.1f s ", p->path, sz,
+                    spin[(int)(el * 5) % 4], el);
+            fflush(stderr);
+            p->shown = true;
+            ts = now;
+            ts.tv_nsec += 200000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+        }
+    }
+    if (p->shown)
+        fprintf(stderr, "\r\033[K");
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+static int open_engine(const char *path, struct ms__engine **e)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        cli_error("report", "%s: %s", path, strerror(errno));
+        return CLI_FAIL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        cli_error("report", "%s: is a directory, not a memsnap trace", path);
+        close(fd);
+        return CLI_FAIL;
+    }
+    struct progress p = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                         .cond = PTHREAD_COND_INITIALIZER,
+                         .path = path,
+                         .size = (uint64_t)st.st_size};
+    pthread_t th;
+    bool threaded = isatty(STDERR_FILENO) && pthread_create(&th, NULL, progress_thread, &p) == 0;
+    char err[512];
+    int rc = ms__engine_open_fd(e, fd, NULL, err, sizeof(err));
+    if (threaded) {
+        pthread_mutex_lock(&p.lock);
+        p.done = true;
+        pthread_cond_signal(&p.cond);
+        pthread_mutex_unlock(&p.lock);
+        pthread_join(th, NULL);
+    }
+    close(fd);
+    if (rc) {
+        cli_error("report", "%s: %s", path, err);
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+/* WHEN (seconds from the trace start, or a marker label) to ns; prints the error. */
+static int parse_when(struct ms__engine *e, const char *when, uint64_t *ns)
+{
+    const struct ms__trace_data *td = ms__engine_trace(e);
+    char *end;
+    errno = 0;
+    double s = strtod(when, &end);
+    if (*when && !*end && !errno && isfinite(s)) {
+        if (s < 0) {
+            cli_error("report", "time '%s' is before the trace start", when);
+            return CLI_USAGE;
+        }
+        double t = s * 1e9;
+        if (t > (double)td->end_time + 0.5) {
+            char a[64];
+            cli_error("report", "time %s s is past the end of the trace (duration %s)", when,
+                      fmt_seconds(a, sizeof(a), td->end_time));
+            return CLI_FAIL;
+        }
+        *ns = (uint64_t)(t + 0.5);
+        return CLI_OK;
+    }
+    if (ms__engine_marker_time(e, when, ns) != 0) {
+        cli_error("report", "no marker is labelled '%s' (and it is not a time in seconds)", when);
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+static int heap_report(const char *path, enum report_mode mode, const char *w1, const char *w2,
+                       bool threads, unsigned long top, enum report_fmt fmt)
+{
+    struct heap_report *hr = calloc(1, sizeof(*hr));
+    if (!hr) {
+        cli_error("report", "out of memory");
+        return CLI_FAIL;
+    }
+    int rc = open_engine(path, &hr->e);
+    if (rc) {
+        free(hr);
+        return rc;
+    }
+    hr->td = ms__engine_trace(hr->e);
+    if (hr->td->truncated)
+        cli_error("report", "warning: %s", hr->td->warning);
+    struct ms__heap_view v = {0}, a = {0}, b = {0};
+    uint64_t t1 = 0, t2 = 0;
+    int err = 0;
+    switch (mode) {
+    case MODE_PEAK:
+        err = ms__engine_peak(hr->e, &v);
+        break;
+    case MODE_LEAKS:
+        err = ms__engine_leaks(hr->e, &v);
+        break;
+    case MODE_AT:
+        if ((rc = parse_when(hr->e, w1, &t1)))
+            goto out;
+        err = ms__engine_snapshot_time(hr->e, t1, &v);
+        break;
+    default:
+        if ((rc = parse_when(hr->e, w1, &t1)) || (rc = parse_when(hr->e, w2, &t2)))
+            goto out;
+        err = ms__engine_snapshot_time(hr->e, t1, &a);
+        if (!err)
+            err = ms__engine_snapshot_time(hr->e, t2, &b);
+        if (!err)
+            err = ms__engine_diff(&a, &b, &v);
+        break;
+    }
+    if (err) {
+        cli_error("report", "%s: %s", path, ms_strerror(err));
+        rc = CLI_FAIL;
+        goto out;
+    }
+    if (ms__sym_open(&hr->sym, hr->td) != 0)
+        hr->sym = NULL; /* frames stay module+offset */
+    struct ms__group_row *rows;
+    size_t n;
+    if (ms__engine_group(hr->e, &v, threads ? MS__GROUP_THREAD : MS__GROUP_STACK, NULL, &rows,
+                         &n) != 0) {
+        cli_error("report", "out of memory");
+        rc = CLI_FAIL;
+        goto out;
+    }
+    size_t shown = n < top ? n : (size_t)top;
+    int wr;
+    if (fmt == FMT_FOLDED)
+        wr = folded(stdout, hr, rows, n, threads);
+    else if (fmt == FMT_JSON)
+        wr = threads ? json_threads(stdout, hr, &v, rows, shown)
+                     : json_sites(stdout, hr, &v, rows, shown);
+    else
+        wr = threads ? text_threads(stdout, hr, &v, rows, shown, mode)
+                     : text_sites(stdout, hr, &v, rows, shown, mode);
+    ms__group_rows_free(rows, n);
+    if (wr || fflush(stdout) != 0) {
+        cli_error("report", "writing the report failed");
+        rc = CLI_FAIL;
+    }
+out:
+    ms__heap_view_free(&v);
+    ms__heap_view_free(&a);
+    ms__heap_view_free(&b);
+    if (hr->sym)
+        ms__sym_close(hr->sym);
+    ms__engine_close(hr->e);
+    free(hr);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The command                                                                              */
+/* ---------------------------------------------------------------------------------------- */
+
+static int stats_report(const char *path, ms_format fmt)
+{
     ms_trace *t;
-    int rc = ms_trace_open(&t, argv[optind]);
+    int rc = ms_trace_open(&t, path);
     if (rc) {
         cli_error("report", "%s", ms_trace_error(NULL));
         return CLI_FAIL;
@@ -210,11 +673,104 @@ int cmd_report(int argc, char **argv)
     const char *warning = ms_trace_warning(t);
     if (warning)
         cli_error("report", "warning: %s", warning);
-    rc = co.fmt == MS_FORMAT_JSON ? report_json(stdout, &st, warning) : report_text(stdout, &st);
+    rc = fmt == MS_FORMAT_JSON ? report_json(stdout, &st, warning) : report_text(stdout, &st);
     ms_trace_close(t);
     if (rc || fflush(stdout) != 0) {
         cli_error("report", "writing the report failed");
         return CLI_FAIL;
     }
     return CLI_OK;
+}
+
+int cmd_report(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"at", required_argument, NULL, 'a'},     {"diff", required_argument, NULL, 'd'},
+        {"format", required_argument, NULL, 'F'}, {"help", no_argument, NULL, 'h'},
+        {"leaks", no_argument, NULL, 'l'},        {"peak", no_argument, NULL, 'P'},
+        {"stats", no_argument, NULL, 's'},        {"threads", no_argument, NULL, 't'},
+        {"top", required_argument, NULL, 'n'},    {NULL, 0, NULL, 0},
+    };
+    enum report_mode mode = MODE_PEAK;
+    int modes = 0;
+    enum report_fmt fmt = FMT_TEXT;
+    const char *w1 = NULL, *w2 = NULL;
+    bool threads = false;
+    unsigned long top = 10;
+    int c;
+    CLI_GETOPT_RESET();
+    while ((c = getopt_long(argc, argv, ":a:d:F:hlPstn:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            report_usage(stdout);
+            return CLI_OK;
+        case 'P':
+            mode = MODE_PEAK;
+            modes++;
+            break;
+        case 'l':
+            mode = MODE_LEAKS;
+            modes++;
+            break;
+        case 's':
+            mode = MODE_STATS;
+            modes++;
+            break;
+        case 'a':
+            mode = MODE_AT;
+            w1 = optarg;
+            modes++;
+            break;
+        case 'd':
+            mode = MODE_DIFF;
+            w1 = optarg;
+            modes++;
+            if (optind >= argc) {
+                cli_error("report", "--diff needs two moments: --diff T1 T2");
+                return CLI_USAGE;
+            }
+            w2 = argv[optind++];
+            break;
+        case 't':
+            threads = true;
+            break;
+        case 'n':
+            if (cli_parse_uint(optarg, &top) != 0 || top == 0) {
+                cli_error("report", "invalid --top '%s' (a positive integer)", optarg);
+                return CLI_USAGE;
+            }
+            break;
+        case 'F':
+            if (strcmp(optarg, "text") == 0)
+                fmt = FMT_TEXT;
+            else if (strcmp(optarg, "json") == 0)
+                fmt = FMT_JSON;
+            else if (strcmp(optarg, "folded") == 0)
+                fmt = FMT_FOLDED;
+            else {
+                cli_error("report", "unknown format '%s' (text, json, folded)", optarg);
+                return CLI_USAGE;
+            }
+            break;
+        default:
+            return cli_bad_option("report", c, argv);
+        }
+    }
+    if (argc - optind != 1) {
+        cli_error("report", "expected one trace file, got %d (see 'memsnap report --help')",
+                  argc - optind);
+        return CLI_USAGE;
+    }
+    if (modes > 1) {
+        cli_error("report", "--peak, --at, --leaks, --diff and --stats exclude each other");
+        return CLI_USAGE;
+    }
+    if (mode == MODE_STATS) {
+        if (fmt == FMT_FOLDED || threads) {
+            cli_error("report", "--stats takes --format text or json, and no --threads");
+            return CLI_USAGE;
+        }
+        return stats_report(argv[optind], fmt == FMT_JSON ? MS_FORMAT_JSON : MS_FORMAT_TEXT);
+    }
+    return heap_report(argv[optind], mode, w1, w2, threads, top, fmt);
 }

@@ -1375,15 +1375,21 @@ static int load(struct loader *ld, struct ms__trace_data **out)
     ssize_t n = input_at(ld, 0, MS_TRACE_HEADER_SIZE, &h);
     if (n < 0) {
         snprintf(ld->err, ld->errlen, "cannot read the trace: %s", strerror((int)-n));
+        loader_free(ld);
         return n == -ENOMEM ? MS_ENOMEM : MS_EIO;
     }
     uint32_t hs;
     int rc = ms__trace_header_check(h, (size_t)n, &hs, ld->err, ld->errlen);
-    if (rc)
+    if (rc) { /* the header's bytes were read into ld->buf */
+        loader_free(ld);
         return rc;
+    }
     struct ms__trace_data *td = calloc(1, sizeof(*td));
-    if (!td)
-        return nomem(ld);
+    if (!td) {
+        rc = nomem(ld);
+        loader_free(ld);
+        return rc;
+    }
     ld->td = td;
     td->file_bytes = ld->size;
     if (!(td->images = calloc(1, sizeof(*td->images)))) {

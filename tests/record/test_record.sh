@@ -345,7 +345,7 @@ check "st100: memsnap says where the trace is and how big" grep -qxF \
     "memsnap record: trace written to $T/st100.mst ($(stat -c %s "$T/st100.mst") bytes)" \
     "$T/st100.err"
 check "st100: memsnap says how to read it" grep -qxF \
-    "memsnap record: run 'memsnap report $T/st100.mst' for the summary" "$T/st100.err"
+    "memsnap record: run 'memsnap report $T/st100.mst' for the heap at its peak (--stats: the summary)" "$T/st100.err"
 check "st100: a stale child trace is left alone" [ -f "$T/st100.mst.12345" ]
 check "st100: ... and is not listed as this run's" [ "$(grep -c "child trace" "$T/st100.err")" = 0 ]
 
@@ -609,5 +609,121 @@ expect_error "report of a file that is not a trace: exit 1, one line" 1 "$T/chec
 : >"$T/empty.mst"
 expect_error "report of an empty file: exit 1, one line" 1 "$T/empty.mst" \
     report "$T/empty.mst" --stats --format json
+
+
+# ---------------------------------------------------------------------------------------------
+echo "# report: heap views (--peak, --at, --leaks, --diff, --threads, --format folded)"
+
+# view NAME ARGS...: memsnap report ARGS into $T/NAME.json; checks that it exits 0.
+view() {
+    vname=$1
+    shift
+    "$BIN" report "$@" >"$T/$vname.json" 2>"$T/$vname.rerr"
+    vrc=$?
+    if [ "$vrc" -eq 0 ]; then
+        ok "$vname: report $* exits 0"
+    else
+        not_ok "$vname: report $* exits 0" "exited $vrc
+$(sed 's/^/stderr: /' "$T/$vname.rerr" | head -5)"
+    fi
+}
+
+# Sites with at least one function named (the symbolizer at work) and sorted by bytes.
+SITES='all(set(s) == {"bytes", "count", "stack"} for s in d["sites"]) and
+       [s["bytes"] for s in d["sites"]] == sorted((s["bytes"] for s in d["sites"]), reverse=True) and
+       sum(s["bytes"] for s in d["sites"]) == d["live_bytes"] and
+       all(set(f) == {"function", "file", "line", "module"} for s in d["sites"] for f in s["stack"])'
+record snap 0 -- "$P/snap_pattern"
+view snap_peak "$T/snap.mst" --peak --format json
+expect "snap: the peak is 28000 bytes in 5 blocks, sites by bytes" snap_peak \
+    'want(live_bytes=28000, live_allocations=5) and d["time_ns"] == load("snap")["peak_time_ns"] and
+     [s["bytes"] for s in d["sites"]] == [20000, 5000, 3000] and '"$SITES"
+view snap_default "$T/snap.mst" --format json
+expect "snap: --peak is the default" snap_default 'd == load("snap_peak")'
+view snap_three "$T/snap.mst" --at three --format json
+expect "snap: --at a marker: 3000 bytes in 3 blocks" snap_three \
+    'want(live_bytes=3000, live_allocations=3) and '"$SITES"
+view snap_after "$T/snap.mst" --at after-peak --format json
+expect "snap: --at after-peak: 8000 bytes in 4 blocks" snap_after \
+    'want(live_bytes=8000, live_allocations=4)'
+view snap_zero "$T/snap.mst" --at 0 --format json
+expect "snap: --at 0 (seconds): nothing live yet" snap_zero \
+    'want(time_ns=0, live_bytes=0, live_allocations=0, sites=[])'
+view snap_leaks "$T/snap.mst" --leaks --format json
+expect "snap: --leaks: 6000 bytes in 2 blocks, as --stats says, one from leak_here" snap_leaks \
+    'want(live_bytes=6000, live_allocations=2) and load("snap")["leaked_bytes"] == 6000 and
+     [s["bytes"] for s in d["sites"]] == [5000, 1000] and
+     d["sites"][0]["stack"][0]["function"] == "leak_here" and
+     d["sites"][0]["stack"][0]["file"].endswith("snap_pattern.c") and
+     d["sites"][0]["stack"][0]["line"] > 0 and
+     d["sites"][0]["stack"][0]["module"].endswith("/snap_pattern")'
+view snap_diff "$T/snap.mst" --diff three after-peak --format json
+expect "snap: --diff three after-peak: +5000 bytes, +1 block, from leak_here" snap_diff \
+    'want(live_bytes=5000, live_allocations=1) and
+     d["from_time_ns"] == load("snap_three")["time_ns"] and
+     d["time_ns"] == load("snap_after")["time_ns"] and
+     [(s["bytes"], s["count"]) for s in d["sites"]] == [(5000, 1)]'
+view snap_diff2 "$T/snap.mst" --diff after-peak end --format json
+expect "snap: --diff after-peak end: -2000 bytes, -2 blocks, signed" snap_diff2 \
+    'want(live_bytes=-2000, live_allocations=-2) and
+     [(s["bytes"], s["count"]) for s in d["sites"]] == [(-2000, -2)]'
+view snap_top "$T/snap.mst" --peak --top 1 --format json
+expect "snap: --top 1 keeps the largest site" snap_top \
+    'want(live_bytes=28000) and [s["bytes"] for s in d["sites"]] == [20000]'
+"$BIN" report "$T/snap.mst" --peak --format folded >"$T/snap.folded" 2>"$T/err"
+check "snap: --format folded exits 0" [ "$?" -eq 0 ]
+if python3 -c 'import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+vals = []
+for l in lines:
+    m = re.fullmatch(r"([^ ].*) (\d+)", l)
+    assert m, "bad line %r" % l
+    assert all(m.group(1).split(";")), "empty frame in %r" % l
+    vals.append(int(m.group(2)))
+assert sum(vals) == 28000, vals
+assert any(l.split(" ")[0].endswith(";main;leak_here") for l in lines), lines
+' "$T/snap.folded" >"$T/why" 2>&1; then
+    ok "snap: folded lines are 'outer;...;inner bytes', summing to the peak"
+else
+    not_ok "snap: folded lines are 'outer;...;inner bytes', summing to the peak" "$(tail -3 "$T/why")"
+fi
+ms report "$T/snap.mst"
+check "snap: the text report has a header and frames" \
+    sh -c 'head -1 "$1" | grep -q "^peak at .*28000 bytes.* 5 allocations" && grep -q "leak_here" "$1"' \
+    sh "$T/out"
+expect_error "report --at an unknown marker: exit 1, one line" 1 "no-such-label" \
+    report "$T/snap.mst" --at no-such-label
+expect_error "report --at a time past the end: exit 1, one line" 1 "past the end" \
+    report "$T/snap.mst" --at 1000
+expect_error "report --at a negative time: exit 2" 2 "before the trace start" \
+    report "$T/snap.mst" --at -1
+expect_error "report --diff with one moment: exit 2" 2 "two moments" \
+    report "$T/snap.mst" --diff three
+expect_error "report with two modes: exit 2" 2 "exclude" \
+    report "$T/snap.mst" --peak --leaks
+expect_error "report --format csv: exit 2" 2 "unknown format" \
+    report "$T/snap.mst" --format csv
+expect_error "report --peak of a file that is not a trace: exit 1" 1 "$T/check.py" \
+    report "$T/check.py" --peak
+expect_error "report --peak of a missing file: exit 1" 1 "$T/none.mst" \
+    report "$T/none.mst" --peak
+
+record snapt 0 -- "$P/snap_pattern" threads
+pid=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["pid"])' "$T/snapt.json")
+view snapt_after "$T/snapt.mst" --at after-peak --threads --format json
+expect "snapt: --threads at after-peak: the worker holds its 7000 bytes, main its 8000 and more" \
+    snapt_after 'set(d) == {"time_ns", "live_bytes", "live_allocations", "threads"} and
+     [(t["bytes"], t["count"]) for t in d["threads"] if t["tid"] != a[0]] == [(7000, 1)] and
+     [t["bytes"] >= 8000 for t in d["threads"] if t["tid"] == a[0]] == [True] and
+     all(isinstance(t["name"], str) for t in d["threads"])' "$pid"
+view snapt_end "$T/snapt.mst" --at end --threads --format json
+expect "snapt: after main frees the worker's block, the worker holds nothing, main lost 2000" \
+    snapt_end '[t["tid"] for t in d["threads"]] == [a[0]] and
+     d["threads"][0]["bytes"] == [t["bytes"] for t in load("snapt_after")["threads"]
+                                   if t["tid"] == a[0]][0] - 2000' "$pid"
+view snapt_diff "$T/snapt.mst" --diff after-peak end --threads --format json
+expect "snapt: --diff --threads charges the worker -7000 and main -2000" snapt_diff \
+    'sorted((t["tid"] == a[0], t["bytes"], t["count"]) for t in d["threads"]) ==
+     [(False, -7000, -1), (True, -2000, -2)] and "from_time_ns" in d' "$pid"
 
 finish

@@ -1447,12 +1447,19 @@ static void report_stats_json_has_every_key(void **state)
     free(out);
     free(err);
 
-    /* no mode option: --stats; text */
-    snprintf(args, sizeof(args), "report '%s'", path);
+    /* --stats as text */
+    snprintf(args, sizeof(args), "report '%s' --stats", path);
     assert_int_equal(run_cli(args, &out, &err), 0);
     assert_contains(out, "allocations:      2\n");
     assert_contains(out, "peak:             400 B at 0.000000 s\n");
     assert_contains(out, "unmatched frees:  2\n");
+    free(out);
+    free(err);
+
+    /* no mode option: the heap at its peak */
+    snprintf(args, sizeof(args), "report '%s'", path);
+    assert_int_equal(run_cli(args, &out, &err), 0);
+    assert_contains(out, "peak at 0.000000 s: 400 B live in 2 allocations\n");
     free(out);
     free(err);
     tw_free(&w);
@@ -1466,7 +1473,7 @@ static void report_warns_on_a_cut_trace_and_fails_on_a_bad_file(void **state)
     write_three(&w, offs);
     const char *path = write_temp("cli-cut.mstrace", w.file.p, w.file.len - 3);
     char args[256], *out, *err;
-    snprintf(args, sizeof(args), "report '%s' -F json", path);
+    snprintf(args, sizeof(args), "report '%s' --stats -F json", path);
     assert_int_equal(run_cli(args, &out, &err), 0);
     assert_contains(err, "memsnap report: warning: trace cut at byte ");
     json_t *o = json_loads(out, 0, NULL);

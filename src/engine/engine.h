@@ -1,0 +1,144 @@
+/*
+ * engine.h - the snapshot engine of `memsnap report`, internal to libmemsnap: the live heap of
+ * a trace at any moment, its peak, its leaks and the difference between two moments, grouped
+ * by call site, function, thread or module.
+ *
+ * Opening loads the trace once (ms__trace_load_fd) and makes one pass over its events: each
+ * heap block's info and the event indices that start and end it, the peak, temporaries,
+ * unmatched frees, and every N events a checkpoint holding the live count of each info. A
+ * snapshot at any moment then costs one checkpoint copy and a replay of at most N events, and
+ * queries never change the engine's state (they may run in any order, any number of times).
+ *
+ * A moment is an event index E: the heap after events [0, E) of td->events. A time T (ns from
+ * the trace start) is the index of the first event later than T (events at T are included).
+ * Blocks of an image end at the EXEC that follows it (they are not leaks); a realloc ends its
+ * old block (REALLOC_OLD, RELEASE) and starts a new one. A FREE, REALLOC_OLD or RELEASE of a
+ * block that is not live (a double free) counts as an unmatched free and changes nothing.
+ *
+ * Figures are charged to the info of the block: its size, stack and the thread that ALLOCATED
+ * it, whichever thread frees it. In a sampled trace a recorded block of an info stands for
+ * ms__trace_sample_weight() blocks: bytes and counts of views are weighted and rounded.
+ */
+#ifndef MS_ENGINE_ENGINE_H
+#define MS_ENGINE_ENGINE_H
+
+#include "../trace/reader.h"
+#include "symbolize.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ms__engine;
+
+struct ms__engine_opts {
+    size_t checkpoint_every; /* events between checkpoints; 0: 1 << 20 (raised when the
+                                checkpoints would take more than 256 MiB) */
+};
+
+/* Figures of the whole trace, from the pass at open. */
+struct ms__engine_totals {
+    uint64_t slots;              /* event slots */
+    uint64_t allocations;        /* ALLOC events */
+    uint64_t reallocations;      /* REALLOC events */
+    uint64_t frees;              /* FREE events that ended a live block */
+    uint64_t unmatched_frees;    /* frees and realloc old blocks of no live block */
+    uint64_t temporaries;        /* frees of the block allocated last (no ALLOC in between) */
+    uint64_t temporary_bytes;    /* their bytes */
+    uint64_t peak_event;         /* the peak: the heap after events [0, peak_event) */
+    uint64_t peak_time_ns;       /* the time of the event that first reached it */
+    uint64_t peak_bytes;         /* (weighted when sampled) */
+    uint64_t leaked_bytes;       /* live at the end of the last image */
+    uint64_t leaked_allocations; /* (weighted when sampled) */
+    size_t checkpoint_every;     /* N */
+    size_t checkpoints;          /* how many */
+    bool sampled;                /* an image was recorded with a sample rate */
+};
+
+/* One info of a view: its live figures, or for a diff the change. */
+struct ms__view_site {
+    uint32_t info; /* index into td->infos */
+    int64_t bytes;
+    int64_t count;
+};
+
+/* The heap at a moment, per info: sites with a non-zero count, by info index. */
+struct ms__heap_view {
+    uint64_t time_ns;      /* the moment (for a diff: the second one) */
+    uint64_t from_time_ns; /* a diff: the first moment; otherwise equal to time_ns */
+    uint64_t event;        /* the event index E (a diff: of the second moment) */
+    uint32_t image;        /* the image whose heap it is */
+    bool diff;             /* bytes and counts are differences */
+    int64_t live_bytes;
+    int64_t live_allocations;
+    struct ms__view_site *sites;
+    size_t nsites;
+};
+
+/* Opens an engine on the trace read from fd; returns 0 or a negative MS_E* code with one line
+ * in err (those of ms__trace_load_fd, MS_ENOMEM). A truncated trace opens: see td->truncated. */
+int ms__engine_open_fd(struct ms__engine **out, int fd, const struct ms__engine_opts *opts,
+                       char *err, size_t errlen);
+/* The same on loaded trace data, which the engine then owns (it rewrites the info of the
+ * events that end blocks to the ended block's info). td is freed on failure too. */
+int ms__engine_open_data(struct ms__engine **out, struct ms__trace_data *td,
+                         const struct ms__engine_opts *opts, char *err, size_t errlen);
+void ms__engine_close(struct ms__engine *e);
+
+const struct ms__trace_data *ms__engine_trace(const struct ms__engine *e);
+const struct ms__engine_totals *ms__engine_totals(const struct ms__engine *e);
+/* Events replayed from a checkpoint by the last snapshot (for tests and benchmarks). */
+uint64_t ms__engine_last_replayed(const struct ms__engine *e);
+/* Seconds the pass at open took (the load excluded). */
+double ms__engine_pass_seconds(const struct ms__engine *e);
+
+/* The event index of time ns: the first event later than ns (td->nslots past the last). */
+uint64_t ms__engine_event_at(const struct ms__engine *e, uint64_t ns);
+/* The time of the first marker labelled label; MS_ENOENT when none is. */
+int ms__engine_marker_time(const struct ms__engine *e, const char *label, uint64_t *ns);
+
+/* The heap after events [0, event) (event clamped to td->nslots), of the image of the last of
+ * those events. Returns 0 or MS_ENOMEM; free the view with ms__heap_view_free. */
+int ms__engine_snapshot(struct ms__engine *e, uint64_t event, struct ms__heap_view *out);
+/* The heap at time ns: every event at or before ns; time_ns is ns. */
+int ms__engine_snapshot_time(struct ms__engine *e, uint64_t ns, struct ms__heap_view *out);
+/* The heap when live bytes were highest (the first time); an empty view of time 0 when the
+ * trace allocates nothing. */
+int ms__engine_peak(struct ms__engine *e, struct ms__heap_view *out);
+/* What is live at the end of the last image; time_ns is td->end_time. */
+int ms__engine_leaks(struct ms__engine *e, struct ms__heap_view *out);
+/* b - a per info (sites whose count or bytes changed), time_ns of b, from_time_ns of a. */
+int ms__engine_diff(const struct ms__heap_view *a, const struct ms__heap_view *b,
+                    struct ms__heap_view *out);
+void ms__heap_view_free(struct ms__heap_view *v);
+
+enum ms__group_by {
+    MS__GROUP_STACK,         /* the call site: one row per distinct stack of an image */
+    MS__GROUP_THREAD,        /* the allocating thread */
+    MS__GROUP_MODULE,        /* the module of the innermost frame */
+    MS__GROUP_FUNCTION_SELF, /* the function of the innermost frame */
+    MS__GROUP_FUNCTION_INCL, /* every function on the stack (once per stack) */
+};
+
+/* One row of a grouped view. */
+struct ms__group_row {
+    int64_t bytes;
+    int64_t count;
+    uint32_t image;
+    uint32_t stack;  /* MS__GROUP_STACK: the stack id (0: none) */
+    uint32_t thread; /* MS__GROUP_THREAD: index into td->threads */
+    char *name;      /* module or function (module+0xoffset when unresolved), else NULL */
+};
+
+/* Groups the sites of v; rows are sorted by bytes (largest first: growth first in a diff),
+ * then count. sym may be NULL (functions are then named module+0xoffset). Returns 0 or
+ * MS_ENOMEM; free the rows with ms__group_rows_free. */
+int ms__engine_group(struct ms__engine *e, const struct ms__heap_view *v, enum ms__group_by by,
+                     struct ms__symbolizer *sym, struct ms__group_row **rows, size_t *nrows);
+void ms__group_rows_free(struct ms__group_row *rows, size_t n);
+
+/* The module of ip in image (the innermost module whose [start, end) holds it), or NULL. */
+const struct ms__trace_module *ms__engine_module_of(const struct ms__engine *e, uint32_t image,
+                                                    uint64_t ip);
+
+#endif /* MS_ENGINE_ENGINE_H */
