@@ -65,6 +65,7 @@ check: deps
 bench: deps build
 	sh bench/run.sh $(MEMSNAP)
 	/usr/bin/python3 bench/record_bench.py $(MEMSNAP) $(BUILD)
+	/usr/bin/python3 bench/engine_bench.py $(MEMSNAP) $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD)

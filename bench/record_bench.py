@@ -24,13 +24,13 @@ import sys
 import tempfile
 import time
 
-memsnap, build = sys.argv[1], sys.argv[2]
 rounds = int(os.environ.get("ROUNDS", "3"))
 rows = int(os.environ.get("SQL_ROWS", "200000"))
-tmp = tempfile.mkdtemp(prefix="memsnap-bench-")
+memsnap = build = tmp = None  # set by main()
 
 
-def make_sql(path):
+def make_sql(path, rows):
+    """The workload: one table, rows inserts in one transaction, two indexes, a query."""
     rnd = random.Random(1)
     with open(path, "w") as f:
         f.write("create table t(id integer primary key, a text, b integer, c real);\nbegin;\n")
@@ -116,11 +116,21 @@ def bench(title, cmd, stdin_path=None, setup=None, unwinders=("auto",)):
 
 
 def main():
+    global memsnap, build, tmp
+    memsnap, build = sys.argv[1], sys.argv[2]
+    tmp = tempfile.mkdtemp(prefix="memsnap-bench-")
+    try:
+        return run_all()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_all():
     if not shutil.which("heaptrack") or not shutil.which("sqlite3"):
         print("recording benchmark: needs heaptrack and sqlite3 (make deps installs them)")
         return 1
     sql = os.path.join(tmp, "load.sql")
-    make_sql(sql)
+    make_sql(sql, rows)
     db = os.path.join(tmp, "bench.db")
 
     def fresh_db():
@@ -135,7 +145,5 @@ def main():
     return 0
 
 
-try:
+if __name__ == "__main__":
     sys.exit(main())
-finally:
-    shutil.rmtree(tmp, ignore_errors=True)
