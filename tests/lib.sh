@@ -1,7 +1,8 @@
 # lib.sh - what the shell tests share, sourced (POSIX sh) after setting TEST_NAME: a temporary
 # directory $T (physical path, as memsnap passes them) removed at exit together with the
 # background processes listed in $BG, the pass/fail/skip counters, the reports of each check,
-# and finish, which prints "N passed, M failed, K skipped" and returns non-zero on a failure.
+# the helpers that run memsnap ($BIN) and check what it printed, and finish, which prints
+# "N passed, M failed, K skipped" and returns non-zero on a failure.
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/memsnap-${TEST_NAME:-test}.XXXXXX") || exit 1
 T=$(cd "$T" && pwd -P)
@@ -41,6 +42,54 @@ check() {
     desc=$1
     shift
     if "$@"; then ok "$desc"; else not_ok "$desc" "failed: $*"; fi
+}
+
+# ms ARGS...: runs memsnap; stdout in $T/out, stderr in $T/err, exit status in $rc.
+ms() {
+    "$BIN" "$@" >"$T/out" 2>"$T/err"
+    rc=$?
+}
+
+# lines FILE: number of lines in FILE.
+lines() {
+    wc -l <"$1" | tr -d ' '
+}
+
+# mentions DESC FILE WORD...: FILE contains every WORD (fixed strings).
+mentions() {
+    desc=$1
+    file=$2
+    shift 2
+    missing=""
+    for w in "$@"; do
+        grep -qF -- "$w" "$file" || missing="$missing $w"
+    done
+    if [ -z "$missing" ]; then ok "$desc"; else not_ok "$desc" "missing:$missing"; fi
+}
+
+# expect_error DESC WANT_RC WORD ARGS...: memsnap ARGS exits WANT_RC ("any" for any failure
+# below 128), writes nothing on stdout and exactly one line on stderr, containing WORD.
+expect_error() {
+    desc=$1
+    want=$2
+    word=$3
+    shift 3
+    ms "$@"
+    why=""
+    if [ "$rc" -eq 0 ]; then
+        why="exited 0"
+    elif [ "$rc" -ge 128 ]; then
+        why="crashed (exit $rc)"
+    elif [ "$want" != any ] && [ "$rc" -ne "$want" ]; then
+        why="exited $rc, not $want"
+    elif [ "$(lines "$T/err")" != 1 ]; then
+        why="$(lines "$T/err") lines on stderr, not 1"
+    elif ! grep -qF -- "$word" "$T/err"; then
+        why="stderr does not name '$word'"
+    elif [ -s "$T/out" ]; then
+        why="wrote on stdout"
+    fi
+    if [ -z "$why" ]; then ok "$desc"; else not_ok "$desc" "memsnap $*: $why"; fi
 }
 
 finish() {

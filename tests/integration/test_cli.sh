@@ -24,12 +24,6 @@ PAGE=$(getconf PAGESIZE)
 TEST_NAME=cli
 . "$(dirname "$0")/../lib.sh"
 
-# ms ARGS...: runs memsnap; stdout in $T/out, stderr in $T/err, exit status in $rc.
-ms() {
-    "$BIN" "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-}
-
 # pyjson FILE EXPR [ARGS...]: true when the Python expression EXPR holds, with d the JSON
 # document in FILE, a the list of ARGS and load(PATH) parsing another file. An unparsable FILE
 # is false.
@@ -63,11 +57,6 @@ pycheck() {
     if pyjson "$@" >"$T/why" 2>&1; then ok "$desc"; else not_ok "$desc" "$(cat "$T/why")"; fi
 }
 
-# lines FILE: number of lines in FILE.
-lines() {
-    wc -l <"$1" | tr -d ' '
-}
-
 # expect_ok DESC ARGS...: memsnap ARGS exits 0 and writes nothing on stderr.
 expect_ok() {
     desc=$1
@@ -78,43 +67,6 @@ expect_ok() {
     else
         not_ok "$desc" "memsnap $* exited $rc"
     fi
-}
-
-# mentions DESC FILE WORD...: FILE contains every WORD (fixed strings).
-mentions() {
-    desc=$1
-    file=$2
-    shift 2
-    missing=""
-    for w in "$@"; do
-        grep -qF -- "$w" "$file" || missing="$missing $w"
-    done
-    if [ -z "$missing" ]; then ok "$desc"; else not_ok "$desc" "missing:$missing"; fi
-}
-
-# expect_error DESC WANT_RC WORD ARGS...: memsnap ARGS exits WANT_RC ("any" for any failure
-# below 128), writes nothing on stdout and exactly one line on stderr, containing WORD.
-expect_error() {
-    desc=$1
-    want=$2
-    word=$3
-    shift 3
-    ms "$@"
-    why=""
-    if [ "$rc" -eq 0 ]; then
-        why="exited 0"
-    elif [ "$rc" -ge 128 ]; then
-        why="crashed (exit $rc)"
-    elif [ "$want" != any ] && [ "$rc" -ne "$want" ]; then
-        why="exited $rc, not $want"
-    elif [ "$(lines "$T/err")" != 1 ]; then
-        why="$(lines "$T/err") lines on stderr, not 1"
-    elif ! grep -qF -- "$word" "$T/err"; then
-        why="stderr does not name '$word'"
-    elif [ -s "$T/out" ]; then
-        why="wrote on stdout"
-    fi
-    if [ -z "$why" ]; then ok "$desc"; else not_ok "$desc" "memsnap $*: $why"; fi
 }
 
 # wait_for COND...: retries COND every 50 ms for up to 10 s.

@@ -30,54 +30,6 @@ export PYTHONUTF8
 TEST_NAME=record
 . "$(dirname "$0")/../lib.sh"
 
-# ms ARGS...: runs memsnap; stdout in $T/out, stderr in $T/err, exit status in $rc.
-ms() {
-    "$BIN" "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-}
-
-lines() {
-    wc -l <"$1" | tr -d ' '
-}
-
-# expect_error DESC WANT_RC WORD ARGS...: memsnap ARGS exits WANT_RC, writes nothing on
-# stdout and exactly one line on stderr, containing WORD.
-expect_error() {
-    desc=$1
-    want=$2
-    word=$3
-    shift 3
-    ms "$@"
-    why=""
-    if [ "$rc" -ne "$want" ]; then
-        why="exited $rc, not $want"
-    elif [ "$(lines "$T/err")" != 1 ]; then
-        why="$(lines "$T/err") lines on stderr, not 1"
-    elif ! grep -qF -- "$word" "$T/err"; then
-        why="stderr does not name '$word'"
-    elif [ -s "$T/out" ]; then
-        why="wrote on stdout"
-    fi
-    if [ -z "$why" ]; then
-        ok "$desc"
-    else
-        not_ok "$desc" "memsnap $*: $why
-$(sed 's/^/stderr: /' "$T/err" | head -5)"
-    fi
-}
-
-# mentions DESC FILE WORD...: FILE contains every WORD (fixed strings).
-mentions() {
-    desc=$1
-    file=$2
-    shift 2
-    missing=""
-    for w in "$@"; do
-        grep -qF -- "$w" "$file" || missing="$missing $w"
-    done
-    if [ -z "$missing" ]; then ok "$desc"; else not_ok "$desc" "missing:$missing"; fi
-}
-
 # The JSON checker. `expect DESC NAME EXPR [ARGS...]` evaluates the Python expression EXPR
 # with d the stats of $T/NAME.json, a the ARGS (as ints where they are numbers) and:
 #   load(NAME)           another run's stats ($T/NAME.json, or a path with a '/')
