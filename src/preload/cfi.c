@@ -325,19 +325,58 @@ static bool run(const uint8_t *p, const uint8_t *end, const struct cie *c, uintp
     return true;
 }
 
+/* The search table of an .eh_frame_hdr: count entries of (initial location, FDE), both as
+ * int32 offsets from hdr. Only the datarel|sdata4 table that binutils writes is read. */
+static const uint8_t *hdr_table(const uint8_t *hdr, uint32_t *count)
+{
+    if (!hdr || hdr[0] != 1 || hdr[2] != 0x03 || hdr[3] != 0x3b)
+        return NULL;
+    const uint8_t *p = hdr + 4;
+    uintptr_t ignored;
+    if (!read_enc(&p, hdr + 4 + 16, hdr[1], &ignored))
+        return NULL;
+    memcpy(count, p, 4);
+    return p + 4;
+}
+
+/* The CFA state of FDE fde at address `at` (UINTPTR_MAX: its middle); false when the FDE is
+ * malformed, uses what run() cannot follow, or does not cover `at`. */
+static bool fde_state(const uint8_t *fde, uintptr_t at, struct state *s)
+{
+    uint32_t len;
+    int32_t cie_off;
+    memcpy(&len, fde, 4);
+    memcpy(&cie_off, fde + 4, 4);
+    if (len == 0 || len == 0xffffffffu || cie_off == 0)
+        return false;
+    struct cie c;
+    if (!parse_cie(fde + 4 - cie_off, &c))
+        return false;
+    const uint8_t *fend = fde + 4 + len, *p = fde + 8;
+    uintptr_t start, range;
+    if (!read_enc(&p, fend, c.fde_enc, &start) || !read_enc(&p, fend, c.fde_enc & 0x0f, &range))
+        return false;
+    if (at == UINTPTR_MAX)
+        at = start + range / 2;
+    if (at < start || at >= start + range)
+        return false;
+    if (c.aug_z)
+        p += uleb(&p, fend);
+    *s = (struct state){.cfa_reg = DW_RSP, .cfa_off = 8};
+    if (!run(c.insns, c.end, &c, 0, UINTPTR_MAX, s, s, c.fde_enc))
+        return false;
+    struct state initial = *s;
+    return run(p, fend, &c, start, at, s, &initial, c.fde_enc);
+}
+
 /* The rule at return address ip (the call is at ip - 1). */
 static uint8_t compute(uintptr_t ip, struct rule *out)
 {
     const uint8_t *hdr = ms_module_eh_hdr(ip);
-    if (!hdr || hdr[0] != 1 || hdr[2] != 0x03 || hdr[3] != 0x3b)
-        return RULE_BAD;
-    const uint8_t *p = hdr + 4, *hend = hdr + 4 + 16;
-    uintptr_t ignored;
-    if (!read_enc(&p, hend, hdr[1], &ignored))
-        return RULE_BAD;
     uint32_t count;
-    memcpy(&count, p, 4);
-    const uint8_t *table = p + 4;
+    const uint8_t *table = hdr_table(hdr, &count);
+    if (!table)
+        return RULE_BAD;
     uintptr_t target = ip - 1;
     /* the last entry whose initial location is <= target */
     size_t lo = 0, hi = count;
@@ -354,31 +393,8 @@ static uint8_t compute(uintptr_t ip, struct rule *out)
         return RULE_BAD;
     int32_t fde_off;
     memcpy(&fde_off, table + 8 * (lo - 1) + 4, 4);
-    const uint8_t *fde = hdr + fde_off;
-    uint32_t len;
-    int32_t cie_off;
-    memcpy(&len, fde, 4);
-    memcpy(&cie_off, fde + 4, 4);
-    if (len == 0 || len == 0xffffffffu || cie_off == 0)
-        return RULE_BAD;
-    struct cie c;
-    if (!parse_cie(fde + 4 - cie_off, &c))
-        return RULE_BAD;
-    const uint8_t *fend = fde + 4 + len;
-    p = fde + 8;
-    uintptr_t start, range;
-    if (!read_enc(&p, fend, c.fde_enc, &start) || !read_enc(&p, fend, c.fde_enc & 0x0f, &range))
-        return RULE_BAD;
-    if (target < start || target >= start + range)
-        return RULE_BAD;
-    if (c.aug_z)
-        p += uleb(&p, fend);
-
-    struct state s = {.cfa_reg = DW_RSP, .cfa_off = 8};
-    if (!run(c.insns, c.end, &c, 0, UINTPTR_MAX, &s, &s, c.fde_enc))
-        return RULE_BAD;
-    struct state initial = s;
-    if (!run(p, fend, &c, start, target, &s, &initial, c.fde_enc))
+    struct state s;
+    if (!fde_state(hdr + fde_off, target, &s))
         return RULE_BAD;
     if (s.ra_undefined)
         return RULE_END;
@@ -389,6 +405,23 @@ static uint8_t compute(uintptr_t ip, struct rule *out)
     out->cfa_off = (int32_t)s.cfa_off;
     out->rbp_off = (int32_t)s.rbp_off;
     return RULE_OK;
+}
+
+bool ms_cfi_module_keeps_fp(const uint8_t *eh_hdr)
+{
+    uint32_t count;
+    const uint8_t *table = hdr_table(eh_hdr, &count);
+    if (!table || count == 0)
+        return false;
+    uint32_t step = count > 512 ? count / 512 : 1, seen = 0, rbp = 0;
+    for (uint32_t i = 0; i < count; i += step) {
+        int32_t off;
+        memcpy(&off, table + 8 * (size_t)i + 4, 4);
+        struct state s;
+        rbp += fde_state(eh_hdr + off, UINTPTR_MAX, &s) && s.cfa_reg == DW_RBP;
+        seen++;
+    }
+    return rbp * 2 > seen;
 }
 
 static inline size_t rule_home(uintptr_t ip)

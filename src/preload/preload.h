@@ -115,8 +115,7 @@ struct ms_global {
     unsigned depth;
     uint64_t sample_rate; /* 0: every allocation */
     uint64_t seed;
-    pid_t pid; /* this process, reset in a fork child */
-    uint64_t start_ticks;
+    pid_t pid;                  /* this process, reset in a fork child */
     char path[4096];            /* this process's trace file */
     char base_path[4096];       /* MEMSNAP_TRACE_FILE: forked children write base_path.<pid> */
     uintptr_t self_lo, self_hi; /* our own text, skipped at the top of stacks */
@@ -193,6 +192,9 @@ const uint8_t *ms_module_eh_hdr(uintptr_t ip) MS_HIDDEN;
  * `slot`, with the caller's %rsp and %rbp: the return addresses and their slots, or -1 when a
  * frame needs more than a CFA of %rsp/%rbp + n (the caller then asks libunwind). */
 int ms_cfi_init(void) MS_HIDDEN;
+/* Whether a module keeps frame pointers: in the middle of most of (up to 512 of) its
+ * functions, its unwind tables define the CFA through %rbp. */
+bool ms_cfi_module_keeps_fp(const uint8_t *eh_hdr) MS_HIDDEN;
 void ms_cfi_flush(void) MS_HIDDEN;
 int ms_cfi_unwind(const struct ms_ring *r, uintptr_t ip, uintptr_t sp, uintptr_t bp, uintptr_t slot,
                   void **ips, uintptr_t *slots, unsigned depth) MS_HIDDEN;

@@ -41,8 +41,6 @@ static struct {
     ZSTD_CCtx *zc;
     struct buf stage, out, meta;
     bool finished;
-    pthread_t thread;
-    bool thread_started;
     struct ms_ring **list; /* the rings of one flush, and whether each thread is gone */
     bool *gone;
     size_t nlist;
@@ -519,7 +517,9 @@ int ms_writer_start(bool append, bool forked, pid_t ppid)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    w.thread_started = pthread_create(&w.thread, NULL, writer_main, NULL) == 0;
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, writer_main, NULL) == 0)
+        pthread_detach(thread); /* it ends itself once the END record is written */
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return 0;
 }
@@ -556,7 +556,6 @@ void ms_writer_fork_child(void)
         close(w.fd);
     w.fd = -1;
     w.stage.len = w.meta.len = 0;
-    w.thread_started = false;
     ms_g.pid = (pid_t)syscall(SYS_getpid);
     struct ms_ring *self = ms_tls.ring;
     ms_g.next_serial = 0;
