@@ -18,34 +18,16 @@ import json
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 memsnap, build = sys.argv[1], sys.argv[2]
-rounds = int(os.environ.get("ROUNDS", "3"))
 rows = int(os.environ.get("SQL_ROWS", "230000"))
 tmp = tempfile.mkdtemp(prefix="memsnap-engine-bench-")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from record_bench import make_sql  # noqa: E402 (the same workload as the recording bench)
-
-
-def timed(cmd, stdin_path=None):
-    stdin = open(stdin_path) if stdin_path else subprocess.DEVNULL
-    try:
-        t0 = time.perf_counter()
-        subprocess.run(cmd, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       check=True)
-        return time.perf_counter() - t0
-    finally:
-        if stdin_path:
-            stdin.close()
-
-
-def median(cmd):
-    return statistics.median(timed(cmd) for _ in range(rounds))
+# The same workload and timing as the recording bench.
+from record_bench import make_sql, median_time, rounds, run  # noqa: E402
 
 
 def main():
@@ -56,9 +38,9 @@ def main():
     make_sql(sql, rows)
     db = os.path.join(tmp, "bench.db")
     trace = os.path.join(tmp, "sqlite.mst")
-    timed([memsnap, "record", "-o", trace, "--", "sqlite3", db], sql)
+    run([memsnap, "record", "-o", trace, "--", "sqlite3", db], sql)
     os.unlink(db)
-    timed(["heaptrack", "-o", os.path.join(tmp, "ht"), "sqlite3", db], sql)
+    run(["heaptrack", "-o", os.path.join(tmp, "ht"), "sqlite3", db], sql)
     ht = [os.path.join(tmp, f) for f in os.listdir(tmp) if f.startswith("ht.")][0]
     stats = json.loads(subprocess.run([memsnap, "report", trace, "--stats", "--format", "json"],
                                       capture_output=True, text=True, check=True).stdout)
@@ -67,10 +49,10 @@ def main():
     t_at = rnd.uniform(0.1, 0.9) * duration
     t1, t2 = sorted(rnd.uniform(0.05, 0.95) * duration for _ in range(2))
 
-    peak = median([memsnap, "report", trace, "--peak"])
-    htp = median(["heaptrack_print", "-p", "1", "-a", "0", "-T", "0", "-l", "0", ht])
-    at = median([memsnap, "report", trace, "--at", "%.6f" % t_at])
-    diff = median([memsnap, "report", trace, "--diff", "%.6f" % t1, "%.6f" % t2])
+    peak = median_time([memsnap, "report", trace, "--peak"])
+    htp = median_time(["heaptrack_print", "-p", "1", "-a", "0", "-T", "0", "-l", "0", ht])
+    at = median_time([memsnap, "report", trace, "--at", "%.6f" % t_at])
+    diff = median_time([memsnap, "report", trace, "--diff", "%.6f" % t1, "%.6f" % t2])
     probe = json.loads(subprocess.run([memsnap, "bench", "engine", trace, "--json"],
                                       capture_output=True, text=True, check=True).stdout)
 
