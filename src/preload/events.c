@@ -46,7 +46,7 @@ struct cursor {
 };
 
 static struct {
-    struct map live;    /* ptr -> a: block number, b: ticks of the allocation */
+    struct map live;    /* ptr -> a: block number */
     struct map pending; /* ptr -> a: ticks of the free, b: flush number, c: kind */
     struct map owed;    /* ptr -> a: ticks of the allocation that ended the block, b: flush */
     struct map infos;   /* hash -> a: size, b: stack << 32 | serial, c: id */
@@ -249,10 +249,8 @@ static void new_block(uint64_t ptr, uint64_t t, uint64_t size, uint32_t stack, u
         return;
     }
     struct slot *l = map_put(&E.live, ptr);
-    if (l) {
+    if (l)
         l->a = block;
-        l->b = t;
-    }
 }
 
 static void resolve(const struct ev *e, uint32_t serial)

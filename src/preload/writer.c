@@ -272,11 +272,6 @@ static void write_stage(void)
     w.stage.len = 0;
 }
 
-static void stage_put(const void *data, size_t len)
-{
-    buf_put(&w.stage, data, len);
-}
-
 void ms_stage_put(const void *data, size_t len)
 {
     buf_put(&w.stage, data, len);
@@ -292,7 +287,7 @@ static void flush_locked(void)
         return;
     meta_clock();
     pthread_mutex_lock(&w.meta_lock);
-    stage_put(w.meta.p, w.meta.len);
+    buf_put(&w.stage, w.meta.p, w.meta.len); /* no chunk write under the meta lock */
     w.meta.len = 0;
     pthread_mutex_unlock(&w.meta_lock);
 
@@ -368,7 +363,7 @@ void ms_writer_finish(unsigned exit_kind)
         *q++ = MS_REC_END;
         q = ms_put_varint(q, ms_ticks());
         q = ms_put_varint(q, exit_kind);
-        stage_put(rec, (size_t)(q - rec));
+        ms_stage_put(rec, (size_t)(q - rec));
         write_stage();
         w.finished = true;
     }
