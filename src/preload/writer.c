@@ -6,9 +6,9 @@
  * background thread ("memsnap-writer", every signal blocked) wakes every 10 ms to take an RSS
  * sample, and every 50 ms (sooner when a ring is a quarter full) drains the side buffer and every
  * ring into one staging buffer, compresses it with zstd and writes it as one framed chunk, so
- * a process killed by SIGKILL loses at most the last 50 ms. A thread whose ring is full drains
- * it itself under the same lock rather than waiting. All buffers here come from mmap, never
- * from the allocator being traced.
+ * a process killed by SIGKILL loses what came after the last flush (about 50 ms). A thread
+ * whose ring is full drains it itself under the same lock rather than waiting. All buffers
+ * here come from mmap, never from the allocator being traced.
  */
 #include "preload.h"
 
