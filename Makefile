@@ -8,7 +8,8 @@ MEMSNAP    := $(BUILD)/src/cli/memsnap
 
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PACKAGES := gcc g++ make meson ninja-build pkg-config libjansson-dev libcmocka-dev \
-                libzstd-dev libunwind-dev libdw-dev python3 python3-psutil clang-format sqlite3 heaptrack
+                libzstd-dev libunwind-dev libdw-dev python3 python3-dev python3-psutil clang-format sqlite3 heaptrack \
+                tcl-dev tcllib chromium
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -8,19 +8,33 @@
 #include "memsnap.h"
 
 #include <getopt.h>
+#include <stdio.h>
 
 /* Exit codes: 0 success, 1 a failure while working, 2 a usage error. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
+int cmd_analyze(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* The heap views of `memsnap report` (cmd_report.c), shared with analyze: the heap of trace
+ * path at its peak, at its end (leaks), at w1, or the diff from w1 to w2 (w: seconds from the
+ * start or a marker label), by call site or by thread, the top rows, written to out as text,
+ * JSON (docs/report-format.md) or folded stacks. Prints its own errors; returns CLI_OK,
+ * CLI_FAIL or CLI_USAGE. */
+enum cli_heap_mode { CLI_HEAP_PEAK, CLI_HEAP_AT, CLI_HEAP_LEAKS, CLI_HEAP_DIFF, CLI_HEAP_STATS };
+enum cli_heap_fmt { CLI_HEAP_TEXT, CLI_HEAP_JSON, CLI_HEAP_FOLDED };
+int cli_heap_report(FILE *out, const char *path, enum cli_heap_mode mode, const char *w1,
+                    const char *w2, bool threads, unsigned long top, enum cli_heap_fmt fmt);
 /* `memsnap bench engine TRACE` (bench_engine.c). */
 int cli_bench_engine(const char *path, bool json);
 int cmd_diff(int argc, char **argv);
 int cmd_gpu(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_monitor(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
+int cmd_track(int argc, char **argv);
 
 /* Prints "memsnap CMD: message" on stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -201,9 +201,6 @@ static int report_json(FILE *fp, const ms_trace_stats *st, const char *warning)
 /* Heap views: --peak, --at, --leaks, --diff                                                */
 /* ---------------------------------------------------------------------------------------- */
 
-enum report_mode { MODE_PEAK, MODE_AT, MODE_LEAKS, MODE_DIFF, MODE_STATS };
-enum report_fmt { FMT_TEXT, FMT_JSON, FMT_FOLDED };
-
 #define MAX_IPS    256
 #define MAX_FRAMES 1024
 
@@ -255,9 +252,12 @@ static const char *fmt_sbytes(char *buf, size_t len, int64_t bytes, bool diff)
     return buf;
 }
 
-static const char *mode_name(enum report_mode m)
+static const char *mode_name(enum cli_heap_mode m)
 {
-    return m == MODE_PEAK ? "peak" : m == MODE_LEAKS ? "leaks" : m == MODE_DIFF ? "diff" : "heap";
+    return m == CLI_HEAP_PEAK    ? "peak"
+           : m == CLI_HEAP_LEAKS ? "leaks"
+           : m == CLI_HEAP_DIFF  ? "diff"
+                                 : "heap";
 }
 
 static const char *thread_name(const struct ms__trace_data *td, uint32_t t)
@@ -267,7 +267,7 @@ static const char *thread_name(const struct ms__trace_data *td, uint32_t t)
     return ms__trace_str_ptr(td, td->threads[t].name);
 }
 
-static void text_header(FILE *fp, const struct ms__heap_view *v, enum report_mode mode)
+static void text_header(FILE *fp, const struct ms__heap_view *v, enum cli_heap_mode mode)
 {
     char a[96], b[96], c[96];
     if (v->diff)
@@ -282,7 +282,7 @@ static void text_header(FILE *fp, const struct ms__heap_view *v, enum report_mod
 }
 
 static int text_sites(FILE *fp, struct heap_report *hr, const struct ms__heap_view *v,
-                      const struct ms__group_row *rows, size_t n, enum report_mode mode)
+                      const struct ms__group_row *rows, size_t n, enum cli_heap_mode mode)
 {
     char a[96];
     text_header(fp, v, mode);
@@ -313,7 +313,7 @@ static int text_sites(FILE *fp, struct heap_report *hr, const struct ms__heap_vi
 }
 
 static int text_threads(FILE *fp, struct heap_report *hr, const struct ms__heap_view *v,
-                        const struct ms__group_row *rows, size_t n, enum report_mode mode)
+                        const struct ms__group_row *rows, size_t n, enum cli_heap_mode mode)
 {
     char a[96];
     text_header(fp, v, mode);
@@ -569,8 +569,8 @@ static int parse_when(struct ms__engine *e, const char *when, uint64_t *ns)
     return CLI_OK;
 }
 
-static int heap_report(const char *path, enum report_mode mode, const char *w1, const char *w2,
-                       bool threads, unsigned long top, enum report_fmt fmt)
+int cli_heap_report(FILE *out, const char *path, enum cli_heap_mode mode, const char *w1,
+                    const char *w2, bool threads, unsigned long top, enum cli_heap_fmt fmt)
 {
     struct heap_report *hr = calloc(1, sizeof(*hr));
     if (!hr) {
@@ -589,13 +589,13 @@ static int heap_report(const char *path, enum report_mode mode, const char *w1, 
     uint64_t t1 = 0, t2 = 0;
     int err = 0;
     switch (mode) {
-    case MODE_PEAK:
+    case CLI_HEAP_PEAK:
         err = ms__engine_peak(hr->e, &v);
         break;
-    case MODE_LEAKS:
+    case CLI_HEAP_LEAKS:
         err = ms__engine_leaks(hr->e, &v);
         break;
-    case MODE_AT:
+    case CLI_HEAP_AT:
         if ((rc = parse_when(hr->e, w1, &t1)))
             goto out;
         err = ms__engine_snapshot_time(hr->e, t1, &v);
@@ -627,16 +627,16 @@ static int heap_report(const char *path, enum report_mode mode, const char *w1, 
     }
     size_t shown = n < top ? n : (size_t)top;
     int wr;
-    if (fmt == FMT_FOLDED)
-        wr = folded(stdout, hr, rows, n, threads);
-    else if (fmt == FMT_JSON)
-        wr = threads ? json_threads(stdout, hr, &v, rows, shown)
-                     : json_sites(stdout, hr, &v, rows, shown);
+    if (fmt == CLI_HEAP_FOLDED)
+        wr = folded(out, hr, rows, n, threads);
+    else if (fmt == CLI_HEAP_JSON)
+        wr =
+            threads ? json_threads(out, hr, &v, rows, shown) : json_sites(out, hr, &v, rows, shown);
     else
-        wr = threads ? text_threads(stdout, hr, &v, rows, shown, mode)
-                     : text_sites(stdout, hr, &v, rows, shown, mode);
+        wr = threads ? text_threads(out, hr, &v, rows, shown, mode)
+                     : text_sites(out, hr, &v, rows, shown, mode);
     ms__group_rows_free(rows, n);
-    if (wr || fflush(stdout) != 0) {
+    if (wr || fflush(out) != 0) {
         cli_error("report", "writing the report failed");
         rc = CLI_FAIL;
     }
@@ -691,9 +691,9 @@ int cmd_report(int argc, char **argv)
         {"stats", no_argument, NULL, 's'},        {"threads", no_argument, NULL, 't'},
         {"top", required_argument, NULL, 'n'},    {NULL, 0, NULL, 0},
     };
-    enum report_mode mode = MODE_PEAK;
+    enum cli_heap_mode mode = CLI_HEAP_PEAK;
     int modes = 0;
-    enum report_fmt fmt = FMT_TEXT;
+    enum cli_heap_fmt fmt = CLI_HEAP_TEXT;
     const char *w1 = NULL, *w2 = NULL;
     bool threads = false;
     unsigned long top = 10;
@@ -705,24 +705,24 @@ int cmd_report(int argc, char **argv)
             report_usage(stdout);
             return CLI_OK;
         case 'P':
-            mode = MODE_PEAK;
+            mode = CLI_HEAP_PEAK;
             modes++;
             break;
         case 'l':
-            mode = MODE_LEAKS;
+            mode = CLI_HEAP_LEAKS;
             modes++;
             break;
         case 's':
-            mode = MODE_STATS;
+            mode = CLI_HEAP_STATS;
             modes++;
             break;
         case 'a':
-            mode = MODE_AT;
+            mode = CLI_HEAP_AT;
             w1 = optarg;
             modes++;
             break;
         case 'd':
-            mode = MODE_DIFF;
+            mode = CLI_HEAP_DIFF;
             w1 = optarg;
             modes++;
             if (optind >= argc) {
@@ -742,11 +742,11 @@ int cmd_report(int argc, char **argv)
             break;
         case 'F':
             if (strcmp(optarg, "text") == 0)
-                fmt = FMT_TEXT;
+                fmt = CLI_HEAP_TEXT;
             else if (strcmp(optarg, "json") == 0)
-                fmt = FMT_JSON;
+                fmt = CLI_HEAP_JSON;
             else if (strcmp(optarg, "folded") == 0)
-                fmt = FMT_FOLDED;
+                fmt = CLI_HEAP_FOLDED;
             else {
                 cli_error("report", "unknown format '%s' (text, json, folded)", optarg);
                 return CLI_USAGE;
@@ -765,12 +765,12 @@ int cmd_report(int argc, char **argv)
         cli_error("report", "--peak, --at, --leaks, --diff and --stats exclude each other");
         return CLI_USAGE;
     }
-    if (mode == MODE_STATS) {
-        if (fmt == FMT_FOLDED || threads) {
+    if (mode == CLI_HEAP_STATS) {
+        if (fmt == CLI_HEAP_FOLDED || threads) {
             cli_error("report", "--stats takes --format text or json, and no --threads");
             return CLI_USAGE;
         }
-        return stats_report(argv[optind], fmt == FMT_JSON ? MS_FORMAT_JSON : MS_FORMAT_TEXT);
+        return stats_report(argv[optind], fmt == CLI_HEAP_JSON ? MS_FORMAT_JSON : MS_FORMAT_TEXT);
     }
-    return heap_report(argv[optind], mode, w1, w2, threads, top, fmt);
+    return cli_heap_report(stdout, argv[optind], mode, w1, w2, threads, top, fmt);
 }

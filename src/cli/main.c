@@ -18,13 +18,17 @@ struct cmd {
  * --help itself), declare it in cli.h, list the file in src/cli/meson.build and add a row here.
  */
 static const struct cmd commands[] = {
+    {"analyze", cmd_analyze, "summarize monitor output or a trace: trends, leaks, spikes, HTML"},
     {"bench", cmd_bench, "time captures against the raw cost of reading the same files"},
     {"diff", cmd_diff, "compare two saved JSON snapshots: one-line delta and before/after table"},
     {"gpu", cmd_gpu, "GPU processes and their memory on every GPU ('memsnap gpu ps')"},
     {"info", cmd_info, "the host, its memory and cgroup, and what each probe can measure"},
+    {"monitor", cmd_monitor, "sample a process or a command over time to CSV or JSON lines"},
     {"record", cmd_record, "run a program with every heap allocation recorded into a trace"},
     {"report", cmd_report, "summarize a trace written by 'memsnap record' (--stats)"},
+    {"run", cmd_run, "run a command in a new memory cgroup with a limit (--memory-limit)"},
     {"snapshot", cmd_snapshot, "capture a memory snapshot of a process (text, JSON or CSV)"},
+    {"track", cmd_track, "monitor with thresholds, alerts and the OOM flight recorder"},
 };
 
 static void usage(FILE *fp)
