@@ -63,7 +63,7 @@ def main():
     print("  %-44s %7.3f s" % ("memsnap report --at %.2f s" % t_at, at))
     print("  %-44s %7.3f s" % ("memsnap report --diff %.2f %.2f" % (t1, t2), diff))
     print("  %-44s %7.3f s" % ("load (in process)", probe["load_ns"] / 1e9))
-    print("  %-44s %7.1fM events/s (goal >= 30M)" % ("replay", probe["replay_events_per_s"] / 1e6))
+    print("  %-44s %7.1fM events/s (goal >= 30M)" % ("load + replay pass, whole trace", probe["replay_events_per_s"] / 1e6))
     print("  %-44s %7.2f ms (max %.2f ms, goal < 100 ms)"
           % ("snapshot at a random T, after the load", probe["snapshot_ns_median"] / 1e6,
              probe["snapshot_ns_max"] / 1e6))

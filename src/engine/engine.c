@@ -1,12 +1,17 @@
 /*
- * engine.c - the snapshot engine (engine.h): one pass over a loaded trace builds, per heap
- * block, its info and the event indices that start and end it, the trace's totals (peak,
- * temporaries, unmatched frees, leaks) and every N events a checkpoint of the live count of
- * each info. The pass also rewrites the info of each event that ends a block (FREE,
- * REALLOC_OLD, RELEASE) to the info of the block it ends, and turns an end of a block that is
- * not live into an UNMATCHED kind, so that a snapshot replays events with no block lookups at
- * all: copy the checkpoint before the moment, then add or subtract one per event. Views are
- * built per info; grouping (by stack, thread, module, function) happens on a view.
+ * engine.c - the snapshot engine (engine.h). Opening streams the trace: the loader hands over
+ * each chunk's events as soon as it is decoded (ms__trace_load_fd_stream), and one pass turns
+ * them into what queries need, while they are still in cache:
+ *   - one 32-bit op per event slot: +info for an event that starts a block, -info for one
+ *     that ends a live block, 0 for anything else (a double free, an mmap call), so that a
+ *     replay needs no block lookups at all;
+ *   - the time index: the first slot of each distinct time (times only change at TIME
+ *     records, every ~20 us), to map times to slots and back;
+ *   - the trace's totals (peak, temporaries, unmatched frees, leaks);
+ *   - every N slots a checkpoint of the live count of each info.
+ * The per-block table (block -> info, to charge a free to its block's info) lives only while
+ * the pass runs. A snapshot copies the checkpoint before its moment and replays at most N ops;
+ * views are built per info; grouping (by stack, thread, module, function) happens on a view.
  */
 #include "engine.h"
 
@@ -16,24 +21,47 @@
 #include <string.h>
 #include <time.h>
 
-#define NONE              UINT32_MAX
-#define DEFAULT_EVERY     ((size_t)1 << 20)
-#define CHECKPOINT_BUDGET ((size_t)256 << 20) /* bytes of checkpoints before N grows */
-#define MAX_FRAMES        256
+#define NONE           UINT32_MAX
+#define END_BIT        0x80000000u /* an op that ends a block; the low bits: info + 1 */
+#define DEFAULT_EVERY  ((size_t)1 << 20)
+#define DEFAULT_BUDGET ((size_t)256 << 20) /* bytes of checkpoints before N doubles */
+#define MAX_FRAMES     256
+
+/* The first slot of a run of slots at the same time. */
+struct slot_time {
+    uint64_t slot;
+    uint64_t ticks;
+};
 
 struct ms__engine {
     struct ms__trace_data *td;
     struct ms__engine_totals tot;
-    uint64_t *block_base; /* per image: its first global block number */
-    uint32_t *blk_info;   /* global block -> its info */
-    uint32_t *blk_alloc;  /* global block -> the event that started it */
-    uint32_t *blk_end;    /* global block -> the event that ended it, NONE: never (or exec) */
-    uint32_t *info_image; /* info -> its image */
-    double *weight;       /* info -> the weight of its blocks; NULL when nothing is sampled */
-    size_t every;         /* N */
-    size_t ncp;
-    uint32_t *cp;   /* ncp * ninfos live counts: checkpoint k is before event k * N */
-    uint32_t *work; /* ninfos: a snapshot's counts */
+    char *err; /* the pass's error buffer (while loading) */
+    size_t errlen;
+    /* per slot */
+    uint32_t *ops;
+    size_t ops_cap;
+    struct slot_time *times;
+    size_t ntimes, times_cap;
+    /* per info (ninfos: how many the pass has seen) */
+    size_t ninfos, infos_cap;
+    uint32_t *info_image; /* its image */
+    double *weight;       /* the weight of its blocks (1 when not sampled) */
+    uint32_t *work;       /* the running live counts; then a snapshot's */
+    /* checkpoints: k is the counts before slot k * every, cp_n[k] infos long at cp_off[k] */
+    size_t every, budget, ncp, cp_len, cp_cap, cpi_cap;
+    uint32_t *cp;
+    size_t *cp_off, *cp_n;
+    /* the pass's state */
+    uint32_t *blk_info; /* block of the current image (global numbering) -> info, NONE: ended */
+    size_t blk_cap;
+    uint64_t blk_base; /* global number of the current image's block 0 */
+    uint32_t image;    /* the current image */
+    uint64_t last_ticks;
+    uint64_t next; /* 1 + the current image's last block allocated */
+    uint64_t cur, peak, nlive;
+    double wcur, wpeak, wlive;
+    bool have_peak, weighted; /* weighted: figures in doubles (tot.sampled) */
     uint64_t replayed;
     double pass_s;
 };
@@ -59,6 +87,29 @@ static int64_t round_i64(double x)
     return x < 0 ? -(int64_t)round_u64(-x) : (int64_t)round_u64(x);
 }
 
+/* Grows *p (of elem-sized items, *cap of them) to hold need, doubling; large arrays are
+ * faulted in at once. Returns 0 or MS_ENOMEM (*p untouched). */
+static int grow(void *pp, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t nc = *cap ? *cap : 1024;
+    while (nc < need) {
+        if (nc > SIZE_MAX / 4 / elem)
+            return MS_ENOMEM;
+        nc *= 2;
+    }
+    void **p = pp;
+    void *np = realloc(*p, nc * elem);
+    if (!np)
+        return MS_ENOMEM;
+    if (nc * elem >= ((size_t)1 << 20))
+        ms__populate((char *)np + *cap * elem, (nc - *cap) * elem);
+    *p = np;
+    *cap = nc;
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Open: the pass                                                                           */
 /* ---------------------------------------------------------------------------------------- */
@@ -68,77 +119,171 @@ void ms__engine_close(struct ms__engine *e)
     if (!e)
         return;
     ms__trace_data_free(e->td);
-    free(e->block_base);
-    free(e->blk_info);
-    free(e->blk_alloc);
-    free(e->blk_end);
+    free(e->ops);
+    free(e->times);
     free(e->info_image);
     free(e->weight);
-    free(e->cp);
     free(e->work);
+    free(e->cp);
+    free(e->cp_off);
+    free(e->cp_n);
+    free(e->blk_info);
     free(e);
 }
 
-static int oom(struct ms__engine *e, char *err, size_t errlen)
+static int fail(struct ms__engine *e, int rc, const char *what)
 {
-    snprintf(err, errlen, "out of memory");
-    ms__engine_close(e);
-    return MS_ENOMEM;
+    snprintf(e->err, e->errlen, "%s", what);
+    return rc;
 }
 
-/* The pass over every event (see the file comment). */
-static void pass(struct ms__engine *e)
+/* Takes in the infos the trace defined since the last call: their image and weight. */
+static int infos_more(struct ms__engine *e, const struct ms__trace_data *td)
 {
-    struct ms__trace_data *td = e->td;
-    struct ms__trace_event *events = td->events;
-    const struct ms__trace_info *infos = td->infos;
+    size_t n = td->ninfos, cap = e->infos_cap;
+    if (n <= e->ninfos)
+        return 0;
+    if (n >= END_BIT - 1)
+        return fail(e, MS_ENOMEM, "too many allocation sites for the snapshot engine");
+    if (n > cap) {
+        size_t c1 = cap, c2 = cap, c3 = cap;
+        if (grow(&e->info_image, &c1, n, sizeof(*e->info_image)) ||
+            grow(&e->weight, &c2, n, sizeof(*e->weight)) ||
+            grow(&e->work, &c3, n, sizeof(*e->work)))
+            return fail(e, MS_ENOMEM, "out of memory");
+        e->infos_cap = c1;
+    }
+    for (size_t i = e->ninfos; i < n; i++) {
+        uint32_t th = td->infos[i].thread;
+        uint32_t im = th < td->nthreads ? td->threads[th].image : 0;
+        uint64_t rate = im < td->nimages ? td->images[im].sample_rate : 0;
+        e->info_image[i] = im;
+        e->weight[i] = rate ? ms__trace_sample_weight(td->infos[i].size, rate) : 1.0;
+        e->work[i] = 0;
+        e->tot.sampled |= rate != 0;
+    }
+    e->ninfos = n;
+    return 0;
+}
+
+/* Stores the running counts as checkpoint ncp; when the checkpoints outgrow the budget, N
+ * doubles and every other one goes. */
+static int checkpoint(struct ms__engine *e)
+{
+    size_t n = e->ninfos;
+    if (grow(&e->cp, &e->cp_cap, e->cp_len + (n ? n : 1), sizeof(*e->cp)))
+        return fail(e, MS_ENOMEM, "out of memory");
+    size_t c = e->cpi_cap;
+    if (grow(&e->cp_off, &c, e->ncp + 1, sizeof(*e->cp_off)) ||
+        grow(&e->cp_n, &e->cpi_cap, e->ncp + 1, sizeof(*e->cp_n)))
+        return fail(e, MS_ENOMEM, "out of memory");
+    if (n)
+        memcpy(e->cp + e->cp_len, e->work, n * sizeof(*e->cp));
+    e->cp_off[e->ncp] = e->cp_len;
+    e->cp_n[e->ncp] = n;
+    e->cp_len += n;
+    e->ncp++;
+    if (e->cp_len * sizeof(*e->cp) > e->budget && e->ncp > 2) {
+        size_t len = 0, k = 0;
+        for (size_t j = 0; j < e->ncp; j += 2, k++) { /* keep the even ones */
+            memmove(e->cp + len, e->cp + e->cp_off[j], e->cp_n[j] * sizeof(*e->cp));
+            e->cp_off[k] = len;
+            e->cp_n[k] = e->cp_n[j];
+            len += e->cp_n[j];
+        }
+        e->ncp = k;
+        e->cp_len = len;
+        e->every *= 2;
+    }
+    return 0;
+}
+
+/* Starts image im (the ones before it are complete): its blocks get global numbers from the
+ * sum of the earlier images' blocks, and its heap starts empty. */
+static void image_start(struct ms__engine *e, const struct ms__trace_data *td, uint32_t im)
+{
+    if (im == e->image)
+        return;
+    for (uint32_t k = e->image; k < im; k++)
+        e->blk_base += td->images[k].nblocks;
+    e->image = im;
+    e->next = 0;
+    e->cur = 0;
+    e->nlive = 0;
+    e->wcur = e->wlive = 0;
+}
+
+/* The pass over slots [from, to) of the trace being loaded (an ms__trace_chunk_fn). */
+static int consume(void *ctx, const struct ms__trace_data *td, size_t from, size_t to)
+{
+    struct ms__engine *e = ctx;
     struct ms__engine_totals *t = &e->tot;
-    uint32_t *cnt = e->work; /* the running live counts */
-    const size_t ninfos = td->ninfos, every = e->every;
+    int rc;
+    if (to >= NONE - 1)
+        return fail(e, MS_ENOMEM, "too many events for the snapshot engine");
+    if ((rc = infos_more(e, td)) != 0)
+        return rc;
+    if (grow(&e->ops, &e->ops_cap, to, sizeof(*e->ops)))
+        return fail(e, MS_ENOMEM, "out of memory");
+    if (e->tot.sampled && !e->weighted) { /* the first sampled image: go on in doubles */
+        e->wcur = (double)e->cur;
+        e->wlive = (double)e->nlive;
+        e->wpeak = (double)e->peak;
+        e->weighted = true;
+    }
+    const struct ms__trace_info *infos = td->infos;
+    uint32_t *cnt = e->work;
     const double *w = e->weight;
-    uint64_t peak = 0;
-    double wpeak = 0;
-    bool have_peak = false;
-    size_t next_cp = 0; /* the next checkpoint's index */
-    memset(cnt, 0, (ninfos ? ninfos : 1) * sizeof(*cnt));
-    for (size_t im = 0; im < td->nimages; im++) {
-        const struct ms__trace_image *image = &td->images[im];
-        uint32_t *binfo = e->blk_info + e->block_base[im];
-        uint32_t *balloc = e->blk_alloc + e->block_base[im];
-        uint32_t *bend = e->blk_end + e->block_base[im];
-        uint64_t next = 0, cur = 0, nlive = 0;
-        double wcur = 0, wlive = 0;
-        for (size_t i = image->first_event; i < image->end_event; i++) {
-            if (i == next_cp * every) { /* checkpoint k: the counts before event k * N */
-                memcpy(e->cp + next_cp * ninfos, cnt, ninfos * sizeof(*cnt));
-                next_cp++;
+    for (size_t i = from; i < to;) {
+        /* the image of slot i, and where the run of slots in it ends */
+        uint32_t im = e->image;
+        while (im + 1 < td->nimages && td->images[im + 1].first_event <= i)
+            im++;
+        image_start(e, td, im);
+        size_t stop = im + 1 < td->nimages && td->images[im + 1].first_event < to
+                          ? td->images[im + 1].first_event
+                          : to;
+        uint64_t nb = e->blk_base + td->images[im].nblocks;
+        if (nb > e->blk_cap && grow(&e->blk_info, &e->blk_cap, nb, sizeof(*e->blk_info)))
+            return fail(e, MS_ENOMEM, "out of memory");
+        uint32_t *binfo = e->blk_info + e->blk_base;
+        const bool sampled = e->weighted;
+        for (; i < stop; i++) {
+            if (i == e->ncp * e->every && (rc = checkpoint(e)) != 0)
+                return rc;
+            const struct ms__trace_event *ev = &td->events[i - td->slot_base];
+            if (ev->time != e->last_ticks || e->ntimes == 0) {
+                if (grow(&e->times, &e->times_cap, e->ntimes + 1, sizeof(*e->times)))
+                    return fail(e, MS_ENOMEM, "out of memory");
+                e->times[e->ntimes++] = (struct slot_time){i, ev->time};
+                e->last_ticks = ev->time;
             }
-            struct ms__trace_event *ev = &events[i];
             uint64_t b = ev->id;
+            uint32_t op = 0;
             switch (ev->kind) {
             case MS__EV_ALLOC:
             case MS__EV_REALLOC: {
                 uint32_t info = ev->info;
                 binfo[b] = info;
-                balloc[b] = (uint32_t)i;
-                next = b + 1;
+                e->next = b + 1;
+                op = info + 1;
                 cnt[info]++;
-                nlive++;
+                e->nlive++;
                 *(ev->kind == MS__EV_ALLOC ? &t->allocations : &t->reallocations) += 1;
-                if (!w) {
-                    cur += infos[info].size;
-                    if (cur > peak || !have_peak) {
-                        peak = cur;
+                if (!sampled) {
+                    e->cur += infos[info].size;
+                    if (e->cur > e->peak || !e->have_peak) {
+                        e->peak = e->cur;
                         t->peak_event = i + 1;
-                        have_peak = true;
+                        e->have_peak = true;
                     }
                 } else {
-                    wcur += (double)infos[info].size * w[info];
-                    wlive += w[info];
-                    if (wcur > wpeak || !have_peak) {
-                        wpeak = wcur;
+                    e->wcur += (double)infos[info].size * w[info];
+                    e->wlive += w[info];
+                    if (e->wcur > e->wpeak || !e->have_peak) {
+                        e->wpeak = e->wcur;
                         t->peak_event = i + 1;
-                        have_peak = true;
+                        e->have_peak = true;
                     }
                 }
                 break;
@@ -146,27 +291,24 @@ static void pass(struct ms__engine *e)
             case MS__EV_FREE:
             case MS__EV_REALLOC_OLD:
             case MS__EV_RELEASE: {
-                if (bend[b] != NONE) { /* a double free: not live */
-                    ev->kind =
-                        ev->kind == MS__EV_FREE ? MS__EV_UNMATCHED_FREE : MS__EV_UNMATCHED_OLD;
-                    ev->info = MS__TRACE_NO_INFO;
+                uint32_t info = binfo[b];
+                if (info == NONE) { /* a double free: not live */
                     t->unmatched_frees++;
                     break;
                 }
-                uint32_t info = binfo[b];
-                bend[b] = (uint32_t)i;
-                ev->info = info;
+                binfo[b] = NONE;
+                op = (info + 1) | END_BIT;
                 cnt[info]--;
-                nlive--;
-                if (!w)
-                    cur -= infos[info].size;
+                e->nlive--;
+                if (!sampled)
+                    e->cur -= infos[info].size;
                 else {
-                    wcur -= (double)infos[info].size * w[info];
-                    wlive -= w[info];
+                    e->wcur -= (double)infos[info].size * w[info];
+                    e->wlive -= w[info];
                 }
                 if (ev->kind == MS__EV_FREE) {
                     t->frees++;
-                    if (b + 1 == next) {
+                    if (b + 1 == e->next) { /* no ALLOC since this block's */
                         t->temporaries++;
                         t->temporary_bytes += infos[info].size;
                     }
@@ -180,101 +322,93 @@ static void pass(struct ms__engine *e)
             default: /* mmap calls are not heap blocks */
                 break;
             }
-        }
-        if (im == td->nimages - 1) {
-            t->leaked_bytes = w ? round_u64(wcur) : cur;
-            t->leaked_allocations = w ? round_u64(wlive) : nlive;
+            e->ops[i] = op;
         }
     }
-    /* checkpoints the events never reached (the last one may sit at nslots) */
-    while (next_cp < e->ncp) {
-        memcpy(e->cp + next_cp * ninfos, cnt, ninfos * sizeof(*cnt));
-        next_cp++;
+    return 0;
+}
+
+/* After the last chunk: the totals that need the whole trace, and the last checkpoint. */
+static int finish(struct ms__engine *e)
+{
+    struct ms__trace_data *td = e->td;
+    struct ms__engine_totals *t = &e->tot;
+    int rc = infos_more(e, td);
+    if (rc)
+        return rc;
+    image_start(e, td, (uint32_t)(td->nimages - 1));
+    t->leaked_bytes = e->weighted ? round_u64(e->wcur) : e->cur;
+    t->leaked_allocations = e->weighted ? round_u64(e->wlive) : e->nlive;
+    /* the checkpoint the slots never reached (the last one may sit at nslots) */
+    while (e->ncp * e->every <= td->nslots)
+        if ((rc = checkpoint(e)) != 0)
+            return rc;
+    t->peak_bytes = e->weighted ? round_u64(e->wpeak) : e->peak;
+    t->slots = td->nslots;
+    t->checkpoint_every = e->every;
+    t->checkpoints = e->ncp;
+    free(e->blk_info); /* the pass's alone */
+    e->blk_info = NULL;
+    e->blk_cap = 0;
+    t->peak_time_ns = t->peak_event ? ms__engine_slot_ns(e, t->peak_event - 1) : 0;
+    return 0;
+}
+
+static struct ms__engine *engine_new(const struct ms__engine_opts *opts, char *err, size_t errlen)
+{
+    struct ms__engine *e = calloc(1, sizeof(*e));
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
     }
-    t->peak_bytes = w ? round_u64(wpeak) : peak;
-    t->peak_time_ns = t->peak_event ? ms__trace_event_ns(td, &events[t->peak_event - 1]) : 0;
+    e->err = err;
+    e->errlen = errlen;
+    e->every = opts && opts->checkpoint_every ? opts->checkpoint_every : DEFAULT_EVERY;
+    e->budget = opts && opts->checkpoint_budget ? opts->checkpoint_budget : DEFAULT_BUDGET;
+    return e;
+}
+
+/* Completes an engine whose pass took in every slot of td (rc: the load's result). */
+static int engine_done(struct ms__engine *e, struct ms__trace_data *td, int rc, double t0,
+                       struct ms__engine **out)
+{
+    e->td = td;
+    if (rc == 0 && td && (rc = finish(e)) == 0) {
+        e->pass_s = now_s() - t0;
+        e->err = NULL;
+        *out = e;
+        return 0;
+    }
+    ms__engine_close(e);
+    return rc;
 }
 
 int ms__engine_open_data(struct ms__engine **out, struct ms__trace_data *td,
                          const struct ms__engine_opts *opts, char *err, size_t errlen)
 {
     *out = NULL;
-    struct ms__engine *e = calloc(1, sizeof(*e));
+    struct ms__engine *e = engine_new(opts, err, errlen);
     if (!e) {
         ms__trace_data_free(td);
-        snprintf(err, errlen, "out of memory");
-        return MS_ENOMEM;
-    }
-    e->td = td;
-    if (td->nslots >= NONE - 1) {
-        snprintf(err, errlen, "too many events for the snapshot engine (%zu)", td->nslots);
-        ms__engine_close(e);
         return MS_ENOMEM;
     }
     double t0 = now_s();
-    const size_t ninfos = td->ninfos;
-    uint64_t nblocks = 0;
-    if (!(e->block_base = calloc(td->nimages, sizeof(*e->block_base))))
-        return oom(e, err, errlen);
-    for (size_t im = 0; im < td->nimages; im++) {
-        e->block_base[im] = nblocks;
-        nblocks += td->images[im].nblocks;
-        e->tot.sampled |= td->images[im].sample_rate != 0;
-    }
-    size_t nb = nblocks ? (size_t)nblocks : 1;
-    e->blk_info = malloc(nb * sizeof(*e->blk_info));
-    e->blk_alloc = malloc(nb * sizeof(*e->blk_alloc));
-    e->blk_end = malloc(nb * sizeof(*e->blk_end));
-    e->info_image = malloc((ninfos ? ninfos : 1) * sizeof(*e->info_image));
-    e->work = malloc((ninfos ? ninfos : 1) * sizeof(*e->work));
-    if (!e->blk_info || !e->blk_alloc || !e->blk_end || !e->info_image || !e->work)
-        return oom(e, err, errlen);
-    if (nb > 65536) { /* every block is written once: fault the pages in at once */
-        ms__populate(e->blk_info, nb * sizeof(*e->blk_info));
-        ms__populate(e->blk_alloc, nb * sizeof(*e->blk_alloc));
-        ms__populate(e->blk_end, nb * sizeof(*e->blk_end));
-    }
-    memset(e->blk_end, 0xff, nb * sizeof(*e->blk_end));
-    for (size_t i = 0; i < ninfos; i++) {
-        uint32_t th = td->infos[i].thread;
-        e->info_image[i] = th < td->nthreads ? td->threads[th].image : 0;
-    }
-    if (e->tot.sampled) {
-        if (!(e->weight = malloc((ninfos ? ninfos : 1) * sizeof(*e->weight))))
-            return oom(e, err, errlen);
-        for (size_t i = 0; i < ninfos; i++)
-            e->weight[i] = ms__trace_sample_weight(td->infos[i].size,
-                                                   td->images[e->info_image[i]].sample_rate);
-    }
-    /* N: the default, raised until the checkpoints fit the budget */
-    size_t every = opts && opts->checkpoint_every ? opts->checkpoint_every : DEFAULT_EVERY;
-    if (!(opts && opts->checkpoint_every))
-        while ((td->nslots / every + 1) * (ninfos ? ninfos : 1) * sizeof(uint32_t) >
-                   CHECKPOINT_BUDGET &&
-               every < ((size_t)1 << 40))
-            every *= 2;
-    e->every = every;
-    e->ncp = td->nslots / every + 1;
-    if (!(e->cp = malloc(e->ncp * (ninfos ? ninfos : 1) * sizeof(*e->cp))))
-        return oom(e, err, errlen);
-    e->tot.slots = td->nslots;
-    e->tot.checkpoint_every = every;
-    e->tot.checkpoints = e->ncp;
-    pass(e);
-    e->pass_s = now_s() - t0;
-    *out = e;
-    return 0;
+    int rc = td->slot_base == 0 ? consume(e, td, 0, td->nslots)
+                                : fail(e, MS_EINVAL, "the trace's events were not kept");
+    return engine_done(e, td, rc, t0, out);
 }
 
 int ms__engine_open_fd(struct ms__engine **out, int fd, const struct ms__engine_opts *opts,
                        char *err, size_t errlen)
 {
-    struct ms__trace_data *td;
     *out = NULL;
-    int rc = ms__trace_load_fd(&td, fd, err, errlen);
-    if (rc)
-        return rc;
-    return ms__engine_open_data(out, td, opts, err, errlen);
+    struct ms__engine *e = engine_new(opts, err, errlen);
+    if (!e)
+        return MS_ENOMEM;
+    struct ms__trace_data *td = NULL;
+    double t0 = now_s();
+    int rc = ms__trace_load_fd_stream(&td, fd, consume, e, err, errlen);
+    return engine_done(e, td, rc, t0, out);
 }
 
 const struct ms__trace_data *ms__engine_trace(const struct ms__engine *e)
@@ -301,18 +435,31 @@ double ms__engine_pass_seconds(const struct ms__engine *e)
 /* Moments                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
+uint64_t ms__engine_slot_ns(const struct ms__engine *e, uint64_t slot)
+{
+    size_t lo = 0, hi = e->ntimes; /* the last run starting at or before slot */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (e->times[mid].slot <= slot)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return e->ntimes ? ms__trace_ticks_ns(&e->td->timebase, e->times[lo].ticks) : 0;
+}
+
 uint64_t ms__engine_event_at(const struct ms__engine *e, uint64_t ns)
 {
-    const struct ms__trace_data *td = e->td;
-    size_t lo = 0, hi = td->nslots; /* the first event later than ns lies in [lo, hi] */
+    const struct ms__trace_timebase *tb = &e->td->timebase;
+    size_t lo = 0, hi = e->ntimes; /* the first run later than ns lies in [lo, hi] */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (ms__trace_event_ns(td, &td->events[mid]) <= ns)
+        if (ms__trace_ticks_ns(tb, e->times[mid].ticks) <= ns)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo;
+    return lo < e->ntimes ? e->times[lo].slot : e->td->nslots;
 }
 
 int ms__engine_marker_time(const struct ms__engine *e, const char *label, uint64_t *ns)
@@ -354,26 +501,20 @@ void ms__heap_view_free(struct ms__heap_view *v)
 /* The counts after events [0, event) into e->work. */
 static void replay_to(struct ms__engine *e, uint64_t event)
 {
-    const size_t ninfos = e->td->ninfos;
     size_t k = (size_t)(event / e->every);
-    memcpy(e->work, e->cp + k * ninfos, ninfos * sizeof(*e->work));
+    if (k >= e->ncp)
+        k = e->ncp - 1;
     uint32_t *cnt = e->work;
-    const struct ms__trace_event *ev = e->td->events + k * e->every;
-    const struct ms__trace_event *end = e->td->events + event;
-    for (; ev < end; ev++) {
-        switch (ev->kind) {
-        case MS__EV_ALLOC:
-        case MS__EV_REALLOC:
-            cnt[ev->info]++;
-            break;
-        case MS__EV_FREE:
-        case MS__EV_REALLOC_OLD:
-        case MS__EV_RELEASE:
-            cnt[ev->info]--;
-            break;
-        default:
-            break;
-        }
+    size_t n = e->cp_n[k];
+    if (n)
+        memcpy(cnt, e->cp + e->cp_off[k], n * sizeof(*cnt));
+    if (e->ninfos > n) /* infos defined after it */
+        memset(cnt + n, 0, (e->ninfos - n) * sizeof(*cnt));
+    const uint32_t *op = e->ops + k * e->every, *end = e->ops + event;
+    for (; op < end; op++) {
+        uint32_t o = *op;
+        if (o) /* +1 or -1 on info (o & ~END_BIT) - 1: wraps to the same adds */
+            cnt[(o & ~END_BIT) - 1] += (o & END_BIT) ? UINT32_MAX : 1;
     }
     e->replayed = event - k * e->every;
 }
@@ -388,19 +529,19 @@ static int view_build(struct ms__engine *e, uint32_t im, uint64_t event, uint64_
     out->event = event;
     out->image = im;
     size_t n = 0;
-    for (size_t i = 0; i < td->ninfos; i++)
+    for (size_t i = 0; i < e->ninfos; i++)
         n += e->work[i] && e->info_image[i] == im;
     if (n && !(out->sites = malloc(n * sizeof(*out->sites))))
         return MS_ENOMEM;
     double wbytes = 0, wcount = 0;
-    for (size_t i = 0; i < td->ninfos; i++) {
+    for (size_t i = 0; i < e->ninfos; i++) {
         uint32_t c = e->work[i];
         if (!c || e->info_image[i] != im)
             continue;
         struct ms__view_site *s = &out->sites[out->nsites++];
         s->info = (uint32_t)i;
         uint64_t size = td->infos[i].size;
-        if (!e->weight) {
+        if (!e->tot.sampled) {
             s->count = c;
             s->bytes = (int64_t)(size * c);
             out->live_bytes += s->bytes;
@@ -413,7 +554,7 @@ static int view_build(struct ms__engine *e, uint32_t im, uint64_t event, uint64_
             wcount += c * w;
         }
     }
-    if (e->weight) {
+    if (e->tot.sampled) {
         out->live_bytes = round_i64(wbytes);
         out->live_allocations = round_i64(wcount);
     }
@@ -426,7 +567,7 @@ int ms__engine_snapshot(struct ms__engine *e, uint64_t event, struct ms__heap_vi
     if (event > td->nslots)
         event = td->nslots;
     replay_to(e, event);
-    uint64_t t = event ? ms__trace_event_ns(td, &td->events[event - 1]) : 0;
+    uint64_t t = event ? ms__engine_slot_ns(e, event - 1) : 0;
     return view_build(e, image_of(e, event), event, t, out);
 }
 

@@ -3,13 +3,14 @@
  * a trace at any moment, its peak, its leaks and the difference between two moments, grouped
  * by call site, function, thread or module.
  *
- * Opening loads the trace once (ms__trace_load_fd) and makes one pass over its events: each
- * heap block's info and the event indices that start and end it, the peak, temporaries,
- * unmatched frees, and every N events a checkpoint holding the live count of each info. A
- * snapshot at any moment then costs one checkpoint copy and a replay of at most N events, and
- * queries never change the engine's state (they may run in any order, any number of times).
+ * Opening streams the trace once (ms__trace_load_fd_stream) and makes one pass over each chunk's
+ * events as it is decoded: a 32-bit op per event (+info, -info or nothing), the time index,
+ * the peak, temporaries, unmatched frees, and every N events a checkpoint holding the live
+ * count of each info; the decoded events themselves are not kept. A snapshot at any moment
+ * then costs one checkpoint copy and a replay of at most N ops, and queries never change the
+ * engine's state (they may run in any order, any number of times).
  *
- * A moment is an event index E: the heap after events [0, E) of td->events. A time T (ns from
+ * A moment is an event index E: the heap after event slots [0, E) of the trace. A time T (ns from
  * the trace start) is the index of the first event later than T (events at T are included).
  * Blocks of an image end at the EXEC that follows it (they are not leaks); a realloc ends its
  * old block (REALLOC_OLD, RELEASE) and starts a new one. A FREE, REALLOC_OLD or RELEASE of a
@@ -32,8 +33,9 @@
 struct ms__engine;
 
 struct ms__engine_opts {
-    size_t checkpoint_every; /* events between checkpoints; 0: 1 << 20 (raised when the
-                                checkpoints would take more than 256 MiB) */
+    size_t checkpoint_every;  /* events between checkpoints (N) at first; 0: 1 << 20 */
+    size_t checkpoint_budget; /* bytes of checkpoints past which N doubles (and every other
+                                 checkpoint goes); 0: 256 MiB */
 };
 
 /* Figures of the whole trace, from the pass at open. */
@@ -79,8 +81,8 @@ struct ms__heap_view {
  * in err (those of ms__trace_load_fd, MS_ENOMEM). A truncated trace opens: see td->truncated. */
 int ms__engine_open_fd(struct ms__engine **out, int fd, const struct ms__engine_opts *opts,
                        char *err, size_t errlen);
-/* The same on loaded trace data, which the engine then owns (it rewrites the info of the
- * events that end blocks to the ended block's info). td is freed on failure too. */
+/* The same on trace data loaded whole (ms__trace_load_fd/_mem), which the engine then owns;
+ * td is freed on failure too. */
 int ms__engine_open_data(struct ms__engine **out, struct ms__trace_data *td,
                          const struct ms__engine_opts *opts, char *err, size_t errlen);
 void ms__engine_close(struct ms__engine *e);
@@ -89,9 +91,11 @@ const struct ms__trace_data *ms__engine_trace(const struct ms__engine *e);
 const struct ms__engine_totals *ms__engine_totals(const struct ms__engine *e);
 /* Events replayed from a checkpoint by the last snapshot (for tests and benchmarks). */
 uint64_t ms__engine_last_replayed(const struct ms__engine *e);
-/* Seconds the pass at open took (the load excluded). */
+/* Seconds the open took: reading, decoding and the pass (they run together). */
 double ms__engine_pass_seconds(const struct ms__engine *e);
 
+/* The time of event slot (ns from the trace start). */
+uint64_t ms__engine_slot_ns(const struct ms__engine *e, uint64_t slot);
 /* The event index of time ns: the first event later than ns (td->nslots past the last). */
 uint64_t ms__engine_event_at(const struct ms__engine *e, uint64_t ns);
 /* The time of the first marker labelled label; MS_ENOENT when none is. */

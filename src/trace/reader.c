@@ -167,6 +167,9 @@ struct loader {
     uint8_t *raw; /* decompressed payload */
     size_t raw_cap;
     ZSTD_DCtx *dctx;
+    /* streaming (ms__trace_load_fd_stream) */
+    ms__trace_chunk_fn fn;
+    void *ctx;
 };
 
 static int nomem(struct loader *ld)
@@ -378,21 +381,21 @@ static int info_add(struct loader *ld, uint64_t size, uint64_t stack, uint32_t t
 static int slots_more(struct loader *ld, size_t need)
 {
     struct ms__trace_data *td = ld->td;
-    const size_t elem = sizeof(*td->events);
-    if (td->nslots + need > ld->slots_cap) {
-        void *np = grow_to(td->events, &ld->slots_cap, td->nslots + need, elem);
+    const size_t elem = sizeof(*td->events), used = td->nslots - td->slot_base;
+    if (used + need > ld->slots_cap) {
+        void *np = grow_to(td->events, &ld->slots_cap, used + need, elem);
         if (!np)
             return nomem(ld);
         td->events = np;
     }
     size_t soft = ld->slots_cap;
-    if (ld->slots_cap * elem >= 2 * POPULATE_STEP) {
-        soft = td->nslots + POPULATE_STEP / elem; /* >= need */
+    if (ld->slots_cap * elem >= 2 * POPULATE_STEP && !ld->fn) {
+        soft = used + POPULATE_STEP / elem; /* >= need */
         if (soft > ld->slots_cap)
             soft = ld->slots_cap;
-        ms__populate(td->events + td->nslots, (soft - td->nslots) * elem);
+        ms__populate(td->events + used, (soft - used) * elem);
     }
-    ld->slots_soft = soft;
+    ld->slots_soft = td->slot_base + soft;
     return 0;
 }
 
@@ -405,7 +408,7 @@ static inline int slot_add(struct loader *ld, unsigned kind, uint64_t id, uint32
         if (rc)
             return rc;
     }
-    td->events[td->nslots++] =
+    td->events[td->nslots++ - td->slot_base] =
         (struct ms__trace_event){.time = ld->now, .id = id, .info = info, .kind = (uint8_t)kind};
     td->nevents += ms__trace_kind_is_event(kind);
     return 0;
@@ -692,9 +695,9 @@ static int parse_hot(struct loader *ld, const uint8_t **pp, const uint8_t *end)
     const uint8_t *p = *pp;
     int rc;
     for (;;) {
-        struct ms__trace_event *ev = td->events + td->nslots;
+        struct ms__trace_event *ev = td->events + (td->nslots - td->slot_base);
         /* room for the two slots a REALLOC may take while ev < lim (slots_soft >= 2) */
-        struct ms__trace_event *const lim = td->events + ld->slots_soft - 1;
+        struct ms__trace_event *const lim = td->events + (ld->slots_soft - td->slot_base) - 1;
         const uint32_t *const ids = ld->info_ids;
         const uint64_t ninfos = im->ninfos, start = ld->now;
         uint64_t now = start, nblocks = im->nblocks, events = 0, first_time = 0, a = 0, b = 0;
@@ -756,7 +759,7 @@ static int parse_hot(struct loader *ld, const uint8_t **pp, const uint8_t *end)
             p = q;
         }
     out:
-        td->nslots = (size_t)(ev - td->events);
+        td->nslots = td->slot_base + (size_t)(ev - td->events);
         td->nevents += events;
         im->nblocks = nblocks;
         if (timed) { /* TIME only moves forward: its first and last values bound it */
@@ -947,6 +950,12 @@ static int read_chunks(struct loader *ld, uint64_t off)
         if (rc == MALFORMED) {
             cut(ld, off, "%s", ld->why);
             return 0;
+        }
+        if (rc == 0 && ld->fn) { /* hand the chunk's slots over, then drop them */
+            struct ms__trace_data *td = ld->td;
+            rc = ld->fn(ld->ctx, td, td->slot_base, td->nslots);
+            td->slot_base = td->nslots;
+            ld->slots_soft = td->slot_base + ld->slots_cap;
         }
         if (rc)
             return rc;
@@ -1414,6 +1423,20 @@ fail:
     return rc;
 }
 
+int ms__trace_load_fd_stream(struct ms__trace_data **out, int fd, ms__trace_chunk_fn fn, void *ctx,
+                             char *err, size_t errlen)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "cannot read the trace: %s", strerror(errno));
+        *out = NULL;
+        return ms__errno_code(errno);
+    }
+    struct loader ld = {
+        .fd = fd, .size = (uint64_t)st.st_size, .err = err, .errlen = errlen, .fn = fn, .ctx = ctx};
+    return load(&ld, out);
+}
+
 int ms__trace_load_mem(struct ms__trace_data **out, const void *buf, size_t len, char *err,
                        size_t errlen)
 {
@@ -1423,14 +1446,7 @@ int ms__trace_load_mem(struct ms__trace_data **out, const void *buf, size_t len,
 
 int ms__trace_load_fd(struct ms__trace_data **out, int fd, char *err, size_t errlen)
 {
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        snprintf(err, errlen, "cannot read the trace: %s", strerror(errno));
-        *out = NULL;
-        return ms__errno_code(errno);
-    }
-    struct loader ld = {.fd = fd, .size = (uint64_t)st.st_size, .err = err, .errlen = errlen};
-    return load(&ld, out);
+    return ms__trace_load_fd_stream(out, fd, NULL, NULL, err, errlen);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -155,8 +155,10 @@ struct ms__trace_timebase {
 };
 
 struct ms__trace_data {
-    struct ms__trace_event *events; /* in time order (the order of the file) */
-    size_t nslots;                  /* slots in events[] */
+    struct ms__trace_event *events; /* in time order (the order of the file): slots
+                                       [slot_base, nslots), events[i - slot_base] */
+    size_t nslots;                  /* slots in the trace */
+    size_t slot_base;               /* 0, but for a streaming load (the current chunk's first) */
     uint64_t nevents;               /* calls: the slots of ms__trace_kind_is_event() kinds */
     struct ms__trace_info *infos;   /* one per INFO record (of any image) and per mmap call */
     size_t ninfos;
@@ -198,6 +200,14 @@ int ms__trace_header_check(const uint8_t *p, size_t len, uint32_t *header_size, 
  * Returns 0 and *out (free it with ms__trace_data_free), or a negative MS_E* code with one line
  * in err: MS_EPARSE (empty, not a trace, newer major), MS_ENOMEM, MS_EIO. */
 int ms__trace_load_fd(struct ms__trace_data **out, int fd, char *err, size_t errlen);
+/* Hands the slots [from, to) of each good chunk to fn as soon as the chunk is decoded, and
+ * then drops them: events[] never holds more than one chunk's slots (slot_base says which),
+ * so a trace of any length loads in the memory of its largest chunk. A non-zero return of fn
+ * stops the load with that code. Slot times are ticks: td->timebase is set only at the end. */
+typedef int (*ms__trace_chunk_fn)(void *ctx, const struct ms__trace_data *td, size_t from,
+                                  size_t to);
+int ms__trace_load_fd_stream(struct ms__trace_data **out, int fd, ms__trace_chunk_fn fn, void *ctx,
+                             char *err, size_t errlen);
 int ms__trace_load_mem(struct ms__trace_data **out, const void *buf, size_t len, char *err,
                        size_t errlen);
 void ms__trace_data_free(struct ms__trace_data *td);

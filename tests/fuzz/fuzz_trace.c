@@ -8,16 +8,22 @@
  * is also loaded a second time with the CRC of every chunk frame made right, which lets the
  * mutations reach the records.
  *
+ * The snapshot engine then opens the same bytes both ways, streamed from a file chunk by chunk
+ * (as `memsnap report` does) and on the whole load, and the two must agree.
+ *
  * Built as a libFuzzer binary with clang (-Dfuzz=enabled: build-fuzz/tests/fuzz/fuzz_trace
  * tests/fuzz/corpus-trace), and always as fuzz_trace_replay, which runs the target over the
  * files and directories named on its command line (the checked-in seed traces).
  */
+#include "engine/engine.h"
 #include "trace/format.h"
 #include "trace/reader.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -83,9 +89,47 @@ static void one(const uint8_t *data, size_t size)
     ms__trace_data_free(td);
 }
 
+/* The engine streamed from a file and on the whole load: both open or neither, with the same
+ * totals and the same heap at the peak. */
+static void engine_both(const uint8_t *data, size_t size)
+{
+    int fd = memfd_create("fuzz-trace", 0);
+    if (fd < 0)
+        return;
+    bool written = write(fd, data, size) == (ssize_t)size;
+    struct ms__engine *a = NULL, *b = NULL;
+    struct ms__trace_data *td = NULL;
+    char err[256];
+    int ra = written ? ms__engine_open_fd(&a, fd, NULL, err, sizeof(err)) : -1;
+    close(fd);
+    int rb = ms__trace_load_mem(&td, data, size, err, sizeof(err));
+    if (rb == 0)
+        rb = ms__engine_open_data(&b, td, NULL, err, sizeof(err));
+    if (written && (ra == 0) != (rb == 0))
+        abort();
+    if (a && b) {
+        const struct ms__engine_totals *x = ms__engine_totals(a), *y = ms__engine_totals(b);
+        if (x->peak_bytes != y->peak_bytes || x->peak_event != y->peak_event ||
+            x->leaked_bytes != y->leaked_bytes || x->unmatched_frees != y->unmatched_frees ||
+            x->temporaries != y->temporaries)
+            abort();
+        struct ms__heap_view va = {0}, vb = {0};
+        if (ms__engine_peak(a, &va) == 0 && ms__engine_peak(b, &vb) == 0) {
+            if (va.live_bytes != vb.live_bytes || va.nsites != vb.nsites ||
+                va.time_ns != vb.time_ns)
+                abort();
+            ms__heap_view_free(&vb);
+        }
+        ms__heap_view_free(&va);
+    }
+    ms__engine_close(a);
+    ms__engine_close(b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     one(data, size);
+    engine_both(data, size);
     /* again with every frame's CRC made right */
     if (size < MS_TRACE_HEADER_SIZE + MS_CHUNK_FRAME_SIZE)
         return 0;
@@ -107,8 +151,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         off += MS_CHUNK_FRAME_SIZE + stored;
     }
-    if (changed)
+    if (changed) {
         one(copy, size);
+        engine_both(copy, size);
+    }
     free(copy);
     return 0;
 }

@@ -17,6 +17,8 @@
 #include "trace_writer.h"
 
 #include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -25,19 +27,25 @@
 /* Helpers                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
-static struct ms__engine *open_every(const struct tw *w, size_t every)
+/* Opens an engine as `memsnap report` does: streaming the trace from a file, chunk by chunk. */
+static struct ms__engine *open_opts(const struct tw *w, const struct ms__engine_opts *o)
 {
-    struct ms__trace_data *td = NULL;
-    char err[256] = "";
-    int rc = ms__trace_load_mem(&td, w->file.p, w->file.len, err, sizeof(err));
-    if (rc)
-        fail_msg("loading failed: %s (%s)", err, ms_err_name(rc));
+    int fd = memfd_create("trace", 0);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, w->file.p, w->file.len), (ssize_t)w->file.len);
     struct ms__engine *e;
-    struct ms__engine_opts o = {.checkpoint_every = every};
-    rc = ms__engine_open_data(&e, td, &o, err, sizeof(err));
+    char err[256] = "";
+    int rc = ms__engine_open_fd(&e, fd, o, err, sizeof(err));
+    close(fd);
     if (rc)
         fail_msg("opening the engine failed: %s (%s)", err, ms_err_name(rc));
     return e;
+}
+
+static struct ms__engine *open_every(const struct tw *w, size_t every)
+{
+    struct ms__engine_opts o = {.checkpoint_every = every};
+    return open_opts(w, &o);
 }
 
 static struct ms__engine *open_tw(const struct tw *w)
@@ -510,6 +518,67 @@ static void snapshots_replay_at_most_n_events_and_match_a_reference(void **state
     free(rc);
 }
 
+/* The two ways in: streamed chunk by chunk from a file (memsnap report), or loaded whole
+ * (ms__engine_open_data); and checkpoints past their budget: N doubles, half of them go, and
+ * every snapshot still matches the reference. */
+static void streaming_whole_loads_and_compacted_checkpoints_agree(void **state)
+{
+    (void)state;
+    struct tw w;
+    write_random(&w, 11, 9000, true); /* two images, a chunk every 1000 events */
+    size_t nslots;
+    int64_t *rb = malloc(20000 * sizeof(*rb)), *rc = malloc(20000 * sizeof(*rc));
+    assert_non_null(rb);
+    assert_non_null(rc);
+    reference(&w, rb, rc, &nslots);
+    struct ms__trace_data *td;
+    char err[256];
+    assert_int_equal(ms__trace_load_mem(&td, w.file.p, w.file.len, err, sizeof(err)), 0);
+    struct ms__engine *whole, *small;
+    struct ms__engine_opts o = {.checkpoint_every = 256};
+    assert_int_equal(ms__engine_open_data(&whole, td, &o, err, sizeof(err)), 0);
+    struct ms__engine_opts tight = {.checkpoint_every = 64, .checkpoint_budget = 16384};
+    small = open_opts(&w, &tight);
+    const struct ms__engine_totals *a = ms__engine_totals(whole), *b = ms__engine_totals(small);
+    assert_true(b->checkpoint_every > 64); /* the budget made N grow */
+    assert_true(b->checkpoints * ms__engine_trace(small)->ninfos * 4 <= 16384 * 2 + 4096);
+    assert_int_equal(a->peak_bytes, b->peak_bytes);
+    assert_int_equal(a->peak_event, b->peak_event);
+    assert_int_equal(a->peak_time_ns, b->peak_time_ns);
+    assert_int_equal(a->leaked_bytes, b->leaked_bytes);
+    assert_int_equal(a->temporaries, b->temporaries);
+    assert_int_equal(a->frees, b->frees);
+    assert_int_equal(a->allocations + a->reallocations, b->allocations + b->reallocations);
+    for (size_t E = 0; E <= nslots; E += 1 + (size_t)rand() % 53) {
+        struct ms__heap_view v1, v2;
+        assert_int_equal(ms__engine_snapshot(whole, E, &v1), 0);
+        assert_int_equal(ms__engine_snapshot(small, E, &v2), 0);
+        assert_true(ms__engine_last_replayed(small) < b->checkpoint_every);
+        assert_int_equal(v1.live_bytes, rb[E]);
+        assert_int_equal(v2.live_bytes, rb[E]);
+        assert_int_equal(v2.live_allocations, rc[E]);
+        assert_int_equal(v1.time_ns, v2.time_ns);
+        assert_int_equal(v1.nsites, v2.nsites);
+        assert_int_equal(ms__engine_event_at(whole, v1.time_ns),
+                         ms__engine_event_at(small, v2.time_ns));
+        ms__heap_view_free(&v1);
+        ms__heap_view_free(&v2);
+    }
+    ms__engine_close(whole);
+    ms__engine_close(small);
+    /* a cut file streams up to its last good chunk */
+    size_t half = w.file.len / 2;
+    w.file.len = half;
+    struct ms__engine *cut = open_every(&w, 0);
+    assert_true(ms__engine_trace(cut)->truncated);
+    assert_true(ms__engine_trace(cut)->nslots < nslots);
+    assert_int_equal(ms__engine_totals(cut)->leaked_bytes, rb[ms__engine_trace(cut)->nslots]);
+    ms__engine_close(cut);
+    tw_free(&w);
+    free(rb);
+    free(rc);
+}
+
 /* memscope-rs pitfall 4: a query cleared state that the next one needed. */
 static void queries_do_not_disturb_each_other(void **state)
 {
@@ -654,6 +723,7 @@ int main(void)
         cmocka_unit_test(realloc_chains_leave_only_the_last_block),
         cmocka_unit_test(frees_are_charged_to_the_allocating_thread),
         cmocka_unit_test(snapshots_replay_at_most_n_events_and_match_a_reference),
+        cmocka_unit_test(streaming_whole_loads_and_compacted_checkpoints_agree),
         cmocka_unit_test(queries_do_not_disturb_each_other),
         cmocka_unit_test(exec_ends_the_heap_of_an_image),
         cmocka_unit_test(a_cut_trace_opens_with_what_was_read),
