@@ -442,6 +442,111 @@ MS_EXTERN const char *ms_trace_error(const ms_trace *trace);
 MS_EXTERN void ms_trace_close(ms_trace *trace);
 
 /* ---------------------------------------------------------------------------------------- */
+/* Heap analysis of a trace: the snapshot engine behind `memsnap report`                    */
+/* ---------------------------------------------------------------------------------------- */
+
+/*
+ * ms_heap_open() reads a trace once and replays it: from then on the live heap at any moment
+ * costs a checkpoint copy and a bounded replay (about a millisecond on a 10-million-event
+ * trace). A moment is a time in ns from the trace start; every event at or before it counts.
+ * Live blocks are charged to their allocation site (the stack, the size and the thread that
+ * allocated them, whichever thread frees them). A realloc ends its old block and starts a new
+ * one. A heap view lists the live sites; ms_heap_group() aggregates a view by call site,
+ * function (self or inclusive), module or thread, with frames symbolized by build-id
+ * (function, file, line, inlined frames; module+offset when unresolved). In a sampled trace
+ * figures are estimates. Views and rows stay valid until ms_heap_close().
+ */
+typedef struct ms_heap ms_heap;
+typedef struct ms_heap_view ms_heap_view;
+typedef struct ms_heap_rows ms_heap_rows;
+
+typedef struct ms_heap_totals {
+    size_t size;                 /* sizeof(ms_heap_totals), set by the caller */
+    uint64_t events;             /* allocator calls replayed */
+    uint64_t allocations;        /* blocks allocated (realloc's new blocks excluded) */
+    uint64_t reallocations;      /* reallocs that moved or resized a live block */
+    uint64_t frees;              /* frees that ended a live block */
+    uint64_t unmatched_frees;    /* frees of blocks not live in the trace (double frees too) */
+    uint64_t temporaries;        /* blocks freed with no allocation after their own */
+    uint64_t temporary_bytes;    /* their bytes */
+    uint64_t peak_bytes;         /* the most heap bytes live at once */
+    uint64_t peak_time_ns;       /* when that peak was first reached */
+    uint64_t leaked_bytes;       /* live at the end of the last image */
+    uint64_t leaked_allocations; /* how many blocks */
+    uint64_t duration_ns;        /* trace start to end */
+    bool sampled;                /* figures are estimates (--sample-rate) */
+    bool truncated;              /* read up to a cut or corrupt chunk: see ms_heap_warning() */
+} ms_heap_totals;
+
+/* Opens and replays a trace. Errors: MS_ENOENT, MS_EACCES, MS_EPARSE (not a memsnap trace, a
+ * newer major version), MS_ENOMEM; ms_heap_error(NULL) says why in one line. */
+MS_EXTERN int ms_heap_open(ms_heap **out, const char *path);
+MS_EXTERN void ms_heap_close(ms_heap *h);
+/* NULL, or one line on why reading stopped early (a cut or corrupt trace). */
+MS_EXTERN const char *ms_heap_warning(const ms_heap *h);
+/* With NULL: why the calling thread's last ms_heap_open() failed. */
+MS_EXTERN const char *ms_heap_error(const ms_heap *h);
+MS_EXTERN int ms_heap_totals_get(const ms_heap *h, ms_heap_totals *out);
+/* The time of the first marker (MS_TRACE_MARKER) labelled label; MS_ENOENT when none is. */
+MS_EXTERN int ms_heap_marker_time(const ms_heap *h, const char *label, uint64_t *ns);
+
+/* The heap at time ns from the start (MS_EINVAL past the end of the trace). */
+MS_EXTERN int ms_heap_at(ms_heap *h, uint64_t ns, ms_heap_view **out);
+/* The heap when live bytes were highest, the first time. */
+MS_EXTERN int ms_heap_peak(ms_heap *h, ms_heap_view **out);
+/* What was live at the end of the last image. */
+MS_EXTERN int ms_heap_leaks(ms_heap *h, ms_heap_view **out);
+/* b - a: signed bytes and counts of the sites that changed (growth first when grouped). */
+MS_EXTERN int ms_heap_diff(ms_heap *h, const ms_heap_view *a, const ms_heap_view *b,
+                           ms_heap_view **out);
+MS_EXTERN void ms_heap_view_free(ms_heap_view *v);
+/* The view's moment (a diff: the second one), live bytes and blocks (a diff: the change). */
+MS_EXTERN uint64_t ms_heap_view_time(const ms_heap_view *v);
+MS_EXTERN int64_t ms_heap_view_bytes(const ms_heap_view *v);
+MS_EXTERN int64_t ms_heap_view_count(const ms_heap_view *v);
+
+typedef enum ms_heap_by {
+    MS_HEAP_BY_SITE,          /* the call site: the whole stack */
+    MS_HEAP_BY_FUNCTION,      /* the innermost function (self) */
+    MS_HEAP_BY_FUNCTION_INCL, /* every function on the stack, once per stack (inclusive) */
+    MS_HEAP_BY_MODULE,        /* the module of the innermost frame */
+    MS_HEAP_BY_THREAD,        /* the allocating thread */
+} ms_heap_by;
+
+typedef enum ms_heap_order {
+    MS_HEAP_ORDER_BYTES, /* largest (a diff: most growth) first, then count */
+    MS_HEAP_ORDER_COUNT, /* most blocks first, then bytes */
+} ms_heap_order;
+
+typedef struct ms_heap_frame {
+    uint64_t ip;          /* the return address as recorded */
+    const char *function; /* NULL when unknown */
+    const char *file;     /* NULL when unknown */
+    uint32_t line;        /* 0 when unknown */
+    const char *module;   /* the module's path ("?" when no module holds ip) */
+    uint64_t offset;      /* ip - the module's load bias */
+    bool inlined;         /* inlined into the next frame */
+} ms_heap_frame;
+
+typedef struct ms_heap_row {
+    int64_t bytes;
+    int64_t count;
+    const char *name;            /* function or module (BY_FUNCTION*, BY_MODULE), thread name
+                                    (BY_THREAD, may be NULL), NULL for BY_SITE */
+    uint32_t tid;                /* BY_THREAD: the kernel thread id (0 when unknown) */
+    const ms_heap_frame *frames; /* BY_SITE: the stack, innermost first */
+    size_t nframes;
+} ms_heap_row;
+
+/* Groups view v; max > 0 keeps the first max rows after sorting. */
+MS_EXTERN int ms_heap_group(ms_heap *h, const ms_heap_view *v, ms_heap_by by, ms_heap_order order,
+                            size_t max, ms_heap_rows **out);
+MS_EXTERN size_t ms_heap_rows_count(const ms_heap_rows *r);
+/* Row i (NULL past the end). */
+MS_EXTERN const ms_heap_row *ms_heap_rows_at(const ms_heap_rows *r, size_t i);
+MS_EXTERN void ms_heap_rows_free(ms_heap_rows *r);
+
+/* ---------------------------------------------------------------------------------------- */
 /* The tracker API: for a program that wants to label phases or report its own pools while  */
 /* it runs under `memsnap record`. The symbols are weak: outside a recording they are NULL  */
 /* and each macro costs one test of a pointer.                                              */

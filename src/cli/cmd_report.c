@@ -54,7 +54,8 @@ static void report_usage(FILE *fp)
             "filled) or with a corrupt chunk is read up to its last good chunk: the report is\n"
             "printed, a warning names the byte where reading stopped, the exit status is 0. In a\n"
             "sampled trace ('memsnap record --sample-rate') the figures are estimates. The JSON\n"
-            "and folded formats are described in docs/report-format.md.\n\n"
+            "and folded formats are described in docs/report-format.md. On a terminal, a load\n"
+            "that takes over a second shows a progress bar on stderr.\n\n"
             "example: memsnap report app.mst\n"
             "         memsnap report app.mst --at after-load --format json\n"
             "         memsnap report app.mst --diff 1.5 3 --top 20\n"
@@ -201,7 +202,6 @@ static int report_json(FILE *fp, const ms_trace_stats *st, const char *warning)
 /* Heap views: --peak, --at, --leaks, --diff                                                */
 /* ---------------------------------------------------------------------------------------- */
 
-#define MAX_IPS    256
 #define MAX_FRAMES 1024
 
 /* What the heap reports share: the engine, the symbolizer (NULL when it could not open). */
@@ -209,27 +209,13 @@ struct heap_report {
     struct ms__engine *e;
     const struct ms__trace_data *td;
     struct ms__symbolizer *sym;
-    uint64_t ips[MAX_IPS];
     struct ms__sym_frame frames[MAX_FRAMES];
 };
 
 /* The frames of stack id `stack` of image im, innermost first, into hr->frames. */
 static size_t stack_frames(struct heap_report *hr, uint32_t im, uint32_t stack)
 {
-    size_t nip = stack ? ms__trace_stack_walk(hr->td, im, stack, hr->ips, MAX_IPS) : 0, n = 0;
-    for (size_t i = 0; i < nip && n < MAX_FRAMES; i++) {
-        if (hr->sym) {
-            n += ms__sym_resolve(hr->sym, im, hr->ips[i], hr->frames + n, MAX_FRAMES - n);
-            continue;
-        }
-        const struct ms__trace_module *m = ms__engine_module_of(hr->e, im, hr->ips[i]);
-        hr->frames[n++] = (struct ms__sym_frame){
-            .ip = hr->ips[i],
-            .module = m ? ms__trace_str_ptr(hr->td, m->path) : "?",
-            .offset = m ? hr->ips[i] - m->load_bias : hr->ips[i],
-        };
-    }
-    return n;
+    return ms__engine_stack_frames(hr->e, hr->sym, im, stack, hr->frames, MAX_FRAMES);
 }
 
 static const char *base_name(const char *path)
@@ -464,40 +450,84 @@ struct progress {
     pthread_cond_t cond;
     bool done, shown;
     const char *path;
-    uint64_t size;
+    _Atomic uint64_t read, size; /* bytes of the file, from the engine's progress calls */
 };
 
-/* After a second of loading, "loading FILE (N MiB) ... 2.4 s" on stderr, redrawn every 0.2 s
- * until the load ends (the reader has no progress of its own: elapsed time, not a bar). */
+static void progress_note(void *ctx, uint64_t done, uint64_t total)
+{
+    struct progress *p = ctx;
+    p->read = done;
+    p->size = total;
+}
+
+/* The delay before the bar shows: 1 s, or MEMSNAP_PROGRESS_AFTER_MS (for the tests). */
+static long progress_delay_ms(void)
+{
+    const char *v = getenv("MEMSNAP_PROGRESS_AFTER_MS");
+    char *end;
+    long ms = v && *v ? strtol(v, &end, 10) : 1000;
+    return v && *v && (*end || ms < 0) ? 1000 : ms;
+}
+
+static void timespec_add_ms(struct timespec *ts, long ms)
+{
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+static double seconds_since(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) * 1e-9;
+}
+
+/* "\rmemsnap report: loading FILE [#########       ]  45%  12.0 MiB of 26.6 MiB  1.4 s". */
+static void progress_draw(struct progress *p, double elapsed)
+{
+    uint64_t size = p->size, read = p->read;
+    double f = size ? (double)read / (double)size : 0;
+    if (f > 1)
+        f = 1;
+    char bar[31], a[32], b[32];
+    int filled = (int)(f * 30);
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < filled ? '#' : ' ';
+    bar[30] = 0;
+    ms_format_bytes(a, sizeof(a), read);
+    ms_format_bytes(b, sizeof(b), size);
+    fprintf(stderr, "\rmemsnap report: loading %s [%s] %3d%%  %s of %s  %.1f s ", p->path, bar,
+            (int)(f * 100), a, b, elapsed);
+    fflush(stderr);
+    p->shown = true;
+}
+
+/* Once loading has taken longer than the delay, the bar on stderr, redrawn every 0.2 s until
+ * the load ends (and drawn once at the end if the load ended past the delay between two
+ * draws); then the line is cleared. */
 static void *progress_thread(void *arg)
 {
     struct progress *p = arg;
     struct timespec start, ts;
+    long delay = progress_delay_ms();
     clock_gettime(CLOCK_REALTIME, &start);
     pthread_mutex_lock(&p->lock);
     ts = start;
-    ts.tv_sec += 1;
+    timespec_add_ms(&ts, delay);
     while (!p->done) {
         if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) != 0 && !p->done) {
-            struct timespec now;
-            clock_gettime(CLOCK_REALTIME, &now);
-            double el =
-                (double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) * 1e-9;
-            char sz[32];
-            ms_format_bytes(sz, sizeof(sz), p->size);
-            static const char spin[] = "|/-\\";
-            fprintf(stderr, "\rmemsnap report: loading %s (%s) %c %.1f s ", p->path, sz,
-                    spin[(int)(el * 5) % 4], el);
-            fflush(stderr);
-            p->shown = true;
-            ts = now;
-            ts.tv_nsec += 200000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
+            progress_draw(p, seconds_since(&start));
+            clock_gettime(CLOCK_REALTIME, &ts);
+            timespec_add_ms(&ts, 200);
         }
     }
+    double el = seconds_since(&start);
+    if (!p->shown && el * 1000 >= (double)delay)
+        progress_draw(p, el);
     if (p->shown)
         fprintf(stderr, "\r\033[K");
     pthread_mutex_unlock(&p->lock);
@@ -521,10 +551,11 @@ static int open_engine(const char *path, struct ms__engine **e)
                          .cond = PTHREAD_COND_INITIALIZER,
                          .path = path,
                          .size = (uint64_t)st.st_size};
+    struct ms__engine_opts o = {.progress = progress_note, .progress_ctx = &p};
     pthread_t th;
     bool threaded = isatty(STDERR_FILENO) && pthread_create(&th, NULL, progress_thread, &p) == 0;
     char err[512];
-    int rc = ms__engine_open_fd(e, fd, NULL, err, sizeof(err));
+    int rc = ms__engine_open_fd(e, fd, &o, err, sizeof(err));
     if (threaded) {
         pthread_mutex_lock(&p.lock);
         p.done = true;

@@ -50,6 +50,8 @@ struct ms__engine {
     uint32_t *work;       /* the running live counts; then a snapshot's */
     /* checkpoints: k is the counts before slot k * every, cp_n[k] infos long at cp_off[k] */
     size_t every, budget, ncp, cp_len, cp_cap, cpi_cap;
+    void (*progress)(void *ctx, uint64_t done, uint64_t total);
+    void *progress_ctx;
     uint32_t *cp;
     size_t *cp_off, *cp_n;
     /* the pass's state */
@@ -246,7 +248,7 @@ static int consume(void *ctx, const struct ms__trace_data *td, size_t from, size
         uint64_t nb = e->blk_base + td->images[im].nblocks;
         if (nb > e->blk_cap && grow(&e->blk_info, &e->blk_cap, nb, sizeof(*e->blk_info)))
             return fail(e, MS_ENOMEM, "out of memory");
-        uint32_t *binfo = e->blk_info + e->blk_base;
+        uint32_t *binfo = e->blk_info ? e->blk_info + e->blk_base : NULL; /* NULL: no blocks */
         const bool sampled = e->weighted;
         for (; i < stop; i++) {
             if (i == e->ncp * e->every && (rc = checkpoint(e)) != 0)
@@ -325,6 +327,8 @@ static int consume(void *ctx, const struct ms__trace_data *td, size_t from, size
             e->ops[i] = op;
         }
     }
+    if (e->progress)
+        e->progress(e->progress_ctx, td->file_read, td->file_bytes);
     return 0;
 }
 
@@ -365,6 +369,10 @@ static struct ms__engine *engine_new(const struct ms__engine_opts *opts, char *e
     e->errlen = errlen;
     e->every = opts && opts->checkpoint_every ? opts->checkpoint_every : DEFAULT_EVERY;
     e->budget = opts && opts->checkpoint_budget ? opts->checkpoint_budget : DEFAULT_BUDGET;
+    if (opts) {
+        e->progress = opts->progress;
+        e->progress_ctx = opts->progress_ctx;
+    }
     return e;
 }
 
@@ -510,11 +518,13 @@ static void replay_to(struct ms__engine *e, uint64_t event)
         memcpy(cnt, e->cp + e->cp_off[k], n * sizeof(*cnt));
     if (e->ninfos > n) /* infos defined after it */
         memset(cnt + n, 0, (e->ninfos - n) * sizeof(*cnt));
-    const uint32_t *op = e->ops + k * e->every, *end = e->ops + event;
-    for (; op < end; op++) {
-        uint32_t o = *op;
-        if (o) /* +1 or -1 on info (o & ~END_BIT) - 1: wraps to the same adds */
-            cnt[(o & ~END_BIT) - 1] += (o & END_BIT) ? UINT32_MAX : 1;
+    if (event > k * e->every) { /* (ops is NULL in a trace of no events) */
+        const uint32_t *op = e->ops + k * e->every, *end = e->ops + event;
+        for (; op < end; op++) {
+            uint32_t o = *op;
+            if (o) /* +1 or -1 on info (o & ~END_BIT) - 1: wraps to the same adds */
+                cnt[(o & ~END_BIT) - 1] += (o & END_BIT) ? UINT32_MAX : 1;
+        }
     }
     e->replayed = event - k * e->every;
 }
@@ -644,6 +654,26 @@ const struct ms__trace_module *ms__engine_module_of(const struct ms__engine *e, 
             best = m;
     }
     return best;
+}
+
+size_t ms__engine_stack_frames(const struct ms__engine *e, struct ms__symbolizer *sym, uint32_t im,
+                               uint32_t stack, struct ms__sym_frame *frames, size_t max)
+{
+    uint64_t ips[MAX_FRAMES];
+    size_t nip = stack ? ms__trace_stack_walk(e->td, im, stack, ips, MAX_FRAMES) : 0, n = 0;
+    for (size_t i = 0; i < nip && n < max; i++) {
+        if (sym) {
+            n += ms__sym_resolve(sym, im, ips[i], frames + n, max - n);
+            continue;
+        }
+        const struct ms__trace_module *m = ms__engine_module_of(e, im, ips[i]);
+        frames[n++] = (struct ms__sym_frame){
+            .ip = ips[i],
+            .module = m ? ms__trace_str_ptr(e->td, m->path) : "?",
+            .offset = m ? ips[i] - m->load_bias : ips[i],
+        };
+    }
+    return n;
 }
 
 void ms__group_rows_free(struct ms__group_row *rows, size_t n)

@@ -36,6 +36,10 @@ struct ms__engine_opts {
     size_t checkpoint_every;  /* events between checkpoints (N) at first; 0: 1 << 20 */
     size_t checkpoint_budget; /* bytes of checkpoints past which N doubles (and every other
                                  checkpoint goes); 0: 256 MiB */
+    /* Called after each chunk while loading, with the bytes of the file read and its size
+     * (from the loading thread); may be NULL. */
+    void (*progress)(void *ctx, uint64_t done, uint64_t total);
+    void *progress_ctx;
 };
 
 /* Figures of the whole trace, from the pass at open. */
@@ -140,6 +144,11 @@ struct ms__group_row {
 int ms__engine_group(struct ms__engine *e, const struct ms__heap_view *v, enum ms__group_by by,
                      struct ms__symbolizer *sym, struct ms__group_row **rows, size_t *nrows);
 void ms__group_rows_free(struct ms__group_row *rows, size_t n);
+
+/* The frames of stack id `stack` of image im, innermost first, at most max: symbolized by sym
+ * (inlined frames included), or, when sym is NULL, module+offset. Returns how many. */
+size_t ms__engine_stack_frames(const struct ms__engine *e, struct ms__symbolizer *sym, uint32_t im,
+                               uint32_t stack, struct ms__sym_frame *frames, size_t max);
 
 /* The module of ip in image (the innermost module whose [start, end) holds it), or NULL. */
 const struct ms__trace_module *ms__engine_module_of(const struct ms__engine *e, uint32_t image,

@@ -951,6 +951,7 @@ static int read_chunks(struct loader *ld, uint64_t off)
             cut(ld, off, "%s", ld->why);
             return 0;
         }
+        ld->td->file_read = off + MS_CHUNK_FRAME_SIZE + (uint64_t)stored;
         if (rc == 0 && ld->fn) { /* hand the chunk's slots over, then drop them */
             struct ms__trace_data *td = ld->td;
             rc = ld->fn(ld->ctx, td, td->slot_base, td->nslots);

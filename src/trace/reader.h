@@ -182,6 +182,7 @@ struct ms__trace_data {
     uint64_t end_time;   /* ns: the END record's time, or the last time seen */
     uint64_t exit_kind;  /* END: 0 exit, 1 _exit, 2 abort */
     uint64_t file_bytes; /* the file's size (bytes read for a non-regular file) */
+    uint64_t file_read;  /* bytes read through the last good chunk (grows while loading) */
     uint64_t chunks;     /* good chunks read */
     struct ms__trace_timebase timebase;
     bool truncated;    /* reading stopped at a bad or cut chunk */

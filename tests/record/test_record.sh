@@ -495,6 +495,26 @@ if command -v sqlite3 >/dev/null 2>&1; then
     }' >"$T/script.sql"
     record sq 0 sqlite3 -batch "$T/db.sqlite" ".read $T/script.sql"
     check "sq: sqlite3 did its work" [ "$(cat "$T/sq.out")" = 20000 ]
+    # The progress bar: only on a terminal (script(1) gives report a pty), only once loading
+    # has taken longer than the delay (MEMSNAP_PROGRESS_AFTER_MS, 1000 by default), cleared at
+    # the end; the report itself is unchanged.
+    "$BIN" report "$T/sq.mst" --top 3 >"$T/plain.out" 2>"$T/plain.err"
+    if command -v script >/dev/null 2>&1; then
+        MEMSNAP_PROGRESS_AFTER_MS=0 script -qec "'$BIN' report '$T/sq.mst' --top 3" /dev/null \
+            >"$T/tty.out" 2>&1
+        mentions "report: a progress bar on a terminal once the delay has passed" "$T/tty.out" \
+            "memsnap report: loading $T/sq.mst [" "%  " " of " "$(printf '\033[K')"
+        tr -d '\r' <"$T/tty.out" | sed 's/^.*\x1b\[K//' | grep -v '^memsnap report: loading' \
+            >"$T/tty.report"
+        check "report: the bar leaves the report as it is" \
+            cmp -s "$T/tty.report" "$T/plain.out"
+        script -qec "'$BIN' report '$T/sq.mst' --top 3" /dev/null >"$T/tty1.out" 2>&1
+        check "report: no bar when loading takes less than a second" \
+            sh -c "! grep -q 'loading' '$T/tty1.out'"
+    else
+        skip "report progress bar (script(1) not installed)"
+    fi
+    check "report: no bar when stderr is not a terminal" [ ! -s "$T/plain.err" ]
     expect "sq: many allocations and frees, few leaks, stacks recorded" sq \
         'd["allocations"] > 1000 and d["frees"] > 1000 and d["threads"] >= 1 and
          d["leaked_bytes"] * 20 < d["allocated_bytes"] and d["stacks"] > 10 and

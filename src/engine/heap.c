@@ -1,0 +1,293 @@
+/*
+ * heap.c - the public heap-analysis API of memsnap.h (ms_heap_*): a thin layer over the
+ * snapshot engine (engine.c) and the symbolizer (symbolize.c). The handle owns the engine and
+ * one symbolizer, opened on the first query that needs frames and kept until ms_heap_close, so
+ * that every string a row points to (libdw's own, or the symbolizer's arena) stays valid as
+ * long as the handle.
+ */
+#include "memsnap.h"
+
+#include "../core/internal.h"
+#include "engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ROW_FRAMES 256 /* frames kept per site row */
+
+struct ms_heap {
+    struct ms__engine *e;
+    struct ms__symbolizer *sym;
+    bool sym_tried;
+};
+
+struct ms_heap_view {
+    struct ms__heap_view v;
+};
+
+struct ms_heap_rows {
+    ms_heap_row *rows;
+    size_t n;
+    struct ms__group_row *grows; /* the engine's rows: they own the names */
+    size_t ngrows;
+    ms_heap_frame *frames; /* every row's frames, one after another */
+};
+
+static __thread char open_err[512];
+
+int ms_heap_open(ms_heap **out, const char *path)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        snprintf(open_err, sizeof(open_err), "%s: %s", path, strerror(err));
+        return ms__errno_code(err);
+    }
+    ms_heap *h = calloc(1, sizeof(*h));
+    if (!h) {
+        close(fd);
+        snprintf(open_err, sizeof(open_err), "out of memory");
+        return MS_ENOMEM;
+    }
+    char err[400];
+    int rc = ms__engine_open_fd(&h->e, fd, NULL, err, sizeof(err));
+    close(fd);
+    if (rc) {
+        snprintf(open_err, sizeof(open_err), "%s: %s", path, err);
+        free(h);
+        return rc;
+    }
+    *out = h;
+    return 0;
+}
+
+void ms_heap_close(ms_heap *h)
+{
+    if (!h)
+        return;
+    if (h->sym)
+        ms__sym_close(h->sym);
+    ms__engine_close(h->e);
+    free(h);
+}
+
+const char *ms_heap_warning(const ms_heap *h)
+{
+    const struct ms__trace_data *td = ms__engine_trace(h->e);
+    return td->truncated ? td->warning : NULL;
+}
+
+const char *ms_heap_error(const ms_heap *h)
+{
+    return h ? "" : open_err;
+}
+
+int ms_heap_totals_get(const ms_heap *h, ms_heap_totals *out)
+{
+    if (!out || out->size < sizeof(*out))
+        return MS_EINVAL;
+    const struct ms__engine_totals *t = ms__engine_totals(h->e);
+    const struct ms__trace_data *td = ms__engine_trace(h->e);
+    *out = (ms_heap_totals){
+        .size = sizeof(*out),
+        .events = td->nevents,
+        .allocations = t->allocations,
+        .reallocations = t->reallocations,
+        .frees = t->frees,
+        .unmatched_frees = t->unmatched_frees,
+        .temporaries = t->temporaries,
+        .temporary_bytes = t->temporary_bytes,
+        .peak_bytes = t->peak_bytes,
+        .peak_time_ns = t->peak_time_ns,
+        .leaked_bytes = t->leaked_bytes,
+        .leaked_allocations = t->leaked_allocations,
+        .duration_ns = td->end_time,
+        .sampled = t->sampled,
+        .truncated = td->truncated,
+    };
+    return 0;
+}
+
+int ms_heap_marker_time(const ms_heap *h, const char *label, uint64_t *ns)
+{
+    return ms__engine_marker_time(h->e, label, ns);
+}
+
+/* Wraps what a query filled in v, or frees it when the query failed. */
+static int view_out(int rc, struct ms__heap_view *v, ms_heap_view **out)
+{
+    *out = NULL;
+    if (rc == 0 && !(*out = malloc(sizeof(**out))))
+        rc = MS_ENOMEM;
+    if (rc) {
+        ms__heap_view_free(v);
+        return rc;
+    }
+    (*out)->v = *v;
+    return 0;
+}
+
+int ms_heap_at(ms_heap *h, uint64_t ns, ms_heap_view **out)
+{
+    struct ms__heap_view v = {0};
+    if (ns > ms__engine_trace(h->e)->end_time) {
+        *out = NULL;
+        return MS_EINVAL;
+    }
+    return view_out(ms__engine_snapshot_time(h->e, ns, &v), &v, out);
+}
+
+int ms_heap_peak(ms_heap *h, ms_heap_view **out)
+{
+    struct ms__heap_view v = {0};
+    return view_out(ms__engine_peak(h->e, &v), &v, out);
+}
+
+int ms_heap_leaks(ms_heap *h, ms_heap_view **out)
+{
+    struct ms__heap_view v = {0};
+    return view_out(ms__engine_leaks(h->e, &v), &v, out);
+}
+
+int ms_heap_diff(ms_heap *h, const ms_heap_view *a, const ms_heap_view *b, ms_heap_view **out)
+{
+    (void)h;
+    struct ms__heap_view v = {0};
+    return view_out(ms__engine_diff(&a->v, &b->v, &v), &v, out);
+}
+
+void ms_heap_view_free(ms_heap_view *v)
+{
+    if (!v)
+        return;
+    ms__heap_view_free(&v->v);
+    free(v);
+}
+
+uint64_t ms_heap_view_time(const ms_heap_view *v)
+{
+    return v->v.time_ns;
+}
+
+int64_t ms_heap_view_bytes(const ms_heap_view *v)
+{
+    return v->v.live_bytes;
+}
+
+int64_t ms_heap_view_count(const ms_heap_view *v)
+{
+    return v->v.live_allocations;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Grouping                                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+static int64_t mag(int64_t x)
+{
+    return x < 0 ? -x : x;
+}
+
+/* Most blocks first (by magnitude: a diff's shrinking sites too), then bytes. */
+static int count_first(const void *pa, const void *pb)
+{
+    const struct ms__group_row *a = pa, *b = pb;
+    if (mag(a->count) != mag(b->count))
+        return mag(a->count) > mag(b->count) ? -1 : 1;
+    if (a->bytes != b->bytes)
+        return a->bytes > b->bytes ? -1 : 1;
+    return 0;
+}
+
+void ms_heap_rows_free(ms_heap_rows *r)
+{
+    if (!r)
+        return;
+    ms__group_rows_free(r->grows, r->ngrows);
+    free(r->rows);
+    free(r->frames);
+    free(r);
+}
+
+int ms_heap_group(ms_heap *h, const ms_heap_view *v, ms_heap_by by, ms_heap_order order, size_t max,
+                  ms_heap_rows **out)
+{
+    static const enum ms__group_by map[] = {
+        [MS_HEAP_BY_SITE] = MS__GROUP_STACK,
+        [MS_HEAP_BY_FUNCTION] = MS__GROUP_FUNCTION_SELF,
+        [MS_HEAP_BY_FUNCTION_INCL] = MS__GROUP_FUNCTION_INCL,
+        [MS_HEAP_BY_MODULE] = MS__GROUP_MODULE,
+        [MS_HEAP_BY_THREAD] = MS__GROUP_THREAD,
+    };
+    *out = NULL;
+    if ((unsigned)by > MS_HEAP_BY_THREAD ||
+        (order != MS_HEAP_ORDER_BYTES && order != MS_HEAP_ORDER_COUNT))
+        return MS_EINVAL;
+    bool symbols = by != MS_HEAP_BY_THREAD;
+    if (symbols && !h->sym_tried) { /* without it, frames are module+offset */
+        h->sym_tried = true;
+        if (ms__sym_open(&h->sym, ms__engine_trace(h->e)) != 0)
+            h->sym = NULL;
+    }
+    ms_heap_rows *r = calloc(1, sizeof(*r));
+    if (!r)
+        return MS_ENOMEM;
+    int rc = ms__engine_group(h->e, &v->v, map[by], h->sym, &r->grows, &r->ngrows);
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    if (order == MS_HEAP_ORDER_COUNT)
+        qsort(r->grows, r->ngrows, sizeof(*r->grows), count_first);
+    r->n = max && max < r->ngrows ? max : r->ngrows;
+    if (r->n && !(r->rows = calloc(r->n, sizeof(*r->rows))))
+        goto oom;
+    if (by == MS_HEAP_BY_SITE && r->n &&
+        !(r->frames = malloc(r->n * ROW_FRAMES * sizeof(*r->frames))))
+        goto oom;
+    const struct ms__trace_data *td = ms__engine_trace(h->e);
+    struct ms__sym_frame sf[ROW_FRAMES];
+    size_t nf = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const struct ms__group_row *g = &r->grows[i];
+        ms_heap_row *row = &r->rows[i];
+        *row = (ms_heap_row){.bytes = g->bytes, .count = g->count, .name = g->name};
+        if (by == MS_HEAP_BY_THREAD && g->thread < td->nthreads) {
+            const struct ms__trace_thread *t = &td->threads[g->thread];
+            row->tid = t->tid;
+            row->name = t->name.len ? ms__trace_str_ptr(td, t->name) : NULL;
+        } else if (by == MS_HEAP_BY_SITE) {
+            size_t k = ms__engine_stack_frames(h->e, h->sym, g->image, g->stack, sf, ROW_FRAMES);
+            row->frames = r->frames + nf;
+            row->nframes = k;
+            for (size_t j = 0; j < k; j++)
+                r->frames[nf++] = (ms_heap_frame){.ip = sf[j].ip,
+                                                  .function = sf[j].function,
+                                                  .file = sf[j].file,
+                                                  .line = sf[j].line,
+                                                  .module = sf[j].module,
+                                                  .offset = sf[j].offset,
+                                                  .inlined = sf[j].inlined};
+        }
+    }
+    *out = r;
+    return 0;
+oom:
+    ms_heap_rows_free(r);
+    return MS_ENOMEM;
+}
+
+size_t ms_heap_rows_count(const ms_heap_rows *r)
+{
+    return r ? r->n : 0;
+}
+
+const ms_heap_row *ms_heap_rows_at(const ms_heap_rows *r, size_t i)
+{
+    return r && i < r->n ? &r->rows[i] : NULL;
+}

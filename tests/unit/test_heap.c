@@ -1,0 +1,195 @@
+/*
+ * test_heap.c - the public heap-analysis API (ms_heap_* in memsnap.h) on a trace written by the
+ * test: the totals, the heap at the peak, at a marker and at the end, a diff, and every
+ * grouping (site, function, module, thread) in both orders, with frames that fall back to
+ * module+offset (the module's file does not exist); and the errors.
+ */
+#include "helpers.h"
+
+#include "trace/format.h"
+#include "trace_writer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char path[64];
+
+/* Site A: one block of 1000 bytes from thread "worker" (stack 2); site B: five of 10 bytes
+ * from "main" (stack 3 = 0x3300 called from 0x1100). Marker "mid" after them; then A is freed:
+ * the leaks are B's 50 bytes. */
+static void write_trace(void)
+{
+    struct tw w;
+    tw_begin(&w);
+    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 0);
+    rec_clock(&w, 0, 0);
+    rec_module(&w, 1, 0x1000, 0x9000, "/nonexistent/libfake.so");
+    rec_stack(&w, 1, 0, 0x1100);
+    rec_stack(&w, 2, 0, 0x2200);
+    rec_stack(&w, 3, 1, 0x3300);
+    rec_thread(&w, 1, 101, 0, "main");
+    rec_thread(&w, 2, 102, 0, "worker");
+    uint64_t a = ev_alloc(&w, 10, 1000, 2, 2);
+    for (int i = 0; i < 5; i++)
+        ev_alloc(&w, 20 + (uint64_t)i, 10, 3, 1);
+    rec_marker(&w, 1, 50, "mid");
+    ev_free(&w, 60, a);
+    rec_end(&w, 70, 0);
+    tw_chunk(&w, MS_CHUNK_CODEC_ZSTD);
+    snprintf(path, sizeof(path), "/tmp/test_heap.%d.mst", (int)getpid());
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(w.file.p, 1, w.file.len, fp), w.file.len);
+    fclose(fp);
+    tw_free(&w);
+}
+
+static void totals_views_and_diffs(void **state)
+{
+    (void)state;
+    ms_heap *h;
+    assert_int_equal(ms_heap_open(&h, path), 0);
+    assert_null(ms_heap_warning(h));
+    ms_heap_totals t = {.size = sizeof(t)};
+    assert_int_equal(ms_heap_totals_get(h, &t), 0);
+    assert_int_equal(t.allocations, 6);
+    assert_int_equal(t.frees, 1);
+    assert_int_equal(t.peak_bytes, 1050);
+    assert_int_equal(t.peak_time_ns, 24);
+    assert_int_equal(t.leaked_bytes, 50);
+    assert_int_equal(t.leaked_allocations, 5);
+    assert_int_equal(t.duration_ns, 70);
+    assert_false(t.sampled);
+    assert_false(t.truncated);
+    ms_heap_totals small = {.size = 8};
+    assert_int_equal(ms_heap_totals_get(h, &small), MS_EINVAL);
+
+    ms_heap_view *peak, *mid, *end, *diff, *early;
+    assert_int_equal(ms_heap_peak(h, &peak), 0);
+    assert_int_equal(ms_heap_view_time(peak), 24);
+    assert_int_equal(ms_heap_view_bytes(peak), 1050);
+    assert_int_equal(ms_heap_view_count(peak), 6);
+    uint64_t ns;
+    assert_int_equal(ms_heap_marker_time(h, "mid", &ns), 0);
+    assert_int_equal(ns, 50);
+    assert_int_equal(ms_heap_marker_time(h, "nope", &ns), MS_ENOENT);
+    assert_int_equal(ms_heap_at(h, ns, &mid), 0);
+    assert_int_equal(ms_heap_view_bytes(mid), 1050);
+    assert_int_equal(ms_heap_at(h, 21, &early), 0); /* A and two of B */
+    assert_int_equal(ms_heap_view_bytes(early), 1020);
+    assert_int_equal(ms_heap_view_count(early), 3);
+    assert_int_equal(ms_heap_at(h, 71, &end), MS_EINVAL); /* past the end */
+    assert_null(end);
+    assert_int_equal(ms_heap_leaks(h, &end), 0);
+    assert_int_equal(ms_heap_view_bytes(end), 50);
+    assert_int_equal(ms_heap_diff(h, mid, end, &diff), 0);
+    assert_int_equal(ms_heap_view_bytes(diff), -1000);
+    assert_int_equal(ms_heap_view_count(diff), -1);
+
+    ms_heap_rows *r;
+    assert_int_equal(ms_heap_group(h, diff, MS_HEAP_BY_SITE, MS_HEAP_ORDER_BYTES, 0, &r), 0);
+    assert_int_equal(ms_heap_rows_count(r), 1);
+    assert_int_equal(ms_heap_rows_at(r, 0)->bytes, -1000);
+    assert_null(ms_heap_rows_at(r, 1));
+    ms_heap_rows_free(r);
+    ms_heap_view_free(diff);
+    ms_heap_view_free(early);
+    ms_heap_view_free(end);
+    ms_heap_view_free(mid);
+    ms_heap_view_free(peak);
+    ms_heap_close(h);
+}
+
+static void groupings_in_both_orders(void **state)
+{
+    (void)state;
+    ms_heap *h;
+    assert_int_equal(ms_heap_open(&h, path), 0);
+    ms_heap_view *v;
+    assert_int_equal(ms_heap_peak(h, &v), 0);
+    ms_heap_rows *r;
+    /* by site, bytes first: A (1000 B, 1 block), then B (50 B, 5 blocks) */
+    assert_int_equal(ms_heap_group(h, v, MS_HEAP_BY_SITE, MS_HEAP_ORDER_BYTES, 0, &r), 0);
+    assert_int_equal(ms_heap_rows_count(r), 2);
+    const ms_heap_row *a = ms_heap_rows_at(r, 0), *b = ms_heap_rows_at(r, 1);
+    assert_int_equal(a->bytes, 1000);
+    assert_int_equal(a->count, 1);
+    assert_int_equal(a->nframes, 1);
+    assert_int_equal(a->frames[0].ip, 0x2200);
+    assert_string_equal(a->frames[0].module, "/nonexistent/libfake.so");
+    assert_int_equal(a->frames[0].offset, 0x2200 - 0x1000);
+    assert_int_equal(b->bytes, 50);
+    assert_int_equal(b->nframes, 2); /* innermost first */
+    assert_int_equal(b->frames[0].ip, 0x3300);
+    assert_int_equal(b->frames[1].ip, 0x1100);
+    assert_null(b->name);
+    ms_heap_rows_free(r);
+    /* count first: B, then A; max 1 keeps B alone */
+    assert_int_equal(ms_heap_group(h, v, MS_HEAP_BY_SITE, MS_HEAP_ORDER_COUNT, 1, &r), 0);
+    assert_int_equal(ms_heap_rows_count(r), 1);
+    assert_int_equal(ms_heap_rows_at(r, 0)->count, 5);
+    ms_heap_rows_free(r);
+    /* by thread: the allocating one, with its tid and name */
+    assert_int_equal(ms_heap_group(h, v, MS_HEAP_BY_THREAD, MS_HEAP_ORDER_COUNT, 0, &r), 0);
+    assert_int_equal(ms_heap_rows_count(r), 2);
+    assert_int_equal(ms_heap_rows_at(r, 0)->tid, 101);
+    assert_string_equal(ms_heap_rows_at(r, 0)->name, "main");
+    assert_int_equal(ms_heap_rows_at(r, 1)->tid, 102);
+    assert_string_equal(ms_heap_rows_at(r, 1)->name, "worker");
+    ms_heap_rows_free(r);
+    /* by module: one row with everything */
+    assert_int_equal(ms_heap_group(h, v, MS_HEAP_BY_MODULE, MS_HEAP_ORDER_BYTES, 0, &r), 0);
+    assert_int_equal(ms_heap_rows_count(r), 1);
+    assert_int_equal(ms_heap_rows_at(r, 0)->bytes, 1050);
+    assert_non_null(strstr(ms_heap_rows_at(r, 0)->name, "libfake.so"));
+    ms_heap_rows_free(r);
+    /* functions (unresolved: module+offset): self has 2 rows; inclusive adds the caller
+     * 0x1100, which holds B's 50 bytes */
+    assert_int_equal(ms_heap_group(h, v, MS_HEAP_BY_FUNCTION, MS_HEAP_ORDER_BYTES, 0, &r), 0);
+    assert_int_equal(ms_heap_rows_count(r), 2);
+    ms_heap_rows_free(r);
+    assert_int_equal(ms_heap_group(h, v, MS_HEAP_BY_FUNCTION_INCL, MS_HEAP_ORDER_BYTES, 0, &r), 0);
+    assert_int_equal(ms_heap_rows_count(r), 3);
+    bool caller = false;
+    for (size_t i = 0; i < ms_heap_rows_count(r); i++)
+        if (strstr(ms_heap_rows_at(r, i)->name, "+0x100"))
+            caller = ms_heap_rows_at(r, i)->bytes == 50;
+    assert_true(caller);
+    ms_heap_rows_free(r);
+    assert_int_equal(ms_heap_group(h, v, (ms_heap_by)99, MS_HEAP_ORDER_BYTES, 0, &r), MS_EINVAL);
+    ms_heap_view_free(v);
+    ms_heap_close(h);
+}
+
+static void errors(void **state)
+{
+    (void)state;
+    ms_heap *h = (ms_heap *)1;
+    assert_int_equal(ms_heap_open(&h, "/nonexistent/trace.mst"), MS_ENOENT);
+    assert_null(h);
+    assert_non_null(strstr(ms_heap_error(NULL), "/nonexistent/trace.mst"));
+    char bad[64];
+    snprintf(bad, sizeof(bad), "/tmp/test_heap_bad.%d", (int)getpid());
+    FILE *fp = fopen(bad, "w");
+    assert_non_null(fp);
+    fputs("not a trace at all, just some words\n", fp);
+    fclose(fp);
+    assert_int_equal(ms_heap_open(&h, bad), MS_EPARSE);
+    assert_non_null(strstr(ms_heap_error(NULL), bad));
+    unlink(bad);
+}
+
+int main(void)
+{
+    write_trace();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(totals_views_and_diffs),
+        cmocka_unit_test(groupings_in_both_orders),
+        cmocka_unit_test(errors),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    unlink(path);
+    return rc;
+}
