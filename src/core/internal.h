@@ -110,6 +110,18 @@ int ms__system(ms_session *s, ms_snapshot *snap);
 int ms__cgroup(ms_session *s, struct ms__slot *slot, ms_snapshot *snap);
 /* Resolves the memory cgroup of slot's process (cached in the slot). */
 int ms__cgroup_resolve(ms_session *s, struct ms__slot *slot);
+/* Where a process's memory cgroup lives, for code that creates cgroups (src/monitor/cglimit.c). */
+struct ms__cgloc {
+    ms_cgroup_version version; /* MS_CGROUP_NONE when no memory hierarchy holds the process */
+    char path[256];            /* its path as /proc/PID/cgroup shows it */
+    char dir[PATH_MAX];        /* its directory, under the sysfs root */
+    char mount[PATH_MAX];      /* the hierarchy's mount point: the highest directory visible */
+    char mount_root[PATH_MAX]; /* the cgroup path of that mount point ("/" on a host) */
+};
+/* Finds the memory cgroup of pid (0: self) the way ms__cgroup_resolve does (v1 memory
+ * controller first), without opening its memory.* files (the v2 root has none). Returns 0, or an
+ * MS_E* code with s->err naming the file. */
+int ms__cgroup_locate(ms_session *s, pid_t pid, struct ms__cgloc *out);
 /* Fills snap->gpus[] from every available GPU backend (initialised once per session) and the
  * snapshot process's share; a host without GPUs gives gpu_count 0 and returns 0. */
 int ms__gpu_capture(ms_session *s, ms_snapshot *snap);

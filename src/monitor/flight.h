@@ -8,7 +8,7 @@
  * command line) and manifest.json (each file with its size), and, when a trace path was
  * given, trace_tail.json (the tracker's last events and the live heap's top sites at the end
  * of the trace). After each dump the retention limits are applied, oldest bundle first.
- * docs/monitor-format.md documents every file.
+ * docs/monitor-format.md documents every file. A recorder is used by one thread at a time.
  */
 #ifndef MEMSNAP_FLIGHT_H
 #define MEMSNAP_FLIGHT_H
@@ -42,7 +42,10 @@ void ms__flight_event(ms__flight *f, const char *json_object);
 /* Writes a bundle for an OOM of pid. backend: "cpu" (host memory, the cgroup) or "cuda"...
  * reason: "cgroup_oom_kill", "sigkill_at_limit", "cuda_oom"... extra_json: a JSON object text
  * whose members are added to metadata.json, or NULL. The bundle's path is written into
- * path_out. Returns 0, or a negative MS_E* code with a one-line reason in err. */
+ * path_out. The bundle appears under its final name only when complete; retention then deletes
+ * older bundles, never this one. A trace that cannot be read gives a trace_tail.json with its
+ * "error", not a failed dump. Returns 0, or a negative MS_E* code with a one-line reason in err
+ * (and "" in path_out). */
 int ms__flight_dump(ms__flight *f, const char *backend, pid_t pid, const char *reason,
                     const char *extra_json, char *path_out, size_t path_len, char *err,
                     size_t errlen);

@@ -164,6 +164,40 @@ static void ms__cg_close(struct ms__slot *slot)
         }
 }
 
+/* The memory lines of a /proc/PID/cgroup text (buf, n bytes): the v1 memory controller's path
+ * and the unified hierarchy's ("0::/path"), each with whether it was there. Returns 0, or
+ * MS_EPARSE naming file (a line without two colons). */
+static int ms__cg_parse(ms_session *s, const char *file, const char *buf, size_t n,
+                        char v1path[256], bool *has_v1, char v2path[256], bool *has_v2)
+{
+    *has_v1 = *has_v2 = false;
+    const char *p = buf, *end = buf + n;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol)
+            eol = end;
+        /* hierarchy-id:controller-list:cgroup-path */
+        const char *c1 = memchr(p, ':', (size_t)(eol - p));
+        const char *c2 = c1 ? memchr(c1 + 1, ':', (size_t)(eol - c1 - 1)) : NULL;
+        if (!c2) {
+            if (eol > p)
+                return ms__fail(s, MS_EPARSE, "%s: malformed line '%.*s'", file, (int)(eol - p), p);
+            p = eol + 1;
+            continue;
+        }
+        int plen = (int)(eol - c2 - 1);
+        if (c1 - p == 1 && p[0] == '0' && c2 == c1 + 1) {
+            snprintf(v2path, 256, "%.*s", plen, c2 + 1);
+            *has_v2 = true;
+        } else if (ms__has_word(c1 + 1, c2, "memory")) {
+            snprintf(v1path, 256, "%.*s", plen, c2 + 1);
+            *has_v1 = true;
+        }
+        p = eol + 1;
+    }
+    return 0;
+}
+
 int ms__cgroup_resolve(ms_session *s, struct ms__slot *slot)
 {
     /* One pread of /proc/PID/cgroup per capture: a process moved to another cgroup (systemd,
@@ -175,36 +209,14 @@ int ms__cgroup_resolve(ms_session *s, struct ms__slot *slot)
     uint64_t hash = ms__hash(s->buf, (size_t)n);
     if (slot->cg_resolved && slot->cg_hash == hash)
         return 0;
-    char rel[64];
-    snprintf(rel, sizeof(rel), slot->pid ? "%d/cgroup" : "self/cgroup", (int)slot->pid);
+    char file[PATH_MAX];
+    ms__proc_path(s, slot->pid, "cgroup", file, sizeof(file));
 
     char v1path[256] = "", v2path[256] = "";
-    bool has_v1 = false, has_v2 = false;
-    const char *p = s->buf, *end = s->buf + n;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (!eol)
-            eol = end;
-        /* hierarchy-id:controller-list:cgroup-path */
-        const char *c1 = memchr(p, ':', (size_t)(eol - p));
-        const char *c2 = c1 ? memchr(c1 + 1, ':', (size_t)(eol - c1 - 1)) : NULL;
-        if (!c2) {
-            if (eol > p)
-                return ms__fail(s, MS_EPARSE, "%s/%s: malformed line '%.*s'", s->procfs, rel,
-                                (int)(eol - p), p);
-            p = eol + 1;
-            continue;
-        }
-        int plen = (int)(eol - c2 - 1);
-        if (c1 - p == 1 && p[0] == '0' && c2 == c1 + 1) {
-            snprintf(v2path, sizeof(v2path), "%.*s", plen, c2 + 1);
-            has_v2 = true;
-        } else if (ms__has_word(c1 + 1, c2, "memory")) {
-            snprintf(v1path, sizeof(v1path), "%.*s", plen, c2 + 1);
-            has_v1 = true;
-        }
-        p = eol + 1;
-    }
+    bool has_v1, has_v2;
+    int rc = ms__cg_parse(s, file, s->buf, (size_t)n, v1path, &has_v1, v2path, &has_v2);
+    if (rc)
+        return rc;
 
     char dir[PATH_MAX];
     ms__cg_close(slot);
@@ -222,6 +234,43 @@ int ms__cgroup_resolve(ms_session *s, struct ms__slot *slot)
         ms__cg_close(slot); /* a v1 attempt may have opened some */
         slot->cg_version = MS_CGROUP_NONE;
     }
+    return 0;
+}
+
+int ms__cgroup_locate(ms_session *s, pid_t pid, struct ms__cgloc *out)
+{
+    memset(out, 0, sizeof(*out));
+    ms__load_mounts(s); /* before the read below: both use s->buf */
+    char file[PATH_MAX], rel[64];
+    ms__proc_path(s, pid, "cgroup", file, sizeof(file));
+    snprintf(rel, sizeof(rel), pid ? "%d/cgroup" : "self/cgroup", (int)pid);
+    ssize_t n = ms__read_file(s, s->procfs, rel);
+    if (n < 0)
+        return ms__fail(s, ms__errno_code((int)-n), "%s: %s", file, strerror((int)-n));
+    char v1path[256] = "", v2path[256] = "";
+    bool has_v1, has_v2;
+    int rc = ms__cg_parse(s, file, s->buf, (size_t)n, v1path, &has_v1, v2path, &has_v2);
+    if (rc)
+        return rc;
+    /* The same preference as ms__cgroup_resolve: the v1 memory controller when there is one. */
+    const struct ms__cgmount *m = NULL;
+    const char *path = NULL;
+    if (has_v1 && s->v1_memory.found &&
+        ms__cg_dir(&s->v1_memory, v1path, out->dir, sizeof(out->dir))) {
+        out->version = MS_CGROUP_V1;
+        m = &s->v1_memory;
+        path = v1path;
+    } else if (has_v2 && s->v2.found && ms__cg_dir(&s->v2, v2path, out->dir, sizeof(out->dir))) {
+        out->version = MS_CGROUP_V2;
+        m = &s->v2;
+        path = v2path;
+    } else {
+        out->dir[0] = '\0';
+        return 0;
+    }
+    snprintf(out->path, sizeof(out->path), "%s", path);
+    snprintf(out->mount, sizeof(out->mount), "%s", m->point);
+    snprintf(out->mount_root, sizeof(out->mount_root), "%s", m->root);
     return 0;
 }
 
