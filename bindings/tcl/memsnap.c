@@ -1,0 +1,762 @@
+/*
+ * memsnap.c - the Tcl extension `memsnap`: Memsnap_Init, the one session the extension keeps,
+ * and the memsnap:: commands, which give libmemsnap's figures as Tcl dicts.
+ *
+ * Built against the Tcl stubs library, with libmemsnap linked in statically, as the package
+ * directory <build>/bindings/tcl/memsnap (the module and its pkgIndex.tcl). A thin layer: every
+ * figure comes from the public API of memsnap.h. One session serves every interpreter and
+ * thread of the process: opened on the first command, guarded by a mutex, closed at exit.
+ *
+ * A snapshot dict has the keys of the JSON sink (docs/snapshot-format.md): schema,
+ * timestamp_ns, monotonic_ns, label, pid, then the process, system and cgroup dicts and, when
+ * GPUs were captured, the list gpus. A field that could not be read is absent, never 0 or "".
+ * memsnap::delta reads two such dicts back into ms_snapshot and returns ms_delta_compute() as a
+ * dict of the same shape (docs/bindings-tcl.md).
+ */
+#include "tclmemsnap.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <malloc.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+TCL_DECLARE_MUTEX(ms__tcl_lock)
+static ms_session *ms__tcl_s; /* the extension's session, NULL until first used */
+static bool ms__tcl_exit_set; /* the exit handler that closes it is registered */
+
+/* ---- the session, errors ------------------------------------------------------------------ */
+
+/* Closes the session when the process exits (Tcl_Exit / Tcl_Finalize). */
+static void ms__tcl_close(ClientData unused)
+{
+    (void)unused;
+    Tcl_MutexLock(&ms__tcl_lock);
+    ms_session_close(ms__tcl_s);
+    ms__tcl_s = NULL;
+    Tcl_MutexUnlock(&ms__tcl_lock);
+}
+
+ms_session *ms__tcl_session(Tcl_Interp *interp)
+{
+    Tcl_MutexLock(&ms__tcl_lock);
+    if (!ms__tcl_s) {
+        int rc = ms_session_open(&ms__tcl_s, NULL);
+        if (rc != 0) {
+            ms__tcl_s = NULL;
+            Tcl_MutexUnlock(&ms__tcl_lock);
+            ms__tcl_error(interp, rc, NULL, "memsnap: cannot open a session: %s", ms_strerror(rc));
+            return NULL;
+        }
+        if (!ms__tcl_exit_set) {
+            Tcl_CreateExitHandler(ms__tcl_close, NULL);
+            ms__tcl_exit_set = true;
+        }
+    }
+    return ms__tcl_s;
+}
+
+void ms__tcl_release(void)
+{
+    Tcl_MutexUnlock(&ms__tcl_lock);
+}
+
+int ms__tcl_error(Tcl_Interp *interp, int err, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    Tcl_SetObjResult(interp, Tcl_NewStringObj(msg, -1));
+    if (err)
+        Tcl_SetErrorCode(interp, "MEMSNAP", ms_err_name(err), NULL);
+    else if (code)
+        Tcl_SetErrorCode(interp, "MEMSNAP", code, NULL);
+    return TCL_ERROR;
+}
+
+/* The failure of a call on session s: its one-line reason, else the code's message. */
+static int ms__tcl_session_error(Tcl_Interp *interp, ms_session *s, int rc, const char *what)
+{
+    const char *why = ms_session_error(s);
+    return ms__tcl_error(interp, rc, NULL, "%s: %s", what, why[0] ? why : ms_strerror(rc));
+}
+
+/* ---- GPUs, capture, trim ------------------------------------------------------------------- */
+
+bool ms__tcl_is_cuda(const ms_gpu *g)
+{
+    return strcmp(g->backend, "nvml") == 0 || strcmp(g->backend, "nvidia-smi") == 0;
+}
+
+int ms__tcl_gpu_state(Tcl_Interp *interp, ms_session *s, struct ms__tcl_gpus *out)
+{
+    ms_gpu_backend_info b[8];
+    int n = ms_gpu_backends(s, b, sizeof(b) / sizeof(b[0]));
+    if (n < 0)
+        return ms__tcl_error(interp, n, NULL, "memsnap: cannot list the GPU backends: %s",
+                             ms_strerror(n));
+    out->cuda_devices = 0;
+    out->any = false;
+    for (int i = 0; i < n && i < (int)(sizeof(b) / sizeof(b[0])); i++) {
+        if (!b[i].available || b[i].device_count == 0)
+            continue;
+        out->any = true;
+        bool nvidia = strcmp(b[i].name, "nvml") == 0 || strcmp(b[i].name, "nvidia-smi") == 0;
+        if (nvidia && out->cuda_devices == 0) /* nvidia-smi is only a fallback for NVML */
+            out->cuda_devices = (int)b[i].device_count;
+    }
+    return TCL_OK;
+}
+
+/* Allocates a snapshot ready for ms_capture(). */
+static ms_snapshot *ms__tcl_snapshot_new(void)
+{
+    ms_snapshot *snap = (ms_snapshot *)ckalloc(sizeof(*snap));
+    ms_snapshot_init(snap);
+    return snap;
+}
+
+ms_snapshot *ms__tcl_capture_self(Tcl_Interp *interp, ms_session *s)
+{
+    ms_snapshot *snap = ms__tcl_snapshot_new();
+    int rc = ms_capture(s, 0, MS_CAPTURE_BASIC | MS_CAPTURE_SYSTEM | MS_CAPTURE_GPU, snap);
+    if (rc != 0) {
+        ckfree((char *)snap);
+        ms__tcl_session_error(interp, s, rc, "memsnap: cannot capture this process");
+        return NULL;
+    }
+    return snap;
+}
+
+/* Reads this process's RSS into *rss. */
+static int ms__tcl_rss(Tcl_Interp *interp, ms_session *s, uint64_t *rss)
+{
+    ms_snapshot *snap = ms__tcl_snapshot_new();
+    int rc = ms_capture(s, 0, MS_CAPTURE_BASIC, snap);
+    bool ok = rc == 0 && ms_valid(&snap->process, MS_PF_rss_bytes);
+    *rss = snap->process.rss_bytes;
+    ckfree((char *)snap);
+    if (!ok)
+        return ms__tcl_session_error(interp, s, rc ? rc : MS_EIO,
+                                     "memsnap: cannot read this process's RSS");
+    return TCL_OK;
+}
+
+int ms__tcl_trim(Tcl_Interp *interp, ms_session *s, uint64_t *released)
+{
+    uint64_t before, after;
+    if (ms__tcl_rss(interp, s, &before) != TCL_OK)
+        return TCL_ERROR;
+    malloc_trim(0);
+    if (ms__tcl_rss(interp, s, &after) != TCL_OK)
+        return TCL_ERROR;
+    *released = before > after ? before - after : 0;
+    return TCL_OK;
+}
+
+/* ---- the field tables, from the X-macro lists of memsnap.h ---------------------------------- */
+
+/* One metric: its JSON name and where it is in the snapshot's and the delta's section. Its
+ * validity bit is its position in the list. */
+struct ms__tcl_field {
+    const char *name;
+    size_t snap_off;  /* offset in ms_process_mem / ms_system_mem / ms_cgroup_mem / ms_gpu */
+    size_t delta_off; /* offset in the matching ms_*_delta */
+};
+
+#define MS__TCL_F(stype, dtype, name)       {#name, offsetof(stype, name), offsetof(dtype, name)},
+#define MS__TCL_PF(name, unit, label, desc) MS__TCL_F(ms_process_mem, ms_process_delta, name)
+#define MS__TCL_SF(name, unit, label, desc) MS__TCL_F(ms_system_mem, ms_system_delta, name)
+#define MS__TCL_CF(name, unit, label, desc) MS__TCL_F(ms_cgroup_mem, ms_cgroup_delta, name)
+#define MS__TCL_GF(name, unit, label, desc) MS__TCL_F(ms_gpu, ms_gpu_delta, name)
+static const struct ms__tcl_field ms__tcl_pfields[] = {MS_PROCESS_FIELDS(MS__TCL_PF)};
+static const struct ms__tcl_field ms__tcl_sfields[] = {MS_SYSTEM_FIELDS(MS__TCL_SF)};
+static const struct ms__tcl_field ms__tcl_cfields[] = {MS_CGROUP_FIELDS(MS__TCL_CF)};
+static const struct ms__tcl_field ms__tcl_gfields[] = {MS_GPU_FIELDS(MS__TCL_GF)};
+
+/* A section of a snapshot: its key, fields, and where it is in ms_snapshot and ms_delta (its
+ * `valid` word comes first in both). */
+enum { MS__TCL_PROCESS, MS__TCL_SYSTEM, MS__TCL_CGROUP };
+static const struct ms__tcl_section {
+    const char *key;
+    const struct ms__tcl_field *fields;
+    size_t nfields;
+    size_t snap_off, delta_off;
+    unsigned capture; /* the MS_CAPTURE_* bit a valid field of it implies */
+} ms__tcl_sections[] = {
+    {"process", ms__tcl_pfields, MS_PF__COUNT, offsetof(ms_snapshot, process),
+     offsetof(ms_delta, process), MS_CAPTURE_BASIC},
+    {"system", ms__tcl_sfields, MS_SF__COUNT, offsetof(ms_snapshot, system),
+     offsetof(ms_delta, system), MS_CAPTURE_SYSTEM},
+    {"cgroup", ms__tcl_cfields, MS_CF__COUNT, offsetof(ms_snapshot, cgroup),
+     offsetof(ms_delta, cgroup), MS_CAPTURE_CGROUP},
+};
+#define MS__TCL_NSECTIONS (sizeof(ms__tcl_sections) / sizeof(ms__tcl_sections[0]))
+
+/* ---- snapshot -> dict ---------------------------------------------------------------------- */
+
+/* An unsigned 64-bit value as a Tcl integer (a bignum above the wide range). */
+static Tcl_Obj *ms__tcl_u64(uint64_t v)
+{
+    if (v <= (uint64_t)INT64_MAX)
+        return Tcl_NewWideIntObj((Tcl_WideInt)v);
+    char buf[24];
+    snprintf(buf, sizeof(buf), "%" PRIu64, v);
+    return Tcl_NewStringObj(buf, -1);
+}
+
+static void ms__tcl_put(Tcl_Obj *dict, const char *key, Tcl_Obj *value)
+{
+    Tcl_DictObjPut(NULL, dict, Tcl_NewStringObj(key, -1), value);
+}
+
+/* Puts key -> str unless str is empty (a string the source did not give is absent). */
+static void ms__tcl_put_str(Tcl_Obj *dict, const char *key, const char *str)
+{
+    if (str[0])
+        ms__tcl_put(dict, key, Tcl_NewStringObj(str, -1));
+}
+
+/* Puts name -> value into dict for each field whose bit is set in valid; base is the section
+ * (delta: signed values of a delta section). */
+static void ms__tcl_put_fields(Tcl_Obj *dict, const struct ms__tcl_field *f, size_t n,
+                               uint64_t valid, const void *base, bool delta)
+{
+    for (size_t k = 0; k < n; k++) {
+        if (!(valid >> k & 1u))
+            continue;
+        const char *at = (const char *)base + (delta ? f[k].delta_off : f[k].snap_off);
+        Tcl_Obj *v = delta ? Tcl_NewWideIntObj(*(const int64_t *)(const void *)at)
+                           : ms__tcl_u64(*(const uint64_t *)(const void *)at);
+        ms__tcl_put(dict, f[k].name, v);
+    }
+}
+
+/* One GPU as a dict: the keys of the JSON sink's gpus[] entries. */
+static Tcl_Obj *ms__tcl_gpu_dict(const ms_gpu *g)
+{
+    Tcl_Obj *d = Tcl_NewDictObj();
+    ms__tcl_put(d, "index", Tcl_NewWideIntObj(g->index));
+    ms__tcl_put_str(d, "backend", g->backend);
+    ms__tcl_put_str(d, "name", g->name);
+    ms__tcl_put_str(d, "uuid", g->uuid);
+    ms__tcl_put_str(d, "pci_bus_id", g->pci_bus_id);
+    ms__tcl_put_fields(d, ms__tcl_gfields, MS_GF__COUNT, g->valid, g, false);
+    ms__tcl_put(d, "is_per_process", Tcl_NewBooleanObj(g->is_per_process));
+    Tcl_Obj *procs = Tcl_NewListObj(0, NULL);
+    for (uint32_t k = 0; k < g->process_count && k < MS_GPU_PROC_MAX; k++) {
+        Tcl_Obj *p = Tcl_NewDictObj();
+        ms__tcl_put(p, "pid", Tcl_NewWideIntObj(g->processes[k].pid));
+        ms__tcl_put(p, "used_bytes", ms__tcl_u64(g->processes[k].used_bytes));
+        Tcl_ListObjAppendElement(NULL, procs, p);
+    }
+    ms__tcl_put(d, "processes", procs);
+    return d;
+}
+
+/* The list of the snapshot's GPUs as dicts. */
+static Tcl_Obj *ms__tcl_gpus_list(const ms_snapshot *snap)
+{
+    Tcl_Obj *list = Tcl_NewListObj(0, NULL);
+    for (uint32_t i = 0; i < snap->gpu_count && i < MS_GPU_MAX; i++)
+        Tcl_ListObjAppendElement(NULL, list, ms__tcl_gpu_dict(&snap->gpus[i]));
+    return list;
+}
+
+/* A section of the snapshot as a dict of its valid fields. */
+static Tcl_Obj *ms__tcl_section_dict(const ms_snapshot *snap, int which)
+{
+    const struct ms__tcl_section *sec = &ms__tcl_sections[which];
+    Tcl_Obj *d = Tcl_NewDictObj();
+    const char *base = (const char *)snap + sec->snap_off;
+    if (which == MS__TCL_CGROUP && snap->cgroup.version != MS_CGROUP_NONE) {
+        ms__tcl_put(d, "version", Tcl_NewIntObj((int)snap->cgroup.version));
+        ms__tcl_put(d, "path", Tcl_NewStringObj(snap->cgroup.path, -1));
+        ms__tcl_put(d, "unlimited", Tcl_NewBooleanObj(snap->cgroup.unlimited));
+    }
+    ms__tcl_put_fields(d, sec->fields, sec->nfields, *(const uint64_t *)(const void *)base, base,
+                       false);
+    return d;
+}
+
+/* The whole snapshot as a dict (the keys of the JSON sink; what was not read is absent). */
+static Tcl_Obj *ms__tcl_snapshot_dict(const ms_snapshot *snap)
+{
+    Tcl_Obj *d = Tcl_NewDictObj();
+    ms__tcl_put(d, "schema", Tcl_NewStringObj(MS_SNAPSHOT_SCHEMA, -1));
+    ms__tcl_put(d, "timestamp_ns", ms__tcl_u64(snap->timestamp_ns));
+    ms__tcl_put(d, "monotonic_ns", ms__tcl_u64(snap->monotonic_ns));
+    ms__tcl_put_str(d, "label", snap->label);
+    ms__tcl_put(d, "pid", Tcl_NewWideIntObj(snap->pid));
+    for (size_t i = 0; i < MS__TCL_NSECTIONS; i++)
+        ms__tcl_put(d, ms__tcl_sections[i].key, ms__tcl_section_dict(snap, (int)i));
+    if (snap->captured & MS_CAPTURE_GPU)
+        ms__tcl_put(d, "gpus", ms__tcl_gpus_list(snap));
+    return d;
+}
+
+/* ---- dict -> snapshot (for memsnap::delta) ---------------------------------------------- */
+
+/* Reads a non-negative integer of up to 64 bits; what names the field in the error. */
+static int ms__tcl_get_u64(Tcl_Interp *interp, Tcl_Obj *obj, const char *what, uint64_t *out)
+{
+    const char *str = Tcl_GetString(obj);
+    Tcl_WideInt w;
+    if (str[0] != '-' && Tcl_GetWideIntFromObj(NULL, obj, &w) == TCL_OK && w >= 0) {
+        *out = (uint64_t)w;
+        return TCL_OK;
+    }
+    if (str[0] >= '0' && str[0] <= '9') { /* above the wide range: up to 2^64-1 */
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(str, &end, 10);
+        if (errno == 0 && *end == '\0') {
+            *out = v;
+            return TCL_OK;
+        }
+    }
+    return ms__tcl_error(interp, MS_EINVAL, NULL,
+                         "%s: expected a non-negative integer but got \"%s\"", what, str);
+}
+
+/* Looks key up in dict: *value is NULL when absent; TCL_ERROR when dict is not a dict. */
+static int ms__tcl_get(Tcl_Interp *interp, Tcl_Obj *dict, const char *key, Tcl_Obj **value)
+{
+    Tcl_Obj *k = Tcl_NewStringObj(key, -1);
+    Tcl_IncrRefCount(k);
+    int rc = Tcl_DictObjGet(interp, dict, k, value);
+    Tcl_DecrRefCount(k);
+    return rc;
+}
+
+/* Reads the fields of one section dict into base (a section of ms_snapshot or an ms_gpu),
+ * setting their validity bits; where names the dict in errors ("process", "gpus 0"). */
+static int ms__tcl_read_fields(Tcl_Interp *interp, Tcl_Obj *dict, const struct ms__tcl_field *f,
+                               size_t n, char *base, const char *where)
+{
+    uint64_t *valid = (uint64_t *)(void *)base;
+    for (size_t k = 0; k < n; k++) {
+        Tcl_Obj *v;
+        if (ms__tcl_get(interp, dict, f[k].name, &v) != TCL_OK)
+            return TCL_ERROR;
+        if (!v)
+            continue;
+        char what[96];
+        snprintf(what, sizeof(what), "%s.%s", where, f[k].name);
+        if (ms__tcl_get_u64(interp, v, what, (uint64_t *)(void *)(base + f[k].snap_off)) != TCL_OK)
+            return TCL_ERROR;
+        *valid |= UINT64_C(1) << k;
+    }
+    return TCL_OK;
+}
+
+/* Copies a string value (when present) into dst of len bytes, truncating. */
+static int ms__tcl_read_str(Tcl_Interp *interp, Tcl_Obj *dict, const char *key, char *dst,
+                            size_t len)
+{
+    Tcl_Obj *v;
+    if (ms__tcl_get(interp, dict, key, &v) != TCL_OK)
+        return TCL_ERROR;
+    if (v)
+        snprintf(dst, len, "%s", Tcl_GetString(v));
+    return TCL_OK;
+}
+
+/* Reads the list of GPU dicts into snap->gpus (their processes are not needed for a delta). */
+static int ms__tcl_read_gpus(Tcl_Interp *interp, Tcl_Obj *list, ms_snapshot *snap)
+{
+    int n;
+    Tcl_Obj **items;
+    if (Tcl_ListObjGetElements(interp, list, &n, &items) != TCL_OK)
+        return TCL_ERROR;
+    if (n > MS_GPU_MAX)
+        return ms__tcl_error(interp, MS_ERANGE, NULL, "gpus: %d GPUs, at most %d are kept", (int)n,
+                             MS_GPU_MAX);
+    snap->captured |= MS_CAPTURE_GPU;
+    for (int i = 0; i < n; i++) {
+        ms_gpu *g = &snap->gpus[i];
+        char where[32];
+        snprintf(where, sizeof(where), "gpus %d", (int)i);
+        Tcl_Obj *v;
+        if (ms__tcl_get(interp, items[i], "index", &v) != TCL_OK)
+            return TCL_ERROR;
+        uint64_t index = (uint64_t)i;
+        if (v && ms__tcl_get_u64(interp, v, where, &index) != TCL_OK)
+            return TCL_ERROR;
+        g->index = (uint32_t)index;
+        if (ms__tcl_read_str(interp, items[i], "backend", g->backend, sizeof(g->backend)) ||
+            ms__tcl_read_str(interp, items[i], "name", g->name, sizeof(g->name)) ||
+            ms__tcl_read_str(interp, items[i], "uuid", g->uuid, sizeof(g->uuid)) ||
+            ms__tcl_read_str(interp, items[i], "pci_bus_id", g->pci_bus_id, sizeof(g->pci_bus_id)))
+            return TCL_ERROR;
+        if (ms__tcl_get(interp, items[i], "is_per_process", &v) != TCL_OK)
+            return TCL_ERROR;
+        int b = 0;
+        if (v && Tcl_GetBooleanFromObj(interp, v, &b) != TCL_OK)
+            return TCL_ERROR;
+        g->is_per_process = b;
+        if (ms__tcl_read_fields(interp, items[i], ms__tcl_gfields, MS_GF__COUNT, (char *)g,
+                                where) != TCL_OK)
+            return TCL_ERROR;
+        snap->gpu_count = (uint32_t)i + 1;
+    }
+    return TCL_OK;
+}
+
+/* Rebuilds an ms_snapshot from a snapshot dict (keys absent: fields left invalid). */
+static int ms__tcl_dict_snapshot(Tcl_Interp *interp, Tcl_Obj *dict, ms_snapshot *snap)
+{
+    int size;
+    if (Tcl_DictObjSize(interp, dict, &size) != TCL_OK)
+        return TCL_ERROR;
+    Tcl_Obj *v;
+    if (ms__tcl_get(interp, dict, "schema", &v) != TCL_OK)
+        return TCL_ERROR;
+    if (v && strcmp(Tcl_GetString(v), MS_SNAPSHOT_SCHEMA) != 0)
+        return ms__tcl_error(interp, MS_EPARSE, NULL, "schema \"%s\" is not %s", Tcl_GetString(v),
+                             MS_SNAPSHOT_SCHEMA);
+    static const char *const times[] = {"timestamp_ns", "monotonic_ns"};
+    uint64_t *const slots[] = {&snap->timestamp_ns, &snap->monotonic_ns};
+    for (int i = 0; i < 2; i++) {
+        if (ms__tcl_get(interp, dict, times[i], &v) != TCL_OK)
+            return TCL_ERROR;
+        if (v && ms__tcl_get_u64(interp, v, times[i], slots[i]) != TCL_OK)
+            return TCL_ERROR;
+    }
+    if (ms__tcl_read_str(interp, dict, "label", snap->label, sizeof(snap->label)) != TCL_OK)
+        return TCL_ERROR;
+    if (ms__tcl_get(interp, dict, "pid", &v) != TCL_OK)
+        return TCL_ERROR;
+    int pid = 0;
+    if (v && Tcl_GetIntFromObj(interp, v, &pid) != TCL_OK)
+        return TCL_ERROR;
+    snap->pid = pid;
+    for (size_t i = 0; i < MS__TCL_NSECTIONS; i++) {
+        const struct ms__tcl_section *sec = &ms__tcl_sections[i];
+        Tcl_Obj *sd;
+        if (ms__tcl_get(interp, dict, sec->key, &sd) != TCL_OK)
+            return TCL_ERROR;
+        if (!sd)
+            continue;
+        char *base = (char *)snap + sec->snap_off;
+        if (ms__tcl_read_fields(interp, sd, sec->fields, sec->nfields, base, sec->key) != TCL_OK)
+            return TCL_ERROR;
+        if (*(uint64_t *)(void *)base)
+            snap->captured |= sec->capture;
+    }
+    if (ms__tcl_get(interp, dict, "gpus", &v) != TCL_OK)
+        return TCL_ERROR;
+    return v ? ms__tcl_read_gpus(interp, v, snap) : TCL_OK;
+}
+
+/* The delta as a dict: the keys of `memsnap diff --format json` (memsnap.delta/1). */
+static Tcl_Obj *ms__tcl_delta_dict(const ms_snapshot *before, const ms_snapshot *after,
+                                   const ms_delta *d)
+{
+    Tcl_Obj *o = Tcl_NewDictObj();
+    ms__tcl_put(o, "schema", Tcl_NewStringObj("memsnap.delta/1", -1));
+    ms__tcl_put(o, "elapsed_ns", Tcl_NewWideIntObj(d->elapsed_ns));
+    ms__tcl_put_str(o, "before_label", before->label);
+    ms__tcl_put_str(o, "after_label", after->label);
+    for (size_t i = 0; i < MS__TCL_NSECTIONS; i++) {
+        const struct ms__tcl_section *sec = &ms__tcl_sections[i];
+        const char *base = (const char *)d + sec->delta_off;
+        Tcl_Obj *sd = Tcl_NewDictObj();
+        ms__tcl_put_fields(sd, sec->fields, sec->nfields, *(const uint64_t *)(const void *)base,
+                           base, true);
+        ms__tcl_put(o, sec->key, sd);
+    }
+    if (before->captured & after->captured & MS_CAPTURE_GPU) {
+        Tcl_Obj *list = Tcl_NewListObj(0, NULL);
+        for (uint32_t i = 0; i < d->gpu_count && i < MS_GPU_MAX; i++) {
+            const ms_gpu_delta *g = &d->gpus[i];
+            Tcl_Obj *gd = Tcl_NewDictObj();
+            ms__tcl_put(gd, "index", Tcl_NewWideIntObj(g->index));
+            ms__tcl_put(gd, "is_per_process", Tcl_NewBooleanObj(g->is_per_process));
+            ms__tcl_put_fields(gd, ms__tcl_gfields, MS_GF__COUNT, g->valid, g, true);
+            Tcl_ListObjAppendElement(NULL, list, gd);
+        }
+        ms__tcl_put(o, "gpus", list);
+    }
+    return o;
+}
+
+/* ---- the memsnap:: commands ---------------------------------------------------------------- */
+
+/* Parses a pid option value: a positive process ID. */
+static int ms__tcl_pid_arg(Tcl_Interp *interp, Tcl_Obj *obj, int *pid)
+{
+    if (Tcl_GetIntFromObj(NULL, obj, pid) != TCL_OK || *pid <= 0)
+        return ms__tcl_error(interp, MS_EINVAL, NULL,
+                             "bad pid \"%s\": must be a positive process ID", Tcl_GetString(obj));
+    return TCL_OK;
+}
+
+/* The value of option objv[i], or an error naming the option when it is the last word. */
+static int ms__tcl_opt_value(Tcl_Interp *interp, int objc, Tcl_Obj *const objv[], int i,
+                             Tcl_Obj **value)
+{
+    if (i + 1 >= objc)
+        return ms__tcl_error(interp, MS_EINVAL, NULL, "missing value for %s",
+                             Tcl_GetString(objv[i]));
+    *value = objv[i + 1];
+    return TCL_OK;
+}
+
+/* memsnap::snapshot ?-pid P? ?-full? ?-gpu bool? ?-label L?: one snapshot as a dict. */
+static int ms__tcl_cmd_snapshot(ClientData cd, Tcl_Interp *interp, int objc, Tcl_Obj *const objv[])
+{
+    (void)cd;
+    static const char *const opts[] = {"-full", "-gpu", "-label", "-pid", NULL};
+    enum { OPT_FULL, OPT_GPU, OPT_LABEL, OPT_PID };
+    int pid = 0, gpu = 1;
+    unsigned what = MS_CAPTURE_DEFAULT;
+    const char *label = NULL;
+    for (int i = 1; i < objc; i++) {
+        int idx;
+        Tcl_Obj *value = NULL;
+        if (Tcl_GetIndexFromObj(interp, objv[i], opts, "option", 0, &idx) != TCL_OK)
+            return TCL_ERROR;
+        if (idx != OPT_FULL && ms__tcl_opt_value(interp, objc, objv, i++, &value) != TCL_OK)
+            return TCL_ERROR;
+        if (idx == OPT_FULL)
+            what = MS_CAPTURE_FULL;
+        else if (idx == OPT_GPU && Tcl_GetBooleanFromObj(interp, value, &gpu) != TCL_OK)
+            return TCL_ERROR;
+        else if (idx == OPT_LABEL)
+            label = Tcl_GetString(value);
+        else if (idx == OPT_PID && ms__tcl_pid_arg(interp, value, &pid) != TCL_OK)
+            return TCL_ERROR;
+    }
+    if (gpu)
+        what |= MS_CAPTURE_GPU;
+    ms_session *s = ms__tcl_session(interp);
+    if (!s)
+        return TCL_ERROR;
+    ms_snapshot *snap = ms__tcl_snapshot_new();
+    if (label)
+        ms_snapshot_set_label(snap, label);
+    int rc = ms_capture(s, pid, what, snap);
+    int ret = TCL_OK;
+    if (rc != 0) {
+        char what_s[48];
+        if (pid)
+            snprintf(what_s, sizeof(what_s), "cannot capture pid %d", pid);
+        else
+            snprintf(what_s, sizeof(what_s), "cannot capture this process");
+        ret = ms__tcl_session_error(interp, s, rc, what_s);
+    }
+    ms__tcl_release();
+    if (ret == TCL_OK)
+        Tcl_SetObjResult(interp, ms__tcl_snapshot_dict(snap));
+    ckfree((char *)snap);
+    return ret;
+}
+
+/* Reads -device N (memsnap::stats): *device is -1 when not given. */
+static int ms__tcl_device_opt(Tcl_Interp *interp, int objc, Tcl_Obj *const objv[], int *device)
+{
+    static const char *const opts[] = {"-device", NULL};
+    *device = -1;
+    for (int i = 1; i < objc; i += 2) {
+        int idx;
+        Tcl_Obj *value = NULL;
+        if (Tcl_GetIndexFromObj(interp, objv[i], opts, "option", 0, &idx) != TCL_OK ||
+            ms__tcl_opt_value(interp, objc, objv, i, &value) != TCL_OK)
+            return TCL_ERROR;
+        if (Tcl_GetIntFromObj(NULL, value, device) != TCL_OK || *device < 0)
+            return ms__tcl_error(interp, MS_EINVAL, NULL,
+                                 "bad device \"%s\": must be a GPU index (0, 1, ...)",
+                                 Tcl_GetString(value));
+    }
+    return TCL_OK;
+}
+
+/* memsnap::stats ?-device N?: what the GPU backends found (cuda_available, device_count, the
+ * backends and every GPU), or GPU N's dict. */
+static int ms__tcl_cmd_stats(ClientData cd, Tcl_Interp *interp, int objc, Tcl_Obj *const objv[])
+{
+    (void)cd;
+    int device;
+    if (ms__tcl_device_opt(interp, objc, objv, &device) != TCL_OK)
+        return TCL_ERROR;
+    ms_session *s = ms__tcl_session(interp);
+    if (!s)
+        return TCL_ERROR;
+    struct ms__tcl_gpus st;
+    ms_gpu_backend_info b[8];
+    int nb = 0;
+    ms_snapshot *snap = NULL;
+    int ret = ms__tcl_gpu_state(interp, s, &st);
+    if (ret == TCL_OK) {
+        nb = ms_gpu_backends(s, b, sizeof(b) / sizeof(b[0]));
+        snap = ms__tcl_capture_self(interp, s);
+        ret = snap ? TCL_OK : TCL_ERROR;
+    }
+    ms__tcl_release();
+    if (ret != TCL_OK)
+        return ret;
+    if (device >= 0) {
+        if ((uint32_t)device >= snap->gpu_count)
+            ret = ms__tcl_error(interp, MS_ENOENT, NULL, "no GPU %d: %u found", device,
+                                (unsigned)snap->gpu_count);
+        else
+            Tcl_SetObjResult(interp, ms__tcl_gpu_dict(&snap->gpus[device]));
+        ckfree((char *)snap);
+        return ret;
+    }
+    Tcl_Obj *d = Tcl_NewDictObj();
+    ms__tcl_put(d, "cuda_available", Tcl_NewBooleanObj(st.cuda_devices > 0));
+    ms__tcl_put(d, "device_count", Tcl_NewIntObj(st.cuda_devices));
+    ms__tcl_put(d, "gpu_count", Tcl_NewWideIntObj(snap->gpu_count));
+    Tcl_Obj *backends = Tcl_NewListObj(0, NULL);
+    for (int i = 0; i < nb && i < (int)(sizeof(b) / sizeof(b[0])); i++) {
+        Tcl_Obj *bd = Tcl_NewDictObj();
+        ms__tcl_put(bd, "name", Tcl_NewStringObj(b[i].name, -1));
+        ms__tcl_put(bd, "available", Tcl_NewBooleanObj(b[i].available));
+        ms__tcl_put(bd, "detail", Tcl_NewStringObj(b[i].detail, -1));
+        ms__tcl_put(bd, "device_count", Tcl_NewWideIntObj(b[i].device_count));
+        ms__tcl_put(bd, "per_process", Tcl_NewBooleanObj(b[i].per_process));
+        ms__tcl_put_str(bd, "sampling_source", b[i].sampling_source);
+        ms__tcl_put_str(bd, "driver_version", b[i].driver_version);
+        ms__tcl_put_str(bd, "cuda_version", b[i].cuda_version);
+        Tcl_ListObjAppendElement(NULL, backends, bd);
+    }
+    ms__tcl_put(d, "backends", backends);
+    ms__tcl_put(d, "gpus", ms__tcl_gpus_list(snap));
+    ckfree((char *)snap);
+    Tcl_SetObjResult(interp, d);
+    return TCL_OK;
+}
+
+/* memsnap::summary: the figures of torch::memory_summary as a dict: cuda_available,
+ * device_count, gpus (every GPU), system and process (RSS ...). */
+static int ms__tcl_cmd_summary(ClientData cd, Tcl_Interp *interp, int objc, Tcl_Obj *const objv[])
+{
+    (void)cd;
+    if (objc != 1) {
+        Tcl_WrongNumArgs(interp, 1, objv, NULL);
+        return TCL_ERROR;
+    }
+    ms_session *s = ms__tcl_session(interp);
+    if (!s)
+        return TCL_ERROR;
+    struct ms__tcl_gpus st;
+    ms_snapshot *snap = NULL;
+    if (ms__tcl_gpu_state(interp, s, &st) == TCL_OK)
+        snap = ms__tcl_capture_self(interp, s);
+    ms__tcl_release();
+    if (!snap)
+        return TCL_ERROR;
+    Tcl_Obj *d = Tcl_NewDictObj();
+    ms__tcl_put(d, "cuda_available", Tcl_NewBooleanObj(st.cuda_devices > 0));
+    ms__tcl_put(d, "device_count", Tcl_NewIntObj(st.cuda_devices));
+    ms__tcl_put(d, "gpus", ms__tcl_gpus_list(snap));
+    ms__tcl_put(d, "system", ms__tcl_section_dict(snap, MS__TCL_SYSTEM));
+    ms__tcl_put(d, "process", ms__tcl_section_dict(snap, MS__TCL_PROCESS));
+    ckfree((char *)snap);
+    Tcl_SetObjResult(interp, d);
+    return TCL_OK;
+}
+
+/* memsnap::trim: malloc_trim, and the bytes of RSS it gave back to the OS. */
+static int ms__tcl_cmd_trim(ClientData cd, Tcl_Interp *interp, int objc, Tcl_Obj *const objv[])
+{
+    (void)cd;
+    if (objc != 1) {
+        Tcl_WrongNumArgs(interp, 1, objv, NULL);
+        return TCL_ERROR;
+    }
+    ms_session *s = ms__tcl_session(interp);
+    if (!s)
+        return TCL_ERROR;
+    uint64_t released = 0;
+    int ret = ms__tcl_trim(interp, s, &released);
+    ms__tcl_release();
+    if (ret == TCL_OK)
+        Tcl_SetObjResult(interp, ms__tcl_u64(released));
+    return ret;
+}
+
+/* memsnap::delta before after: after - before of two snapshot dicts, as a delta dict. */
+static int ms__tcl_cmd_delta(ClientData cd, Tcl_Interp *interp, int objc, Tcl_Obj *const objv[])
+{
+    (void)cd;
+    if (objc != 3) {
+        Tcl_WrongNumArgs(interp, 1, objv, "before after");
+        return TCL_ERROR;
+    }
+    ms_snapshot *snaps[2] = {ms__tcl_snapshot_new(), ms__tcl_snapshot_new()};
+    int ret = TCL_OK;
+    for (int i = 0; i < 2 && ret == TCL_OK; i++) {
+        ret = ms__tcl_dict_snapshot(interp, objv[i + 1], snaps[i]);
+        if (ret != TCL_OK) /* name the argument: "bad after snapshot: process.rss_bytes: ..." */
+            Tcl_SetObjResult(interp, Tcl_ObjPrintf("bad %s snapshot: %s", i ? "after" : "before",
+                                                   Tcl_GetStringResult(interp)));
+    }
+    if (ret == TCL_OK) {
+        ms_delta *d = (ms_delta *)ckalloc(sizeof(*d));
+        ms_delta_compute(snaps[0], snaps[1], d);
+        Tcl_SetObjResult(interp, ms__tcl_delta_dict(snaps[0], snaps[1], d));
+        ckfree((char *)d);
+    }
+    ckfree((char *)snaps[0]);
+    ckfree((char *)snaps[1]);
+    return ret;
+}
+
+/* memsnap::format bytes: a byte count in binary units ("1.50 MiB"; negative: "-1.50 MiB"). */
+static int ms__tcl_cmd_format(ClientData cd, Tcl_Interp *interp, int objc, Tcl_Obj *const objv[])
+{
+    (void)cd;
+    if (objc != 2) {
+        Tcl_WrongNumArgs(interp, 1, objv, "bytes");
+        return TCL_ERROR;
+    }
+    char buf[48];
+    Tcl_WideInt w;
+    uint64_t u;
+    if (Tcl_GetString(objv[1])[0] == '-') {
+        if (Tcl_GetWideIntFromObj(NULL, objv[1], &w) != TCL_OK)
+            return ms__tcl_error(interp, MS_EINVAL, NULL, "expected a byte count but got \"%s\"",
+                                 Tcl_GetString(objv[1]));
+        ms_format_bytes_signed(buf, sizeof(buf), (int64_t)w);
+    } else {
+        if (ms__tcl_get_u64(interp, objv[1], "memsnap::format", &u) != TCL_OK)
+            return TCL_ERROR;
+        ms_format_bytes(buf, sizeof(buf), u);
+    }
+    Tcl_SetObjResult(interp, Tcl_NewStringObj(buf, -1));
+    return TCL_OK;
+}
+
+/* The memsnap:: commands; add one here with its function above and its line in
+ * docs/bindings-tcl.md. */
+static const struct {
+    const char *name;
+    Tcl_ObjCmdProc *proc;
+} ms__tcl_commands[] = {
+    {"::memsnap::delta", ms__tcl_cmd_delta},       {"::memsnap::format", ms__tcl_cmd_format},
+    {"::memsnap::snapshot", ms__tcl_cmd_snapshot}, {"::memsnap::stats", ms__tcl_cmd_stats},
+    {"::memsnap::summary", ms__tcl_cmd_summary},   {"::memsnap::trim", ms__tcl_cmd_trim},
+};
+
+/* The package's entry point (`load libmemsnap_tcl.so Memsnap`, from pkgIndex.tcl). */
+DLLEXPORT int Memsnap_Init(Tcl_Interp *interp);
+int Memsnap_Init(Tcl_Interp *interp)
+{
+    if (Tcl_InitStubs(interp, "8.6", 0) == NULL)
+        return TCL_ERROR;
+    for (size_t i = 0; i < sizeof(ms__tcl_commands) / sizeof(ms__tcl_commands[0]); i++)
+        if (!Tcl_CreateObjCommand(interp, ms__tcl_commands[i].name, ms__tcl_commands[i].proc, NULL,
+                                  NULL))
+            return TCL_ERROR;
+    if (ms__tcl_torch_init(interp) != TCL_OK)
+        return TCL_ERROR;
+    return Tcl_PkgProvide(interp, "memsnap", MS_VERSION_STRING);
+}
