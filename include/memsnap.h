@@ -505,6 +505,22 @@ MS_EXTERN uint64_t ms_heap_view_time(const ms_heap_view *v);
 MS_EXTERN int64_t ms_heap_view_bytes(const ms_heap_view *v);
 MS_EXTERN int64_t ms_heap_view_count(const ms_heap_view *v);
 
+/* One live block. The trace holds no addresses: a block is named by its number, the n-th
+ * allocation of its process image. In a sampled trace these are the recorded blocks. */
+typedef struct ms_heap_block {
+    uint64_t id;      /* its number (0, 1, ... in allocation order) */
+    uint64_t size;    /* bytes */
+    uint64_t time_ns; /* when it was allocated, from the trace start */
+    uint32_t tid;     /* the allocating thread (0 when unknown) */
+    uint32_t stack;   /* its call stack: ms_heap_stack() gives the frames */
+} ms_heap_block;
+
+/* Calls fn for every block live in view v (not a diff: MS_EINVAL), oldest first. The pass at
+ * open keeps no per-block state, so this reads the trace again up to v's moment. Stops at a
+ * non-zero return of fn and returns it. */
+MS_EXTERN int ms_heap_blocks(ms_heap *h, const ms_heap_view *v,
+                             int (*fn)(void *ctx, const ms_heap_block *b), void *ctx);
+
 typedef enum ms_heap_by {
     MS_HEAP_BY_SITE,          /* the call site: the whole stack */
     MS_HEAP_BY_FUNCTION,      /* the innermost function (self) */
@@ -545,6 +561,10 @@ MS_EXTERN size_t ms_heap_rows_count(const ms_heap_rows *r);
 /* Row i (NULL past the end). */
 MS_EXTERN const ms_heap_row *ms_heap_rows_at(const ms_heap_rows *r, size_t i);
 MS_EXTERN void ms_heap_rows_free(ms_heap_rows *r);
+/* The frames of a block's stack (ms_heap_block.stack) in view v's process image, innermost
+ * first, at most max into out; returns how many. Strings live until ms_heap_close(). */
+MS_EXTERN size_t ms_heap_stack(ms_heap *h, const ms_heap_view *v, uint32_t stack,
+                               ms_heap_frame *out, size_t max);
 
 /* ---------------------------------------------------------------------------------------- */
 /* The tracker API: for a program that wants to label phases or report its own pools while  */

@@ -15,11 +15,16 @@
  */
 #include "engine.h"
 
+#include "../core/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define NONE           UINT32_MAX
 #define END_BIT        0x80000000u /* an op that ends a block; the low bits: info + 1 */
@@ -66,6 +71,7 @@ struct ms__engine {
     bool have_peak, weighted; /* weighted: figures in doubles (tot.sampled) */
     uint64_t replayed;
     double pass_s;
+    int fd; /* the trace, for ms__engine_blocks (-1: loaded whole, td->events holds it all) */
 };
 
 static double now_s(void)
@@ -130,6 +136,8 @@ void ms__engine_close(struct ms__engine *e)
     free(e->cp_off);
     free(e->cp_n);
     free(e->blk_info);
+    if (e->fd >= 0)
+        close(e->fd);
     free(e);
 }
 
@@ -367,6 +375,7 @@ static struct ms__engine *engine_new(const struct ms__engine_opts *opts, char *e
     }
     e->err = err;
     e->errlen = errlen;
+    e->fd = -1;
     e->every = opts && opts->checkpoint_every ? opts->checkpoint_every : DEFAULT_EVERY;
     e->budget = opts && opts->checkpoint_budget ? opts->checkpoint_budget : DEFAULT_BUDGET;
     if (opts) {
@@ -416,6 +425,8 @@ int ms__engine_open_fd(struct ms__engine **out, int fd, const struct ms__engine_
     struct ms__trace_data *td = NULL;
     double t0 = now_s();
     int rc = ms__trace_load_fd_stream(&td, fd, consume, e, err, errlen);
+    if (rc == 0 && (e->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+        rc = fail(e, ms__errno_code(errno), "cannot keep the trace open");
     return engine_done(e, td, rc, t0, out);
 }
 
@@ -495,6 +506,74 @@ static uint32_t image_of(const struct ms__engine *e, uint64_t event)
         if (td->images[i].first_event <= event - 1 && td->images[i].end_event > event - 1)
             im = (uint32_t)i;
     return im;
+}
+
+/* The blocks of one image as they stand after slots [0, until): ms__engine_blocks's pass. */
+struct block_pass {
+    const struct ms__trace_image *image; /* of the engine's complete trace data */
+    uint64_t until;
+    struct block {
+        uint32_t info;
+        uint32_t alloc; /* the slot that started it */
+        bool live;
+    } * blk; /* image->nblocks of them */
+};
+
+#define BLOCKS_DONE 1 /* a chunk callback's "stop reading": the moment is reached */
+
+/* Takes in slots [from, to) (an ms__trace_chunk_fn): only the image's, only before `until`. */
+static int block_chunk(void *ctx, const struct ms__trace_data *td, size_t from, size_t to)
+{
+    struct block_pass *bp = ctx;
+    size_t lo = from > bp->image->first_event ? from : bp->image->first_event;
+    size_t hi = to < bp->image->end_event ? to : bp->image->end_event;
+    if (hi > bp->until)
+        hi = (size_t)bp->until;
+    for (size_t i = lo; i < hi; i++) {
+        const struct ms__trace_event *ev = &td->events[i - td->slot_base];
+        struct block *b = &bp->blk[ev->id];
+        switch (ev->kind) {
+        case MS__EV_ALLOC:
+        case MS__EV_REALLOC:
+            *b = (struct block){ev->info, (uint32_t)i, true};
+            break;
+        case MS__EV_FREE:
+        case MS__EV_REALLOC_OLD:
+        case MS__EV_RELEASE:
+            b->live = false; /* (a double free changes nothing) */
+            break;
+        default:
+            break;
+        }
+    }
+    return to >= bp->until ? BLOCKS_DONE : 0;
+}
+
+int ms__engine_blocks(struct ms__engine *e, uint64_t event,
+                      int (*fn)(void *ctx, uint64_t block, uint32_t info, uint64_t alloc_slot),
+                      void *ctx)
+{
+    const struct ms__trace_data *td = e->td;
+    if (event > td->nslots)
+        event = td->nslots;
+    struct block_pass bp = {.image = &td->images[image_of(e, event)], .until = event};
+    if (bp.image->nblocks && !(bp.blk = calloc(bp.image->nblocks, sizeof(*bp.blk))))
+        return MS_ENOMEM;
+    int rc = 0;
+    if (e->fd < 0) { /* loaded whole */
+        block_chunk(&bp, td, 0, td->nslots);
+    } else if (event > bp.image->first_event) { /* read the trace again, up to the moment */
+        struct ms__trace_data *again = NULL;
+        char err[256];
+        rc = ms__trace_load_fd_stream(&again, e->fd, block_chunk, &bp, err, sizeof(err));
+        ms__trace_data_free(again);
+        rc = rc == BLOCKS_DONE ? 0 : rc;
+    }
+    for (uint64_t b = 0; rc == 0 && b < bp.image->nblocks; b++)
+        if (bp.blk[b].live)
+            rc = fn(ctx, b, bp.blk[b].info, bp.blk[b].alloc);
+    free(bp.blk);
+    return rc;
 }
 
 void ms__heap_view_free(struct ms__heap_view *v)

@@ -184,6 +184,68 @@ int64_t ms_heap_view_count(const ms_heap_view *v)
     return v->v.live_allocations;
 }
 
+struct block_walk {
+    ms_heap *h;
+    int (*fn)(void *ctx, const ms_heap_block *b);
+    void *ctx;
+};
+
+static int block_one(void *ctx, uint64_t block, uint32_t info, uint64_t alloc_slot)
+{
+    struct block_walk *w = ctx;
+    const struct ms__trace_data *td = ms__engine_trace(w->h->e);
+    const struct ms__trace_info *in = &td->infos[info];
+    ms_heap_block b = {.id = block,
+                       .size = in->size,
+                       .time_ns = ms__engine_slot_ns(w->h->e, alloc_slot),
+                       .tid = in->thread < td->nthreads ? td->threads[in->thread].tid : 0,
+                       .stack = in->stack};
+    return w->fn(w->ctx, &b);
+}
+
+int ms_heap_blocks(ms_heap *h, const ms_heap_view *v, int (*fn)(void *ctx, const ms_heap_block *b),
+                   void *ctx)
+{
+    if (v->v.diff)
+        return MS_EINVAL;
+    struct block_walk w = {h, fn, ctx};
+    return ms__engine_blocks(h->e, v->v.event, block_one, &w);
+}
+
+/* Opens the symbolizer on first use; without one, frames are module+offset. */
+static struct ms__symbolizer *symbolizer(ms_heap *h)
+{
+    if (!h->sym_tried) {
+        h->sym_tried = true;
+        if (ms__sym_open(&h->sym, ms__engine_trace(h->e)) != 0)
+            h->sym = NULL;
+    }
+    return h->sym;
+}
+
+/* ms_heap_frame from the symbolizer's frame. */
+static ms_heap_frame frame_of(const struct ms__sym_frame *f)
+{
+    return (ms_heap_frame){.ip = f->ip,
+                           .function = f->function,
+                           .file = f->file,
+                           .line = f->line,
+                           .module = f->module,
+                           .offset = f->offset,
+                           .inlined = f->inlined};
+}
+
+size_t ms_heap_stack(ms_heap *h, const ms_heap_view *v, uint32_t stack, ms_heap_frame *out,
+                     size_t max)
+{
+    struct ms__sym_frame sf[ROW_FRAMES];
+    size_t n = ms__engine_stack_frames(h->e, symbolizer(h), v->v.image, stack, sf,
+                                       max < ROW_FRAMES ? max : ROW_FRAMES);
+    for (size_t i = 0; i < n; i++)
+        out[i] = frame_of(&sf[i]);
+    return n;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Grouping                                                                                 */
 /* ---------------------------------------------------------------------------------------- */
@@ -228,16 +290,11 @@ int ms_heap_group(ms_heap *h, const ms_heap_view *v, ms_heap_by by, ms_heap_orde
     if ((unsigned)by > MS_HEAP_BY_THREAD ||
         (order != MS_HEAP_ORDER_BYTES && order != MS_HEAP_ORDER_COUNT))
         return MS_EINVAL;
-    bool symbols = by != MS_HEAP_BY_THREAD;
-    if (symbols && !h->sym_tried) { /* without it, frames are module+offset */
-        h->sym_tried = true;
-        if (ms__sym_open(&h->sym, ms__engine_trace(h->e)) != 0)
-            h->sym = NULL;
-    }
+    struct ms__symbolizer *sym = by != MS_HEAP_BY_THREAD ? symbolizer(h) : NULL;
     ms_heap_rows *r = calloc(1, sizeof(*r));
     if (!r)
         return MS_ENOMEM;
-    int rc = ms__engine_group(h->e, &v->v, map[by], h->sym, &r->grows, &r->ngrows);
+    int rc = ms__engine_group(h->e, &v->v, map[by], sym, &r->grows, &r->ngrows);
     if (rc) {
         free(r);
         return rc;
@@ -262,17 +319,11 @@ int ms_heap_group(ms_heap *h, const ms_heap_view *v, ms_heap_by by, ms_heap_orde
             row->tid = t->tid;
             row->name = t->name.len ? ms__trace_str_ptr(td, t->name) : NULL;
         } else if (by == MS_HEAP_BY_SITE) {
-            size_t k = ms__engine_stack_frames(h->e, h->sym, g->image, g->stack, sf, ROW_FRAMES);
+            size_t k = ms__engine_stack_frames(h->e, sym, g->image, g->stack, sf, ROW_FRAMES);
             row->frames = r->frames + nf;
             row->nframes = k;
             for (size_t j = 0; j < k; j++)
-                r->frames[nf++] = (ms_heap_frame){.ip = sf[j].ip,
-                                                  .function = sf[j].function,
-                                                  .file = sf[j].file,
-                                                  .line = sf[j].line,
-                                                  .module = sf[j].module,
-                                                  .offset = sf[j].offset,
-                                                  .inlined = sf[j].inlined};
+                r->frames[nf++] = frame_of(&sf[j]);
         }
     }
     *out = r;

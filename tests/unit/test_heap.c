@@ -2,7 +2,8 @@
  * test_heap.c - the public heap-analysis API (ms_heap_* in memsnap.h) on a trace written by the
  * test: the totals, the heap at the peak, at a marker and at the end, a diff, and every
  * grouping (site, function, module, thread) in both orders, with frames that fall back to
- * module+offset (the module's file does not exist); and the errors.
+ * module+offset (the module's file does not exist); the live blocks with their allocation
+ * times; and the errors.
  */
 #include "helpers.h"
 
@@ -163,6 +164,69 @@ static void groupings_in_both_orders(void **state)
     ms_heap_close(h);
 }
 
+struct seen {
+    ms_heap_block b[8];
+    int n;
+    int stop_after; /* return 7 once this many were seen (0: never) */
+};
+
+static int keep(void *ctx, const ms_heap_block *b)
+{
+    struct seen *s = ctx;
+    if (s->n < 8)
+        s->b[s->n] = *b;
+    s->n++;
+    return s->stop_after && s->n == s->stop_after ? 7 : 0;
+}
+
+static void live_blocks_with_their_times(void **state)
+{
+    (void)state;
+    ms_heap *h;
+    assert_int_equal(ms_heap_open(&h, path), 0);
+    ms_heap_view *peak, *early, *end, *diff;
+    assert_int_equal(ms_heap_peak(h, &peak), 0);
+    struct seen s = {0};
+    assert_int_equal(ms_heap_blocks(h, peak, keep, &s), 0);
+    assert_int_equal(s.n, 6);
+    assert_int_equal(s.b[0].id, 0); /* A: oldest first */
+    assert_int_equal(s.b[0].size, 1000);
+    assert_int_equal(s.b[0].time_ns, 10);
+    assert_int_equal(s.b[0].tid, 102);
+    assert_int_equal(s.b[0].stack, 2);
+    for (int i = 1; i < 6; i++) {
+        assert_int_equal(s.b[i].id, i);
+        assert_int_equal(s.b[i].size, 10);
+        assert_int_equal(s.b[i].time_ns, 19 + i);
+        assert_int_equal(s.b[i].tid, 101);
+    }
+    ms_heap_frame fr[4];
+    assert_int_equal(ms_heap_stack(h, peak, s.b[1].stack, fr, 4), 2);
+    assert_int_equal(fr[0].ip, 0x3300);
+    assert_int_equal(fr[1].ip, 0x1100);
+    assert_int_equal(ms_heap_stack(h, peak, s.b[1].stack, fr, 1), 1);
+    assert_int_equal(ms_heap_at(h, 21, &early), 0);
+    s = (struct seen){0};
+    assert_int_equal(ms_heap_blocks(h, early, keep, &s), 0);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(s.b[2].time_ns, 21);
+    assert_int_equal(ms_heap_leaks(h, &end), 0); /* A was freed */
+    s = (struct seen){0};
+    assert_int_equal(ms_heap_blocks(h, end, keep, &s), 0);
+    assert_int_equal(s.n, 5);
+    assert_int_equal(s.b[0].id, 1);
+    s = (struct seen){.stop_after = 2};
+    assert_int_equal(ms_heap_blocks(h, end, keep, &s), 7);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(ms_heap_diff(h, peak, end, &diff), 0);
+    assert_int_equal(ms_heap_blocks(h, diff, keep, &s), MS_EINVAL);
+    ms_heap_view_free(diff);
+    ms_heap_view_free(end);
+    ms_heap_view_free(early);
+    ms_heap_view_free(peak);
+    ms_heap_close(h);
+}
+
 static void errors(void **state)
 {
     (void)state;
@@ -187,6 +251,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(totals_views_and_diffs),
         cmocka_unit_test(groupings_in_both_orders),
+        cmocka_unit_test(live_blocks_with_their_times),
         cmocka_unit_test(errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
