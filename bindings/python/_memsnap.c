@@ -1,0 +1,1373 @@
+/*
+ * _memsnap.c - the Python extension module memsnap._memsnap: libmemsnap's snapshots as Python
+ * objects.
+ *
+ * One ms_session, opened at import and kept for the life of the interpreter, serves every
+ * capture (a lock serialises it; a capture that reads GPUs releases the GIL while it waits).
+ * A capture becomes a MemorySnapshot, a C object that keeps the library's sections with their
+ * validity bits and whose attributes are expanded from the library's field lists: the process
+ * fields under their JSON names (rss_bytes ...), the system and cgroup fields prefixed
+ * (system_total_bytes, cgroup_current_bytes ...), None for every figure that was not read. For
+ * this interpreter it adds Python's own figures: gc counts, tracemalloc's traced memory when it
+ * traces, sys.getallocatedblocks() and the gc object count when asked, and PyTorch's CUDA
+ * allocator figures (through a reader that memsnap/_runtime.py registers) when torch is
+ * already imported. A sampler thread (plain C, its own session, never the GIL) records the
+ * peak RSS over the windows that the profilers of memsnap/_profile.py open.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "memsnap.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIB 1048576.0
+
+/* Casts a METH_FASTCALL or METH_NOARGS function for a PyMethodDef. */
+#define METH(fn) ((PyCFunction)(void (*)(void))(fn))
+
+/* ---------------------------------------------------------------------------------------- */
+/* Python's own figures, declared once like the library's metrics                           */
+/* ---------------------------------------------------------------------------------------- */
+
+/* X(name, unit, description) for each figure the binding adds for this interpreter. */
+#define MSPY_FIELDS(X)                                                                             \
+    X(python_current_bytes, MS_UNIT_BYTES,                                                         \
+      "memory traced by tracemalloc now (None unless tracemalloc is tracing)")                     \
+    X(python_peak_bytes, MS_UNIT_BYTES,                                                            \
+      "tracemalloc's peak of traced memory (None unless tracemalloc is tracing)")                  \
+    X(allocated_blocks, MS_UNIT_COUNT,                                                             \
+      "sys.getallocatedblocks() (full=True or allocated_blocks=True)")                             \
+    X(gc_objects, MS_UNIT_COUNT, "objects the gc tracks, len(gc.get_objects()) (gc_objects=True)") \
+    X(torch_allocated_bytes, MS_UNIT_BYTES, "torch.cuda allocated_bytes.all.current")              \
+    X(torch_reserved_bytes, MS_UNIT_BYTES, "torch.cuda reserved_bytes.all.current")                \
+    X(torch_max_allocated_bytes, MS_UNIT_BYTES, "torch.cuda allocated_bytes.all.peak")             \
+    X(torch_max_reserved_bytes, MS_UNIT_BYTES, "torch.cuda reserved_bytes.all.peak")               \
+    X(torch_active_bytes, MS_UNIT_BYTES, "torch.cuda active_bytes.all.current")                    \
+    X(torch_inactive_bytes, MS_UNIT_BYTES, "torch.cuda inactive_split_bytes.all.current")
+
+#define PYF_INDEX(name, unit, desc) PYF_##name,
+enum py_field { MSPY_FIELDS(PYF_INDEX) PYF__COUNT };
+#define PYF_U64(name, unit, desc) uint64_t name;
+
+/* Python's figures of one snapshot. */
+struct py_figures {
+    uint64_t valid; /* bit PYF_x set when x was read */
+    MSPY_FIELDS(PYF_U64)
+};
+
+/* The torch reader returns these figures, in this order: a 6-tuple of int or None. */
+#define TORCH_FIRST PYF_torch_allocated_bytes
+#define TORCH_COUNT 6
+
+/* ---------------------------------------------------------------------------------------- */
+/* Module state (one interpreter: plain statics)                                            */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject ob_base;
+    uint32_t captured;     /* MS_CAPTURE_* sections that were read */
+    int32_t pid;           /* the process captured */
+    bool self;             /* it is this interpreter: Python's figures apply */
+    uint64_t timestamp_ns; /* CLOCK_REALTIME at capture, ns since the epoch */
+    uint64_t monotonic_ns; /* CLOCK_MONOTONIC at capture, ns */
+    ms_process_mem process;
+    ms_system_mem system;
+    ms_cgroup_mem cgroup;
+    struct py_figures py;
+    bool has_gc_counts; /* gc_counts[] was read (self only) */
+    long gc_counts[3];  /* gc.get_count(), per generation */
+    uint32_t gpu_count; /* entries of gpus */
+    ms_gpu *gpus;       /* PyMem_Malloc'd copy of the captured GPUs, NULL when none */
+    PyObject *label;    /* str, or NULL */
+} SnapshotObject;
+
+static ms_session *sess;           /* the module's session, opened at import */
+static PyThread_type_lock sess_lk; /* serialises sess and scratch */
+static ms_snapshot scratch;        /* what ms_capture() fills, under sess_lk */
+static ms_snapshot da, db;         /* the two sides of a delta, under the GIL */
+static PyObject *Error, *ProcessNotFoundError, *AccessDeniedError;
+static PyObject *fn_gc_get_count, *fn_gc_get_objects, *fn_allocated_blocks;
+static PyObject *fn_tm_is_tracing, *fn_tm_traced_memory;
+static PyObject *torch_reader; /* set by memsnap/_runtime.py, NULL until then */
+static PyObject *str_torch;
+static PyTypeObject SnapshotType;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Field tables                                                                             */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Where one figure lives: in a SnapshotObject, and in an ms_delta for the library's sections. */
+struct field {
+    const char *name;     /* attribute and dict key */
+    ms_unit unit;         /* byte counts get a rounded _mb twin in dicts */
+    size_t valid_off;     /* offset of the uint64_t validity mask in SnapshotObject */
+    size_t value_off;     /* offset of the uint64_t value in SnapshotObject */
+    int bit;              /* validity bit */
+    ptrdiff_t dvalid_off; /* offset of the validity mask in ms_delta; -1: the binding's own */
+    ptrdiff_t dvalue_off; /* offset of the int64_t difference in ms_delta */
+};
+
+enum {
+    F_PROC = 0,
+    F_SYS = F_PROC + MS_PF__COUNT,
+    F_CG = F_SYS + MS_SF__COUNT,
+    F_PY = F_CG + MS_CF__COUNT,
+    F__COUNT = F_PY + PYF__COUNT,
+};
+
+#define SECTION_ROW(sec, prefix, name, unit, bit)                                                  \
+    {prefix #name,                                                                                 \
+     unit,                                                                                         \
+     offsetof(SnapshotObject, sec.valid),                                                          \
+     offsetof(SnapshotObject, sec.name),                                                           \
+     bit,                                                                                          \
+     offsetof(ms_delta, sec.valid),                                                                \
+     offsetof(ms_delta, sec.name)},
+#define PROC_ROW(name, unit, label, desc) SECTION_ROW(process, "", name, unit, MS_PF_##name)
+#define SYS_ROW(name, unit, label, desc)  SECTION_ROW(system, "system_", name, unit, MS_SF_##name)
+#define CG_ROW(name, unit, label, desc)   SECTION_ROW(cgroup, "cgroup_", name, unit, MS_CF_##name)
+#define PY_ROW(name, unit, desc)                                                                   \
+    {                                                                                              \
+        #name,                                                                                     \
+        unit,                                                                                      \
+        offsetof(SnapshotObject, py.valid),                                                        \
+        offsetof(SnapshotObject, py.name),                                                         \
+        PYF_##name,                                                                                \
+        -1,                                                                                        \
+        -1},
+
+static const struct field fields[F__COUNT] = {MS_PROCESS_FIELDS(PROC_ROW) MS_SYSTEM_FIELDS(SYS_ROW)
+                                                  MS_CGROUP_FIELDS(CG_ROW) MSPY_FIELDS(PY_ROW)};
+
+/* The GPU fields: name, offset in ms_gpu, offset in ms_gpu_delta. */
+static const struct gpu_field {
+    const char *name;
+    size_t off, doff;
+} gpu_fields[MS_GF__COUNT] = {
+#define X(name, unit, label, desc) {#name, offsetof(ms_gpu, name), offsetof(ms_gpu_delta, name)},
+    MS_GPU_FIELDS(X)
+#undef X
+};
+
+/* Interned dict keys: each field's name and, for byte counts, its _mb twin (else NULL). */
+static PyObject *key_bytes[F__COUNT], *key_mb[F__COUNT];
+static PyObject *gpu_key[MS_GF__COUNT], *gpu_key_mb[MS_GF__COUNT];
+
+/* The _mb twin of a name ending in "_bytes" ("rss_bytes" -> "rss_mb"), interned, or NULL with
+ * no exception when the name is not a byte count. */
+static PyObject *mb_key_for(const char *name)
+{
+    size_t n = strlen(name);
+    if (n < 6 || strcmp(name + n - 6, "_bytes") != 0)
+        return NULL;
+    char buf[96];
+    snprintf(buf, sizeof(buf), "%.*s_mb", (int)(n - 6), name);
+    return PyUnicode_FromString(buf);
+}
+
+/* Builds the interned key tables; returns 0 or -1. */
+static int keys_init(void)
+{
+    for (int i = 0; i < F__COUNT; i++) {
+        key_bytes[i] = PyUnicode_InternFromString(fields[i].name);
+        if (!key_bytes[i])
+            return -1;
+        if (fields[i].unit == MS_UNIT_BYTES) {
+            key_mb[i] = mb_key_for(fields[i].name);
+            if (!key_mb[i] && PyErr_Occurred())
+                return -1;
+            if (key_mb[i])
+                PyUnicode_InternInPlace(&key_mb[i]);
+        }
+    }
+    for (int i = 0; i < MS_GF__COUNT; i++) {
+        gpu_key[i] = PyUnicode_InternFromString(gpu_fields[i].name);
+        gpu_key_mb[i] = mb_key_for(gpu_fields[i].name);
+        if (!gpu_key[i] || !gpu_key_mb[i])
+            return -1;
+        PyUnicode_InternInPlace(&gpu_key_mb[i]);
+    }
+    return 0;
+}
+
+/* Reads one figure of o; true when it is valid. */
+static bool field_get(const SnapshotObject *o, const struct field *f, uint64_t *v)
+{
+    uint64_t valid;
+    memcpy(&valid, (const char *)o + f->valid_off, sizeof(valid));
+    if (!((valid >> f->bit) & 1u))
+        return false;
+    memcpy(v, (const char *)o + f->value_off, sizeof(*v));
+    return true;
+}
+
+/* Sets one of Python's figures of o and its validity bit. */
+static void py_set(SnapshotObject *o, enum py_field i, uint64_t v)
+{
+    memcpy((char *)o + fields[F_PY + i].value_off, &v, sizeof(v));
+    o->py.valid |= UINT64_C(1) << i;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Dict building                                                                            */
+/* ---------------------------------------------------------------------------------------- */
+
+/* bytes / 2^20 rounded to 2 decimals exactly as Python's round(x, 2) rounds (both go through
+ * dtoa's mode 3), as a new float. */
+static PyObject *mb_float(double bytes)
+{
+    char *s = PyOS_double_to_string(bytes / MIB, 'f', 2, 0, NULL);
+    if (!s)
+        return NULL;
+    double r = PyOS_string_to_double(s, NULL, NULL);
+    PyMem_Free(s);
+    if (r == -1.0 && PyErr_Occurred())
+        return NULL;
+    return PyFloat_FromDouble(r);
+}
+
+/* Stores key: value, consuming value (NULL after a failure is passed on); returns 0 or -1. */
+static int put(PyObject *d, PyObject *key, PyObject *value)
+{
+    if (!value)
+        return -1;
+    int rc = PyDict_SetItem(d, key, value);
+    Py_DECREF(value);
+    return rc;
+}
+
+static int put_str(PyObject *d, const char *key, PyObject *value)
+{
+    if (!value)
+        return -1;
+    int rc = PyDict_SetItemString(d, key, value);
+    Py_DECREF(value);
+    return rc;
+}
+
+/* Stores a figure under key (int or None) and, when mbkey is not NULL, its rounded _mb twin. */
+static int put_figure(PyObject *d, PyObject *key, PyObject *mbkey, bool valid, int64_t v,
+                      bool is_signed)
+{
+    PyObject *val;
+    if (!valid)
+        val = Py_NewRef(Py_None);
+    else if (is_signed)
+        val = PyLong_FromLongLong(v);
+    else
+        val = PyLong_FromUnsignedLongLong((uint64_t)v);
+    if (put(d, key, val) != 0)
+        return -1;
+    if (!mbkey)
+        return 0;
+    if (!valid)
+        return PyDict_SetItem(d, mbkey, Py_None);
+    return put(d, mbkey, mb_float(is_signed ? (double)v : (double)(uint64_t)v));
+}
+
+/* A string that may be empty: None when it is. */
+static PyObject *str_or_none(const char *s)
+{
+    if (!s[0])
+        Py_RETURN_NONE;
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
+}
+
+/* One GPU as a dict with the JSON sink's keys; with_mb adds the _mb twins. */
+static PyObject *gpu_dict(const ms_gpu *g, bool with_mb)
+{
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+    if (put_str(d, "index", PyLong_FromUnsignedLong(g->index)) ||
+        put_str(d, "backend", str_or_none(g->backend)) ||
+        put_str(d, "name", str_or_none(g->name)) || put_str(d, "uuid", str_or_none(g->uuid)) ||
+        put_str(d, "pci_bus_id", str_or_none(g->pci_bus_id)))
+        goto fail;
+    for (int i = 0; i < MS_GF__COUNT; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)g + gpu_fields[i].off, sizeof(v));
+        if (put_figure(d, gpu_key[i], with_mb ? gpu_key_mb[i] : NULL, ms_valid(g, i), (int64_t)v,
+                       false))
+            goto fail;
+    }
+    if (put_str(d, "is_per_process", PyBool_FromLong(g->is_per_process)))
+        goto fail;
+    PyObject *procs = PyList_New(0);
+    if (put_str(d, "processes", Py_XNewRef(procs)))
+        goto fail_procs;
+    for (uint32_t i = 0; i < g->process_count && i < MS_GPU_PROC_MAX; i++) {
+        PyObject *p = Py_BuildValue("{s:i,s:K}", "pid", (int)g->processes[i].pid, "used_bytes",
+                                    (unsigned long long)g->processes[i].used_bytes);
+        if (!p || PyList_Append(procs, p) != 0) {
+            Py_XDECREF(p);
+            goto fail_procs;
+        }
+        Py_DECREF(p);
+    }
+    Py_DECREF(procs);
+    return d;
+fail_procs:
+    Py_XDECREF(procs);
+fail:
+    Py_DECREF(d);
+    return NULL;
+}
+
+/* The GPUs of o as a list of dicts, or None when the snapshot did not read GPUs. */
+static PyObject *gpu_list(const SnapshotObject *o, bool with_mb)
+{
+    if (!(o->captured & MS_CAPTURE_GPU))
+        Py_RETURN_NONE;
+    PyObject *list = PyList_New(o->gpu_count);
+    if (!list)
+        return NULL;
+    for (uint32_t i = 0; i < o->gpu_count; i++) {
+        PyObject *g = gpu_dict(&o->gpus[i], with_mb);
+        if (!g) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, g);
+    }
+    return list;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Argument parsing                                                                         */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Matches vectorcall arguments to names (the first npos may be positional) and fills vals
+ * with borrowed references, NULL for those not given. Returns 0, or -1 with TypeError set. */
+static int parse_args(const char *fn, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                      const char *const *names, int n, int npos, PyObject **vals)
+{
+    for (int i = 0; i < n; i++)
+        vals[i] = NULL;
+    if (nargs > npos) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most %d positional arguments (%zd given)", fn,
+                     npos, nargs);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        vals[i] = args[i];
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        const char *key = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
+        if (!key)
+            return -1;
+        int j = 0;
+        while (j < n && strcmp(key, names[j]) != 0)
+            j++;
+        if (j == n) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%s'", fn, key);
+            return -1;
+        }
+        if (vals[j]) {
+            PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fn, key);
+            return -1;
+        }
+        vals[j] = args[nargs + k];
+    }
+    return 0;
+}
+
+/* A flag argument: a bool (or an int); def when not given. Returns 0/1, or -1 with TypeError. */
+static int flag_arg(const char *fn, const char *name, PyObject *v, int def)
+{
+    if (!v)
+        return def;
+    if (!PyLong_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "%s(): %s must be a bool, not %s", fn, name,
+                     Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    return PyObject_IsTrue(v);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Capture                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Takes sess_lk: without blocking when it is free, else with the GIL released. */
+static void sess_lock(void)
+{
+    if (PyThread_acquire_lock(sess_lk, NOWAIT_LOCK))
+        return;
+    PyThreadState *ts = PyEval_SaveThread();
+    PyThread_acquire_lock(sess_lk, WAIT_LOCK);
+    PyEval_RestoreThread(ts);
+}
+
+/* Raises the exception for a failed capture of pid: ProcessNotFoundError (also a
+ * ProcessLookupError), AccessDeniedError (also a PermissionError), MemoryError, or Error. */
+static void raise_capture_error(int rc, int pid, const char *detail)
+{
+    PyObject *type = Error;
+    if (rc == MS_ESRCH)
+        type = ProcessNotFoundError;
+    else if (rc == MS_EACCES)
+        type = AccessDeniedError;
+    else if (rc == MS_ENOMEM)
+        type = PyExc_MemoryError;
+    PyErr_Format(type, "capture of pid %d failed: %s", pid, detail[0] ? detail : ms_strerror(rc));
+}
+
+/* Captures `what` of pid (0: this process) into a new MemorySnapshot, without Python's own
+ * figures; NULL with an exception set on failure. */
+static SnapshotObject *snapshot_capture(pid_t pid, unsigned what)
+{
+    SnapshotObject *o = PyObject_New(SnapshotObject, &SnapshotType);
+    if (!o)
+        return NULL;
+    o->gpus = NULL;
+    o->gpu_count = 0;
+    o->label = NULL;
+    o->py.valid = 0;
+    o->has_gc_counts = false;
+
+    int rc;
+    if (what & MS_CAPTURE_GPU) { /* the backends may take milliseconds: let others run */
+        PyThreadState *ts = PyEval_SaveThread();
+        PyThread_acquire_lock(sess_lk, WAIT_LOCK);
+        rc = ms_capture(sess, pid, what, &scratch);
+        PyEval_RestoreThread(ts);
+    } else {
+        sess_lock();
+        rc = ms_capture(sess, pid, what, &scratch);
+    }
+    if (rc != 0) {
+        char detail[512];
+        snprintf(detail, sizeof(detail), "%s", ms_session_error(sess));
+        int who = pid ? (int)pid : (int)scratch.pid;
+        PyThread_release_lock(sess_lk);
+        raise_capture_error(rc, who, detail);
+        Py_DECREF(o);
+        return NULL;
+    }
+    o->captured = scratch.captured;
+    o->pid = scratch.pid;
+    o->timestamp_ns = scratch.timestamp_ns;
+    o->monotonic_ns = scratch.monotonic_ns;
+    o->process = scratch.process;
+    o->system = scratch.system;
+    o->cgroup = scratch.cgroup;
+    if (scratch.gpu_count > 0) {
+        o->gpus = PyMem_Malloc(scratch.gpu_count * sizeof(ms_gpu));
+        if (!o->gpus) {
+            PyThread_release_lock(sess_lk);
+            Py_DECREF(o);
+            return (SnapshotObject *)PyErr_NoMemory();
+        }
+        memcpy(o->gpus, scratch.gpus, scratch.gpu_count * sizeof(ms_gpu));
+        o->gpu_count = scratch.gpu_count;
+    }
+    PyThread_release_lock(sess_lk);
+    return o;
+}
+
+/* Calls fn() and returns its result as a non-negative integer; -1 with an exception set. */
+static int call_u64(PyObject *fn, uint64_t *out)
+{
+    PyObject *r = PyObject_CallNoArgs(fn);
+    if (!r)
+        return -1;
+    unsigned long long v = PyLong_AsUnsignedLongLong(r);
+    Py_DECREF(r);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Reads torch's allocator figures through the registered reader when torch is imported. */
+static int torch_figures(SnapshotObject *o)
+{
+    if (!torch_reader)
+        return 0;
+    PyObject *torch = PyDict_GetItemWithError(PyImport_GetModuleDict(), str_torch);
+    if (!torch)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *r = PyObject_CallOneArg(torch_reader, torch);
+    if (!r)
+        return -1;
+    if (PyTuple_Check(r) && PyTuple_GET_SIZE(r) == TORCH_COUNT) {
+        for (int i = 0; i < TORCH_COUNT; i++) {
+            PyObject *v = PyTuple_GET_ITEM(r, i);
+            if (!PyLong_Check(v))
+                continue;
+            unsigned long long x = PyLong_AsUnsignedLongLong(v);
+            if (x == (unsigned long long)-1 && PyErr_Occurred()) {
+                PyErr_Clear(); /* negative or too large: not a figure */
+                continue;
+            }
+            py_set(o, (enum py_field)(TORCH_FIRST + i), x);
+        }
+    } else if (r != Py_None) {
+        PyErr_Format(PyExc_TypeError, "torch reader returned %s, not a %d-tuple or None",
+                     Py_TYPE(r)->tp_name, TORCH_COUNT);
+        Py_DECREF(r);
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* Adds this interpreter's own figures to o; returns 0 or -1. The costly ones (allocated
+ * blocks walks every pool, gc objects every object) only when asked. */
+static int python_figures(SnapshotObject *o, bool blocks, bool objects, bool torch)
+{
+    PyObject *counts = PyObject_CallNoArgs(fn_gc_get_count);
+    if (!counts)
+        return -1;
+    if (PyTuple_Check(counts) && PyTuple_GET_SIZE(counts) == 3) {
+        for (int i = 0; i < 3; i++)
+            o->gc_counts[i] = PyLong_AsLong(PyTuple_GET_ITEM(counts, i));
+        o->has_gc_counts = !PyErr_Occurred();
+    }
+    Py_DECREF(counts);
+    if (PyErr_Occurred())
+        return -1;
+
+    PyObject *tracing = PyObject_CallNoArgs(fn_tm_is_tracing);
+    if (!tracing)
+        return -1;
+    int on = PyObject_IsTrue(tracing);
+    Py_DECREF(tracing);
+    if (on < 0)
+        return -1;
+    if (on) {
+        PyObject *tm = PyObject_CallNoArgs(fn_tm_traced_memory);
+        unsigned long long cur, peak;
+        if (!tm || !PyArg_ParseTuple(tm, "KK", &cur, &peak)) {
+            Py_XDECREF(tm);
+            return -1;
+        }
+        Py_DECREF(tm);
+        py_set(o, PYF_python_current_bytes, cur);
+        py_set(o, PYF_python_peak_bytes, peak);
+    }
+    if (blocks) {
+        uint64_t n;
+        if (call_u64(fn_allocated_blocks, &n) != 0)
+            return -1;
+        py_set(o, PYF_allocated_blocks, n);
+    }
+    if (objects) {
+        PyObject *all = PyObject_CallNoArgs(fn_gc_get_objects);
+        if (!all)
+            return -1;
+        Py_ssize_t n = PyObject_Length(all);
+        Py_DECREF(all);
+        if (n < 0)
+            return -1;
+        py_set(o, PYF_gc_objects, (uint64_t)n);
+    }
+    return torch ? torch_figures(o) : 0;
+}
+
+PyDoc_STRVAR(
+    capture_doc,
+    "capture_memory_snapshot(include_gpu=True, pid=None, full=False, *, gc_objects=False,\n"
+    "                        allocated_blocks=False, label=None) -> MemorySnapshot\n\n"
+    "Snapshot of a process (default: this one) through the module's memsnap session.\n"
+    "The default reads /proc/PID/statm (what psutil's memory_info() reads) and, for this\n"
+    "interpreter, gc counts and tracemalloc's figures when it traces; full=True adds\n"
+    "status, stat, smaps_rollup (PSS, USS), the system's memory, the memory cgroup and\n"
+    "sys.getallocatedblocks(). include_gpu reads every GPU (gpus: a list, empty when\n"
+    "none) and, when torch is already imported, its CUDA allocator figures.\n"
+    "gc_objects=True counts the objects the gc tracks (walks all of them). A figure\n"
+    "that was not read is None. Raises ProcessNotFoundError for a missing pid.");
+
+static PyObject *capture_memory_snapshot(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,
+                                         PyObject *kwnames)
+{
+    static const char *const names[] = {"include_gpu",      "pid",   "full", "gc_objects",
+                                        "allocated_blocks", "label", NULL};
+    static const char fn[] = "capture_memory_snapshot";
+    PyObject *v[6];
+    (void)mod;
+    if (parse_args(fn, args, nargs, kwnames, names, 6, 3, v) != 0)
+        return NULL;
+    int gpu = flag_arg(fn, "include_gpu", v[0], 1);
+    int full = flag_arg(fn, "full", v[2], 0);
+    int objects = flag_arg(fn, "gc_objects", v[3], 0);
+    int blocks = flag_arg(fn, "allocated_blocks", v[4], 0);
+    if (gpu < 0 || full < 0 || objects < 0 || blocks < 0)
+        return NULL;
+    pid_t pid = 0;
+    if (v[1] && v[1] != Py_None) {
+        if (!PyLong_Check(v[1]) || PyBool_Check(v[1])) {
+            PyErr_Format(PyExc_TypeError, "%s(): pid must be an int or None, not %s", fn,
+                         Py_TYPE(v[1])->tp_name);
+            return NULL;
+        }
+        int overflow;
+        long long p = PyLong_AsLongLongAndOverflow(v[1], &overflow);
+        if (p == -1 && PyErr_Occurred())
+            return NULL;
+        if (overflow || p < 1 || p > INT32_MAX) {
+            PyObject *r = PyObject_Repr(v[1]);
+            PyErr_Format(PyExc_ValueError, "%s(): pid must be between 1 and %d, not %U", fn,
+                         INT32_MAX, r);
+            Py_XDECREF(r);
+            return NULL;
+        }
+        pid = (pid_t)p;
+    }
+    if (v[5] && v[5] != Py_None && !PyUnicode_Check(v[5])) {
+        PyErr_Format(PyExc_TypeError, "%s(): label must be a str or None, not %s", fn,
+                     Py_TYPE(v[5])->tp_name);
+        return NULL;
+    }
+
+    unsigned what = MS_CAPTURE_BASIC;
+    if (full)
+        what |= MS_CAPTURE_PROCESS | MS_CAPTURE_SYSTEM | MS_CAPTURE_CGROUP;
+    if (gpu)
+        what |= MS_CAPTURE_GPU;
+    SnapshotObject *o = snapshot_capture(pid, what);
+    if (!o)
+        return NULL;
+    o->self = pid == 0 || pid == getpid();
+    if (v[5] && v[5] != Py_None)
+        o->label = Py_NewRef(v[5]);
+    if (o->self && python_figures(o, full || blocks, objects, gpu) != 0) {
+        Py_DECREF(o);
+        return NULL;
+    }
+    return (PyObject *)o;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* MemorySnapshot methods                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+static void snapshot_dealloc(PyObject *self)
+{
+    SnapshotObject *o = (SnapshotObject *)self;
+    PyMem_Free(o->gpus);
+    Py_XDECREF(o->label);
+    Py_TYPE(self)->tp_free(self);
+}
+
+/* The getter of every figure: the closure is its row in fields[]. */
+static PyObject *snapshot_get_field(PyObject *self, void *closure)
+{
+    uint64_t v;
+    if (!field_get((const SnapshotObject *)self, closure, &v))
+        Py_RETURN_NONE;
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+static PyObject *snapshot_get_gpus(PyObject *self, void *closure)
+{
+    (void)closure;
+    return gpu_list((const SnapshotObject *)self, false);
+}
+
+static PyObject *snapshot_get_gc_counts(PyObject *self, void *closure)
+{
+    const SnapshotObject *o = (const SnapshotObject *)self;
+    (void)closure;
+    if (!o->has_gc_counts)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(lll)", o->gc_counts[0], o->gc_counts[1], o->gc_counts[2]);
+}
+
+static PyObject *snapshot_get_cgroup_version(PyObject *self, void *closure)
+{
+    const SnapshotObject *o = (const SnapshotObject *)self;
+    (void)closure;
+    if (o->cgroup.version == MS_CGROUP_NONE)
+        Py_RETURN_NONE;
+    return PyLong_FromLong((long)o->cgroup.version);
+}
+
+static PyObject *snapshot_get_cgroup_path(PyObject *self, void *closure)
+{
+    const SnapshotObject *o = (const SnapshotObject *)self;
+    (void)closure;
+    if (o->cgroup.version == MS_CGROUP_NONE)
+        Py_RETURN_NONE;
+    return PyUnicode_DecodeUTF8(o->cgroup.path, (Py_ssize_t)strlen(o->cgroup.path), "replace");
+}
+
+static PyObject *snapshot_get_cgroup_unlimited(PyObject *self, void *closure)
+{
+    const SnapshotObject *o = (const SnapshotObject *)self;
+    (void)closure;
+    if (o->cgroup.version == MS_CGROUP_NONE)
+        Py_RETURN_NONE;
+    return PyBool_FromLong(o->cgroup.unlimited);
+}
+
+static PyObject *snapshot_get_label(PyObject *self, void *closure)
+{
+    const SnapshotObject *o = (const SnapshotObject *)self;
+    (void)closure;
+    return Py_NewRef(o->label ? o->label : Py_None);
+}
+
+static PyObject *snapshot_get_pid(PyObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromLong(((const SnapshotObject *)self)->pid);
+}
+
+static PyObject *snapshot_get_timestamp_ns(PyObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(((const SnapshotObject *)self)->timestamp_ns);
+}
+
+static PyObject *snapshot_get_monotonic_ns(PyObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(((const SnapshotObject *)self)->monotonic_ns);
+}
+
+static PyObject *snapshot_get_timestamp(PyObject *self, void *closure)
+{
+    (void)closure;
+    return PyFloat_FromDouble((double)((const SnapshotObject *)self)->timestamp_ns / 1e9);
+}
+
+static PyObject *snapshot_get_full(PyObject *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong((((const SnapshotObject *)self)->captured & MS_CAPTURE_PROCESS) != 0);
+}
+
+/* The scalar fields of o (pid, label, times, cgroup's version/path/limit, gc counts) into d. */
+static int put_header(PyObject *d, PyObject *self)
+{
+    static const char *const keys[] = {
+        "pid",  "label",          "timestamp_ns", "timestamp",        "monotonic_ns",
+        "full", "cgroup_version", "cgroup_path",  "cgroup_unlimited", "gc_counts"};
+    static PyObject *(*const get[])(PyObject *, void *) = {snapshot_get_pid,
+                                                           snapshot_get_label,
+                                                           snapshot_get_timestamp_ns,
+                                                           snapshot_get_timestamp,
+                                                           snapshot_get_monotonic_ns,
+                                                           snapshot_get_full,
+                                                           snapshot_get_cgroup_version,
+                                                           snapshot_get_cgroup_path,
+                                                           snapshot_get_cgroup_unlimited,
+                                                           snapshot_get_gc_counts};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (put_str(d, keys[i], get[i](self, NULL)) != 0)
+            return -1;
+    return 0;
+}
+
+static PyObject *snapshot_to_dict(PyObject *self, PyObject *unused)
+{
+    const SnapshotObject *o = (const SnapshotObject *)self;
+    (void)unused;
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+    if (put_header(d, self) != 0)
+        goto fail;
+    for (int i = 0; i < F__COUNT; i++) {
+        uint64_t v = 0;
+        bool valid = field_get(o, &fields[i], &v);
+        if (put_figure(d, key_bytes[i], key_mb[i], valid, (int64_t)v, false) != 0)
+            goto fail;
+    }
+    if (put_str(d, "gpus", gpu_list(o, true)) != 0)
+        goto fail;
+    return d;
+fail:
+    Py_DECREF(d);
+    return NULL;
+}
+
+/* Copies what ms_delta_compute() reads of o into the scratch snapshot s. */
+static void snapshot_fill(ms_snapshot *s, const SnapshotObject *o)
+{
+    s->captured = o->captured;
+    s->pid = o->pid;
+    s->timestamp_ns = o->timestamp_ns;
+    s->monotonic_ns = o->monotonic_ns;
+    s->process = o->process;
+    s->system = o->system;
+    s->cgroup = o->cgroup;
+    s->gpu_count = o->gpu_count;
+    if (o->gpu_count)
+        memcpy(s->gpus, o->gpus, o->gpu_count * sizeof(ms_gpu));
+}
+
+/* The GPUs of a delta as a list of dicts, or None when either side did not read GPUs. */
+static PyObject *gpu_delta_list(const ms_delta *dl, bool captured)
+{
+    if (!captured)
+        Py_RETURN_NONE;
+    PyObject *list = PyList_New(0);
+    for (uint32_t i = 0; list && i < dl->gpu_count; i++) {
+        const ms_gpu_delta *g = &dl->gpus[i];
+        PyObject *d = PyDict_New();
+        if (!d || put_str(d, "index", PyLong_FromUnsignedLong(g->index)) != 0 ||
+            put_str(d, "is_per_process", PyBool_FromLong(g->is_per_process)) != 0)
+            goto fail;
+        for (int k = 0; k < MS_GF__COUNT; k++) {
+            int64_t v;
+            memcpy(&v, (const char *)g + gpu_fields[k].doff, sizeof(v));
+            if (put_figure(d, gpu_key[k], gpu_key_mb[k], ms_valid(g, k), v, true) != 0)
+                goto fail;
+        }
+        if (PyList_Append(list, d) != 0)
+            goto fail;
+        Py_DECREF(d);
+        continue;
+    fail:
+        Py_XDECREF(d);
+        Py_CLEAR(list);
+    }
+    return list;
+}
+
+PyDoc_STRVAR(delta_doc, "delta(other) -> dict\n\n"
+                        "self - other for every figure both snapshots have (None otherwise):\n"
+                        "after.delta(before). Byte counts come with a rounded _mb twin;\n"
+                        "elapsed_ns is the monotonic time between them; gpus lists the GPUs\n"
+                        "present in both (None unless both read GPUs).");
+
+static PyObject *snapshot_delta(PyObject *self, PyObject *other)
+{
+    if (!PyObject_TypeCheck(other, &SnapshotType)) {
+        PyErr_Format(PyExc_TypeError, "delta() needs a MemorySnapshot, not %s",
+                     Py_TYPE(other)->tp_name);
+        return NULL;
+    }
+    const SnapshotObject *after = (const SnapshotObject *)self;
+    const SnapshotObject *before = (const SnapshotObject *)other;
+    snapshot_fill(&da, before);
+    snapshot_fill(&db, after);
+    ms_delta dl;
+    dl.size = sizeof(dl);
+    ms_delta_compute(&da, &db, &dl);
+
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+    if (put_str(d, "elapsed_ns", PyLong_FromLongLong(dl.elapsed_ns)) != 0 ||
+        put_str(d, "elapsed_s", PyFloat_FromDouble((double)dl.elapsed_ns / 1e9)) != 0 ||
+        put_str(d, "label", snapshot_get_label(self, NULL)) != 0 ||
+        put_str(d, "before_label", snapshot_get_label(other, NULL)) != 0)
+        goto fail;
+    for (int i = 0; i < F__COUNT; i++) {
+        const struct field *f = &fields[i];
+        bool valid;
+        int64_t v = 0;
+        if (f->dvalid_off >= 0) {
+            uint64_t mask;
+            memcpy(&mask, (const char *)&dl + f->dvalid_off, sizeof(mask));
+            valid = (mask >> f->bit) & 1u;
+            memcpy(&v, (const char *)&dl + f->dvalue_off, sizeof(v));
+        } else {
+            uint64_t a = 0, b = 0;
+            valid = field_get(before, f, &a) && field_get(after, f, &b);
+            v = (int64_t)(b - a);
+        }
+        if (put_figure(d, key_bytes[i], key_mb[i], valid, v, true) != 0)
+            goto fail;
+    }
+    if (put_str(d, "gpus",
+                gpu_delta_list(&dl, (before->captured & after->captured & MS_CAPTURE_GPU) != 0)))
+        goto fail;
+    return d;
+fail:
+    Py_DECREF(d);
+    return NULL;
+}
+
+static PyObject *snapshot_repr(PyObject *self)
+{
+    const SnapshotObject *o = (const SnapshotObject *)self;
+    char rss[32] = "?";
+    if (ms_valid(&o->process, MS_PF_rss_bytes))
+        ms_format_bytes(rss, sizeof(rss), o->process.rss_bytes);
+    char gpus[32] = "";
+    if (o->captured & MS_CAPTURE_GPU)
+        snprintf(gpus, sizeof(gpus), " gpus=%u", (unsigned)o->gpu_count);
+    if (o->label)
+        return PyUnicode_FromFormat("<memsnap.MemorySnapshot pid=%d label=%R rss=%s%s>",
+                                    (int)o->pid, o->label, rss, gpus);
+    return PyUnicode_FromFormat("<memsnap.MemorySnapshot pid=%d rss=%s%s>", (int)o->pid, rss, gpus);
+}
+
+static PyMethodDef snapshot_methods[] = {
+    {"delta", snapshot_delta, METH_O, delta_doc},
+    {"to_dict", snapshot_to_dict, METH_NOARGS,
+     "to_dict() -> dict\n\nEvery field (None when not read), byte counts with a _mb twin in MiB\n"
+     "rounded to 2 decimals, gpus as a list of dicts (None when GPUs were not read)."},
+    {NULL, NULL, 0, NULL},
+};
+
+#define GETSET_ROW(prefix, name, desc, row)                                                        \
+    {prefix #name, snapshot_get_field, NULL, desc, (void *)&fields[row]},
+#define PROC_GS(name, unit, label, desc) GETSET_ROW("", name, desc, F_PROC + MS_PF_##name)
+#define SYS_GS(name, unit, label, desc)  GETSET_ROW("system_", name, desc, F_SYS + MS_SF_##name)
+#define CG_GS(name, unit, label, desc)   GETSET_ROW("cgroup_", name, desc, F_CG + MS_CF_##name)
+#define PY_GS(name, unit, desc)          GETSET_ROW("", name, desc, F_PY + PYF_##name)
+
+static PyGetSetDef snapshot_getset[] = {
+    /* every figure, expanded from the same lists as fields[] */
+    MS_PROCESS_FIELDS(PROC_GS) MS_SYSTEM_FIELDS(SYS_GS) MS_CGROUP_FIELDS(CG_GS) MSPY_FIELDS(PY_GS)
+    /* the rest */
+    {"pid", snapshot_get_pid, NULL, "the process captured", NULL},
+    {"label", snapshot_get_label, NULL, "the label given to capture_memory_snapshot, or None",
+     NULL},
+    {"timestamp_ns", snapshot_get_timestamp_ns, NULL, "CLOCK_REALTIME at capture, ns", NULL},
+    {"timestamp", snapshot_get_timestamp, NULL, "CLOCK_REALTIME at capture, seconds", NULL},
+    {"monotonic_ns", snapshot_get_monotonic_ns, NULL, "CLOCK_MONOTONIC at capture, ns", NULL},
+    {"full", snapshot_get_full, NULL, "the snapshot is a full capture", NULL},
+    {"cgroup_version", snapshot_get_cgroup_version, NULL, "1, 2, or None (no memory cgroup)", NULL},
+    {"cgroup_path", snapshot_get_cgroup_path, NULL, "path of the memory cgroup, or None", NULL},
+    {"cgroup_unlimited", snapshot_get_cgroup_unlimited, NULL,
+     "the memory cgroup has no limit (None when not read)", NULL},
+    {"gc_counts", snapshot_get_gc_counts, NULL,
+     "gc.get_count() per generation, (g0, g1, g2); None for another process", NULL},
+    {"gpus", snapshot_get_gpus, NULL,
+     "list of dicts, one per GPU (empty when none); None when GPUs were not read", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject SnapshotType = {
+    .ob_base = {PyObject_HEAD_INIT(NULL) 0},
+    .tp_name = "memsnap.MemorySnapshot",
+    .tp_basicsize = sizeof(SnapshotObject),
+    .tp_dealloc = snapshot_dealloc,
+    .tp_repr = snapshot_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A memory snapshot made by capture_memory_snapshot(); a figure that was not read "
+              "is None.",
+    .tp_methods = snapshot_methods,
+    .tp_getset = snapshot_getset,
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* The peak sampler                                                                         */
+/* ---------------------------------------------------------------------------------------- */
+
+/* One open window: the largest RSS sampled since it opened. */
+struct window {
+    bool used;
+    uint64_t peak;    /* bytes, valid when samples > 0 */
+    uint64_t samples; /* samples taken while it was open */
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* signalled when a window opens and at shutdown */
+    pthread_t thread;
+    bool running;         /* the thread exists (in this process) */
+    bool stop;            /* the thread is asked to exit */
+    ms_session *sess;     /* the thread's own session */
+    ms_snapshot *snap;    /* the thread's capture buffer */
+    uint64_t interval_ns; /* between samples */
+    struct window *win;
+    size_t nwin, open; /* slots, open windows */
+    uint64_t samples;  /* samples taken, all windows */
+} smp = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, .interval_ns = 1000000};
+
+static void *sampler_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&smp.mu);
+    while (!smp.stop) {
+        if (smp.open == 0) {
+            pthread_cond_wait(&smp.cv, &smp.mu);
+            continue;
+        }
+        pthread_mutex_unlock(&smp.mu);
+        int rc = ms_capture(smp.sess, 0, MS_CAPTURE_BASIC, smp.snap);
+        pthread_mutex_lock(&smp.mu);
+        if (rc == 0 && ms_valid(&smp.snap->process, MS_PF_rss_bytes)) {
+            uint64_t rss = smp.snap->process.rss_bytes;
+            for (size_t i = 0; i < smp.nwin; i++) {
+                struct window *w = &smp.win[i];
+                if (!w->used)
+                    continue;
+                if (w->samples == 0 || rss > w->peak)
+                    w->peak = rss;
+                w->samples++;
+            }
+            smp.samples++;
+        }
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        uint64_t ns = (uint64_t)t.tv_nsec + smp.interval_ns;
+        t.tv_sec += (time_t)(ns / 1000000000u);
+        t.tv_nsec = (long)(ns % 1000000000u);
+        pthread_cond_timedwait(&smp.cv, &smp.mu, &t);
+    }
+    pthread_mutex_unlock(&smp.mu);
+    return NULL;
+}
+
+/* In the child of fork(): the thread did not come along; the next window starts another. */
+static void sampler_atfork_child(void)
+{
+    pthread_mutex_init(&smp.mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&smp.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    smp.running = false;
+    smp.stop = false;
+}
+
+/* Starts the thread (smp.mu held); returns 0 or -1 with an exception set. */
+static int sampler_start(void)
+{
+    if (!smp.sess) {
+        int rc = ms_session_open(&smp.sess, NULL);
+        if (rc != 0) {
+            PyErr_Format(Error, "sampler: cannot open a session: %s", ms_strerror(rc));
+            return -1;
+        }
+        smp.snap = malloc(sizeof(*smp.snap));
+        if (!smp.snap) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        ms_snapshot_init(smp.snap);
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* signals stay with Python's threads */
+    int rc = pthread_create(&smp.thread, NULL, sampler_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        errno = rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    smp.running = true;
+    return 0;
+}
+
+static PyObject *window_open(PyObject *mod, PyObject *unused)
+{
+    (void)mod, (void)unused;
+    pthread_mutex_lock(&smp.mu);
+    if (!smp.running && sampler_start() != 0) {
+        pthread_mutex_unlock(&smp.mu);
+        return NULL;
+    }
+    size_t i = 0;
+    while (i < smp.nwin && smp.win[i].used)
+        i++;
+    if (i == smp.nwin) {
+        size_t n = smp.nwin ? smp.nwin * 2 : 8;
+        struct window *w = realloc(smp.win, n * sizeof(*w));
+        if (!w) {
+            pthread_mutex_unlock(&smp.mu);
+            return PyErr_NoMemory();
+        }
+        memset(w + smp.nwin, 0, (n - smp.nwin) * sizeof(*w));
+        smp.win = w;
+        smp.nwin = n;
+    }
+    smp.win[i] = (struct window){.used = true};
+    smp.open++;
+    pthread_cond_signal(&smp.cv);
+    pthread_mutex_unlock(&smp.mu);
+    return PyLong_FromSize_t(i);
+}
+
+static PyObject *window_close(PyObject *mod, PyObject *arg)
+{
+    (void)mod;
+    size_t i = PyLong_AsSize_t(arg);
+    if (i == (size_t)-1 && PyErr_Occurred())
+        return NULL;
+    pthread_mutex_lock(&smp.mu);
+    if (i >= smp.nwin || !smp.win[i].used) {
+        pthread_mutex_unlock(&smp.mu);
+        PyErr_Format(PyExc_ValueError, "no open sampler window %zu", i);
+        return NULL;
+    }
+    struct window w = smp.win[i];
+    smp.win[i].used = false;
+    smp.open--;
+    pthread_mutex_unlock(&smp.mu);
+    if (w.samples == 0)
+        return Py_BuildValue("(OK)", Py_None, 0ULL);
+    return Py_BuildValue("(KK)", (unsigned long long)w.peak, (unsigned long long)w.samples);
+}
+
+static PyObject *sampler_interval(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "sampler_interval() takes at most 1 argument");
+        return NULL;
+    }
+    if (nargs == 1 && args[0] != Py_None) {
+        double s = PyFloat_AsDouble(args[0]);
+        if (s == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (!(s >= 1e-5 && s <= 10.0)) {
+            PyErr_Format(PyExc_ValueError,
+                         "sampler_interval(): seconds must be between 1e-05 and 10, not %R",
+                         args[0]);
+            return NULL;
+        }
+        pthread_mutex_lock(&smp.mu);
+        smp.interval_ns = (uint64_t)(s * 1e9);
+        pthread_mutex_unlock(&smp.mu);
+    }
+    pthread_mutex_lock(&smp.mu);
+    double cur = (double)smp.interval_ns / 1e9;
+    pthread_mutex_unlock(&smp.mu);
+    return PyFloat_FromDouble(cur);
+}
+
+static PyObject *sampler_samples(PyObject *mod, PyObject *unused)
+{
+    (void)mod, (void)unused;
+    pthread_mutex_lock(&smp.mu);
+    unsigned long long n = smp.samples;
+    pthread_mutex_unlock(&smp.mu);
+    return PyLong_FromUnsignedLongLong(n);
+}
+
+/* At exit, after the interpreter is gone: stops the sampler and closes both sessions. */
+static void module_atexit(void)
+{
+    pthread_mutex_lock(&smp.mu);
+    bool running = smp.running;
+    smp.stop = true;
+    pthread_cond_broadcast(&smp.cv);
+    pthread_mutex_unlock(&smp.mu);
+    if (running)
+        pthread_join(smp.thread, NULL);
+    smp.running = false;
+    ms_session_close(smp.sess);
+    smp.sess = NULL;
+    free(smp.snap);
+    smp.snap = NULL;
+    free(smp.win);
+    smp.win = NULL;
+    smp.nwin = 0;
+    ms_session_close(sess);
+    sess = NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Module functions                                                                         */
+/* ---------------------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(format_memory_doc,
+             "format_memory(nbytes) -> str\n\n"
+             "A byte count in binary units: '512 B', '1.50 KiB', '3.25 GiB' (negative counts\n"
+             "with a sign, '-1.00 MiB').");
+
+static PyObject *format_memory(PyObject *mod, PyObject *arg)
+{
+    (void)mod;
+    if (!PyLong_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "format_memory() needs an int number of bytes, not %s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    char buf[48];
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(arg, &overflow);
+    if (v == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow > 0) {
+        unsigned long long u = PyLong_AsUnsignedLongLong(arg);
+        if (u == (unsigned long long)-1 && PyErr_Occurred())
+            return NULL;
+        ms_format_bytes(buf, sizeof(buf), u);
+    } else if (overflow < 0) {
+        PyErr_SetString(PyExc_OverflowError, "format_memory(): byte count below -2**63");
+        return NULL;
+    } else if (v < 0) {
+        ms_format_bytes_signed(buf, sizeof(buf), v);
+    } else {
+        ms_format_bytes(buf, sizeof(buf), (uint64_t)v);
+    }
+    return PyUnicode_FromString(buf);
+}
+
+PyDoc_STRVAR(gpu_backends_doc,
+             "gpu_backends() -> list of dict\n\n"
+             "Each GPU backend compiled in (nvml, nvidia-smi, drm): whether it is available, why\n"
+             "not, its device count and capabilities, driver and CUDA versions. The first call\n"
+             "loads the backends (once per session).");
+
+static PyObject *gpu_backends(PyObject *mod, PyObject *unused)
+{
+    (void)mod, (void)unused;
+    ms_gpu_backend_info b[8];
+    int n;
+    PyThreadState *ts = PyEval_SaveThread();
+    PyThread_acquire_lock(sess_lk, WAIT_LOCK);
+    n = ms_gpu_backends(sess, b, sizeof(b) / sizeof(b[0]));
+    PyThread_release_lock(sess_lk);
+    PyEval_RestoreThread(ts);
+    if (n > 8)
+        n = 8;
+    PyObject *list = PyList_New(0);
+    for (int i = 0; list && i < n; i++) {
+        PyObject *d = Py_BuildValue(
+            "{s:s,s:O,s:s,s:I,s:O,s:O,s:O,s:N,s:N,s:N}", "name", b[i].name, "available",
+            b[i].available ? Py_True : Py_False, "detail", b[i].detail, "device_count",
+            (unsigned)b[i].device_count, "supports_device_total",
+            b[i].supports_device_total ? Py_True : Py_False, "supports_device_free",
+            b[i].supports_device_free ? Py_True : Py_False, "per_process",
+            b[i].per_process ? Py_True : Py_False, "sampling_source",
+            str_or_none(b[i].sampling_source), "driver_version", str_or_none(b[i].driver_version),
+            "cuda_version", str_or_none(b[i].cuda_version));
+        if (!d || PyList_Append(list, d) != 0)
+            Py_CLEAR(list);
+        Py_XDECREF(d);
+    }
+    return list;
+}
+
+static PyObject *session_roots(PyObject *mod, PyObject *unused)
+{
+    (void)mod, (void)unused;
+    return Py_BuildValue("{s:s,s:s}", "procfs", ms_session_procfs(sess), "sysfs",
+                         ms_session_sysfs(sess));
+}
+
+static PyObject *set_torch_reader(PyObject *mod, PyObject *fn)
+{
+    (void)mod;
+    if (fn != Py_None && !PyCallable_Check(fn)) {
+        PyErr_SetString(PyExc_TypeError, "the torch reader must be callable or None");
+        return NULL;
+    }
+    Py_XSETREF(torch_reader, fn == Py_None ? NULL : Py_NewRef(fn));
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"capture_memory_snapshot", METH(capture_memory_snapshot), METH_FASTCALL | METH_KEYWORDS,
+     capture_doc},
+    {"format_memory", format_memory, METH_O, format_memory_doc},
+    {"gpu_backends", gpu_backends, METH_NOARGS, gpu_backends_doc},
+    {"session_roots", session_roots, METH_NOARGS,
+     "session_roots() -> dict\n\nThe procfs and sysfs roots the module's session reads."},
+    {"sampler_interval", METH(sampler_interval), METH_FASTCALL,
+     "sampler_interval(seconds=None) -> float\n\nSets (when given) and returns the interval of "
+     "the peak sampler (default 0.001 s)."},
+    {"sampler_samples", sampler_samples, METH_NOARGS,
+     "sampler_samples() -> int\n\nSamples the peak sampler has taken so far."},
+    {"_window_open", window_open, METH_NOARGS,
+     "_window_open() -> int\n\nOpens a peak window (starting the sampler thread)."},
+    {"_window_close", window_close, METH_O,
+     "_window_close(id) -> (peak_rss_bytes or None, samples)\n\nCloses a peak window."},
+    {"_set_torch_reader", set_torch_reader, METH_O,
+     "_set_torch_reader(fn)\n\nfn(torch) -> 6-tuple of int or None, or None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "memsnap._memsnap",
+    .m_doc = "libmemsnap's snapshots for Python (see the memsnap package).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+/* A new exception class memsnap.<name> with the given bases, added to the module. */
+static PyObject *add_exception(PyObject *m, const char *name, PyObject *bases, const char *doc)
+{
+    char full[64];
+    snprintf(full, sizeof(full), "memsnap.%s", name);
+    PyObject *e = PyErr_NewExceptionWithDoc(full, doc, bases, NULL);
+    if (!e || PyModule_AddObjectRef(m, name, e) != 0) {
+        Py_XDECREF(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* Borrows fn = module.attr into *out (a new reference kept for the life of the process). */
+static int get_callable(const char *module, const char *attr, PyObject **out)
+{
+    PyObject *m = PyImport_ImportModule(module);
+    if (!m)
+        return -1;
+    *out = PyObject_GetAttrString(m, attr);
+    Py_DECREF(m);
+    return *out ? 0 : -1;
+}
+
+PyMODINIT_FUNC PyInit__memsnap(void);
+PyMODINIT_FUNC PyInit__memsnap(void)
+{
+    if (PyType_Ready(&SnapshotType) != 0 || keys_init() != 0)
+        return NULL;
+    if (!str_torch && !(str_torch = PyUnicode_InternFromString("torch")))
+        return NULL;
+    if (get_callable("gc", "get_count", &fn_gc_get_count) != 0 ||
+        get_callable("gc", "get_objects", &fn_gc_get_objects) != 0 ||
+        get_callable("sys", "getallocatedblocks", &fn_allocated_blocks) != 0 ||
+        get_callable("_tracemalloc", "is_tracing", &fn_tm_is_tracing) != 0 ||
+        get_callable("_tracemalloc", "get_traced_memory", &fn_tm_traced_memory) != 0)
+        return NULL;
+
+    PyObject *m = PyModule_Create(&module_def);
+    if (!m)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "MemorySnapshot", (PyObject *)&SnapshotType) != 0 ||
+        PyModule_AddStringConstant(m, "__version__", ms_version()) != 0)
+        goto fail;
+    Error = add_exception(m, "Error", NULL, "A memsnap capture or session failed.");
+    if (!Error)
+        goto fail;
+    PyObject *b = PyTuple_Pack(2, Error, PyExc_ProcessLookupError);
+    ProcessNotFoundError =
+        b ? add_exception(m, "ProcessNotFoundError", b, "The process to capture does not exist.")
+          : NULL;
+    Py_XDECREF(b);
+    b = PyTuple_Pack(2, Error, PyExc_PermissionError);
+    AccessDeniedError =
+        b ? add_exception(m, "AccessDeniedError", b, "The process's /proc files cannot be read.")
+          : NULL;
+    Py_XDECREF(b);
+    if (!ProcessNotFoundError || !AccessDeniedError)
+        goto fail;
+
+    if (!sess) {
+        sess_lk = PyThread_allocate_lock();
+        if (!sess_lk) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        int rc = ms_session_open(&sess, NULL);
+        if (rc != 0) {
+            PyErr_Format(Error, "cannot open a memsnap session: %s", ms_strerror(rc));
+            goto fail;
+        }
+        ms_snapshot_init(&scratch);
+        ms_snapshot_init(&da);
+        ms_snapshot_init(&db);
+        sampler_atfork_child(); /* a monotonic condition variable */
+        pthread_atfork(NULL, NULL, sampler_atfork_child);
+        Py_AtExit(module_atexit);
+    }
+    return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
+}
