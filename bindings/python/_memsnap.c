@@ -12,12 +12,15 @@
  * traces, sys.getallocatedblocks() and the gc object count when asked, and PyTorch's CUDA
  * allocator figures (through a reader that memsnap/_runtime.py registers) when torch is
  * already imported. A sampler thread (plain C, its own session, never the GIL) records the
- * peak RSS over the windows that the profilers of memsnap/_profile.py open.
+ * peak RSS over the windows that the profilers of memsnap/_profile.py open. A FlightRecorder
+ * wraps libmemsnap's OOM flight recorder (src/monitor/flight.h) for memsnap/_oom.py, which
+ * writes a bundle when a CUDA out-of-memory error escapes.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include "memsnap.h"
+#include "monitor/flight.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -1259,6 +1262,172 @@ static PyObject *set_torch_reader(PyObject *mod, PyObject *fn)
     Py_RETURN_NONE;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* The OOM flight recorder                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD ms__flight *f;
+    PyThread_type_lock lk; /* the recorder is used by one thread at a time */
+} FlightObject;
+
+static void flight_lock(FlightObject *o)
+{
+    if (PyThread_acquire_lock(o->lk, NOWAIT_LOCK))
+        return;
+    PyThreadState *ts = PyEval_SaveThread();
+    PyThread_acquire_lock(o->lk, WAIT_LOCK);
+    PyEval_RestoreThread(ts);
+}
+
+static int flight_init(PyObject *self, PyObject *args, PyObject *kw)
+{
+    FlightObject *o = (FlightObject *)self;
+    static char *kwlist[] = {"dump_dir", "buffer_size", "max_dumps", "max_total_mb", NULL};
+    PyObject *dir;
+    Py_ssize_t buffer = 1000, dumps = 0, mb = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|nnn:FlightRecorder", kwlist,
+                                     PyUnicode_FSConverter, &dir, &buffer, &dumps, &mb))
+        return -1;
+    if (buffer < 1 || dumps < 0 || mb < 0) {
+        Py_DECREF(dir);
+        PyErr_SetString(PyExc_ValueError, "buffer_size must be >= 1, max_dumps and "
+                                          "max_total_mb >= 0");
+        return -1;
+    }
+    if (o->f) { /* __init__ again */
+        ms__flight_close(o->f);
+        o->f = NULL;
+    }
+    if (!o->lk && !(o->lk = PyThread_allocate_lock())) {
+        Py_DECREF(dir);
+        PyErr_NoMemory();
+        return -1;
+    }
+    struct ms__flight_opts opts = {.dump_dir = PyBytes_AS_STRING(dir),
+                                   .buffer_size = (size_t)buffer,
+                                   .max_dumps = (unsigned)dumps,
+                                   .max_total_bytes = (uint64_t)mb << 20};
+    char err[512] = "";
+    int rc = ms__flight_open(&o->f, &opts, err, sizeof(err));
+    Py_DECREF(dir);
+    if (rc != 0) {
+        PyErr_Format(Error, "cannot open the flight recorder: %s", err[0] ? err : ms_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static FlightObject *flight_open(PyObject *self)
+{
+    FlightObject *o = (FlightObject *)self;
+    if (!o->f)
+        PyErr_SetString(Error, "the flight recorder is closed");
+    return o->f ? o : NULL;
+}
+
+static PyObject *flight_sample(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    FlightObject *o = flight_open(self);
+    if (!o)
+        return NULL;
+    SnapshotObject *snap = snapshot_capture(0, MS_CAPTURE_FULL | MS_CAPTURE_GPU);
+    if (!snap)
+        return NULL;
+    ms_snapshot s;
+    ms_snapshot_init(&s);
+    snapshot_fill(&s, snap);
+    Py_DECREF(snap);
+    flight_lock(o);
+    ms__flight_push(o->f, &s);
+    PyThread_release_lock(o->lk);
+    Py_RETURN_NONE;
+}
+
+static PyObject *flight_event(PyObject *self, PyObject *text)
+{
+    FlightObject *o = flight_open(self);
+    if (!o)
+        return NULL;
+    const char *t = PyUnicode_AsUTF8(text);
+    if (!t)
+        return NULL;
+    flight_lock(o);
+    ms__flight_event(o->f, t);
+    PyThread_release_lock(o->lk);
+    Py_RETURN_NONE;
+}
+
+static PyObject *flight_dump(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"backend", "reason", "extra", NULL};
+    const char *backend = "cuda", *reason = "cuda_oom", *extra = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|ssz:dump", kwlist, &backend, &reason, &extra))
+        return NULL;
+    FlightObject *o = flight_open(self);
+    if (!o)
+        return NULL;
+    char path[4096] = "", err[512] = "";
+    flight_lock(o);
+    PyThreadState *ts = PyEval_SaveThread(); /* files are written: let others run */
+    int rc = ms__flight_dump(o->f, backend, getpid(), reason, extra, path, sizeof(path), err,
+                             sizeof(err));
+    PyEval_RestoreThread(ts);
+    PyThread_release_lock(o->lk);
+    if (rc != 0)
+        return PyErr_Format(Error, "cannot write the OOM bundle: %s",
+                            err[0] ? err : ms_strerror(rc));
+    return PyUnicode_DecodeFSDefault(path);
+}
+
+static PyObject *flight_close(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    FlightObject *o = (FlightObject *)self;
+    if (o->f) {
+        flight_lock(o);
+        ms__flight_close(o->f);
+        o->f = NULL;
+        PyThread_release_lock(o->lk);
+    }
+    Py_RETURN_NONE;
+}
+
+static void flight_dealloc(PyObject *self)
+{
+    FlightObject *o = (FlightObject *)self;
+    if (o->f)
+        ms__flight_close(o->f);
+    if (o->lk)
+        PyThread_free_lock(o->lk);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyMethodDef flight_methods[] = {
+    {"sample", flight_sample, METH_NOARGS,
+     "sample()\n\nCaptures this process (full figures and GPUs) into the ring."},
+    {"event", flight_event, METH_O, "event(json_text)\n\nKeeps an event (one JSON object)."},
+    {"dump", (PyCFunction)(void (*)(void))flight_dump, METH_VARARGS | METH_KEYWORDS,
+     "dump(backend='cuda', reason='cuda_oom', extra=None) -> str\n\nWrites an OOM bundle "
+     "(extra: a JSON object text merged into metadata.json) and returns its path."},
+    {"close", flight_close, METH_NOARGS, "close()\n\nReleases the recorder."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject FlightType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "memsnap.FlightRecorder",
+    .tp_basicsize = sizeof(FlightObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "FlightRecorder(dump_dir, buffer_size=1000, max_dumps=0, max_total_mb=0)\n\n"
+              "libmemsnap's OOM flight recorder: a ring of the last samples and events, "
+              "written as oom_dump_<UTC>_<pid>_<backend>_<seq>/ by dump().",
+    .tp_new = PyType_GenericNew,
+    .tp_init = flight_init,
+    .tp_dealloc = flight_dealloc,
+    .tp_methods = flight_methods,
+};
+
 static PyMethodDef module_methods[] = {
     {"capture_memory_snapshot", METH(capture_memory_snapshot), METH_FASTCALL | METH_KEYWORDS,
      capture_doc},
@@ -1315,7 +1484,7 @@ static int get_callable(const char *module, const char *attr, PyObject **out)
 PyMODINIT_FUNC PyInit__memsnap(void);
 PyMODINIT_FUNC PyInit__memsnap(void)
 {
-    if (PyType_Ready(&SnapshotType) != 0 || keys_init() != 0)
+    if (PyType_Ready(&SnapshotType) != 0 || PyType_Ready(&FlightType) != 0 || keys_init() != 0)
         return NULL;
     if (!str_torch && !(str_torch = PyUnicode_InternFromString("torch")))
         return NULL;
@@ -1330,6 +1499,7 @@ PyMODINIT_FUNC PyInit__memsnap(void)
     if (!m)
         return NULL;
     if (PyModule_AddObjectRef(m, "MemorySnapshot", (PyObject *)&SnapshotType) != 0 ||
+        PyModule_AddObjectRef(m, "FlightRecorder", (PyObject *)&FlightType) != 0 ||
         PyModule_AddStringConstant(m, "__version__", ms_version()) != 0)
         goto fail;
     Error = add_exception(m, "Error", NULL, "A memsnap capture or session failed.");

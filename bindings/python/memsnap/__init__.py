@@ -17,6 +17,7 @@ See docs/bindings-python.md.
 from ._memsnap import (
     AccessDeniedError,
     Error,
+    FlightRecorder,
     MemorySnapshot,
     ProcessNotFoundError,
     __version__,
@@ -27,6 +28,7 @@ from ._memsnap import (
     sampler_samples,
 )
 from ._gc import GCDebugger, freeze_gc_heap, gc_stats, unfreeze_gc_heap
+from ._oom import OOMFlightRecorder, is_cuda_oom
 from ._profile import (
     MemoryProfiler,
     get_profile_results,
@@ -40,9 +42,11 @@ from ._runtime import get_system_info
 __all__ = [
     "AccessDeniedError",
     "Error",
+    "FlightRecorder",
     "GCDebugger",
     "MemoryProfiler",
     "MemorySnapshot",
+    "OOMFlightRecorder",
     "ProcessNotFoundError",
     "capture_memory_snapshot",
     "format_memory",
@@ -51,6 +55,7 @@ __all__ = [
     "get_profile_results",
     "get_system_info",
     "gpu_backends",
+    "is_cuda_oom",
     "memory_profile",
     "profile_context",
     "profile_function",

@@ -1,0 +1,99 @@
+"""The OOM flight recorder for Python code: when a CUDA out-of-memory error escapes a block,
+write what memory looked like just before it.
+
+    with memsnap.OOMFlightRecorder("/tmp/oom-dumps"):
+        train()          # torch.cuda.OutOfMemoryError -> oom_dump_<UTC>_<pid>_cuda_<seq>/
+
+A background thread samples this process (full figures and every GPU) into libmemsnap's
+flight recorder (memsnap.FlightRecorder, src/monitor/flight.c) every `interval` seconds; the
+bundle holds the last `buffer_size` samples and events, metadata.json (reason "cuda_oom",
+backend "cuda", the exception and PyTorch's allocator figures), environment.json and
+manifest.json (docs/monitor-format.md, "OOM bundles"). The exception is re-raised with the
+bundle's path in its `memsnap_bundle` attribute.
+"""
+import json
+import sys
+import threading
+
+from ._memsnap import FlightRecorder
+
+
+def is_cuda_oom(exc):
+    """True for PyTorch's torch.cuda.OutOfMemoryError (or a RuntimeError saying "CUDA out of
+    memory", as older PyTorch raised it)."""
+    if exc is None:
+        return False
+    return type(exc).__name__ == "OutOfMemoryError" or "CUDA out of memory" in str(exc)
+
+
+def _torch_figures():
+    torch = sys.modules.get("torch")
+    try:
+        if torch is None or not torch.cuda.is_available():
+            return None
+        return {
+            "device": torch.cuda.current_device(),
+            "allocated_bytes": torch.cuda.memory_allocated(),
+            "reserved_bytes": torch.cuda.memory_reserved(),
+            "max_allocated_bytes": torch.cuda.max_memory_allocated(),
+            "max_reserved_bytes": torch.cuda.max_memory_reserved(),
+        }
+    except Exception as e:  # the figures are a bonus: never hide the OOM behind them
+        return {"error": str(e)}
+
+
+class OOMFlightRecorder:
+    """Samples this process every `interval` s into a ring of `buffer_size` entries while the
+    block runs; writes a bundle into `dump_dir` when a CUDA OOM escapes it (or when report() is
+    called), keeping at most `max_dumps` bundles and `max_total_mb` MiB (0: no limit)."""
+
+    def __init__(self, dump_dir, interval=0.1, buffer_size=1000, max_dumps=0, max_total_mb=0):
+        if not interval > 0:
+            raise ValueError("interval must be > 0")
+        self.interval = interval
+        self.bundles = []
+        self._rec = FlightRecorder(dump_dir, buffer_size, max_dumps, max_total_mb)
+        self._stop = threading.Event()
+        self._thread = None
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            try:
+                self._rec.sample()
+            except Exception:  # the process keeps running; the ring keeps what it has
+                pass
+
+    def __enter__(self):
+        self._rec.sample()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="memsnap-oom", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, et, exc, tb):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if is_cuda_oom(exc):
+            path = self.report(exc)
+            try:
+                exc.memsnap_bundle = path
+            except AttributeError:
+                pass
+        return False
+
+    def report(self, exc=None):
+        """Writes a bundle now (reason "cuda_oom", backend "cuda"); returns its path."""
+        self._rec.sample()
+        message = str(exc) if exc is not None else None
+        self._rec.event(json.dumps({"record": "oom", "reason": "cuda_oom", "backend": "cuda",
+                                    "message": message}))
+        extra = {"exception": type(exc).__name__ if exc is not None else None,
+                 "message": message, "torch": _torch_figures()}
+        path = self._rec.dump("cuda", "cuda_oom", json.dumps(extra))
+        self.bundles.append(path)
+        return path
+
+    def close(self):
+        self._rec.close()

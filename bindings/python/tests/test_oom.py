@@ -1,0 +1,78 @@
+"""memsnap.OOMFlightRecorder: a CUDA out-of-memory error escaping the block writes a bundle
+through libmemsnap's flight recorder (the error here is a stand-in class of the same name as
+PyTorch's; the device test raises the real one)."""
+import json
+import os
+import tempfile
+import time
+import unittest
+
+import memsnap
+
+
+class OutOfMemoryError(RuntimeError):  # torch.cuda.OutOfMemoryError's name
+    pass
+
+
+class OOMTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="memsnap-oom-")
+
+    def bundles(self):
+        return sorted(d for d in os.listdir(self.dir) if d.startswith("oom_dump_"))
+
+    def test_a_cuda_oom_writes_a_bundle_and_is_reraised(self):
+        with self.assertRaises(OutOfMemoryError) as cm:
+            with memsnap.OOMFlightRecorder(self.dir, interval=0.01):
+                time.sleep(0.1)
+                raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        path = cm.exception.memsnap_bundle
+        self.assertEqual(self.bundles(), [os.path.basename(path)])
+        name = os.path.basename(path)
+        self.assertRegex(name, r"^oom_dump_\d{8}T\d{6}Z_%d_cuda_\d+$" % os.getpid())
+        for f in ("events.json", "metadata.json", "environment.json", "manifest.json"):
+            self.assertTrue(os.path.isfile(os.path.join(path, f)), f)
+        with open(os.path.join(path, "metadata.json")) as fp:
+            meta = json.load(fp)
+        self.assertEqual(meta["reason"], "cuda_oom")
+        self.assertEqual(meta["backend"], "cuda")
+        self.assertEqual(meta["pid"], os.getpid())
+        self.assertEqual(meta["exception"], "OutOfMemoryError")
+        self.assertIn("Tried to allocate", meta["message"])
+        with open(os.path.join(path, "events.json")) as fp:
+            events = json.load(fp)
+        samples = [e for e in events if e.get("schema") == "memsnap.snapshot/1"]
+        self.assertGreaterEqual(len(samples), 3)  # the first, some of the 10 ms ones, the last
+        self.assertEqual(samples[-1]["pid"], os.getpid())
+        self.assertGreater(samples[-1]["process"]["rss_bytes"], 1 << 20)
+        self.assertTrue(any(e.get("record") == "oom" for e in events))
+
+    def test_other_errors_write_nothing(self):
+        with self.assertRaises(ValueError):
+            with memsnap.OOMFlightRecorder(self.dir, interval=0.01):
+                raise ValueError("not memory")
+        with memsnap.OOMFlightRecorder(self.dir, interval=0.01):
+            pass
+        self.assertEqual(self.bundles(), [])
+        self.assertFalse(memsnap.is_cuda_oom(ValueError("x")))
+        self.assertTrue(memsnap.is_cuda_oom(RuntimeError("CUDA out of memory. Tried")))
+
+    def test_retention_keeps_the_newest(self):
+        rec = memsnap.OOMFlightRecorder(self.dir, max_dumps=2)
+        paths = [rec.report(OutOfMemoryError("x")) for _ in range(3)]
+        self.assertEqual(self.bundles(), sorted(os.path.basename(p) for p in paths[1:]))
+        rec.close()
+        with self.assertRaises(memsnap.Error):
+            rec.report()
+
+    def test_bad_arguments(self):
+        with self.assertRaises(memsnap.Error):
+            memsnap.FlightRecorder("/proc/no-such-dir/oom")
+        with self.assertRaises(ValueError):
+            memsnap.OOMFlightRecorder(self.dir, interval=0)
+        with self.assertRaises(ValueError):
+            memsnap.FlightRecorder(self.dir, buffer_size=0)
+
+
+if __name__ == "__main__":
+    unittest.main()
