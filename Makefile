@@ -67,6 +67,7 @@ bench: deps build
 	sh bench/run.sh $(MEMSNAP)
 	/usr/bin/python3 bench/record_bench.py $(MEMSNAP) $(BUILD)
 	/usr/bin/python3 bench/engine_bench.py $(MEMSNAP) $(BUILD)
+	/usr/bin/python3 bench/monitor_bench.py $(MEMSNAP)
 	/usr/bin/python3 bench/python_bench.py $(BUILD)
 
 clean:

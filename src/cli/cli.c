@@ -1,5 +1,7 @@
 /*
- * cli.c - helpers every subcommand uses: errors, numbers, sessions and files.
+ * cli.c - helpers every subcommand uses: errors, numbers, sessions and files, and those of the
+ * commands that start a program (record, monitor, track, run): finding it, exec, and the
+ * allocation tracker's environment.
  */
 #include "cli.h"
 
@@ -193,4 +195,167 @@ bool cli_gpu_available(ms_session *s, char *why, size_t len)
             off += (size_t)w;
     }
     return false;
+}
+
+int cli_parse_bytes(const char *text, unsigned long long *out)
+{
+    if (*text < '0' || *text > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno)
+        return -1;
+    unsigned shift = 0;
+    const char *units = "kKmMgG", *u = *end ? strchr(units, *end) : NULL;
+    if (u) {
+        shift = 10 * (unsigned)((u - units) / 2 + 1);
+        end++;
+        if (*end == 'i')
+            end++;
+    }
+    if (*end == 'B')
+        end++;
+    if (*end || v > ULLONG_MAX >> shift)
+        return -1;
+    *out = v << shift;
+    return 0;
+}
+
+/* True when path is an existing regular file. */
+static bool cli_is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+char *cli_find_preload(const char *cmd)
+{
+    const char *env = getenv("MEMSNAP_PRELOAD");
+    if (env && *env) {
+        struct stat st;
+        char *abs = NULL;
+        if (stat(env, &st) != 0)
+            cli_error(cmd, "MEMSNAP_PRELOAD=%s: %s", env, strerror(errno));
+        else if (!S_ISREG(st.st_mode))
+            cli_error(cmd, "MEMSNAP_PRELOAD=%s: not a regular file", env);
+        else if (!(abs = realpath(env, NULL)))
+            cli_error(cmd, "MEMSNAP_PRELOAD=%s: %s", env, strerror(errno));
+        return abs;
+    }
+    char exe[PATH_MAX], tried[PATH_MAX + 64] = "";
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            slash[1] = '\0';
+            snprintf(tried, sizeof(tried), "%s../preload/" PRELOAD_NAME, exe);
+            if (cli_is_file(tried))
+                return realpath(tried, NULL);
+        }
+    }
+    if (cli_is_file(MEMSNAP_PRELOAD_INSTALLED))
+        return realpath(MEMSNAP_PRELOAD_INSTALLED, NULL);
+    cli_error("record",
+              "cannot find " PRELOAD_NAME " (tried %s%s" MEMSNAP_PRELOAD_INSTALLED
+              "; set MEMSNAP_PRELOAD to its path)",
+              tried, *tried ? " and " : "");
+    return NULL;
+}
+
+char *cli_find_program(const char *name)
+{
+    if (!*name) {
+        errno = ENOENT;
+        return NULL;
+    }
+    struct stat st;
+    if (strchr(name, '/')) {
+        if (stat(name, &st) != 0)
+            return NULL;
+        if (!S_ISREG(st.st_mode) || access(name, X_OK) != 0) {
+            errno = EACCES;
+            return NULL;
+        }
+        return strdup(name);
+    }
+    const char *path = getenv("PATH");
+    char defpath[256];
+    if (!path) {
+        if (confstr(_CS_PATH, defpath, sizeof(defpath)) == 0)
+            snprintf(defpath, sizeof(defpath), "/bin:/usr/bin");
+        path = defpath;
+    }
+    int err = ENOENT;
+    for (const char *p = path;; p++) {
+        const char *colon = strchrnul(p, ':');
+        char *cand;
+        int dirlen = (int)(colon - p);
+        if (asprintf(&cand, "%.*s%s%s", dirlen, p, dirlen ? "/" : "", name) < 0)
+            return NULL;
+        if (stat(cand, &st) == 0) {
+            if (S_ISREG(st.st_mode) && access(cand, X_OK) == 0)
+                return cand;
+            err = EACCES;
+        }
+        free(cand);
+        if (!*colon)
+            break;
+        p = colon;
+    }
+    errno = err;
+    return NULL;
+}
+
+/* setenv(name, value), or unsetenv(name) when value is NULL; 0 or -1 with errno. */
+static int cli_setenv(const char *name, const char *value)
+{
+    return value ? setenv(name, value, 1) : unsetenv(name);
+}
+
+int cli_tracker_env(const struct cli_tracker *o)
+{
+    const char *old = getenv("LD_PRELOAD");
+    char *preload, root[24];
+    if (old && *old) {
+        if (asprintf(&preload, "%s:%s", o->preload, old) < 0)
+            return -1;
+    } else if (!(preload = strdup(o->preload))) {
+        return -1;
+    }
+    snprintf(root, sizeof(root), "%ld", (long)getpid());
+    int rc = 0;
+    rc |= cli_setenv("LD_PRELOAD", preload);
+    rc |= cli_setenv("MEMSNAP_TRACE_FILE", o->trace);
+    rc |= cli_setenv("MEMSNAP_TRACE_ROOT", root);
+    rc |= cli_setenv("MEMSNAP_TRACE_DEPTH", o->depth);
+    rc |= cli_setenv("MEMSNAP_TRACE_UNWIND", o->unwind);
+    rc |= cli_setenv("MEMSNAP_TRACE_SAMPLE_RATE", o->sample_rate);
+    rc |= cli_setenv("MEMSNAP_TRACE_MMAP", o->mmap ? "1" : NULL);
+    rc |= cli_setenv("MEMSNAP_TRACE_NO_FOLLOW", o->no_follow ? "1" : NULL);
+    rc |= cli_setenv("MEMSNAP_TRACE_APPEND", NULL); /* the tracker's own, across exec */
+    free(preload);
+    return rc ? -1 : 0;
+}
+
+int cli_exec(const char *path, char *const argv[])
+{
+    execv(path, argv);
+    int err = errno;
+    if (err == ENOEXEC) {
+        int argc = 0;
+        while (argv[argc])
+            argc++;
+        char **sh = calloc((size_t)argc + 2, sizeof(*sh));
+        if (sh) {
+            sh[0] = "sh";
+            sh[1] = (char *)path;
+            memcpy(sh + 2, argv + 1, (size_t)argc * sizeof(*sh));
+            execv("/bin/sh", sh);
+            free(sh);
+        }
+        err = ENOEXEC;
+    }
+    return err;
 }

@@ -84,4 +84,40 @@ FILE *cli_create_file(const char *path);
  * why each backend is unavailable. */
 bool cli_gpu_available(ms_session *s, char *why, size_t len);
 
+/* Where `meson install` puts the allocation tracker (set by src/cli/meson.build). */
+#ifndef MEMSNAP_PRELOAD_INSTALLED
+#define MEMSNAP_PRELOAD_INSTALLED "/usr/local/lib/memsnap/libmemsnap_preload.so"
+#endif
+#define PRELOAD_NAME "libmemsnap_preload.so"
+
+/* Parses BYTES: digits with an optional K, M or G suffix (powers of 1024; "64K", "64k",
+ * "64KiB" and "64KB" alike). 0 is allowed. Returns 0 or -1. */
+int cli_parse_bytes(const char *text, unsigned long long *out);
+/* Finds the file execvp() would run for name: name itself when it has a '/', else the first
+ * executable regular file in $PATH (an empty entry is the current directory). Returns it
+ * (malloc'd), or NULL with errno ENOENT (none) or EACCES (found, but none executable). */
+char *cli_find_program(const char *name);
+/* execv(path, argv), through /bin/sh for a script without "#!" as execvp does; returns the
+ * errno of the failure (it returns only on failure). */
+int cli_exec(const char *path, char *const argv[]);
+/* Finds libmemsnap_preload.so: $MEMSNAP_PRELOAD, else the build tree's (memsnap is
+ * build/src/cli/memsnap, the library build/src/preload/), else the installed one. Returns its
+ * absolute path (malloc'd), or prints why not (as subcommand cmd) and returns NULL. */
+char *cli_find_preload(const char *cmd);
+/* The allocation tracker's settings, as `memsnap record` passes them; a NULL or false field
+ * leaves its variable out of the program's environment. */
+struct cli_tracker {
+    const char *preload;     /* absolute path of libmemsnap_preload.so */
+    const char *trace;       /* absolute path of the trace */
+    const char *depth;       /* MEMSNAP_TRACE_DEPTH, validated */
+    const char *unwind;      /* MEMSNAP_TRACE_UNWIND */
+    const char *sample_rate; /* MEMSNAP_TRACE_SAMPLE_RATE in bytes, decimal */
+    bool mmap;               /* MEMSNAP_TRACE_MMAP=1 */
+    bool no_follow;          /* MEMSNAP_TRACE_NO_FOLLOW=1 */
+};
+/* Sets the tracker's variables (LD_PRELOAD with the tracker first, MEMSNAP_TRACE_FILE,
+ * MEMSNAP_TRACE_ROOT=getpid(), the options) in the environment of this process, the forked
+ * child about to exec the program; 0 or -1 with errno. */
+int cli_tracker_env(const struct cli_tracker *t);
+
 #endif /* MEMSNAP_CLI_H */

@@ -25,11 +25,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef MEMSNAP_PRELOAD_INSTALLED
-#define MEMSNAP_PRELOAD_INSTALLED "/usr/local/lib/memsnap/libmemsnap_preload.so"
-#endif
-#define PRELOAD_NAME "libmemsnap_preload.so"
-
 #define RECORD_DEPTH_MAX 256 /* the largest --depth the tracker accepts */
 #define RECORD_LIST_MAX  8   /* child traces named on the closing note; the rest are counted */
 
@@ -92,125 +87,6 @@ static void record_usage(FILE *fp)
             "tracker library, FILE's directory not writable); 2 on a usage error.\n\n"
             "example: memsnap record -o app.mst -- ./app --input data.txt\n"
             "         memsnap report app.mst --stats\n");
-}
-
-/* Parses BYTES: digits with an optional K, M or G suffix (powers of 1024; "64K", "64k",
- * "64KiB" and "64KB" alike). 0 is allowed. Returns 0 or -1. */
-static int record_parse_bytes(const char *text, unsigned long long *out)
-{
-    if (*text < '0' || *text > '9')
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno)
-        return -1;
-    unsigned shift = 0;
-    const char *units = "kKmMgG", *u = *end ? strchr(units, *end) : NULL;
-    if (u) {
-        shift = 10 * (unsigned)((u - units) / 2 + 1);
-        end++;
-        if (*end == 'i')
-            end++;
-    }
-    if (*end == 'B')
-        end++;
-    if (*end || v > ULLONG_MAX >> shift)
-        return -1;
-    *out = v << shift;
-    return 0;
-}
-
-/* True when path is an existing regular file. */
-static bool record_is_file(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* Finds libmemsnap_preload.so: $MEMSNAP_PRELOAD, else the build tree's (memsnap is
- * build/src/cli/memsnap, the library build/src/preload/), else the installed one. Returns its
- * absolute path (malloc'd), or prints why not and returns NULL. */
-static char *record_find_preload(void)
-{
-    const char *env = getenv("MEMSNAP_PRELOAD");
-    if (env && *env) {
-        struct stat st;
-        char *abs = NULL;
-        if (stat(env, &st) != 0)
-            cli_error("record", "MEMSNAP_PRELOAD=%s: %s", env, strerror(errno));
-        else if (!S_ISREG(st.st_mode))
-            cli_error("record", "MEMSNAP_PRELOAD=%s: not a regular file", env);
-        else if (!(abs = realpath(env, NULL)))
-            cli_error("record", "MEMSNAP_PRELOAD=%s: %s", env, strerror(errno));
-        return abs;
-    }
-    char exe[PATH_MAX], tried[PATH_MAX + 64] = "";
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            slash[1] = '\0';
-            snprintf(tried, sizeof(tried), "%s../preload/" PRELOAD_NAME, exe);
-            if (record_is_file(tried))
-                return realpath(tried, NULL);
-        }
-    }
-    if (record_is_file(MEMSNAP_PRELOAD_INSTALLED))
-        return realpath(MEMSNAP_PRELOAD_INSTALLED, NULL);
-    cli_error("record",
-              "cannot find " PRELOAD_NAME " (tried %s%s" MEMSNAP_PRELOAD_INSTALLED
-              "; set MEMSNAP_PRELOAD to its path)",
-              tried, *tried ? " and " : "");
-    return NULL;
-}
-
-/* Finds the file execvp() would run for name: name itself when it has a '/', else the first
- * executable regular file in $PATH (an empty entry is the current directory). Returns it
- * (malloc'd), or NULL with errno ENOENT (none) or EACCES (found, but none executable). */
-static char *record_find_program(const char *name)
-{
-    if (!*name) {
-        errno = ENOENT;
-        return NULL;
-    }
-    struct stat st;
-    if (strchr(name, '/')) {
-        if (stat(name, &st) != 0)
-            return NULL;
-        if (!S_ISREG(st.st_mode) || access(name, X_OK) != 0) {
-            errno = EACCES;
-            return NULL;
-        }
-        return strdup(name);
-    }
-    const char *path = getenv("PATH");
-    char defpath[256];
-    if (!path) {
-        if (confstr(_CS_PATH, defpath, sizeof(defpath)) == 0)
-            snprintf(defpath, sizeof(defpath), "/bin:/usr/bin");
-        path = defpath;
-    }
-    int err = ENOENT;
-    for (const char *p = path;; p++) {
-        const char *colon = strchrnul(p, ':');
-        char *cand;
-        int dirlen = (int)(colon - p);
-        if (asprintf(&cand, "%.*s%s%s", dirlen, p, dirlen ? "/" : "", name) < 0)
-            return NULL;
-        if (stat(cand, &st) == 0) {
-            if (S_ISREG(st.st_mode) && access(cand, X_OK) == 0)
-                return cand;
-            err = EACCES;
-        }
-        free(cand);
-        if (!*colon)
-            break;
-        p = colon;
-    }
-    errno = err;
-    return NULL;
 }
 
 /* True when path is an ELF executable without a PT_INTERP program header: statically
@@ -279,36 +155,17 @@ static char *record_absolute(const char *cwd, const char *path)
     return abs;
 }
 
-/* setenv(name, value), or unsetenv(name) when value is NULL; 0 or -1 with errno. */
-static int record_setenv(const char *name, const char *value)
-{
-    return value ? setenv(name, value, 1) : unsetenv(name);
-}
-
 /* Sets the tracker's variables in this (the child's) environment; 0 or -1 with errno. */
 static int record_child_env(const struct record_opts *o)
 {
-    const char *old = getenv("LD_PRELOAD");
-    char *preload, root[24];
-    if (old && *old) {
-        if (asprintf(&preload, "%s:%s", o->preload, old) < 0)
-            return -1;
-    } else if (!(preload = strdup(o->preload))) {
-        return -1;
-    }
-    snprintf(root, sizeof(root), "%ld", (long)getpid());
-    int rc = 0;
-    rc |= record_setenv("LD_PRELOAD", preload);
-    rc |= record_setenv("MEMSNAP_TRACE_FILE", o->trace);
-    rc |= record_setenv("MEMSNAP_TRACE_ROOT", root);
-    rc |= record_setenv("MEMSNAP_TRACE_DEPTH", o->depth);
-    rc |= record_setenv("MEMSNAP_TRACE_UNWIND", o->unwind);
-    rc |= record_setenv("MEMSNAP_TRACE_SAMPLE_RATE", o->sample_rate[0] ? o->sample_rate : NULL);
-    rc |= record_setenv("MEMSNAP_TRACE_MMAP", o->mmap ? "1" : NULL);
-    rc |= record_setenv("MEMSNAP_TRACE_NO_FOLLOW", o->no_follow ? "1" : NULL);
-    rc |= record_setenv("MEMSNAP_TRACE_APPEND", NULL); /* the tracker's own, across exec */
-    free(preload);
-    return rc ? -1 : 0;
+    const struct cli_tracker t = {.preload = o->preload,
+                                  .trace = o->trace,
+                                  .depth = o->depth,
+                                  .unwind = o->unwind,
+                                  .sample_rate = o->sample_rate[0] ? o->sample_rate : NULL,
+                                  .mmap = o->mmap,
+                                  .no_follow = o->no_follow};
+    return cli_tracker_env(&t);
 }
 
 /* The child side of the fork: the environment, then exec (through /bin/sh for a script
@@ -325,21 +182,7 @@ static void record_exec(struct record_opts *o, int fd)
             o->trace = trace;
             unlink(trace); /* a stale trace of the same pid */
             if (record_child_env(o) == 0) {
-                execv(o->path, o->argv);
-                err = errno;
-                if (err == ENOEXEC) {
-                    int argc = 0;
-                    while (o->argv[argc])
-                        argc++;
-                    char **sh = calloc((size_t)argc + 2, sizeof(*sh));
-                    if (sh) {
-                        sh[0] = "sh";
-                        sh[1] = (char *)o->path;
-                        memcpy(sh + 2, o->argv + 1, (size_t)argc * sizeof(*sh));
-                        execv("/bin/sh", sh);
-                    }
-                    err = ENOEXEC;
-                }
+                err = cli_exec(o->path, o->argv);
             } else {
                 err = errno;
             }
@@ -467,7 +310,7 @@ static int record_options(int argc, char **argv, struct record_opts *o)
             o->unwind = optarg;
             break;
         case OPT_SAMPLE_RATE:
-            if (record_parse_bytes(optarg, &rate) != 0) {
+            if (cli_parse_bytes(optarg, &rate) != 0) {
                 cli_error("record", "invalid --sample-rate '%s' (bytes, e.g. 4096, 64K, 1M)",
                           optarg);
                 return CLI_USAGE;
@@ -629,7 +472,7 @@ int cmd_record(int argc, char **argv)
     if (rc)
         return rc < 0 ? CLI_OK : rc;
 
-    char *path = record_find_program(o.argv[0]);
+    char *path = cli_find_program(o.argv[0]);
     if (!path) {
         cli_error("record", "cannot execute '%s': %s", o.argv[0], strerror(errno));
         return 127;
@@ -643,7 +486,7 @@ int cmd_record(int argc, char **argv)
                   o.argv[0]);
         goto out;
     }
-    if (!(preload = record_find_preload()))
+    if (!(preload = cli_find_preload("record")))
         goto out;
     if (strpbrk(preload, ": ")) {
         cli_error("record",

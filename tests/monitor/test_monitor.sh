@@ -1,0 +1,301 @@
+#!/bin/sh
+# test_monitor.sh - `memsnap monitor` and `memsnap track` end to end (POSIX sh; runs under
+# dash): the JSON-lines and CSV formats of docs/monitor-format.md, sample counts, a command's
+# memory, --tree, exit statuses and signals, a killed monitor, thresholds and alerts on a
+# fixture cgroup, --on-critical, the job identity, and the errors.
+#
+# Environment (set by meson): MEMSNAP_BIN, MEMSNAP_FIXTURES. $1: the mon_prog helper
+# (tests/monitor/mon_prog.c). Every output is checked by check_format.py (next to this
+# script), which parses it with Python's json and csv modules.
+
+set -u
+
+BIN=${MEMSNAP_BIN:?MEMSNAP_BIN must name the memsnap binary}
+FIX=${MEMSNAP_FIXTURES:?MEMSNAP_FIXTURES must name tests/fixtures}
+PROG=${1:?usage: test_monitor.sh MON_PROG}
+HERE=$(cd "$(dirname "$0")" && pwd)
+MEMSNAP_PROCFS=
+MEMSNAP_SYSFS=
+export MEMSNAP_PROCFS MEMSNAP_SYSFS
+# The job identity comes from these when the options do not give it: start from none.
+unset RANK WORLD_SIZE SLURM_JOB_ID SLURM_PROCID SLURM_NTASKS PBS_JOBID OMPI_COMM_WORLD_RANK \
+    OMPI_COMM_WORLD_SIZE PMI_RANK PMI_SIZE
+MIB=1048576
+
+TEST_NAME=monitor
+. "$HERE/../lib.sh"
+
+# fmt DESC FILE json|csv [--killed] [EXPR]: the file follows docs/monitor-format.md and EXPR
+# (over recs, samples, kind(name)) holds.
+fmt() {
+    desc=$1
+    shift
+    if python3 "$HERE/check_format.py" "$@" >"$T/why" 2>&1; then
+        ok "$desc"
+    else
+        not_ok "$desc" "$(cat "$T/why")"
+    fi
+}
+
+# wait_for COND...: retries COND every 50 ms for up to 20 s.
+wait_for() {
+    i=0
+    while ! "$@"; do
+        i=$((i + 1))
+        [ "$i" -ge 400 ] && return 1
+        sleep 0.05
+    done
+    return 0
+}
+
+# samples_in FILE N: FILE holds at least N sample records.
+samples_in() {
+    [ "$(grep -c '"record":"sample"' "$1" 2>/dev/null)" -ge "$2" ]
+}
+
+# ---------------------------------------------------------------------------------------------
+echo "# help"
+
+for c in monitor track run; do
+    ms $c --help
+    check "$c --help exits 0" [ "$rc" -eq 0 ]
+done
+ms monitor --help
+mentions "monitor --help lists its options" "$T/out" --pid --interval --duration --output \
+    --format --tree --memory-limit --record --oom-flight-recorder --oom-dump-dir \
+    --oom-buffer-size --oom-max-dumps --oom-max-total-mb --job-id --rank --world-size
+ms track --help
+mentions "track --help lists the thresholds and the hook's environment" "$T/out" \
+    --warning-threshold --critical-threshold --on-critical MEMSNAP_ALERT_LEVEL _PERCENT _JOB_ID \
+    "never through a shell"
+ms run --help
+mentions "run --help shows --memory-limit and the OOM line" "$T/out" --memory-limit \
+    "killed by the OOM killer" --oom-dump-dir
+
+# ---------------------------------------------------------------------------------------------
+echo "# a running process, JSON lines and CSV"
+
+sleep 60 &
+SLEEPER=$!
+BG="$BG $SLEEPER"
+
+ms monitor --pid "$SLEEPER" --interval 0.05 --duration 1 --output "$T/p.jsonl"
+check "monitor --pid --duration exits 0, silent" [ "$rc" -eq 0 ] && [ ! -s "$T/err" ]
+fmt "JSON lines follow docs/monitor-format.md" "$T/p.jsonl" json
+fmt "about duration/interval samples (20; fewer only if the machine stalls)" "$T/p.jsonl" json \
+    "14 <= len(samples) <= 21 and kind('end')[0]['reason'] == 'duration'"
+fmt "every sample is of the watched pid, start names it, no command" "$T/p.jsonl" json \
+    "all(s['snapshot']['pid'] == $SLEEPER for s in samples) and recs[0]['pid'] == $SLEEPER \
+     and recs[0]['command'] is None and recs[0]['interval_s'] == 0.05"
+fmt "samples are full figures: RSS, PSS, system, cgroup" "$T/p.jsonl" json \
+    "all(s['full'] and s['snapshot']['process']['rss_bytes'] > 0 and \
+         s['snapshot']['process']['pss_bytes'] is not None and \
+         s['snapshot']['system']['total_bytes'] > 0 for s in samples)"
+fmt "samples follow each other on the monotonic clock" "$T/p.jsonl" json \
+    "all(a['snapshot']['monotonic_ns'] < b['snapshot']['monotonic_ns'] \
+         for a, b in zip(samples, samples[1:]))"
+fmt "without identity options, job_id, rank and world_size are null" "$T/p.jsonl" json \
+    "all(r['job_id'] is None and r['rank'] is None and r['world_size'] is None for r in recs)"
+check "the output file is created 0600" [ "$(stat -c %a "$T/p.jsonl")" = 600 ]
+
+ms monitor --pid "$SLEEPER" --interval 0.05 --duration 0.5 --format csv
+cp "$T/out" "$T/p.csv"
+ms snapshot --pid "$SLEEPER" --format csv --no-gpu
+SNAPHDR=$(head -1 "$T/out")
+fmt "CSV: the header is the documented one (snapshot columns from memsnap snapshot)" \
+    "$T/p.csv" csv --snapshot-header "$SNAPHDR"
+fmt "CSV: start, about 10 samples of the pid, end" "$T/p.csv" csv \
+    "6 <= len(samples) <= 11 and all(s['pid'] == '$SLEEPER' for s in samples) and \
+     int(samples[0]['process.rss_bytes']) > 0 and recs[-1]['record'] == 'end'"
+
+ms monitor --pid "$SLEEPER" --interval 0.002 --full-interval 0.02 --duration 0.3 -o "$T/f.jsonl"
+fmt "--full-interval: a full sample about every 10th, statm-only ones in between" "$T/f.jsonl" \
+    json "samples[0]['full'] and 0 < sum(s['full'] for s in samples) < len(samples) / 3 and \
+          all(s['snapshot']['process']['rss_bytes'] > 0 for s in samples)"
+
+# ---------------------------------------------------------------------------------------------
+echo "# a command"
+
+ms monitor --interval 0.05 -o "$T/c.jsonl" -- "$PROG" alloc 64 1 3
+check "the command's exit status (3) is memsnap's" [ "$rc" -eq 3 ]
+fmt "a command's run follows the format; end says exit_status 3" "$T/c.jsonl" json \
+    "kind('end')[0]['exit_status'] == 3 and kind('end')[0]['signal'] is None and \
+     kind('end')[0]['reason'] == 'command_exited' and \
+     recs[0]['command'] == ['$PROG', 'alloc', '64', '1', '3']"
+fmt "the child's 64 MiB show in its RSS" "$T/c.jsonl" json \
+    "max(s['snapshot']['process']['rss_bytes'] for s in samples) >= 64 * $MIB and \
+     all(s['snapshot']['pid'] == recs[0]['pid'] for s in samples)"
+
+ms monitor --tree --interval 0.1 -o "$T/t.jsonl" -- "$PROG" tree 16 32 48 2.5
+check "--tree: the tree's command exits 0" [ "$rc" -eq 0 ]
+fmt "--tree: a sample sums the parent and its 2 children (16 + 32 + 48 MiB)" "$T/t.jsonl" json \
+    "any(s['tree']['processes'] == 3 and s['tree']['rss_bytes'] >= 96 * $MIB and \
+         [m['pid'] for m in s['tree']['members']][0] == recs[0]['pid'] and \
+         all(m['ppid'] == recs[0]['pid'] for m in s['tree']['members'][1:]) and \
+         sorted(m['rss_bytes'] // $MIB for m in s['tree']['members'])[0] >= 16 and \
+         sorted(m['rss_bytes'] // $MIB for m in s['tree']['members'])[1] >= 32 and \
+         sorted(m['rss_bytes'] // $MIB for m in s['tree']['members'])[2] >= 48 and \
+         sorted(m['rss_bytes'] // $MIB for m in s['tree']['members'])[2] < 48 + 16 \
+         for s in samples if s['tree'])"
+
+"$BIN" monitor --interval 0.05 -o "$T/s.jsonl" -- "$PROG" alloc 1 30 0 2>"$T/err" &
+MON=$!
+BG="$BG $MON"
+wait_for samples_in "$T/s.jsonl" 2
+CHILD=$(python3 -c "import json; print(json.loads(open('$T/s.jsonl').readline())['pid'])")
+kill -TERM "$MON"
+wait "$MON"
+rc=$?
+check "SIGTERM is passed on: the command dies of it, memsnap exits 143" [ "$rc" -eq 143 ]
+check "the command is gone" sh -c "! kill -0 $CHILD 2>/dev/null"
+fmt "end records signal 15, no exit status" "$T/s.jsonl" json \
+    "kind('end')[0]['signal'] == 15 and kind('end')[0]['exit_status'] is None"
+
+ms monitor --interval 0.05 --duration 0.5 -o "$T/d.jsonl" -- "$PROG" alloc 1 30 0
+check "--duration with a command: SIGTERM at the end, like timeout (143)" [ "$rc" -eq 143 ]
+fmt "... the end record says duration and signal 15" "$T/d.jsonl" json \
+    "kind('end')[0]['reason'] == 'duration' and kind('end')[0]['signal'] == 15 and \
+     6 <= len(samples) <= 11"
+
+"$BIN" monitor --pid "$SLEEPER" --interval 0.005 -o "$T/k.jsonl" 2>"$T/err" &
+MON=$!
+BG="$BG $MON"
+wait_for samples_in "$T/k.jsonl" 30
+kill -KILL "$MON"
+wait "$MON" 2>/dev/null
+fmt "a monitor killed by SIGKILL leaves only whole, parseable lines" "$T/k.jsonl" json --killed \
+    "len(samples) >= 30"
+
+sh -c 'sleep 0.4' &
+SHORT=$!
+ms monitor --pid "$SHORT" --interval 0.05 -o "$T/x.jsonl"
+check "a --pid that exits ends the monitor: exit 0" [ "$rc" -eq 0 ]
+mentions "... with one note on stderr" "$T/err" "pid $SHORT exited"
+fmt "... and an end record with reason pid_exited" "$T/x.jsonl" json \
+    "kind('end')[0]['reason'] == 'pid_exited' and len(samples) >= 3"
+wait "$SHORT" 2>/dev/null
+
+RANK=5 WORLD_SIZE=6 SLURM_JOB_ID=77 "$BIN" monitor --pid "$SLEEPER" --interval 0.05 \
+    --duration 0.2 -o "$T/env.jsonl" 2>"$T/err"
+fmt "job identity from RANK, WORLD_SIZE, SLURM_JOB_ID in every record" "$T/env.jsonl" json \
+    "all(r['job_id'] == '77' and r['rank'] == 5 and r['world_size'] == 6 for r in recs)"
+
+# ---------------------------------------------------------------------------------------------
+echo "# thresholds on a fixture cgroup (memory.max 1000000000)"
+
+mkdir -p "$T/fx"
+cp -R "$FIX/v2-host/proc" "$FIX/v2-host/sys" "$T/fx/"
+CG="$T/fx/sys/fs/cgroup/user.slice/user-1000.slice/session-1.scope"
+echo 1000000000 >"$CG/memory.max"
+# set_current BYTES: rewrites memory.current in place at a fixed width (one write, no
+# truncation), so that a read racing it never sees an empty file.
+set_current() {
+    printf '%012d\n' "$1" | dd of="$CG/memory.current" conv=notrunc status=none
+}
+# saw_current BYTES: a sample read that usage.
+saw_current() {
+    python3 - "$T/th.jsonl" "$1" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    if d["record"] == "sample" and d["snapshot"]["cgroup"]["current_bytes"] == int(sys.argv[2]):
+        sys.exit(0)
+sys.exit(1)
+EOF
+}
+cat >"$T/hook.sh" <<'EOF'
+#!/bin/sh
+env | grep '^MEMSNAP_ALERT_' | sort >"$1.tmp" && mv "$1.tmp" "$1"
+echo "hook ran"
+EOF
+chmod +x "$T/hook.sh"
+
+set_current 500000000
+"$BIN" track --pid 4242 --procfs "$T/fx/proc" --sysfs "$T/fx/sys" --interval 0.02 \
+    --warning-threshold 80 --critical-threshold 90 --on-critical "$T/hook.sh $T/hook.env" \
+    --job-id job-7 --rank 3 --world-size 8 -o "$T/th.jsonl" 2>"$T/th.err" &
+MON=$!
+BG="$BG $MON"
+steps_ok=true
+for v in 500000000 850000000 870000000 950000000 960000000 400000000; do
+    set_current $v
+    wait_for saw_current $v || steps_ok=false
+done
+kill -TERM "$MON"
+wait "$MON"
+rc=$?
+check "track --pid: every usage step was sampled; SIGTERM ends it with exit 0" \
+    [ "$steps_ok" = true ] && [ "$rc" -eq 0 ]
+fmt "track output follows the format, end reason interrupted" "$T/th.jsonl" json \
+    "kind('end')[0]['reason'] == 'interrupted' and \
+     recs[0]['thresholds'] == {'warning_pct': 80, 'critical_pct': 90} and \
+     recs[0]['limits']['cgroup_max_bytes'] == 1000000000"
+fmt "alerts: warning at 85%, critical at 95%, ok at 40% - once each, on the cgroup" \
+    "$T/th.jsonl" json \
+    "[(a['level'], a['metric'], a['percent'], a['used_bytes'], a['limit_bytes']) \
+      for a in kind('alert')] == [('warning', 'cgroup', 85.0, 850000000, 1000000000), \
+                                  ('critical', 'cgroup', 95.0, 950000000, 1000000000), \
+                                  ('ok', 'cgroup', 40.0, 400000000, 1000000000)]"
+fmt "each alert carries the seq of the sample that raised it" "$T/th.jsonl" json \
+    "all(any(s['seq'] == a['seq'] and \
+             s['snapshot']['cgroup']['current_bytes'] == a['used_bytes'] for s in samples) \
+         for a in kind('alert'))"
+fmt "job identity (--job-id, --rank, --world-size) in every record" "$T/th.jsonl" json \
+    "all(r['job_id'] == 'job-7' and r['rank'] == 3 and r['world_size'] == 8 for r in recs)"
+check "three alert lines on stderr (and the hook's output)" \
+    [ "$(grep -c 'memsnap track: \(warning\|critical\|ok\): cgroup at' "$T/th.err")" -eq 3 ]
+mentions "the critical line names the usage, the limit, the pid and the job" "$T/th.err" \
+    "critical: cgroup at 95.0% of its limit (905.99 MiB of 953.67 MiB), pid 4242 [job job-7, rank 3]" \
+    "hook ran"
+wait_for test -s "$T/hook.env"
+cat >"$T/hook.want" <<'EOF'
+MEMSNAP_ALERT_JOB_ID=job-7
+MEMSNAP_ALERT_LEVEL=critical
+MEMSNAP_ALERT_LIMIT_BYTES=1000000000
+MEMSNAP_ALERT_METRIC=cgroup
+MEMSNAP_ALERT_PERCENT=95.00
+MEMSNAP_ALERT_PID=4242
+MEMSNAP_ALERT_RANK=3
+EOF
+grep -v -e _SEQ= -e _TIME_NS= -e _USED_BYTES= -e _WORLD_SIZE= "$T/hook.env" >"$T/hook.got"
+check "--on-critical ran once with the alert in its environment" \
+    cmp -s "$T/hook.want" "$T/hook.got"
+check "... MEMSNAP_ALERT_USED_BYTES, _WORLD_SIZE too" \
+    sh -c "grep -qx MEMSNAP_ALERT_USED_BYTES=950000000 '$T/hook.env' && \
+           grep -qx MEMSNAP_ALERT_WORLD_SIZE=8 '$T/hook.env'"
+
+ms track --pid 4242 --procfs "$T/fx/proc" --sysfs "$T/fx/sys" --interval 0.05 --duration 0.3 \
+    --critical-threshold 30 --format csv
+fmt "CSV: an alert row fills the event columns" "$T/out" csv \
+    "[(a['event.level'], a['event.metric'], a['event.percent']) for a in kind('alert')] == \
+     [('critical', 'cgroup', '40.00')]"
+
+# ---------------------------------------------------------------------------------------------
+echo "# errors: one line, an exit status, nothing started"
+
+expect_error "a PID that does not exist: exit 1" 1 "no such process" monitor --pid 999999999
+expect_error "a PID that is not a number: usage error" 2 "invalid PID" monitor --pid abc
+expect_error "a command that cannot be executed: exit 127" 127 "cannot execute" \
+    monitor -- "$T/no-such-program"
+expect_error "an unwritable output: exit 1" 1 "cannot create" \
+    monitor -o "$T/no/such/dir/x.jsonl" -- sh -c "touch $T/started"
+check "... and the command was not started" [ ! -e "$T/started" ]
+expect_error "a bad threshold: usage error" 2 "--warning-threshold" \
+    track --warning-threshold 150 --pid "$SLEEPER"
+expect_error "warning above critical: usage error" 2 "below --critical-threshold" \
+    track --warning-threshold 90 --critical-threshold 80 --pid "$SLEEPER"
+expect_error "thresholds are track's: monitor refuses them" 2 "--critical-threshold" \
+    monitor --critical-threshold 80 --pid "$SLEEPER"
+expect_error "--on-critical without a critical threshold" 2 "--on-critical" \
+    track --on-critical true --pid "$SLEEPER"
+expect_error "--on-critical with a program that does not exist" 2 "cannot execute" \
+    track --critical-threshold 50 --on-critical "$T/nope arg" --pid "$SLEEPER"
+expect_error "a zero interval: usage error" 2 "--interval" monitor --interval 0 --pid 1
+expect_error "a bad format: usage error" 2 "unknown format" monitor --format text --pid 1
+expect_error "--pid and a command: usage error" 2 "not both" monitor --pid 1 -- true
+expect_error "nothing to watch: usage error" 2 "--pid" monitor
+expect_error "--memory-limit with --pid: usage error" 2 "--memory-limit" \
+    monitor --memory-limit 64M --pid "$SLEEPER"
+expect_error "a bad --rank: usage error" 2 "--rank" monitor --rank -1 --pid "$SLEEPER"
+
+finish
