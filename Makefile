@@ -68,6 +68,7 @@ bench: deps build
 	/usr/bin/python3 bench/record_bench.py $(MEMSNAP) $(BUILD)
 	/usr/bin/python3 bench/engine_bench.py $(MEMSNAP) $(BUILD)
 	/usr/bin/python3 bench/monitor_bench.py $(MEMSNAP)
+	/usr/bin/python3 bench/analyze_bench.py $(MEMSNAP)
 	/usr/bin/python3 bench/python_bench.py $(BUILD)
 
 clean:

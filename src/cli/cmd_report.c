@@ -534,16 +534,16 @@ static void *progress_thread(void *arg)
     return NULL;
 }
 
-static int open_engine(const char *path, struct ms__engine **e)
+static int open_engine(const char *cmd, const char *path, struct ms__engine **e)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        cli_error("report", "%s: %s", path, strerror(errno));
+        cli_error(cmd, "%s: %s", path, strerror(errno));
         return CLI_FAIL;
     }
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        cli_error("report", "%s: is a directory, not a memsnap trace", path);
+        cli_error(cmd, "%s: is a directory, not a memsnap trace", path);
         close(fd);
         return CLI_FAIL;
     }
@@ -565,14 +565,14 @@ static int open_engine(const char *path, struct ms__engine **e)
     }
     close(fd);
     if (rc) {
-        cli_error("report", "%s: %s", path, err);
+        cli_error(cmd, "%s: %s", path, err);
         return CLI_FAIL;
     }
     return CLI_OK;
 }
 
 /* WHEN (seconds from the trace start, or a marker label) to ns; prints the error. */
-static int parse_when(struct ms__engine *e, const char *when, uint64_t *ns)
+static int parse_when(const char *cmd, struct ms__engine *e, const char *when, uint64_t *ns)
 {
     const struct ms__trace_data *td = ms__engine_trace(e);
     char *end;
@@ -580,13 +580,13 @@ static int parse_when(struct ms__engine *e, const char *when, uint64_t *ns)
     double s = strtod(when, &end);
     if (*when && !*end && !errno && isfinite(s)) {
         if (s < 0) {
-            cli_error("report", "time '%s' is before the trace start", when);
+            cli_error(cmd, "time '%s' is before the trace start", when);
             return CLI_USAGE;
         }
         double t = s * 1e9;
         if (t > (double)td->end_time + 0.5) {
             char a[64];
-            cli_error("report", "time %s s is past the end of the trace (duration %s)", when,
+            cli_error(cmd, "time %s s is past the end of the trace (duration %s)", when,
                       fmt_seconds(a, sizeof(a), td->end_time));
             return CLI_FAIL;
         }
@@ -594,32 +594,21 @@ static int parse_when(struct ms__engine *e, const char *when, uint64_t *ns)
         return CLI_OK;
     }
     if (ms__engine_marker_time(e, when, ns) != 0) {
-        cli_error("report", "no marker is labelled '%s' (and it is not a time in seconds)", when);
+        cli_error(cmd, "no marker is labelled '%s' (and it is not a time in seconds)", when);
         return CLI_FAIL;
     }
     return CLI_OK;
 }
 
-int cli_heap_report(FILE *out, const char *path, enum cli_heap_mode mode, const char *w1,
-                    const char *w2, bool threads, unsigned long top, enum cli_heap_fmt fmt)
+/* One output of cli_heap_report (see cli.h) from the loaded trace in hr. */
+static int heap_out(const char *cmd, const char *path, struct heap_report *hr,
+                    const struct cli_heap_out *o, const char *w1, const char *w2, bool threads,
+                    unsigned long top)
 {
-    struct heap_report *hr = calloc(1, sizeof(*hr));
-    if (!hr) {
-        cli_error("report", "out of memory");
-        return CLI_FAIL;
-    }
-    int rc = open_engine(path, &hr->e);
-    if (rc) {
-        free(hr);
-        return rc;
-    }
-    hr->td = ms__engine_trace(hr->e);
-    if (hr->td->truncated)
-        cli_error("report", "warning: %s", hr->td->warning);
     struct ms__heap_view v = {0}, a = {0}, b = {0};
     uint64_t t1 = 0, t2 = 0;
-    int err = 0;
-    switch (mode) {
+    int err = 0, rc = CLI_OK;
+    switch (o->mode) {
     case CLI_HEAP_PEAK:
         err = ms__engine_peak(hr->e, &v);
         break;
@@ -627,12 +616,12 @@ int cli_heap_report(FILE *out, const char *path, enum cli_heap_mode mode, const 
         err = ms__engine_leaks(hr->e, &v);
         break;
     case CLI_HEAP_AT:
-        if ((rc = parse_when(hr->e, w1, &t1)))
+        if ((rc = parse_when(cmd, hr->e, w1, &t1)))
             goto out;
         err = ms__engine_snapshot_time(hr->e, t1, &v);
         break;
     default:
-        if ((rc = parse_when(hr->e, w1, &t1)) || (rc = parse_when(hr->e, w2, &t2)))
+        if ((rc = parse_when(cmd, hr->e, w1, &t1)) || (rc = parse_when(cmd, hr->e, w2, &t2)))
             goto out;
         err = ms__engine_snapshot_time(hr->e, t1, &a);
         if (!err)
@@ -642,39 +631,60 @@ int cli_heap_report(FILE *out, const char *path, enum cli_heap_mode mode, const 
         break;
     }
     if (err) {
-        cli_error("report", "%s: %s", path, ms_strerror(err));
+        cli_error(cmd, "%s: %s", path, ms_strerror(err));
         rc = CLI_FAIL;
         goto out;
     }
-    if (ms__sym_open(&hr->sym, hr->td) != 0)
-        hr->sym = NULL; /* frames stay module+offset */
     struct ms__group_row *rows;
     size_t n;
     if (ms__engine_group(hr->e, &v, threads ? MS__GROUP_THREAD : MS__GROUP_STACK, NULL, &rows,
                          &n) != 0) {
-        cli_error("report", "out of memory");
+        cli_error(cmd, "out of memory");
         rc = CLI_FAIL;
         goto out;
     }
     size_t shown = n < top ? n : (size_t)top;
     int wr;
-    if (fmt == CLI_HEAP_FOLDED)
-        wr = folded(out, hr, rows, n, threads);
-    else if (fmt == CLI_HEAP_JSON)
-        wr =
-            threads ? json_threads(out, hr, &v, rows, shown) : json_sites(out, hr, &v, rows, shown);
+    FILE *fp = o->fp;
+    if (o->fmt == CLI_HEAP_FOLDED)
+        wr = folded(fp, hr, rows, n, threads);
+    else if (o->fmt == CLI_HEAP_JSON)
+        wr = threads ? json_threads(fp, hr, &v, rows, shown) : json_sites(fp, hr, &v, rows, shown);
     else
-        wr = threads ? text_threads(out, hr, &v, rows, shown, mode)
-                     : text_sites(out, hr, &v, rows, shown, mode);
+        wr = threads ? text_threads(fp, hr, &v, rows, shown, o->mode)
+                     : text_sites(fp, hr, &v, rows, shown, o->mode);
     ms__group_rows_free(rows, n);
-    if (wr || fflush(out) != 0) {
-        cli_error("report", "writing the report failed");
+    if (wr || fflush(fp) != 0) {
+        cli_error(cmd, "writing the report failed");
         rc = CLI_FAIL;
     }
 out:
     ms__heap_view_free(&v);
     ms__heap_view_free(&a);
     ms__heap_view_free(&b);
+    return rc;
+}
+
+int cli_heap_report(const char *cmd, const char *path, const struct cli_heap_out *outs, size_t n,
+                    const char *w1, const char *w2, bool threads, unsigned long top)
+{
+    struct heap_report *hr = calloc(1, sizeof(*hr));
+    if (!hr) {
+        cli_error(cmd, "out of memory");
+        return CLI_FAIL;
+    }
+    int rc = open_engine(cmd, path, &hr->e);
+    if (rc) {
+        free(hr);
+        return rc;
+    }
+    hr->td = ms__engine_trace(hr->e);
+    if (hr->td->truncated)
+        cli_error(cmd, "warning: %s", hr->td->warning);
+    if (ms__sym_open(&hr->sym, hr->td) != 0)
+        hr->sym = NULL; /* frames stay module+offset */
+    for (size_t i = 0; i < n && rc == CLI_OK; i++)
+        rc = heap_out(cmd, path, hr, &outs[i], w1, w2, threads, top);
     if (hr->sym)
         ms__sym_close(hr->sym);
     ms__engine_close(hr->e);
@@ -803,5 +813,6 @@ int cmd_report(int argc, char **argv)
         }
         return stats_report(argv[optind], fmt == CLI_HEAP_JSON ? MS_FORMAT_JSON : MS_FORMAT_TEXT);
     }
-    return cli_heap_report(stdout, argv[optind], mode, w1, w2, threads, top, fmt);
+    struct cli_heap_out out = {mode, fmt, stdout};
+    return cli_heap_report("report", argv[optind], &out, 1, w1, w2, threads, top);
 }

@@ -1,0 +1,435 @@
+/*
+ * analyze_stats.c - the statistics of `memsnap analyze` over one metric of monitor output:
+ * the summary (min, max, mean, nearest-rank percentiles, time at peak), the trend (the
+ * Theil-Sen slope over an evenly spaced subsample, Sen's 95% confidence interval, the
+ * Mann-Kendall test, the share of rising steps, and the leak severity those give) and the
+ * spikes (samples far above the rolling median, in robust sigmas of the residuals). The
+ * rules and constants are documented in docs/analyze-format.md.
+ *
+ * Everything is linear in the samples: percentiles and medians come from quickselect with a
+ * three-way partition (memory series repeat values a lot), doubles mapped to order-preserving
+ * 64-bit keys, and the rolling median from a sorted window updated in place; one workspace
+ * serves every metric. A million samples take a few tens of milliseconds per metric.
+ */
+#include "analyze.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TREND_MIN_POINTS 10   /* fewer samples: no trend verdict */
+#define SIGNIFICANT_P    0.01 /* one-sided Mann-Kendall p-value of a trend */
+#define Z_95             1.959963984540054
+#define MAD_TO_SIGMA     1.4826
+#define STATS_THREADS    4 /* metrics computed at once, at most */
+
+#define AN__KEY(id, key, label)   key,
+#define AN__LABEL(id, key, label) label,
+static const char *const metric_keys[] = {AN_METRIC_LIST(AN__KEY)};
+static const char *const metric_labels[] = {AN_METRIC_LIST(AN__LABEL)};
+#undef AN__KEY
+#undef AN__LABEL
+
+const char *an_metric_key(int m)
+{
+    return metric_keys[m];
+}
+
+const char *an_metric_label(int m)
+{
+    return metric_labels[m];
+}
+
+const char *an_severity_name(enum an_severity s)
+{
+    static const char *const names[] = {"none", "low", "medium", "high"};
+    return names[s];
+}
+
+/* Reorders a[0..n) so that a[k] holds the value of rank k (0-based), with no larger value
+ * before it and no smaller one after it: quickselect with pseudo-random pivots and a
+ * three-way partition, linear on average whatever the input. */
+static void select_k(uint64_t *a, size_t n, size_t k)
+{
+    uint64_t seed = 0x9e3779b97f4a7c15u ^ n;
+    size_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        seed ^= seed << 13; /* xorshift64 */
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        uint64_t pivot = a[lo + seed % (hi - lo)], t;
+        size_t lt = lo, i = lo, gt = hi;
+        while (i < gt) {
+            if (a[i] < pivot) {
+                t = a[lt], a[lt++] = a[i], a[i++] = t;
+            } else if (a[i] > pivot) {
+                t = a[--gt], a[gt] = a[i], a[i] = t;
+            } else
+                i++;
+        }
+        if (k < lt)
+            hi = lt;
+        else if (k >= gt)
+            lo = gt;
+        else
+            return;
+    }
+}
+
+/* The values of ranks k[0] <= k[1] <= ... (count of them, 0-based) of a[0..n), into out;
+ * a is reordered. */
+static void select_ranks(uint64_t *a, size_t n, const size_t *k, int count, uint64_t *out)
+{
+    size_t base = 0;
+    for (int i = 0; i < count; i++) {
+        select_k(a + base, n - base, k[i] - base);
+        out[i] = a[k[i]];
+        base = k[i]; /* a[0..k[i]] <= a[k[i]] <= a[k[i]+1..] */
+    }
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* A double as a key whose unsigned order is the numeric order, and back. */
+static uint64_t double_key(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof(u));
+    return u >> 63 ? ~u : u | UINT64_C(1) << 63;
+}
+
+static double key_double(uint64_t k)
+{
+    uint64_t u = k >> 63 ? k & ~(UINT64_C(1) << 63) : ~k;
+    double d;
+    memcpy(&d, &u, sizeof(d));
+    return d;
+}
+
+/* The 0-based rank of the nearest-rank p-th percentile of n values: ceil(p * n / 100) - 1. */
+static size_t pct_rank(size_t n, unsigned p)
+{
+    size_t rank = (p * n + 99) / 100;
+    return rank ? rank - 1 : 0;
+}
+
+/* The metric's values where valid: x[k] and their series index at[k]; returns how many. */
+static size_t compact(const struct an_series *s, int m, uint64_t *x, size_t *at)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->valid[i] >> m & 1) {
+            x[k] = s->val[m][i];
+            at[k++] = i;
+        }
+    return k;
+}
+
+/* The summary of x (n values at series indexes at); work holds n values. */
+static void summarize(const uint64_t *x, const size_t *at, size_t n, uint64_t *work,
+                      struct an_summary *sum)
+{
+    long double total = 0;
+    size_t peak = 0, min = 0;
+    for (size_t k = 0; k < n; k++) {
+        total += x[k];
+        if (x[k] > x[peak])
+            peak = k;
+        if (x[k] < x[min])
+            min = k;
+    }
+    memcpy(work, x, n * sizeof(*x));
+    size_t ranks[3] = {pct_rank(n, 50), pct_rank(n, 90), pct_rank(n, 99)};
+    uint64_t v[3];
+    select_ranks(work, n, ranks, 3, v);
+    sum->n = n;
+    sum->min = x[min];
+    sum->max = x[peak];
+    sum->mean = (double)(total / n);
+    sum->p50 = v[0];
+    sum->p90 = v[1];
+    sum->p99 = v[2];
+    sum->peak = at[peak];
+}
+
+/* Mann-Kendall variance of S for n values with ties (sorted holds them, in order). */
+static double mk_variance(const uint64_t *sorted, size_t n)
+{
+    double dn = (double)n;
+    double v = dn * (dn - 1) * (2 * dn + 5);
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && sorted[j] == sorted[i])
+            j++;
+        double t = (double)(j - i);
+        v -= t * (t - 1) * (2 * t + 5);
+        i = j;
+    }
+    return v / 18;
+}
+
+/* The trend over x (n values at series indexes at, median the p50); keys holds the pairwise
+ * slopes of AN_TREND_POINTS points. */
+static void trend(const struct an_series *s, const uint64_t *x, const size_t *at, size_t n,
+                  uint64_t median_x, bool has_limit, uint64_t limit, uint64_t *keys,
+                  struct an_trend *tr)
+{
+    memset(tr, 0, sizeof(*tr));
+    tr->time_to_limit_s = -1;
+    tr->severity = AN_SEV_NONE;
+    uint64_t t0 = s->time_ns[at[0]];
+    tr->duration_s = n ? (double)(int64_t)(s->time_ns[at[n - 1]] - t0) / 1e9 : 0;
+    size_t rises = 0, falls = 0;
+    for (size_t k = 1; k < n; k++) {
+        rises += x[k] > x[k - 1];
+        falls += x[k] < x[k - 1];
+    }
+    tr->rising_share = rises + falls ? (double)rises / (double)(rises + falls) : 0;
+    if (n < TREND_MIN_POINTS) {
+        tr->points = n;
+        tr->reason = "too few samples";
+        return;
+    }
+    size_t m = n < AN_TREND_POINTS ? n : AN_TREND_POINTS;
+    double t[AN_TREND_POINTS], v[AN_TREND_POINTS];
+    uint64_t scratch[AN_TREND_POINTS];
+    for (size_t k = 0; k < m; k++) {
+        size_t i = m == n ? k : k * (n - 1) / (m - 1);
+        t[k] = (double)(int64_t)(s->time_ns[at[i]] - t0) / 1e9;
+        v[k] = (double)x[i];
+        scratch[k] = x[i];
+    }
+    tr->points = m;
+    /* Mann-Kendall S and the pairwise slopes */
+    long long S = 0;
+    size_t ns = 0;
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = i + 1; j < m; j++) {
+            double dx = v[j] - v[i], dt = t[j] - t[i];
+            S += (dx > 0) - (dx < 0);
+            if (dt > 0)
+                keys[ns++] = double_key(dx / dt);
+        }
+    qsort(scratch, m, sizeof(*scratch), cmp_u64);
+    double var = mk_variance(scratch, m);
+    double z = 0;
+    if (var > 0 && S > 0)
+        z = ((double)S - 1) / sqrt(var);
+    else if (var > 0 && S < 0)
+        z = ((double)S + 1) / sqrt(var);
+    tr->mk_z = z;
+    tr->p_value = 0.5 * erfc(z / sqrt(2.0));
+    if (!ns) {
+        tr->reason = "no time passes between the samples";
+        return;
+    }
+    /* the median and Sen's interval: ranks (N - C) / 2 and (N + C) / 2 + 1 of the sorted
+     * slopes, 1-based */
+    double c = Z_95 * sqrt(var > 0 ? var : 0);
+    double lo = round(((double)ns - c) / 2), hi = round(((double)ns + c) / 2) + 1;
+    if (lo < 1)
+        lo = 1;
+    if (hi > (double)ns)
+        hi = (double)ns;
+    size_t ranks[4] = {(size_t)lo - 1, (ns - 1) / 2, ns / 2, (size_t)hi - 1};
+    uint64_t r[4];
+    if (ranks[0] > ranks[1]) /* N < C: the interval is every slope */
+        ranks[0] = ranks[1];
+    if (ranks[3] < ranks[2])
+        ranks[3] = ranks[2];
+    select_ranks(keys, ns, ranks, 4, r);
+    tr->slope = (key_double(r[1]) + key_double(r[2])) / 2;
+    tr->ci_low = key_double(r[0]);
+    tr->ci_high = key_double(r[3]);
+    tr->growth_bytes = tr->slope * tr->duration_s;
+    double median = (double)median_x;
+    tr->growth_pct = 100 * tr->growth_bytes / (median > 1 ? median : 1);
+    if (has_limit && tr->slope > 0) {
+        double last = (double)x[n - 1];
+        tr->time_to_limit_s = last >= (double)limit ? 0 : ((double)limit - last) / tr->slope;
+    }
+    /* the severity rules of docs/analyze-format.md */
+    if (tr->p_value >= SIGNIFICANT_P || tr->slope <= 0 || tr->ci_low <= 0) {
+        tr->reason = "no significant upward trend";
+        return;
+    }
+    if (tr->growth_pct < 1) {
+        tr->reason = "grew less than 1% of its median";
+        return;
+    }
+    if (tr->growth_pct >= 25) {
+        tr->severity = AN_SEV_HIGH;
+        tr->reason = "grew 25% of its median or more";
+    } else if (tr->time_to_limit_s >= 0 && tr->time_to_limit_s <= tr->duration_s) {
+        tr->severity = AN_SEV_HIGH;
+        tr->reason = "reaches its limit within the time observed again";
+    } else if (tr->growth_pct >= 5) {
+        tr->severity = AN_SEV_MEDIUM;
+        tr->reason = "grew 5% of its median or more";
+    } else if (tr->rising_share >= 0.9) {
+        tr->severity = AN_SEV_MEDIUM;
+        tr->reason = "grew steadily (90% of its changes are rises)";
+    } else {
+        tr->severity = AN_SEV_LOW;
+        tr->reason = "grew 1% of its median or more";
+    }
+}
+
+/* Inserts v into the sorted window w of *cnt values. */
+static void win_insert(uint64_t *w, size_t *cnt, uint64_t v)
+{
+    size_t lo = 0, hi = *cnt;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (w[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    memmove(w + lo + 1, w + lo, (*cnt - lo) * sizeof(*w));
+    w[lo] = v;
+    (*cnt)++;
+}
+
+/* Removes one v (present) from the sorted window w. */
+static void win_remove(uint64_t *w, size_t *cnt, uint64_t v)
+{
+    size_t lo = 0, hi = *cnt;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (w[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    memmove(w + lo, w + lo + 1, (*cnt - lo - 1) * sizeof(*w));
+    (*cnt)--;
+}
+
+/* The spikes of x (n values at series indexes at); med and dev hold n values each. */
+static int spikes(const uint64_t *x, const size_t *at, size_t n, uint64_t *med, uint64_t *dev,
+                  struct an_spikes *sp)
+{
+    memset(sp, 0, sizeof(*sp));
+    if (n < TREND_MIN_POINTS)
+        return 0;
+    /* centred windows: 2h+1 samples inside, narrower (still centred) near the ends */
+    const size_t h = AN_SPIKE_WINDOW / 2;
+    uint64_t w[AN_SPIKE_WINDOW], e[AN_SPIKE_WINDOW];
+    size_t cnt = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = h;
+        if (i < k)
+            k = i;
+        if (n - 1 - i < k)
+            k = n - 1 - i;
+        if (k == h && cnt == 0) {
+            for (size_t j = i - h; j <= i + h; j++)
+                win_insert(w, &cnt, x[j]);
+        } else if (k == h) {
+            win_remove(w, &cnt, x[i - h - 1]);
+            win_insert(w, &cnt, x[i + h]);
+        }
+        if (k == h) {
+            med[i] = w[h];
+        } else {
+            size_t ce = 0;
+            for (size_t j = i - k; j <= i + k; j++)
+                win_insert(e, &ce, x[j]);
+            med[i] = e[k];
+        }
+        dev[i] = x[i] > med[i] ? x[i] - med[i] : med[i] - x[i];
+    }
+    select_k(dev, n, (n - 1) / 2);
+    sp->sigma = MAD_TO_SIGMA * (double)dev[(n - 1) / 2];
+    for (size_t i = 0; i < n; i++) {
+        if (x[i] <= med[i])
+            continue;
+        double r = (double)(x[i] - med[i]);
+        if (r <= AN_SPIKE_K * sp->sigma || r <= (double)med[i] / 100)
+            continue;
+        if (sp->listed < AN_SPIKE_LIST) {
+            if (!sp->list && !(sp->list = malloc(AN_SPIKE_LIST * sizeof(*sp->list))))
+                return -1;
+            sp->list[sp->listed++] = (struct an_spike){at[i], x[i], med[i]};
+        }
+        sp->count++;
+    }
+    return 0;
+}
+
+/* The work of one stats thread: the metrics it takes from a shared counter. */
+struct stats_job {
+    const struct an_series *s;
+    const bool *has_limit;
+    const uint64_t *limit;
+    struct an_metric_stats *out;
+    atomic_int *next; /* the next metric to take */
+    int rc;           /* 0, or -1 when out of memory */
+};
+
+static void *stats_thread(void *arg)
+{
+    struct stats_job *job = arg;
+    const struct an_series *s = job->s;
+    size_t pairs = (size_t)AN_TREND_POINTS * (AN_TREND_POINTS - 1) / 2;
+    size_t big = s->n > pairs ? s->n : pairs;
+    uint64_t *x = an_big_realloc(NULL, 0, s->n * 8), *med = an_big_realloc(NULL, 0, s->n * 8);
+    uint64_t *work = an_big_realloc(NULL, 0, big * 8);
+    size_t *at = an_big_realloc(NULL, 0, s->n * sizeof(size_t));
+    job->rc = x && med && work && at ? 0 : -1;
+    for (int m; job->rc == 0 && (m = atomic_fetch_add(job->next, 1)) < AN_METRICS;) {
+        struct an_metric_stats *out = &job->out[m];
+        size_t n = compact(s, m, x, at);
+        if (!n)
+            continue;
+        out->present = true;
+        summarize(x, at, n, work, &out->sum);
+        trend(s, x, at, n, out->sum.p50, job->has_limit[m], job->limit[m], work, &out->trend);
+        job->rc = spikes(x, at, n, med, work, &out->spikes);
+    }
+    an_big_free(x, s->n * 8);
+    an_big_free(med, s->n * 8);
+    an_big_free(work, big * 8);
+    an_big_free(at, s->n * sizeof(size_t));
+    return NULL;
+}
+
+int an_stats(const struct an_series *s, const bool has_limit[AN_METRICS],
+             const uint64_t limit[AN_METRICS], struct an_metric_stats out[AN_METRICS])
+{
+    memset(out, 0, AN_METRICS * sizeof(*out));
+    atomic_int next = 0;
+    struct stats_job jobs[STATS_THREADS];
+    pthread_t th[STATS_THREADS];
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    /* a thread per metric on big inputs, as many as there are CPUs */
+    int n = s->n < 100000 || cpus < 2 ? 1 : cpus < STATS_THREADS ? (int)cpus : STATS_THREADS;
+    int started = 0;
+    for (int t = 0; t < n; t++) {
+        jobs[t] = (struct stats_job){s, has_limit, limit, out, &next, 0};
+        if (t > 0 && pthread_create(&th[t], NULL, stats_thread, &jobs[t]) != 0)
+            break;
+        started = t;
+    }
+    stats_thread(&jobs[0]); /* and whatever metrics the others leave */
+    int rc = jobs[0].rc;
+    for (int t = 1; t <= started; t++) {
+        pthread_join(th[t], NULL);
+        rc |= jobs[t].rc;
+    }
+    return rc;
+}
+
+void an_stats_free(struct an_metric_stats *st)
+{
+    free(st->spikes.list);
+    st->spikes.list = NULL;
+}
