@@ -133,6 +133,18 @@ ms_snapshot *ms__tcl_capture_self(Tcl_Interp *interp, ms_session *s)
     return snap;
 }
 
+ms_snapshot *ms__tcl_gpu_snapshot(Tcl_Interp *interp, struct ms__tcl_gpus *st)
+{
+    ms_session *s = ms__tcl_session(interp);
+    if (!s)
+        return NULL;
+    ms_snapshot *snap = NULL;
+    if (ms__tcl_gpu_state(interp, s, st) == TCL_OK)
+        snap = ms__tcl_capture_self(interp, s);
+    ms__tcl_release();
+    return snap;
+}
+
 /* Reads this process's RSS into *rss. */
 static int ms__tcl_rss(Tcl_Interp *interp, ms_session *s, uint64_t *rss)
 {
@@ -643,14 +655,8 @@ static int ms__tcl_cmd_summary(ClientData cd, Tcl_Interp *interp, int objc, Tcl_
         Tcl_WrongNumArgs(interp, 1, objv, NULL);
         return TCL_ERROR;
     }
-    ms_session *s = ms__tcl_session(interp);
-    if (!s)
-        return TCL_ERROR;
     struct ms__tcl_gpus st;
-    ms_snapshot *snap = NULL;
-    if (ms__tcl_gpu_state(interp, s, &st) == TCL_OK)
-        snap = ms__tcl_capture_self(interp, s);
-    ms__tcl_release();
+    ms_snapshot *snap = ms__tcl_gpu_snapshot(interp, &st);
     if (!snap)
         return TCL_ERROR;
     Tcl_Obj *d = Tcl_NewDictObj();

@@ -38,6 +38,8 @@ bool ms__tcl_is_cuda(const ms_gpu *g);
 /* Captures the calling process's RSS, the system and every GPU into a snapshot allocated with
  * ckalloc (free it with ckfree); returns NULL with the result set on failure. */
 ms_snapshot *ms__tcl_capture_self(Tcl_Interp *interp, ms_session *s);
+/* The same under the session's lock, with the GPU state in *st (memory_summary, summary). */
+ms_snapshot *ms__tcl_gpu_snapshot(Tcl_Interp *interp, struct ms__tcl_gpus *st);
 
 /* Returns the heap's free memory to the OS (malloc_trim) and stores in *released the RSS it
  * gave back (RSS before minus after, 0 when it grew); TCL_ERROR with the result set when

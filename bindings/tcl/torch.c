@@ -157,14 +157,8 @@ static int ms__torch_memory_summary(ClientData cd, Tcl_Interp *interp, int objc,
                               &device) != TCL_OK ||
         ms__torch_device(interp, device, &index) != TCL_OK)
         return TCL_ERROR;
-    ms_session *s = ms__tcl_session(interp);
-    if (!s)
-        return TCL_ERROR;
     struct ms__tcl_gpus st;
-    ms_snapshot *snap = NULL;
-    if (ms__tcl_gpu_state(interp, s, &st) == TCL_OK)
-        snap = ms__tcl_capture_self(interp, s);
-    ms__tcl_release();
+    ms_snapshot *snap = ms__tcl_gpu_snapshot(interp, &st);
     if (!snap)
         return TCL_ERROR;
     if (st.cuda_devices > 0 && index >= st.cuda_devices) {

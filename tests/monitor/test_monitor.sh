@@ -24,18 +24,7 @@ MIB=1048576
 
 TEST_NAME=monitor
 . "$HERE/../lib.sh"
-
-# fmt DESC FILE json|csv [--killed] [EXPR]: the file follows docs/monitor-format.md and EXPR
-# (over recs, samples, kind(name)) holds.
-fmt() {
-    desc=$1
-    shift
-    if python3 "$HERE/check_format.py" "$@" >"$T/why" 2>&1; then
-        ok "$desc"
-    else
-        not_ok "$desc" "$(cat "$T/why")"
-    fi
-}
+. "$HERE/common.sh"
 
 # wait_for COND...: retries COND every 50 ms for up to 20 s.
 wait_for() {

@@ -21,16 +21,7 @@ MIB=1048576
 
 TEST_NAME=monitor-oom
 . "$HERE/../lib.sh"
-
-fmt() {
-    desc=$1
-    shift
-    if python3 "$HERE/check_format.py" "$@" >"$T/why" 2>&1; then
-        ok "$desc"
-    else
-        not_ok "$desc" "$(cat "$T/why")"
-    fi
-}
+. "$HERE/common.sh"
 
 # cg_dir LINE: the directory of a /proc/PID/cgroup line ("4:memory:/a/b" under the v1 memory
 # controller's mount, "0::/a/b" under cgroup2's), from this host's mountinfo.
