@@ -39,7 +39,7 @@ $(SAN_BUILD)/build.ninja:
 
 # Runs the main job on the bundled example: a program that allocates 64 MiB in steps.
 demo: deps build
-	@sh examples/demo.sh $(MEMSNAP) $(BUILD)/examples/alloc_steps
+	@sh examples/demo.sh $(MEMSNAP) $(BUILD)/examples/alloc_steps $(BUILD)
 
 test: build
 	meson test -C $(BUILD) --print-errorlogs

@@ -1,11 +1,14 @@
 #!/bin/sh
 # make demo: memsnap watches the bundled example program from outside while it allocates
-# 64 MiB, compares the two snapshots, then records the program with memsnap record and
-# prints memsnap report of the trace. Usage: demo.sh MEMSNAP ALLOC_STEPS
+# 64 MiB, compares the two snapshots, records the program with memsnap record and prints
+# memsnap report of the trace, then monitors it over time and analyzes the timeline.
+# Usage: demo.sh MEMSNAP ALLOC_STEPS [HTML_DIR] (where the HTML report stays; default: a
+# temporary directory, removed at the end)
 set -eu
 memsnap=$1
 example=$2
 dir=$(mktemp -d)
+html_dir=${3:-$dir}
 trap 'exec 3>&- 2>/dev/null; rm -rf "$dir"' EXIT
 
 if [ -t 1 ]; then bold=$(printf '\033[1m'); plain=$(printf '\033[0m'); else bold=; plain=; fi
@@ -47,3 +50,10 @@ step "memsnap record --mmap -o steps.mst -- alloc_steps 64   # it maps its memor
 "$memsnap" record --mmap -o "$dir/steps.mst" -- "$example" 64 >/dev/null
 step "memsnap report steps.mst --stats"
 "$memsnap" report "$dir/steps.mst" --stats
+
+# And once more, watched over time: a timeline, then its analysis and a one-page HTML report.
+step "memsnap monitor --interval 0.01 --output steps.jsonl -- alloc_steps 64"
+"$memsnap" monitor --interval 0.01 --no-gpu --output "$dir/steps.jsonl" -- "$example" 64 >/dev/null
+step "memsnap analyze steps.jsonl --html $html_dir/demo.html"
+"$memsnap" analyze "$dir/steps.jsonl" --html "$html_dir/demo.html" >"$dir/analysis.txt"
+sed -n '1,12p' "$dir/analysis.txt"
