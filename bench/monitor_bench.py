@@ -9,6 +9,9 @@ the kernel's exact runtime) is divided by the wall time:
   floor          a C loop that only sleeps on the same absolute 1 ms schedule
                  (clock_nanosleep TIMER_ABSTIME, compiled here with cc; the wakeups alone,
                  the least any 1 ms sampler can cost; a Python loop when there is no cc)
+  minimum        the same loop that also preads the target's statm and writes a 1 KB line
+                 each tick: the least a sampler can do that keeps every sample (no parsing,
+                 no formatting)
   memsnap        memsnap monitor --interval 0.001 (full figures every 10 ms, statm between:
                  the default)
   memsnap full   memsnap monitor --interval 0.001 --full-interval 0 (every file every sample)
@@ -29,10 +32,25 @@ import time
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 FLOOR_C = r"""
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 int main(int argc, char **argv)
 {
+    char path[64], buf[256], line[1024];
+    int in = -1, out = -1;
+    if (argc > 3) { /* the minimum sampler: pread statm, write a 1 KB line */
+        snprintf(path, sizeof(path), "/proc/%s/statm", argv[1]);
+        in = open(path, O_RDONLY);
+        out = open(argv[3], O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (in < 0 || out < 0)
+            return 1;
+        memset(line, 'x', sizeof(line));
+        line[sizeof(line) - 1] = '\n';
+    }
     struct timespec t, end;
     clock_gettime(CLOCK_MONOTONIC, &t);
     double s = atof(argv[2]);
@@ -47,6 +65,8 @@ int main(int argc, char **argv)
         if (t.tv_sec > end.tv_sec || (t.tv_sec == end.tv_sec && t.tv_nsec >= end.tv_nsec))
             return 0;
         clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL);
+        if (in >= 0 && (pread(in, buf, sizeof(buf), 0) < 0 || write(out, line, sizeof(line)) < 0))
+            return 1;
     }
 }
 """
@@ -112,6 +132,9 @@ def main():
         else:
             print("monitor_bench: no C compiler: the floor is a Python loop (an overestimate)")
         res["floor"] = measure(floor + [str(target.pid), str(seconds)], seconds, None)
+        if floor[0] == exe:
+            out = os.path.join(tmp, "minimum.txt")
+            res["minimum"] = measure([exe, str(target.pid), str(seconds), out], seconds, out)
         for name, extra in (("memsnap", []), ("memsnap full", ["--full-interval", "0"])):
             out = os.path.join(tmp, name.replace(" ", "_") + ".jsonl")
             res[name] = measure([memsnap, "monitor", "--pid", str(target.pid), "--interval",
@@ -139,6 +162,9 @@ def main():
         print("  %-14s %6.2f%%   %5.2f%% above the floor   %s" % (name, pct, pct - floor, rate))
     verdict = "under" if ms < 2.0 else ("over; %.2f%% above the floor" % (ms - floor))
     print("  memsnap at 1 ms: %.2f%% of a core (goal < 2%%: %s)" % (ms, verdict))
+    if "minimum" in res:
+        print("  memsnap above the minimum sampler: %.2f%% of a core"
+              % (ms - res["minimum"][0]))
     if "psutil" in res:
         print("  psutil-equivalent / memsnap: %.1fx the CPU (%.1fx above the floor)"
               % (res["psutil"][0] / ms, (res["psutil"][0] - floor) / max(ms - floor, 0.01)))
