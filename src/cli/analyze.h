@@ -70,6 +70,10 @@ void an_big_free(void *p, size_t bytes);
  * "record,", else JSON lines) into in (zeroed by the caller, path set). Prints every error as
  * one line naming the file and the line and returns -1; warns about a cut last line. */
 int an_read(const char *buf, size_t len, struct an_input *in);
+/* Whether an_read() takes sample lines of JSON lines on its validating fast path (true) or
+ * hands every line to jansson; tests/fuzz/fuzz_analyze.c reads each input both ways and
+ * requires the same result. */
+extern bool an_fast_path;
 /* Frees what an_read() allocated. */
 void an_input_free(struct an_input *in);
 

@@ -711,8 +711,11 @@ static int csv_event(struct rd *r, struct csv *c, const char *kind, size_t klen,
                 bad = !js || json_array_append_new(cmd, js);
                 w += wl + 1;
             }
-            if (bad)
+            if (bad) {
+                json_decref(cmd); /* (never set into o) */
+                cmd = NULL;
                 rd_error(r, "column event.text: the command is not valid UTF-8");
+            }
         }
         free(text);
         if (!bad && json_object_set_new(o, "command", cmd ? cmd : json_null()))
@@ -788,6 +791,8 @@ static int csv_rows(struct rd *r, struct csv *c, const char *p)
 /* ---------------------------------------------------------------------------------------- */
 /* JSON lines: the fast path for sample records                                             */
 /* ---------------------------------------------------------------------------------------- */
+
+bool an_fast_path = true;
 
 /* FP_NO: the fast path does not decide this line; jansson reads it. */
 enum { FP_OK = 0, FP_NO = -1, FP_MAX_DEPTH = 64 };
@@ -1574,7 +1579,7 @@ static int json_rows(struct rd *r, const char *p)
             continue;
         struct sample smp;
         const char *next = p;
-        if (fp_sample(r, &next, &smp) == FP_OK) {
+        if (an_fast_path && fp_sample(r, &next, &smp) == FP_OK) {
             rc = add_sample(r, &smp);
             p = next;
         } else
@@ -1669,7 +1674,7 @@ static void chunk_json(struct chunk *ch)
             continue;
         struct sample smp;
         const char *next = p;
-        if (fp_sample(&lr, &next, &smp) == FP_OK)
+        if (an_fast_path && fp_sample(&lr, &next, &smp) == FP_OK)
             chunk_sample(ch, &smp);
         else {
             chunk_note(ch, p, lr.line);

@@ -1,0 +1,65 @@
+/*
+ * fuzz_analyze.c - a fuzz target for `memsnap analyze`'s reader (src/cli/analyze_read.c): any
+ * bytes are read as monitor output twice, once with the validating fast path for sample lines
+ * and once with every line through jansson, and the two readings must agree: both fail, or
+ * both succeed with the same samples (times, seqs, every metric and its validity bit), the
+ * same limits and thresholds, and the same start, end, alert, OOM and marker records. This is
+ * what lets analyze keep a hand-written scanner next to jansson (ARCHITECTURE.md asks for a
+ * JSON library): jansson's reading is the reference.
+ *
+ * Built as a libFuzzer binary with clang (-Dfuzz=enabled: build-fuzz/tests/fuzz/fuzz_analyze
+ * tests/fuzz/corpus-analyze), and always as fuzz_analyze_replay over the checked-in seeds.
+ */
+#include "cli/analyze.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bool same_json(json_t *a, json_t *b)
+{
+    return (!a && !b) || (a && b && json_equal(a, b));
+}
+
+static void check_same(const struct an_input *a, const struct an_input *b)
+{
+    const struct an_series *x = &a->s, *y = &b->s;
+    if (x->n != y->n || a->csv != b->csv || a->limit_valid != b->limit_valid ||
+        a->warning_pct != b->warning_pct || a->critical_pct != b->critical_pct ||
+        a->cut_line != b->cut_line || a->unknown != b->unknown)
+        abort();
+    for (size_t i = 0; i < x->n; i++) {
+        if (x->time_ns[i] != y->time_ns[i] || x->seq[i] != y->seq[i] || x->valid[i] != y->valid[i])
+            abort();
+        for (int m = 0; m < AN_METRICS; m++)
+            if ((x->valid[i] >> m & 1u) && x->val[m][i] != y->val[m][i])
+                abort();
+    }
+    for (int l = 0; l < AN_LIMITS; l++)
+        if ((a->limit_valid >> l & 1u) && a->limit[l] != b->limit[l])
+            abort();
+    if (!same_json(a->start, b->start) || !same_json(a->end, b->end) ||
+        !same_json(a->alerts, b->alerts) || !same_json(a->ooms, b->ooms) ||
+        !same_json(a->markers, b->markers))
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct an_input fast = {.path = "fuzz-input"}, slow = {.path = "fuzz-input"};
+    an_fast_path = true;
+    int rf = an_read((const char *)data, size, &fast);
+    an_fast_path = false;
+    int rs = an_read((const char *)data, size, &slow);
+    an_fast_path = true;
+    if (rf != rs)
+        abort();
+    if (rf == 0)
+        check_same(&fast, &slow);
+    an_input_free(&fast);
+    an_input_free(&slow);
+    return 0;
+}
