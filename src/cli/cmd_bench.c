@@ -10,10 +10,15 @@
 #include "../core/internal.h"
 #include "../probe/gpu.h"
 
+#include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #define BENCH_TARGET_NS 40000000.0 /* aim at ~40 ms per loop per round */
 #define BENCH_MAX_FDS   (MS__F_COUNT + MS__CG_COUNT + 1)
@@ -37,7 +42,8 @@ static void bench_usage(FILE *fp)
             "  -r, --rounds N     rounds, the median is reported (default 7)\n"
             "  -g, --gpu          also time GPU-only captures (gpu_ns) and, where they run, one\n"
             "                     'nvidia-smi --query-gpu=memory.used' (nvsmi_ns) and a fresh\n"
-            "                     dlopen+nvmlInit+query+nvmlShutdown (init_per_call_ns)\n"
+            "                     dlopen+nvmlInit+query+nvmlShutdown in a child process that\n"
+            "                     has no NVML open (init_per_call_ns)\n"
             "  -j, --json         print "
             "{\"basic_ns\",\"raw_basic_ns\",\"full_ns\",\"raw_full_ns\",...}\n"
             "  -h, --help         this help\n\n"
@@ -127,12 +133,64 @@ struct bench_gpu {
 enum { G_CAPTURE, G_NVSMI, G_INIT, G_COUNT };
 
 /* Runs GPU loop `which` iters times; ns per call, or a negative value on failure. */
+#ifdef MS_HAVE_NVML
+/* `memsnap bench nvml-oneshot N` (internal): N dlopen+nvmlInit+query+nvmlShutdown+dlclose in
+ * a process that has no NVML of its own, so each init is a real one; prints ns per call. */
+static int bench_nvml_oneshot_main(const char *count)
+{
+    unsigned long n;
+    if (cli_parse_uint(count, &n) != 0)
+        return CLI_USAGE;
+    double t0 = bench_now();
+    for (unsigned long i = 0; i < n; i++) {
+        uint64_t used;
+        if (ms__nvml_oneshot(&used) != 0)
+            return CLI_FAIL;
+    }
+    printf("%.1f\n", (bench_now() - t0) / (double)n);
+    return CLI_OK;
+}
+
+/* ns per fresh NVML init+query+shutdown, from a child process (this one keeps NVML open, and
+ * nvmlInit only counts references while it is); -1 when it fails. */
+static double bench_nvml_fresh(unsigned long iters)
+{
+    char exe[4096], count[32];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return -1;
+    exe[n] = 0;
+    snprintf(count, sizeof(count), "%lu", iters);
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    char *args[] = {exe, "bench", "nvml-oneshot", count, NULL};
+    pid_t child;
+    int rc = posix_spawn(&child, exe, &fa, NULL, args, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    char out[64] = "";
+    ssize_t got = rc == 0 ? read(fds[0], out, sizeof(out) - 1) : -1;
+    close(fds[0]);
+    int status = 1;
+    if (rc == 0)
+        waitpid(child, &status, 0);
+    if (got <= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return -1;
+    out[got] = 0;
+    return strtod(out, NULL);
+}
+#endif
+
 static double bench_gpu_loop(int which, unsigned long iters, ms_session *s, pid_t pid,
                              ms_snapshot *snap)
 {
     double t0 = bench_now();
     for (unsigned long i = 0; i < iters; i++) {
-        uint64_t used;
         int rc;
         if (which == G_CAPTURE)
             rc = ms_capture(s, pid, MS_CAPTURE_GPU, snap);
@@ -142,11 +200,10 @@ static double bench_gpu_loop(int which, unsigned long iters, ms_session *s, pid_
 #endif
 #ifdef MS_HAVE_NVML
         else if (which == G_INIT)
-            rc = ms__nvml_oneshot(&used);
+            return bench_nvml_fresh(iters);
 #endif
         else
             rc = MS_ENOTSUP;
-        (void)used;
         if (rc)
             return -1;
     }
@@ -330,6 +387,10 @@ int cmd_bench(int argc, char **argv)
     }
     if (optind + 2 == argc && strcmp(argv[optind], "engine") == 0)
         return cli_bench_engine(argv[optind + 1], json);
+#ifdef MS_HAVE_NVML
+    if (optind + 2 == argc && strcmp(argv[optind], "nvml-oneshot") == 0)
+        return bench_nvml_oneshot_main(argv[optind + 1]);
+#endif
     if (optind >= argc || strcmp(argv[optind], "snapshot") != 0 || optind + 1 != argc) {
         cli_error("bench", "expected 'snapshot' or 'engine TRACE' (see 'memsnap bench --help')");
         return CLI_USAGE;
