@@ -25,7 +25,7 @@ static const struct cmd commands[] = {
     {"info", cmd_info, "the host, its memory and cgroup, and what each probe can measure"},
     {"monitor", cmd_monitor, "sample a process or a command over time to CSV or JSON lines"},
     {"record", cmd_record, "run a program with every heap allocation recorded into a trace"},
-    {"report", cmd_report, "summarize a trace written by 'memsnap record' (--stats)"},
+    {"report", cmd_report, "a trace's heap at its peak, at any moment, its leaks, diffs (--stats)"},
     {"run", cmd_run, "run a command in a new memory cgroup with a limit (--memory-limit)"},
     {"snapshot", cmd_snapshot, "capture a memory snapshot of a process (text, JSON or CSV)"},
     {"track", cmd_track, "monitor with thresholds, alerts and the OOM flight recorder"},
@@ -34,8 +34,10 @@ static const struct cmd commands[] = {
 static void usage(FILE *fp)
 {
     fprintf(fp, "usage: memsnap [--help | --version] <command> [options]\n\n"
-                "Where did the memory go? Point-in-time memory snapshots of any process, of the\n"
-                "system and of the memory cgroup.\n\ncommands:\n");
+                "Where did the memory go? Memory snapshots of any process, its memory cgroup,\n"
+                "the system and every GPU; heap allocations recorded with their call stacks and\n"
+                "replayed to any moment; timelines with thresholds, OOM bundles and analysis.\n\n"
+                "commands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(fp, "\n'memsnap <command> --help' explains each command.\n"
