@@ -898,13 +898,17 @@ static void mon_event(struct mon *m, const struct mon_event *e)
         mon_flush(m);
 }
 
-/* Writes the start record once, with the limits of the first full sample when there is one. */
+/* Writes the start record once, with the limits of the first full sample when there is one
+ * (and that sample's time, so that no record says it came before the start). */
 static void mon_start(struct mon *m)
 {
     if (m->started)
         return;
     m->started = true;
-    struct mon_event e = {.record = "start", .time_ns = mon_clock(CLOCK_REALTIME), .seq = -1};
+    uint64_t now = mon_clock(CLOCK_REALTIME);
+    if (m->have_full && m->snap.timestamp_ns && m->snap.timestamp_ns < now)
+        now = m->snap.timestamp_ns;
+    struct mon_event e = {.record = "start", .time_ns = now, .seq = -1};
     mon_event(m, &e);
 }
 
