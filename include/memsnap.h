@@ -479,13 +479,13 @@ typedef struct ms_heap_totals {
 } ms_heap_totals;
 
 /* Opens and replays a trace. Errors: MS_ENOENT, MS_EACCES, MS_EPARSE (not a memsnap trace, a
- * newer major version), MS_ENOMEM; ms_heap_error(NULL) says why in one line. */
+ * newer major version), MS_ENOMEM; ms_heap_error() says why in one line. */
 MS_EXTERN int ms_heap_open(ms_heap **out, const char *path);
 MS_EXTERN void ms_heap_close(ms_heap *h);
 /* NULL, or one line on why reading stopped early (a cut or corrupt trace). */
 MS_EXTERN const char *ms_heap_warning(const ms_heap *h);
-/* With NULL: why the calling thread's last ms_heap_open() failed. */
-MS_EXTERN const char *ms_heap_error(const ms_heap *h);
+/* Why the calling thread's last ms_heap_open() failed (the other calls return only codes). */
+MS_EXTERN const char *ms_heap_error(void);
 MS_EXTERN int ms_heap_totals_get(const ms_heap *h, ms_heap_totals *out);
 /* The time of the first marker (MS_TRACE_MARKER) labelled label; MS_ENOENT when none is. */
 MS_EXTERN int ms_heap_marker_time(const ms_heap *h, const char *label, uint64_t *ns);

@@ -48,8 +48,8 @@ static void bench_usage(FILE *fp)
             "{\"basic_ns\",\"raw_basic_ns\",\"full_ns\",\"raw_full_ns\",...}\n"
             "  -h, --help         this help\n\n"
             "'bench engine TRACE' loads a trace written by 'memsnap record' once, then times the\n"
-            "engine: the load, the replay pass (events/s), a snapshot of the heap at 200 random\n"
-            "moments (median and worst) and the peak (--json: load_ns, pass_ns,\n"
+            "engine: the load with its replay pass (events/s), a snapshot of the heap at 200\n"
+            "random moments (median and worst) and the peak (--json: load_ns,\n"
             "replay_events_per_s, snapshot_ns_median, snapshot_ns_max, peak_ns).\n");
 }
 

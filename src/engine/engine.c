@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define NONE           UINT32_MAX
@@ -68,18 +67,10 @@ struct ms__engine {
     uint64_t next; /* 1 + the current image's last block allocated */
     uint64_t cur, peak, nlive;
     double wcur, wpeak, wlive;
-    bool have_peak, weighted; /* weighted: figures in doubles (tot.sampled) */
+    bool have_peak; /* (once tot.sampled, the figures go on in the doubles) */
     uint64_t replayed;
-    double pass_s;
     int fd; /* the trace, for ms__engine_blocks (-1: loaded whole, td->events holds it all) */
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static uint64_t round_u64(double x)
 {
@@ -95,26 +86,20 @@ static int64_t round_i64(double x)
     return x < 0 ? -(int64_t)round_u64(-x) : (int64_t)round_u64(x);
 }
 
-/* Grows *p (of elem-sized items, *cap of them) to hold need, doubling; large arrays are
- * faulted in at once. Returns 0 or MS_ENOMEM (*p untouched). */
+/* ms__grow_to on *pp (an array pointer), with the new part of a large array faulted in at
+ * once. Returns 0 or MS_ENOMEM (*pp untouched). */
 static int grow(void *pp, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
         return 0;
-    size_t nc = *cap ? *cap : 1024;
-    while (nc < need) {
-        if (nc > SIZE_MAX / 4 / elem)
-            return MS_ENOMEM;
-        nc *= 2;
-    }
+    size_t old = *cap;
     void **p = pp;
-    void *np = realloc(*p, nc * elem);
+    void *np = ms__grow_to(*p, cap, need, elem);
     if (!np)
         return MS_ENOMEM;
-    if (nc * elem >= ((size_t)1 << 20))
-        ms__populate((char *)np + *cap * elem, (nc - *cap) * elem);
+    if (*cap * elem >= ((size_t)1 << 20))
+        ms__populate((char *)np + old * elem, (*cap - old) * elem);
     *p = np;
-    *cap = nc;
     return 0;
 }
 
@@ -170,7 +155,12 @@ static int infos_more(struct ms__engine *e, const struct ms__trace_data *td)
         e->info_image[i] = im;
         e->weight[i] = rate ? ms__trace_sample_weight(td->infos[i].size, rate) : 1.0;
         e->work[i] = 0;
-        e->tot.sampled |= rate != 0;
+        if (rate && !e->tot.sampled) { /* the first sampled image: go on in doubles */
+            e->tot.sampled = true;
+            e->wcur = (double)e->cur;
+            e->wlive = (double)e->nlive;
+            e->wpeak = (double)e->peak;
+        }
     }
     e->ninfos = n;
     return 0;
@@ -235,12 +225,6 @@ static int consume(void *ctx, const struct ms__trace_data *td, size_t from, size
         return rc;
     if (grow(&e->ops, &e->ops_cap, to, sizeof(*e->ops)))
         return fail(e, MS_ENOMEM, "out of memory");
-    if (e->tot.sampled && !e->weighted) { /* the first sampled image: go on in doubles */
-        e->wcur = (double)e->cur;
-        e->wlive = (double)e->nlive;
-        e->wpeak = (double)e->peak;
-        e->weighted = true;
-    }
     const struct ms__trace_info *infos = td->infos;
     uint32_t *cnt = e->work;
     const double *w = e->weight;
@@ -257,7 +241,7 @@ static int consume(void *ctx, const struct ms__trace_data *td, size_t from, size
         if (nb > e->blk_cap && grow(&e->blk_info, &e->blk_cap, nb, sizeof(*e->blk_info)))
             return fail(e, MS_ENOMEM, "out of memory");
         uint32_t *binfo = e->blk_info ? e->blk_info + e->blk_base : NULL; /* NULL: no blocks */
-        const bool sampled = e->weighted;
+        const bool sampled = e->tot.sampled;
         for (; i < stop; i++) {
             if (i == e->ncp * e->every && (rc = checkpoint(e)) != 0)
                 return rc;
@@ -349,13 +333,13 @@ static int finish(struct ms__engine *e)
     if (rc)
         return rc;
     image_start(e, td, (uint32_t)(td->nimages - 1));
-    t->leaked_bytes = e->weighted ? round_u64(e->wcur) : e->cur;
-    t->leaked_allocations = e->weighted ? round_u64(e->wlive) : e->nlive;
+    t->leaked_bytes = e->tot.sampled ? round_u64(e->wcur) : e->cur;
+    t->leaked_allocations = e->tot.sampled ? round_u64(e->wlive) : e->nlive;
     /* the checkpoint the slots never reached (the last one may sit at nslots) */
     while (e->ncp * e->every <= td->nslots)
         if ((rc = checkpoint(e)) != 0)
             return rc;
-    t->peak_bytes = e->weighted ? round_u64(e->wpeak) : e->peak;
+    t->peak_bytes = e->tot.sampled ? round_u64(e->wpeak) : e->peak;
     t->slots = td->nslots;
     t->checkpoint_every = e->every;
     t->checkpoints = e->ncp;
@@ -386,12 +370,11 @@ static struct ms__engine *engine_new(const struct ms__engine_opts *opts, char *e
 }
 
 /* Completes an engine whose pass took in every slot of td (rc: the load's result). */
-static int engine_done(struct ms__engine *e, struct ms__trace_data *td, int rc, double t0,
+static int engine_done(struct ms__engine *e, struct ms__trace_data *td, int rc,
                        struct ms__engine **out)
 {
     e->td = td;
     if (rc == 0 && td && (rc = finish(e)) == 0) {
-        e->pass_s = now_s() - t0;
         e->err = NULL;
         *out = e;
         return 0;
@@ -409,10 +392,9 @@ int ms__engine_open_data(struct ms__engine **out, struct ms__trace_data *td,
         ms__trace_data_free(td);
         return MS_ENOMEM;
     }
-    double t0 = now_s();
     int rc = td->slot_base == 0 ? consume(e, td, 0, td->nslots)
                                 : fail(e, MS_EINVAL, "the trace's events were not kept");
-    return engine_done(e, td, rc, t0, out);
+    return engine_done(e, td, rc, out);
 }
 
 int ms__engine_open_fd(struct ms__engine **out, int fd, const struct ms__engine_opts *opts,
@@ -423,11 +405,10 @@ int ms__engine_open_fd(struct ms__engine **out, int fd, const struct ms__engine_
     if (!e)
         return MS_ENOMEM;
     struct ms__trace_data *td = NULL;
-    double t0 = now_s();
     int rc = ms__trace_load_fd_stream(&td, fd, consume, e, err, errlen);
     if (rc == 0 && (e->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
         rc = fail(e, ms__errno_code(errno), "cannot keep the trace open");
-    return engine_done(e, td, rc, t0, out);
+    return engine_done(e, td, rc, out);
 }
 
 const struct ms__trace_data *ms__engine_trace(const struct ms__engine *e)
@@ -443,11 +424,6 @@ const struct ms__engine_totals *ms__engine_totals(const struct ms__engine *e)
 uint64_t ms__engine_last_replayed(const struct ms__engine *e)
 {
     return e->replayed;
-}
-
-double ms__engine_pass_seconds(const struct ms__engine *e)
-{
-    return e->pass_s;
 }
 
 /* ---------------------------------------------------------------------------------------- */

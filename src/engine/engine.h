@@ -95,8 +95,6 @@ const struct ms__trace_data *ms__engine_trace(const struct ms__engine *e);
 const struct ms__engine_totals *ms__engine_totals(const struct ms__engine *e);
 /* Events replayed from a checkpoint by the last snapshot (for tests and benchmarks). */
 uint64_t ms__engine_last_replayed(const struct ms__engine *e);
-/* Seconds the open took: reading, decoding and the pass (they run together). */
-double ms__engine_pass_seconds(const struct ms__engine *e);
 
 /* The time of event slot (ns from the trace start). */
 uint64_t ms__engine_slot_ns(const struct ms__engine *e, uint64_t slot);

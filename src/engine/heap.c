@@ -82,9 +82,9 @@ const char *ms_heap_warning(const ms_heap *h)
     return td->truncated ? td->warning : NULL;
 }
 
-const char *ms_heap_error(const ms_heap *h)
+const char *ms_heap_error(void)
 {
-    return h ? "" : open_err;
+    return open_err;
 }
 
 int ms_heap_totals_get(const ms_heap *h, ms_heap_totals *out)

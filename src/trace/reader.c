@@ -47,9 +47,7 @@ void ms__populate(void *p, size_t len)
         madvise((void *)a, e - a, MADV_POPULATE_WRITE); /* advice: failing costs nothing */
 }
 
-/* Grows an array of elem-sized items to hold at least need; returns the new pointer, or NULL
- * (p untouched) when out of memory. */
-static void *grow_to(void *p, size_t *cap, size_t need, size_t elem)
+void *ms__grow_to(void *p, size_t *cap, size_t need, size_t elem)
 {
     size_t nc = *cap ? *cap : 16;
     while (nc < need) {
@@ -66,7 +64,7 @@ static void *grow_to(void *p, size_t *cap, size_t need, size_t elem)
 #define ENSURE(ld, arr, cap, need)                                                                 \
     do {                                                                                           \
         if ((need) > (cap)) {                                                                      \
-            void *np_ = grow_to((arr), &(cap), (need), sizeof(*(arr)));                            \
+            void *np_ = ms__grow_to((arr), &(cap), (need), sizeof(*(arr)));                        \
             if (!np_)                                                                              \
                 return nomem(ld);                                                                  \
             (arr) = np_;                                                                           \
@@ -383,7 +381,7 @@ static int slots_more(struct loader *ld, size_t need)
     struct ms__trace_data *td = ld->td;
     const size_t elem = sizeof(*td->events), used = td->nslots - td->slot_base;
     if (used + need > ld->slots_cap) {
-        void *np = grow_to(td->events, &ld->slots_cap, used + need, elem);
+        void *np = ms__grow_to(td->events, &ld->slots_cap, used + need, elem);
         if (!np)
             return nomem(ld);
         td->events = np;

@@ -264,6 +264,10 @@ bool ms__ptrmap_get(const struct ms__ptrmap *m, uint64_t key, uint64_t *val);
 /* Removes key; returns true and its value in *val when it was present. */
 bool ms__ptrmap_remove(struct ms__ptrmap *m, uint64_t key, uint64_t *val);
 
+/* Grows an array of elem-sized items (*cap of them, doubling from 16) to hold at least need;
+ * returns the new pointer, or NULL (p and *cap untouched) when out of memory. */
+void *ms__grow_to(void *p, size_t *cap, size_t need, size_t elem);
+
 /* Faults in the pages of [p, p + len) in one system call (MADV_POPULATE_WRITE) before they
  * are written; a no-op where the kernel lacks it. */
 void ms__populate(void *p, size_t len);
