@@ -282,10 +282,10 @@ static void trend(const struct an_series *s, const uint64_t *x, const size_t *at
     }
 }
 
-/* Inserts v into the sorted window w of *cnt values. */
-static void win_insert(uint64_t *w, size_t *cnt, uint64_t v)
+/* The first index of the sorted window w (cnt values) whose value is not below v. */
+static size_t win_lower_bound(const uint64_t *w, size_t cnt, uint64_t v)
 {
-    size_t lo = 0, hi = *cnt;
+    size_t lo = 0, hi = cnt;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         if (w[mid] < v)
@@ -293,6 +293,13 @@ static void win_insert(uint64_t *w, size_t *cnt, uint64_t v)
         else
             hi = mid;
     }
+    return lo;
+}
+
+/* Inserts v into the sorted window w of *cnt values. */
+static void win_insert(uint64_t *w, size_t *cnt, uint64_t v)
+{
+    size_t lo = win_lower_bound(w, *cnt, v);
     memmove(w + lo + 1, w + lo, (*cnt - lo) * sizeof(*w));
     w[lo] = v;
     (*cnt)++;
@@ -301,14 +308,7 @@ static void win_insert(uint64_t *w, size_t *cnt, uint64_t v)
 /* Removes one v (present) from the sorted window w. */
 static void win_remove(uint64_t *w, size_t *cnt, uint64_t v)
 {
-    size_t lo = 0, hi = *cnt;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (w[mid] < v)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo = win_lower_bound(w, *cnt, v);
     memmove(w + lo, w + lo + 1, (*cnt - lo - 1) * sizeof(*w));
     (*cnt)--;
 }
