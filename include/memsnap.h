@@ -204,13 +204,16 @@ typedef struct ms_gpu {
 /* What ms_capture() reads; OR them together. */
 enum ms_capture_flags {
     MS_CAPTURE_BASIC = 1u << 0,   /* statm: rss, vms, shared, text, data (one read) */
-    MS_CAPTURE_PROCESS = 1u << 1, /* + status, stat, smaps_rollup: peaks, swap, PSS/USS, faults */
+    MS_CAPTURE_PROCESS = 1u << 1, /* + status, stat: peaks, swap, RSS breakdown, faults */
     MS_CAPTURE_SYSTEM = 1u << 2,  /* meminfo */
     MS_CAPTURE_CGROUP = 1u << 3,  /* the process's memory cgroup */
     MS_CAPTURE_GPU = 1u << 4,     /* every GPU: device memory and per-process use (not part of
                                      DEFAULT/FULL: callers add it, see ms_gpu_backends()) */
+    MS_CAPTURE_PSS = 1u << 5,     /* smaps_rollup: PSS, USS. The kernel walks the page tables:
+                                     the cost grows with the RSS (about 4 ms per GiB) */
     MS_CAPTURE_DEFAULT = MS_CAPTURE_BASIC | MS_CAPTURE_SYSTEM | MS_CAPTURE_CGROUP,
-    MS_CAPTURE_FULL = MS_CAPTURE_BASIC | MS_CAPTURE_PROCESS | MS_CAPTURE_SYSTEM | MS_CAPTURE_CGROUP,
+    MS_CAPTURE_FULL = MS_CAPTURE_BASIC | MS_CAPTURE_PROCESS | MS_CAPTURE_PSS | MS_CAPTURE_SYSTEM |
+                      MS_CAPTURE_CGROUP,
 };
 
 #define MS_SNAPSHOT_VERSION 1

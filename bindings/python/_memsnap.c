@@ -634,7 +634,7 @@ static PyObject *capture_memory_snapshot(PyObject *mod, PyObject *const *args, P
 
     unsigned what = MS_CAPTURE_BASIC;
     if (full)
-        what |= MS_CAPTURE_PROCESS | MS_CAPTURE_SYSTEM | MS_CAPTURE_CGROUP;
+        what |= MS_CAPTURE_PROCESS | MS_CAPTURE_PSS | MS_CAPTURE_SYSTEM | MS_CAPTURE_CGROUP;
     if (gpu)
         what |= MS_CAPTURE_GPU;
     SnapshotObject *o = snapshot_capture(pid, what);

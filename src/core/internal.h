@@ -105,7 +105,8 @@ ssize_t ms__proc_read(ms_session *s, struct ms__slot *slot, enum ms__pfile f);
 struct ms__slot *ms__slot_get(ms_session *s, pid_t pid);
 void ms__slot_close(struct ms__slot *slot);
 int ms__proc_basic(ms_session *s, struct ms__slot *slot, ms_snapshot *snap);
-int ms__proc_full(ms_session *s, struct ms__slot *slot, ms_snapshot *snap);
+int ms__proc_full(ms_session *s, struct ms__slot *slot, ms_snapshot *snap); /* status, stat */
+int ms__proc_pss(ms_session *s, struct ms__slot *slot, ms_snapshot *snap);  /* smaps_rollup */
 int ms__system(ms_session *s, ms_snapshot *snap);
 int ms__cgroup(ms_session *s, struct ms__slot *slot, ms_snapshot *snap);
 /* Resolves the memory cgroup of slot's process (cached in the slot). */

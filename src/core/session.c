@@ -180,7 +180,7 @@ int ms_capture(ms_session *s, pid_t pid, unsigned what, ms_snapshot *snap)
     snap->monotonic_ns = ms__clock_ns(CLOCK_MONOTONIC);
 
     int rc = 0;
-    if (what & (MS_CAPTURE_BASIC | MS_CAPTURE_PROCESS | MS_CAPTURE_CGROUP)) {
+    if (what & (MS_CAPTURE_BASIC | MS_CAPTURE_PROCESS | MS_CAPTURE_PSS | MS_CAPTURE_CGROUP)) {
         struct ms__slot *slot = ms__slot_get(s, pid);
         slot->last_use = s->tick;
         if (what & MS_CAPTURE_BASIC) {
@@ -194,6 +194,12 @@ int ms_capture(ms_session *s, pid_t pid, unsigned what, ms_snapshot *snap)
             if (rc)
                 return rc;
             snap->captured |= MS_CAPTURE_PROCESS;
+        }
+        if (what & MS_CAPTURE_PSS) {
+            rc = ms__proc_pss(s, slot, snap);
+            if (rc)
+                return rc;
+            snap->captured |= MS_CAPTURE_PSS;
         }
         if (what & MS_CAPTURE_CGROUP) {
             rc = ms__cgroup(s, slot, snap);

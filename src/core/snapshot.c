@@ -86,7 +86,8 @@ static void ms__gpu_delta_compute(const ms_snapshot *before, const ms_snapshot *
     }
 
 const struct ms__section ms__sections[MS__SEC_COUNT] = {
-    MS__SECTION(process, MS_CAPTURE_BASIC | MS_CAPTURE_PROCESS, ms__process_fields),
+    MS__SECTION(process, MS_CAPTURE_BASIC | MS_CAPTURE_PROCESS | MS_CAPTURE_PSS,
+                ms__process_fields),
     MS__SECTION(system, MS_CAPTURE_SYSTEM, ms__system_fields),
     MS__SECTION(cgroup, MS_CAPTURE_CGROUP, ms__cgroup_fields),
 };

@@ -1,9 +1,10 @@
 /*
  * proc.c - the per-process probe: /proc/PID/{statm,status,stat,smaps_rollup}.
  *
- * A basic capture is one pread of statm on a kept-open descriptor. A full capture adds status
- * (peaks, swap, RSS breakdown, threads), stat (page faults) and smaps_rollup (PSS, USS), or
- * smaps summed over every mapping on kernels older than 4.14 that lack smaps_rollup.
+ * A basic capture is one pread of statm on a kept-open descriptor. A process capture adds
+ * status (peaks, swap, RSS breakdown, threads) and stat (page faults); a PSS capture reads
+ * smaps_rollup (PSS, USS), or smaps summed over every mapping on kernels older than 4.14 that
+ * lack smaps_rollup.
  */
 #include "../core/internal.h"
 
@@ -177,17 +178,19 @@ int ms__proc_full(ms_session *s, struct ms__slot *slot, ms_snapshot *snap)
         return rc;
     ms__process_store(&snap->process, vals, found);
 
-    rc = ms__proc_stat(s, slot, snap);
-    if (rc)
-        return rc;
+    return ms__proc_stat(s, slot, snap);
+}
 
-    n = ms__proc_read(s, slot, MS__F_SMAPS);
+int ms__proc_pss(ms_session *s, struct ms__slot *slot, ms_snapshot *snap)
+{
+    char file[PATH_MAX];
+    ssize_t n = ms__proc_read(s, slot, MS__F_SMAPS);
     if (n < 0)
         return (int)n;
     ms__proc_path(s, slot->pid, slot->smaps_full ? "smaps" : "smaps_rollup", file, sizeof(file));
     uint64_t sm[3];
-    found = 0;
-    rc = ms__scan_keys(s, file, s->buf, (size_t)n, ms__smaps_keys, 3, sm, &found, true);
+    uint64_t found = 0;
+    int rc = ms__scan_keys(s, file, s->buf, (size_t)n, ms__smaps_keys, 3, sm, &found, true);
     if (rc)
         return rc;
     if (found >> MS__SM_PSS & 1u) {

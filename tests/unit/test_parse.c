@@ -132,8 +132,26 @@ static void process_capture_without_basic_reads_no_statm_field(void **state)
     assert_false(ms_valid(&snap.process, MS_PF_rss_bytes));
     assert_false(ms_valid(&snap.process, MS_PF_vms_bytes));
     assert_true(ms_valid(&snap.process, MS_PF_peak_rss_bytes));
-    assert_true(ms_valid(&snap.process, MS_PF_pss_bytes));
+    assert_false(ms_valid(&snap.process, MS_PF_pss_bytes)); /* smaps_rollup is MS_CAPTURE_PSS */
+    assert_false(ms_valid(&snap.process, MS_PF_uss_bytes));
     assert_int_equal(snap.captured, MS_CAPTURE_PROCESS);
+}
+
+static void pss_capture_reads_smaps_rollup_alone(void **state)
+{
+    (void)state;
+    ms_snapshot snap, full;
+    assert_int_equal(fixture_capture("v1-host", 4242, MS_CAPTURE_PSS, &snap, NULL, 0), 0);
+    assert_int_equal(snap.captured, MS_CAPTURE_PSS);
+    assert_true(ms_valid(&snap.process, MS_PF_pss_bytes));
+    assert_true(ms_valid(&snap.process, MS_PF_uss_bytes));
+    assert_false(ms_valid(&snap.process, MS_PF_rss_bytes));
+    assert_false(ms_valid(&snap.process, MS_PF_peak_rss_bytes));
+    assert_false(ms_valid(&snap.process, MS_PF_minor_faults));
+    /* The same figures as a full capture's. */
+    assert_int_equal(fixture_capture("v1-host", 4242, MS_CAPTURE_FULL, &full, NULL, 0), 0);
+    assert_int_equal(snap.process.pss_bytes, full.process.pss_bytes);
+    assert_int_equal(snap.process.uss_bytes, full.process.uss_bytes);
 }
 
 static void comm_with_spaces_and_parentheses_does_not_shift_stat_fields(void **state)
@@ -313,7 +331,7 @@ static void smaps_rollup_value_in_unknown_unit_is_a_parse_error(void **state)
     (void)state;
     ms_snapshot snap;
     char err[512];
-    assert_int_equal(fixture_capture("broken", 107, MS_CAPTURE_PROCESS, &snap, err, sizeof(err)),
+    assert_int_equal(fixture_capture("broken", 107, MS_CAPTURE_PSS, &snap, err, sizeof(err)),
                      MS_EPARSE);
     assert_contains(err, proc_file("broken", "107/smaps_rollup"));
     assert_contains(err, "Pss");
@@ -580,6 +598,7 @@ int main(void)
         cmocka_unit_test(full_capture_reads_pss_and_uss_from_smaps_rollup),
         cmocka_unit_test(full_capture_marks_every_process_field_valid),
         cmocka_unit_test(process_capture_without_basic_reads_no_statm_field),
+        cmocka_unit_test(pss_capture_reads_smaps_rollup_alone),
         cmocka_unit_test(comm_with_spaces_and_parentheses_does_not_shift_stat_fields),
         cmocka_unit_test(kernel_thread_without_vm_lines_leaves_them_invalid_without_error),
         cmocka_unit_test(smaps_fallback_sums_pss_over_every_mapping),
