@@ -84,30 +84,100 @@ void ms__json_string(FILE *fp, const char *str)
     fputc('"', fp);
 }
 
-/* Writes a string, or null when it is empty. */
-static void ms__json_string_or_null(FILE *fp, const char *str)
+/* A record being put together in memory and written with one fwrite when the buffer fills
+ * or the record is done: `memsnap monitor` writes a snapshot every millisecond, and stdio's
+ * cost per call (fprintf's format parsing, then fwrite's) was most of the writing. */
+struct ms__jbuf {
+    FILE *fp;
+    char *q; /* the end of what is in buf */
+    char buf[2048];
+};
+
+static void ms__jb_init(struct ms__jbuf *b, FILE *fp)
 {
-    if (str[0])
-        ms__json_string(fp, str);
-    else
-        fputs("null", fp);
+    b->fp = fp;
+    b->q = b->buf;
 }
 
-/* Writes "name":value for each field, null where its bit in valid is clear, separated by commas
+static void ms__jb_flush(struct ms__jbuf *b)
+{
+    if (b->q > b->buf)
+        fwrite(b->buf, 1, (size_t)(b->q - b->buf), b->fp);
+    b->q = b->buf;
+}
+
+static void ms__jb_put(struct ms__jbuf *b, const char *s, size_t n)
+{
+    if ((size_t)(b->buf + sizeof(b->buf) - b->q) < n) {
+        ms__jb_flush(b);
+        if (n > sizeof(b->buf)) {
+            fwrite(s, 1, n, b->fp);
+            return;
+        }
+    }
+    memcpy(b->q, s, n);
+    b->q += n;
+}
+
+#define MS__JB_LIT(b, lit) ms__jb_put(b, "" lit, sizeof(lit) - 1) /* a literal only */
+
+/* Makes room for n bytes (n <= sizeof(buf)) and returns where they go. */
+static char *ms__jb_room(struct ms__jbuf *b, size_t n)
+{
+    if ((size_t)(b->buf + sizeof(b->buf) - b->q) < n)
+        ms__jb_flush(b);
+    return b->q;
+}
+
+/* Writes a signed (neg) or unsigned decimal number at q (room for 21 bytes); returns its end. */
+static char *ms__put_num(char *q, uint64_t v, bool neg)
+{
+    char num[24], *d = num + sizeof(num);
+    do
+        *--d = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    if (neg)
+        *--d = '-';
+    size_t len = (size_t)(num + sizeof(num) - d);
+    memcpy(q, d, len);
+    return q + len;
+}
+
+static void ms__jb_num(struct ms__jbuf *b, uint64_t v, bool neg)
+{
+    b->q = ms__put_num(ms__jb_room(b, 24), v, neg);
+}
+
+static void ms__jb_int(struct ms__jbuf *b, int64_t v)
+{
+    ms__jb_num(b, v < 0 ? -(uint64_t)v : (uint64_t)v, v < 0);
+}
+
+/* A string (escaped by ms__json_string), or null when it is empty. */
+static void ms__jb_string_or_null(struct ms__jbuf *b, const char *str)
+{
+    if (!str[0]) {
+        MS__JB_LIT(b, "null");
+        return;
+    }
+    ms__jb_flush(b);
+    ms__json_string(b->fp, str);
+}
+
+/* Puts "name":value for each field, null where its bit in valid is clear, separated by commas
  * and preceded by one when lead is set. base is the structure the fields' offsets are into: a
- * snapshot or ms_gpu (unsigned values, snap_offset), or a delta (signed values, delta_offset).
- * Each field is put together in a buffer and written with one fwrite: `memsnap monitor` writes
- * a snapshot every millisecond, and fprintf's format parsing was most of the cost. */
-static void ms__json_fields(FILE *fp, const struct ms__field *fields, size_t n, uint64_t valid,
-                            const void *base, bool delta, bool lead)
+ * snapshot or ms_gpu (unsigned values, snap_offset), or a delta (signed values,
+ * delta_offset). */
+static void ms__json_fields(struct ms__jbuf *b, const struct ms__field *fields, size_t n,
+                            uint64_t valid, const void *base, bool delta, bool lead)
 {
     for (size_t k = 0; k < n; k++) {
         const struct ms__field *f = &fields[k];
         const char *at = (const char *)base + (delta ? f->delta_offset : f->snap_offset);
-        char buf[128], num[24], *q = buf, *d = num + sizeof(num);
         size_t len = strlen(f->name);
-        if (len > sizeof(buf) - 32) /* no field name is this long */
-            len = sizeof(buf) - 32;
+        if (len > 64) /* no field name is this long */
+            len = 64;
+        char *q = ms__jb_room(b, len + 32);
         if (k || lead)
             *q++ = ',';
         *q++ = '"';
@@ -118,81 +188,101 @@ static void ms__json_fields(FILE *fp, const struct ms__field *fields, size_t n, 
         if (!(valid >> f->bit & 1u)) {
             memcpy(q, "null", 4);
             q += 4;
+        } else if (delta) {
+            int64_t x = *(const int64_t *)(const void *)at;
+            q = ms__put_num(q, x < 0 ? -(uint64_t)x : (uint64_t)x, x < 0);
         } else {
-            uint64_t v;
-            bool neg = false;
-            if (delta) {
-                int64_t x = *(const int64_t *)(const void *)at;
-                neg = x < 0;
-                v = neg ? -(uint64_t)x : (uint64_t)x;
-            } else {
-                v = *(const uint64_t *)(const void *)at;
-            }
-            do
-                *--d = (char)('0' + v % 10);
-            while ((v /= 10) != 0);
-            if (neg)
-                *q++ = '-';
-            memcpy(q, d, (size_t)(num + sizeof(num) - d));
-            q += num + sizeof(num) - d;
+            q = ms__put_num(q, *(const uint64_t *)(const void *)at, false);
         }
-        fwrite(buf, 1, (size_t)(q - buf), fp);
+        b->q = q;
     }
 }
 
-/* Writes ,"gpus":[...] for a snapshot that captured MS_CAPTURE_GPU. */
-static void ms__json_gpus(FILE *fp, const ms_snapshot *snap)
+/* Puts ,"gpus":[...] for a snapshot that captured MS_CAPTURE_GPU. */
+static void ms__json_gpus(struct ms__jbuf *b, const ms_snapshot *snap)
 {
-    fputs(",\"gpus\":[", fp);
+    MS__JB_LIT(b, ",\"gpus\":[");
     for (uint32_t i = 0; i < snap->gpu_count && i < MS_GPU_MAX; i++) {
         const ms_gpu *g = &snap->gpus[i];
-        fprintf(fp, "%s{\"index\":%u,\"backend\":", i ? "," : "", (unsigned)g->index);
-        ms__json_string(fp, g->backend);
-        fputs(",\"name\":", fp);
-        ms__json_string_or_null(fp, g->name);
-        fputs(",\"uuid\":", fp);
-        ms__json_string_or_null(fp, g->uuid);
-        fputs(",\"pci_bus_id\":", fp);
-        ms__json_string_or_null(fp, g->pci_bus_id);
-        ms__json_fields(fp, ms__gpu_fields, MS_GF__COUNT, g->valid, g, false, true);
-        fprintf(fp, ",\"is_per_process\":%s,\"processes\":[", g->is_per_process ? "true" : "false");
-        for (uint32_t k = 0; k < g->process_count && k < MS_GPU_PROC_MAX; k++)
-            fprintf(fp, "%s{\"pid\":%d,\"used_bytes\":%" PRIu64 "}", k ? "," : "",
-                    (int)g->processes[k].pid, g->processes[k].used_bytes);
-        fputs("]}", fp);
+        if (i)
+            MS__JB_LIT(b, ",");
+        MS__JB_LIT(b, "{\"index\":");
+        ms__jb_num(b, g->index, false);
+        MS__JB_LIT(b, ",\"backend\":");
+        ms__jb_flush(b);
+        ms__json_string(b->fp, g->backend);
+        MS__JB_LIT(b, ",\"name\":");
+        ms__jb_string_or_null(b, g->name);
+        MS__JB_LIT(b, ",\"uuid\":");
+        ms__jb_string_or_null(b, g->uuid);
+        MS__JB_LIT(b, ",\"pci_bus_id\":");
+        ms__jb_string_or_null(b, g->pci_bus_id);
+        ms__json_fields(b, ms__gpu_fields, MS_GF__COUNT, g->valid, g, false, true);
+        if (g->is_per_process)
+            MS__JB_LIT(b, ",\"is_per_process\":true,\"processes\":[");
+        else
+            MS__JB_LIT(b, ",\"is_per_process\":false,\"processes\":[");
+        for (uint32_t k = 0; k < g->process_count && k < MS_GPU_PROC_MAX; k++) {
+            if (k)
+                MS__JB_LIT(b, ",");
+            MS__JB_LIT(b, "{\"pid\":");
+            ms__jb_int(b, g->processes[k].pid);
+            MS__JB_LIT(b, ",\"used_bytes\":");
+            ms__jb_num(b, g->processes[k].used_bytes, false);
+            MS__JB_LIT(b, "}");
+        }
+        MS__JB_LIT(b, "]}");
     }
-    fputc(']', fp);
+    MS__JB_LIT(b, "]");
+}
+
+/* Puts ,"NAME":{ for a section. */
+static void ms__json_section(struct ms__jbuf *b, const struct ms__section *sec)
+{
+    MS__JB_LIT(b, ",\"");
+    ms__jb_put(b, sec->name, strlen(sec->name));
+    MS__JB_LIT(b, "\":{");
 }
 
 static void ms__json_snapshot(ms_writer *w, const ms_snapshot *snap)
 {
-    FILE *fp = w->fp;
-    fprintf(fp,
-            "{\"schema\":\"%s\",\"timestamp_ns\":%" PRIu64 ",\"monotonic_ns\":%" PRIu64
-            ",\"label\":",
-            MS_SNAPSHOT_SCHEMA, snap->timestamp_ns, snap->monotonic_ns);
-    ms__json_string_or_null(fp, snap->label);
-    fprintf(fp, ",\"pid\":%d", (int)snap->pid);
+    struct ms__jbuf b;
+    ms__jb_init(&b, w->fp);
+    MS__JB_LIT(&b, "{\"schema\":\"" MS_SNAPSHOT_SCHEMA "\",\"timestamp_ns\":");
+    ms__jb_num(&b, snap->timestamp_ns, false);
+    MS__JB_LIT(&b, ",\"monotonic_ns\":");
+    ms__jb_num(&b, snap->monotonic_ns, false);
+    MS__JB_LIT(&b, ",\"label\":");
+    ms__jb_string_or_null(&b, snap->label);
+    MS__JB_LIT(&b, ",\"pid\":");
+    ms__jb_int(&b, snap->pid);
     for (int i = 0; i < MS__SEC_COUNT; i++) {
         const struct ms__section *sec = &ms__sections[i];
-        fprintf(fp, ",\"%s\":{", sec->name);
+        ms__json_section(&b, sec);
         if (i == MS__SEC_CGROUP) {
             const ms_cgroup_mem *cg = &snap->cgroup;
             if (cg->version == MS_CGROUP_NONE) {
-                fputs("\"version\":null,\"path\":null,\"unlimited\":null", fp);
+                MS__JB_LIT(&b, "\"version\":null,\"path\":null,\"unlimited\":null");
             } else {
-                fprintf(fp, "\"version\":%d,\"path\":", (int)cg->version);
-                ms__json_string(fp, cg->path);
-                fprintf(fp, ",\"unlimited\":%s", cg->unlimited ? "true" : "false");
+                MS__JB_LIT(&b, "\"version\":");
+                ms__jb_int(&b, (int)cg->version);
+                MS__JB_LIT(&b, ",\"path\":");
+                ms__jb_flush(&b);
+                ms__json_string(b.fp, cg->path);
+                if (cg->unlimited)
+                    MS__JB_LIT(&b, ",\"unlimited\":true");
+                else
+                    MS__JB_LIT(&b, ",\"unlimited\":false");
             }
         }
-        ms__json_fields(fp, sec->fields, sec->nfields, ms__section_valid(snap, sec, false), snap,
+        ms__json_fields(&b, sec->fields, sec->nfields, ms__section_valid(snap, sec, false), snap,
                         false, i == MS__SEC_CGROUP);
-        fputc('}', fp);
+        MS__JB_LIT(&b, "}");
     }
     if (snap->captured & MS_CAPTURE_GPU)
-        ms__json_gpus(fp, snap);
-    fputs("}\n", fp);
+        ms__json_gpus(&b, snap);
+    MS__JB_LIT(&b, "}\n");
+    ms__jb_flush(&b);
 }
 
 const struct ms__sink_ops ms__sink_json = {"json", NULL, ms__json_snapshot, NULL};
@@ -201,29 +291,39 @@ int ms_report_json(FILE *fp, const ms_snapshot *before, const ms_snapshot *after
 {
     ms_delta d;
     ms_delta_compute(before, after, &d);
-    fprintf(fp, "{\"schema\":\"memsnap.delta/1\",\"elapsed_ns\":%" PRId64 ",\"before_label\":",
-            d.elapsed_ns);
-    ms__json_string_or_null(fp, before->label);
-    fputs(",\"after_label\":", fp);
-    ms__json_string_or_null(fp, after->label);
+    struct ms__jbuf b;
+    ms__jb_init(&b, fp);
+    MS__JB_LIT(&b, "{\"schema\":\"memsnap.delta/1\",\"elapsed_ns\":");
+    ms__jb_int(&b, d.elapsed_ns);
+    MS__JB_LIT(&b, ",\"before_label\":");
+    ms__jb_string_or_null(&b, before->label);
+    MS__JB_LIT(&b, ",\"after_label\":");
+    ms__jb_string_or_null(&b, after->label);
     for (int i = 0; i < MS__SEC_COUNT; i++) {
         const struct ms__section *sec = &ms__sections[i];
-        fprintf(fp, ",\"%s\":{", sec->name);
-        ms__json_fields(fp, sec->fields, sec->nfields, ms__section_valid(&d, sec, true), &d, true,
+        ms__json_section(&b, sec);
+        ms__json_fields(&b, sec->fields, sec->nfields, ms__section_valid(&d, sec, true), &d, true,
                         false);
-        fputc('}', fp);
+        MS__JB_LIT(&b, "}");
     }
     if (before->captured & after->captured & MS_CAPTURE_GPU) {
-        fputs(",\"gpus\":[", fp);
+        MS__JB_LIT(&b, ",\"gpus\":[");
         for (uint32_t i = 0; i < d.gpu_count; i++) {
             const ms_gpu_delta *g = &d.gpus[i];
-            fprintf(fp, "%s{\"index\":%u,\"is_per_process\":%s", i ? "," : "", (unsigned)g->index,
-                    g->is_per_process ? "true" : "false");
-            ms__json_fields(fp, ms__gpu_fields, MS_GF__COUNT, g->valid, g, true, true);
-            fputc('}', fp);
+            if (i)
+                MS__JB_LIT(&b, ",");
+            MS__JB_LIT(&b, "{\"index\":");
+            ms__jb_num(&b, g->index, false);
+            if (g->is_per_process)
+                MS__JB_LIT(&b, ",\"is_per_process\":true");
+            else
+                MS__JB_LIT(&b, ",\"is_per_process\":false");
+            ms__json_fields(&b, ms__gpu_fields, MS_GF__COUNT, g->valid, g, true, true);
+            MS__JB_LIT(&b, "}");
         }
-        fputc(']', fp);
+        MS__JB_LIT(&b, "]");
     }
-    fputs("}\n", fp);
+    MS__JB_LIT(&b, "}\n");
+    ms__jb_flush(&b);
     return ferror(fp) ? MS_EIO : 0;
 }
