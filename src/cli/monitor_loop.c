@@ -7,9 +7,12 @@
  * snapshot per --interval through one long-lived session, on an absolute CLOCK_MONOTONIC
  * schedule, and writes each record of docs/monitor-format.md with one write(2) the moment it
  * exists, so that a killed monitor leaves only whole lines. Full figures (status, stat,
- * smaps_rollup, meminfo, the cgroup, GPUs, the --tree scan) are re-read every sample when the
- * interval is at least --full-interval (10 ms); faster samples re-read statm and repeat the
- * rest, which keeps 1 ms sampling under 2% of a core. track adds thresholds against the
+ * meminfo, the cgroup, GPUs, the --tree scan) are re-read every sample when the interval is
+ * at least --full-interval (100 ms); faster samples re-read statm and repeat the rest, so that
+ * 1 ms sampling costs what one read and one write per sample cost. PSS and USS need the
+ * kernel to walk the page tables (smaps_rollup: about 4 ms per GiB of RSS), so by default a
+ * full sample walks only when the walks so far stay under 1% of a core (MON_WALK_FACTOR);
+ * samples say how old their PSS is. track adds thresholds against the
  * tightest limit (alerts on crossing, re-armed on the way down, --on-critical run with an
  * argv); every sample and event goes into the OOM flight recorder's ring, dumped when the
  * cgroup's OOM-kill count rises or the command dies by SIGKILL at its limit.
@@ -33,9 +36,10 @@
 #include <unistd.h>
 
 #define NS_PER_S         1000000000ull
-#define MON_FULL_DEFAULT (10 * 1000000ull)  /* --full-interval: 10 ms */
-#define MON_RECENT       3                  /* samples looked at for "at its limit" */
-#define MON_AT_LIMIT_PCT 95.0               /* a SIGKILL at this much of the limit is an OOM */
+#define MON_FULL_DEFAULT (100 * 1000000ull) /* --full-interval: 100 ms */
+#define MON_WALK_FACTOR  100  /* a page-table walk waits 100x its own time: 1% of a core */
+#define MON_RECENT       3    /* samples looked at for "at its limit" */
+#define MON_AT_LIMIT_PCT 95.0 /* a SIGKILL at this much of the limit is an OOM */
 #define MON_STATUS_NS    (250 * 1000000ull) /* the terminal status line's refresh period */
 #define MON_MEMBERS_MAX  4096               /* processes a --tree sample lists */
 
@@ -100,8 +104,10 @@ static const struct mon_option mon_options[] = {
      K_MT,
      0,
      "S",
-     "re-read the full figures at most every S seconds (default 0.01);\n"
-     "samples in between re-read statm only. 0: every sample"},
+     "re-read the full figures at most every S seconds (default 0.1);\n"
+     "samples in between re-read statm only. 0: every sample. By default\n"
+     "PSS/USS (a walk of the page tables, ~4 ms per GiB of RSS) are re-read\n"
+     "only while that costs under 1% of a core; a given S is followed as is"},
     {{"help", no_argument, NULL, 'h'}, K_ALL, 'h', NULL, "this help"},
     {{"interval", required_argument, NULL, 'i'},
      K_ALL,
@@ -260,6 +266,7 @@ struct mon {
     pid_t pid;   /* --pid, 0 with a command */
     char **argv; /* the command, NULL with --pid */
     uint64_t interval_ns, duration_ns, full_ns;
+    bool walk_budget;   /* no --full-interval: PSS walks are held to 1% of a core */
     const char *output; /* NULL: standard output */
     ms_format fmt;
     bool tree, gpu;
@@ -289,13 +296,16 @@ struct mon {
     pid_t child;
     bool child_done;
     int child_status;
-    unsigned hooks;    /* --on-critical processes not yet reaped */
-    bool started;      /* the start record is out */
-    bool write_failed; /* the output failed: stop sampling */
-    bool have_full;    /* snap holds full figures */
-    bool warned;       /* a skipped sample was reported */
-    uint64_t seq;      /* samples written */
-    int level;         /* 0 ok, 1 warning, 2 critical */
+    unsigned hooks;     /* --on-critical processes not yet reaped */
+    bool started;       /* the start record is out */
+    bool write_failed;  /* the output failed: stop sampling */
+    bool have_full;     /* snap holds full figures */
+    uint64_t walk_next; /* CLOCK_MONOTONIC before which a full sample does not walk */
+    uint64_t walk_time; /* CLOCK_REALTIME of the last walk (PSS, USS), 0: none yet */
+    uint64_t walk_pss, walk_uss, walk_valid; /* what it read (MS_PF_* validity bits) */
+    bool warned;                             /* a skipped sample was reported */
+    uint64_t seq;                            /* samples written */
+    int level;                               /* 0 ok, 1 warning, 2 critical */
     double recent[MON_RECENT];
     unsigned nrecent;
     bool oom_base_ok;
@@ -448,6 +458,7 @@ static int mon_options_parse(struct mon *m, int argc, char **argv, void (*usage)
                 cli_error(name, "invalid --full-interval '%s' (seconds, 0 or more)", optarg);
                 return CLI_USAGE;
             }
+            m->walk_budget = false;
             break;
         case OPT_TREE:
             m->tree = true;
@@ -672,11 +683,12 @@ static void mon_flush(struct mon *m)
     }
 }
 
-/* The CSV columns after the snapshot's: GPU sums, the tree, the event, and `full`. */
+/* The CSV columns after the snapshot's: GPU sums, the tree, the event, `full` and the age of
+ * the PSS figures. */
 static const char mon_csv_tail[] =
     "gpu.count,gpu.total_bytes,gpu.used_bytes,gpu.process_used_bytes,tree.processes,"
     "tree.rss_bytes,tree.pss_bytes,event.level,event.metric,event.used_bytes,event.limit_bytes,"
-    "event.percent,event.text,full";
+    "event.percent,event.text,full,pss_age_ns";
 
 /* Writes the CSV header, taking the snapshot's columns from the CSV sink: a first, empty
  * snapshot written to m->sw gives its header line (GPU columns off), and later rows come
@@ -872,7 +884,7 @@ static void mon_compose_event(struct mon *m, const struct mon_event *e, bool jso
             mon_csv_string(fp, text);
         free(text);
     }
-    fputs(",\n", fp); /* full: empty */
+    fputs(",,\n", fp); /* full, pss_age_ns: empty */
 }
 
 /* Writes an event record to the output and keeps it in the flight recorder's ring. */
@@ -925,11 +937,15 @@ static void mon_compose_sample(struct mon *m, bool full, bool json)
         pss += m->members[i].pss;
         pss_ok = pss_ok && m->members[i].pss_ok;
     }
+    char age[24] = "null"; /* since the walk that read PSS and USS */
+    if (m->walk_time)
+        snprintf(age, sizeof(age), "%" PRIu64,
+                 s->timestamp_ns > m->walk_time ? s->timestamp_ns - m->walk_time : 0);
     mon_begin(m);
     mon_head(m, fp, json, "sample", (int64_t)m->seq, s->timestamp_ns);
     if (json) {
-        fprintf(fp, ",\"seq\":%" PRIu64 ",\"full\":%s,\"snapshot\":", m->seq,
-                full ? "true" : "false");
+        fprintf(fp, ",\"seq\":%" PRIu64 ",\"full\":%s,\"pss_age_ns\":%s,\"snapshot\":", m->seq,
+                full ? "true" : "false", age);
         ms_writer_snapshot(m->sw, s);
         fseek(fp, -1, SEEK_CUR); /* the sink's newline */
         if (m->tree && !tree) {
@@ -985,7 +1001,7 @@ static void mon_compose_sample(struct mon *m, bool full, bool json)
     } else {
         fputs(",,,", fp);
     }
-    fprintf(fp, ",,,,,,,%s\n", full ? "true" : "false");
+    fprintf(fp, ",,,,,,,%s,%s\n", full ? "true" : "false", m->walk_time ? age : "");
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1024,9 +1040,16 @@ static int mon_read_stat(const char *procfs, pid_t pid, pid_t *ppid, char *comm,
     return 0;
 }
 
+static int mon_member_cmp(const void *a, const void *b)
+{
+    pid_t x = ((const struct mon_member *)a)->pid, y = ((const struct mon_member *)b)->pid;
+    return (x > y) - (x < y);
+}
+
 /* Finds root and every descendant (one scan of every <procfs>/PID/stat) into m->members,
- * root first, with their RSS and PSS (root's from m->snap). tree_ok tells whether it worked. */
-static void mon_tree_scan(struct mon *m, pid_t root)
+ * root first, with their RSS and PSS (root's from m->snap). Without walk, the members keep
+ * the PSS of the last walk (none for a new one). tree_ok tells whether it worked. */
+static void mon_tree_scan(struct mon *m, pid_t root, bool walk)
 {
     const char *procfs = ms_session_procfs(m->s);
     m->tree_ok = false;
@@ -1053,6 +1076,14 @@ static void mon_tree_scan(struct mon *m, pid_t root)
             n++;
     }
     closedir(d);
+    /* Without a walk: the last members by pid, for their PSS, before members[] changes. */
+    struct mon_member *prev = NULL;
+    size_t nprev = 0;
+    if (!walk && m->nmembers && (prev = malloc(m->nmembers * sizeof(*prev)))) {
+        memcpy(prev, m->members, m->nmembers * sizeof(*prev));
+        qsort(prev, m->nmembers, sizeof(*prev), mon_member_cmp);
+        nprev = m->nmembers;
+    }
     /* Breadth first from root: members[] grows as children are found. */
     size_t nm = 0;
     for (size_t i = 0; i < n; i++)
@@ -1062,6 +1093,7 @@ static void mon_tree_scan(struct mon *m, pid_t root)
         }
     if (nm == 0) {
         free(all);
+        free(prev);
         return;
     }
     for (size_t k = 0; k < nm; k++)
@@ -1074,7 +1106,8 @@ static void mon_tree_scan(struct mon *m, pid_t root)
         struct mon_member *p = &m->members[k];
         const ms_snapshot *s = &m->snap;
         if (k > 0) {
-            if (ms_capture(m->s, p->pid, MS_CAPTURE_BASIC | MS_CAPTURE_PROCESS, &m->light) != 0)
+            unsigned what = MS_CAPTURE_BASIC | (walk ? MS_CAPTURE_PSS : 0u);
+            if (ms_capture(m->s, p->pid, what, &m->light) != 0)
                 continue; /* ended since the scan: listed without figures */
             s = &m->light;
         }
@@ -1082,7 +1115,14 @@ static void mon_tree_scan(struct mon *m, pid_t root)
         p->rss = s->process.rss_bytes;
         p->pss_ok = ms_valid(&s->process, MS_PF_pss_bytes);
         p->pss = s->process.pss_bytes;
+        const struct mon_member *old;
+        if (!walk && k > 0 && prev &&
+            (old = bsearch(p, prev, nprev, sizeof(*prev), mon_member_cmp)) != NULL) {
+            p->pss_ok = old->pss_ok;
+            p->pss = old->pss;
+        }
     }
+    free(prev);
     m->tree_ok = true;
 }
 
@@ -1373,12 +1413,36 @@ static void mon_status(struct mon *m, uint64_t now)
     m->status_shown = true;
 }
 
+/* After a full capture into m->snap: keeps what a walk read, or puts the last walk's PSS and
+ * USS back into a sample that did not walk. */
+static void mon_walk_keep(struct mon *m, bool walk)
+{
+    ms_process_mem *p = &m->snap.process;
+    const uint64_t bits = (1u << MS_PF_pss_bytes) | (1u << MS_PF_uss_bytes);
+    if (walk) {
+        m->walk_time = m->snap.timestamp_ns;
+        m->walk_pss = p->pss_bytes;
+        m->walk_uss = p->uss_bytes;
+        m->walk_valid = p->valid & bits;
+    } else {
+        p->pss_bytes = m->walk_pss;
+        p->uss_bytes = m->walk_uss;
+        p->valid = (p->valid & ~bits) | m->walk_valid;
+    }
+}
+
 /* Takes one sample of pid (full figures, or statm only on top of the last full ones) and
  * writes it. Returns MON_SAMPLED, MON_SKIPPED (no sample: a failed read, reported once, or a
  * command that ended meanwhile) or MON_GONE (a --pid that ended). */
 static int mon_sample(struct mon *m, pid_t pid, bool full)
 {
-    unsigned what = full ? MS_CAPTURE_FULL | (m->gpu ? MS_CAPTURE_GPU : 0u) : MS_CAPTURE_BASIC;
+    /* A full sample walks the page tables (PSS, USS) when the walk budget allows it. */
+    uint64_t t0 = full ? mon_clock(CLOCK_MONOTONIC) : 0;
+    bool walk = full && (!m->walk_budget || t0 >= m->walk_next);
+    unsigned what = MS_CAPTURE_BASIC;
+    if (full)
+        what = (MS_CAPTURE_FULL & ~(walk ? 0u : (unsigned)MS_CAPTURE_PSS)) |
+               (m->gpu ? MS_CAPTURE_GPU : 0u);
     ms_snapshot *dst = full ? &m->snap : &m->light;
     int rc = ms_capture(m->s, pid, what, dst);
     if (rc == MS_ESRCH && !m->child)
@@ -1408,6 +1472,7 @@ static int mon_sample(struct mon *m, pid_t pid, bool full)
         s->process.valid = (s->process.valid & ~statm) | (dst->process.valid & statm);
     } else {
         m->have_full = true;
+        mon_walk_keep(m, walk);
     }
     const ms_process_mem *p = &m->snap.process;
     if (m->child) {
@@ -1418,7 +1483,9 @@ static int mon_sample(struct mon *m, pid_t pid, bool full)
         return MON_GONE;
     }
     if (full && m->tree)
-        mon_tree_scan(m, pid);
+        mon_tree_scan(m, pid, walk);
+    if (walk) /* the next walk waits MON_WALK_FACTOR times this sample's time */
+        m->walk_next = t0 + MON_WALK_FACTOR * (mon_clock(CLOCK_MONOTONIC) - t0);
     mon_start(m);
     if (m->out_fd >= 0) {
         mon_compose_sample(m, full, m->fmt == MS_FORMAT_JSON);
@@ -1787,6 +1854,7 @@ int cli_monitor_main(enum cli_mon_kind kind, int argc, char **argv, void (*usage
     m->name = mon_names[kind];
     m->interval_ns = NS_PER_S;
     m->full_ns = MON_FULL_DEFAULT;
+    m->walk_budget = true;
     m->gpu = true;
     m->rank = m->world_size = -1;
     m->warn = m->crit = -1;

@@ -9,7 +9,7 @@ are numbered 0, 1, ... and hold a memsnap.snapshot/1 object; the file opens with
 closes with end (unless --killed: then only whole lines are required, and no end).
 csv: the header is record,seq,time_ns,job_id,rank,world_size, then H (the snapshot CSV
 header, from `memsnap snapshot --format csv`, when given), then the GPU, tree and event
-columns and full; every row has as many cells.
+columns, full and pss_age_ns; every row has as many cells.
 
 EXPR is evaluated with recs (the records, as dicts: CSV rows keyed by column), samples, and
 kind(name) (the records of one kind); it must be true. Prints why not and exits 1.
@@ -20,7 +20,7 @@ import sys
 
 TAIL = ("gpu.count,gpu.total_bytes,gpu.used_bytes,gpu.process_used_bytes,tree.processes,"
         "tree.rss_bytes,tree.pss_bytes,event.level,event.metric,event.used_bytes,"
-        "event.limit_bytes,event.percent,event.text,full").split(",")
+        "event.limit_bytes,event.percent,event.text,full,pss_age_ns").split(",")
 HEAD = "record,seq,time_ns,job_id,rank,world_size".split(",")
 KINDS = {"start", "sample", "alert", "marker", "oom", "end"}
 
@@ -78,6 +78,8 @@ def check_json_record(i, d):
     elif r == "sample":
         if not is_int(d.get("seq")) or not isinstance(d.get("full"), bool):
             fail(where + ": seq / full")
+        if not (d.get("pss_age_ns") is None or (is_int(d["pss_age_ns"]) and d["pss_age_ns"] >= 0)):
+            fail(where + ": pss_age_ns is not a non-negative integer or null")
         s = d.get("snapshot")
         if not isinstance(s, dict) or s.get("schema") != "memsnap.snapshot/1":
             fail(where + ": snapshot is not a memsnap.snapshot/1 object")

@@ -76,10 +76,17 @@ fmt "about duration/interval samples (20; fewer only if the machine stalls)" "$T
 fmt "every sample is of the watched pid, start names it, no command" "$T/p.jsonl" json \
     "all(s['snapshot']['pid'] == $SLEEPER for s in samples) and recs[0]['pid'] == $SLEEPER \
      and recs[0]['command'] is None and recs[0]['interval_s'] == 0.05"
-fmt "samples are full figures: RSS, PSS, system, cgroup" "$T/p.jsonl" json \
-    "all(s['full'] and s['snapshot']['process']['rss_bytes'] > 0 and \
+fmt "every sample holds RSS, PSS, system and cgroup figures" "$T/p.jsonl" json \
+    "all(s['snapshot']['process']['rss_bytes'] > 0 and \
          s['snapshot']['process']['pss_bytes'] is not None and \
-         s['snapshot']['system']['total_bytes'] > 0 for s in samples)"
+         s['snapshot']['system']['total_bytes'] > 0 and \
+         s['snapshot']['cgroup']['current_bytes'] is not None for s in samples)"
+fmt "at 0.05 s, about every other sample is full (--full-interval 0.1 s), the first too" \
+    "$T/p.jsonl" json "samples[0]['full'] and \
+         3 <= sum(s['full'] for s in samples) <= len(samples) / 2 + 2"
+fmt "a small process is walked for PSS at once (age 0); the others say the PSS's age" \
+    "$T/p.jsonl" json "samples[0]['pss_age_ns'] == 0 and \
+         all(0 < s['pss_age_ns'] < 10**9 for s in samples if not s['full'])"
 fmt "samples follow each other on the monotonic clock" "$T/p.jsonl" json \
     "all(a['snapshot']['monotonic_ns'] < b['snapshot']['monotonic_ns'] \
          for a, b in zip(samples, samples[1:]))"
@@ -101,6 +108,44 @@ ms monitor --pid "$SLEEPER" --interval 0.002 --full-interval 0.02 --duration 0.3
 fmt "--full-interval: a full sample about every 10th, statm-only ones in between" "$T/f.jsonl" \
     json "samples[0]['full'] and 0 < sum(s['full'] for s in samples) < len(samples) / 3 and \
           all(s['snapshot']['process']['rss_bytes'] > 0 for s in samples)"
+
+# PSS needs a walk of the page tables (~4 ms per GiB here): by default the walks are held to
+# 1% of a core, so a 1 GiB process (4 KiB pages: no THP) is walked on fewer full samples. It
+# has a small child, for --tree.
+python3 -c "
+import mmap, os, sys, time
+m = mmap.mmap(-1, 1 << 30)
+m.madvise(mmap.MADV_NOHUGEPAGE)
+for i in range(0, 1 << 30, 4096): m[i] = 1
+if os.fork() == 0:
+    m.close(); os.execvp('sleep', ['sleep', '60'])
+open(sys.argv[1], 'w').close()
+time.sleep(60)" "$T/big.ready" &
+BIG=$!
+BG="$BG $BIG"
+for _ in $(seq 300); do [ -e "$T/big.ready" ] && break; sleep 0.1; done
+ms monitor --pid "$BIG" --interval 0.01 --duration 2 --no-gpu --tree -o "$T/big.jsonl"
+fmt "1 GiB process: the default walks for PSS on fewer full samples (1% of a core)" \
+    "$T/big.jsonl" json "2 <= sum(s['pss_age_ns'] == 0 for s in samples) < \
+         sum(s['full'] for s in samples) and \
+         samples[0]['snapshot']['process']['pss_bytes'] >= 2**30"
+fmt "... a full sample that did not walk keeps the last PSS and says its age" \
+    "$T/big.jsonl" json "all(s['pss_age_ns'] > 0 and s['snapshot']['process']['pss_bytes'] \
+         == max((p for p in samples if p['pss_age_ns'] == 0 and p['seq'] < s['seq']), \
+                key=lambda p: p['seq'])['snapshot']['process']['pss_bytes'] \
+         for s in samples if s['full'] and s['pss_age_ns'] != 0)"
+fmt "... --tree: so do its members (the child's PSS of the last walk)" "$T/big.jsonl" json \
+    "all(s['tree']['processes'] == 2 and s['tree']['members'][1]['pss_bytes'] is not None \
+         and s['tree']['members'][1]['pss_bytes'] == max((p for p in samples \
+             if p['pss_age_ns'] == 0 and p['seq'] < s['seq']), key=lambda p: p['seq'])\
+             ['tree']['members'][1]['pss_bytes'] for s in samples \
+         if s['full'] and s['pss_age_ns'] != 0)"
+ms monitor --pid "$BIG" --interval 0.01 --duration 1 --no-gpu --full-interval 0.1 \
+    -o "$T/big2.jsonl"
+fmt "... and a given --full-interval is followed as is: every full sample walks" \
+    "$T/big2.jsonl" json "all((s['pss_age_ns'] == 0) == s['full'] for s in samples)"
+pkill -P "$BIG" 2>/dev/null
+kill "$BIG" 2>/dev/null
 
 # ---------------------------------------------------------------------------------------------
 echo "# a command"
