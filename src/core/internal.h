@@ -135,6 +135,8 @@ void ms__proc_path(const ms_session *s, pid_t pid, const char *file, char *buf, 
 
 /* Writes s as a JSON string literal (quotes and escapes) to fp. */
 void ms__json_string(FILE *fp, const char *str);
+/* Writes v in decimal, after a '-' when neg, at q (room for 21 bytes); returns its end. */
+char *ms__put_num(char *q, uint64_t v, bool neg);
 
 /* A metric as sinks and reports see it, expanded from the MS_*_FIELDS lists. */
 struct ms__field {

@@ -4,7 +4,9 @@
  * through one writer, format names, and stream errors.
  */
 #include "helpers.h"
+#include "core/internal.h" /* ms__put_num */
 
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -503,6 +505,34 @@ static void writer_snapshot_reports_eio_on_an_unbuffered_failing_stream(void **s
     fclose(fp);
 }
 
+/* The sinks' number writer against printf: every length, both signs, the extremes. */
+static void put_num_writes_what_printf_writes(void **state)
+{
+    (void)state;
+    char got[32], want[32];
+    uint64_t v = 1;
+    uint64_t cases[200];
+    size_t n = 0;
+    cases[n++] = 0;
+    cases[n++] = UINT64_MAX;
+    for (int d = 0; d < 20; d++, v *= 10) { /* 10^d - 1, 10^d, 10^d + 7 */
+        cases[n++] = v - 1;
+        cases[n++] = v;
+        cases[n++] = v + 7;
+    }
+    for (uint64_t x = 0x9e3779b97f4a7c15ull; n < sizeof(cases) / sizeof(cases[0]);
+         x = x * 6364136223846793005ull + 1442695040888963407ull)
+        cases[n++] = x >> (x & 63);
+    for (size_t i = 0; i < n; i++) {
+        *ms__put_num(got, cases[i], false) = '\0';
+        snprintf(want, sizeof(want), "%" PRIu64, cases[i]);
+        assert_string_equal(got, want);
+        *ms__put_num(got, cases[i], true) = '\0';
+        snprintf(want, sizeof(want), "-%" PRIu64, cases[i]);
+        assert_string_equal(got, want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -525,6 +555,7 @@ int main(void)
         cmocka_unit_test(csv_writer_writes_one_header_and_one_row_per_snapshot),
         cmocka_unit_test(format_parse_accepts_text_json_and_csv),
         cmocka_unit_test(format_parse_rejects_every_other_name),
+        cmocka_unit_test(put_num_writes_what_printf_writes),
         cmocka_unit_test(writer_open_rejects_bad_arguments),
         cmocka_unit_test(writer_close_reports_eio_when_the_stream_fails),
         cmocka_unit_test(writer_snapshot_reports_eio_on_an_unbuffered_failing_stream),
