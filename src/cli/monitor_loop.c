@@ -319,6 +319,13 @@ struct mon {
     size_t nmembers;
     bool tree_ok; /* members describe the current full sample */
     ms_snapshot snap, light;
+    /* JSON statm-only samples, put together from the last full sample's text (mon_light) */
+    char *lt;        /* ident, then mid, then rest, then room for the record */
+    size_t lt_ident; /* `,"job_id":...,"world_size":...` */
+    size_t lt_mid;   /* `,"label":...,"process":{` */
+    size_t lt_rest;  /* `,"<the first process field after statm's>":...` to the snapshot's end */
+    size_t lt_cap;   /* bytes at lt */
+    bool lt_ok;      /* the three are there */
 };
 
 /* Parses seconds ("1", "0.001"); allow_zero admits 0. Returns 0 or -1. */
@@ -662,15 +669,15 @@ static int mon_end(struct mon *m)
     return 0;
 }
 
-/* Writes the composed record with one write(2) (the rest, if the kernel takes only part);
- * on a failure prints it once and stops the output. */
-static void mon_flush(struct mon *m)
+/* Writes a record with one write(2) (the rest, if the kernel takes only part); on a failure
+ * prints it once and stops the output. */
+static void mon_write(struct mon *m, const char *rec, size_t len)
 {
     if (m->out_fd < 0 || m->write_failed)
         return;
     size_t off = 0;
-    while (off < m->mlen) {
-        ssize_t w = write(m->out_fd, m->mbuf + off, m->mlen - off);
+    while (off < len) {
+        ssize_t w = write(m->out_fd, rec + off, len - off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
@@ -681,6 +688,12 @@ static void mon_flush(struct mon *m)
         }
         off += (size_t)w;
     }
+}
+
+/* Writes the record composed in m->mf. */
+static void mon_flush(struct mon *m)
+{
+    mon_write(m, m->mbuf, m->mlen);
 }
 
 /* The CSV columns after the snapshot's: GPU sums, the tree, the event, `full` and the age of
@@ -924,6 +937,113 @@ static void mon_start(struct mon *m)
     mon_event(m, &e);
 }
 
+/* The statm fields (MS_CAPTURE_BASIC): the first of the process section. */
+#define MON_STATM_FIELDS 5
+
+static const char *mon_find(const char *from, const char *to, const char *what)
+{
+    size_t n = strlen(what);
+    for (const char *p = from; p && p + n <= to; p = memchr(p + 1, what[0], (size_t)(to - p - 1)))
+        if (memcmp(p, what, n) == 0)
+            return p;
+    return NULL;
+}
+
+/* After a JSON full sample composed in m->mf (fflushed up to here), with its snapshot from
+ * snap_at to snap_end: keeps the text that the statm-only samples until the next full one
+ * share with it. The snapshot sink writes schema, timestamp_ns, monotonic_ns, label, pid,
+ * then the process fields, statm's first; a key is found only where it starts a member
+ * (quotes inside strings are escaped). Any surprise leaves the fast path off. */
+static void mon_light_prepare(struct mon *m, long snap_at, long snap_end)
+{
+    m->lt_ok = false;
+    if (fflush(m->mf) != 0 || snap_at <= 0 || snap_end <= snap_at || (size_t)snap_end > m->mlen)
+        return;
+    const char *rec = m->mbuf, *snap = rec + snap_at, *end = rec + snap_end;
+    const struct ms__field *pf = ms__sections[MS__SEC_PROCESS].fields;
+    char after[80];
+    snprintf(after, sizeof(after), ",\"%s\":", pf[MON_STATM_FIELDS].name);
+    const char *ident = mon_find(rec, snap, ",\"job_id\":");
+    const char *seq = ident ? mon_find(ident, snap, ",\"seq\":") : NULL;
+    const char *label = mon_find(snap, end, ",\"label\":");
+    const char *proc = label ? mon_find(label, end, ",\"process\":{") : NULL;
+    const char *rest = proc ? mon_find(proc, end, after) : NULL;
+    static const char head[] = "{\"schema\":\"" MS_SNAPSHOT_SCHEMA "\",\"timestamp_ns\":";
+    if (!seq || !rest || memcmp(snap, head, sizeof(head) - 1) != 0)
+        return;
+    size_t ni = (size_t)(seq - ident), nm = (size_t)(proc + 12 - label);
+    size_t nr = (size_t)(end - rest), need = 2 * (ni + nm + nr) + 1024;
+    if (need > m->lt_cap) {
+        char *b = realloc(m->lt, need);
+        if (!b)
+            return;
+        m->lt = b;
+        m->lt_cap = need;
+    }
+    memcpy(m->lt, ident, ni);
+    memcpy(m->lt + ni, label, nm);
+    memcpy(m->lt + ni + nm, rest, nr);
+    m->lt_ident = ni;
+    m->lt_mid = nm;
+    m->lt_rest = nr;
+    m->lt_ok = true;
+}
+
+#define MON_LIT(q, lit) (memcpy(q, "" lit, sizeof(lit) - 1), (q) + sizeof(lit) - 1)
+
+/* Writes the JSON record of a statm-only sample, put together from the last full one's text: what
+ * mon_compose_sample writes, with fresh times, seq, PSS age and statm figures. Returns false
+ * (nothing done) when the fast path is off. */
+static bool mon_light_sample(struct mon *m)
+{
+    if (!m->lt_ok)
+        return false;
+    const ms_snapshot *s = &m->snap;
+    const struct ms__field *pf = ms__sections[MS__SEC_PROCESS].fields;
+    size_t kept = m->lt_ident + m->lt_mid + m->lt_rest;
+    char *rec = m->lt + kept, *q = rec;
+    q = MON_LIT(q, "{\"record\":\"sample\",\"time_ns\":");
+    q = ms__put_num(q, s->timestamp_ns, false);
+    memcpy(q, m->lt, m->lt_ident);
+    q = MON_LIT(q + m->lt_ident, ",\"seq\":");
+    q = ms__put_num(q, m->seq, false);
+    q = MON_LIT(q, ",\"full\":false,\"pss_age_ns\":");
+    if (m->walk_time)
+        q = ms__put_num(q, s->timestamp_ns > m->walk_time ? s->timestamp_ns - m->walk_time : 0,
+                        false);
+    else
+        q = MON_LIT(q, "null");
+    q = MON_LIT(q, ",\"snapshot\":{\"schema\":\"" MS_SNAPSHOT_SCHEMA "\",\"timestamp_ns\":");
+    q = ms__put_num(q, s->timestamp_ns, false);
+    q = MON_LIT(q, ",\"monotonic_ns\":");
+    q = ms__put_num(q, s->monotonic_ns, false);
+    memcpy(q, m->lt + m->lt_ident, m->lt_mid);
+    q += m->lt_mid;
+    for (int k = 0; k < MON_STATM_FIELDS; k++) {
+        size_t n = strlen(pf[k].name);
+        if (n > 64)
+            return false;
+        if (k)
+            *q++ = ',';
+        *q++ = '"';
+        memcpy(q, pf[k].name, n);
+        q += n;
+        q = MON_LIT(q, "\":");
+        if (ms_valid(&s->process, pf[k].bit))
+            q = ms__put_num(
+                q, *(const uint64_t *)(const void *)((const char *)s + pf[k].snap_offset), false);
+        else
+            q = MON_LIT(q, "null");
+    }
+    memcpy(q, m->lt + m->lt_ident + m->lt_mid, m->lt_rest);
+    q += m->lt_rest;
+    if (m->tree)
+        q = MON_LIT(q, ",\"tree\":null");
+    q = MON_LIT(q, "}\n");
+    mon_write(m, rec, (size_t)(q - rec));
+    return true;
+}
+
 /* Composes the sample record of m->snap (and the tree) in m->mf. */
 static void mon_compose_sample(struct mon *m, bool full, bool json)
 {
@@ -946,8 +1066,11 @@ static void mon_compose_sample(struct mon *m, bool full, bool json)
     if (json) {
         fprintf(fp, ",\"seq\":%" PRIu64 ",\"full\":%s,\"pss_age_ns\":%s,\"snapshot\":", m->seq,
                 full ? "true" : "false", age);
+        long snap_at = ftell(fp);
         ms_writer_snapshot(m->sw, s);
         fseek(fp, -1, SEEK_CUR); /* the sink's newline */
+        if (full)
+            mon_light_prepare(m, snap_at, ftell(fp));
         if (m->tree && !tree) {
             fputs(",\"tree\":null", fp);
         } else if (tree) {
@@ -1487,7 +1610,7 @@ static int mon_sample(struct mon *m, pid_t pid, bool full)
     if (walk) /* the next walk waits MON_WALK_FACTOR times this sample's time */
         m->walk_next = t0 + MON_WALK_FACTOR * (mon_clock(CLOCK_MONOTONIC) - t0);
     mon_start(m);
-    if (m->out_fd >= 0) {
+    if (m->out_fd >= 0 && (full || m->fmt != MS_FORMAT_JSON || !mon_light_sample(m))) {
         mon_compose_sample(m, full, m->fmt == MS_FORMAT_JSON);
         if (mon_end(m) == 0)
             mon_flush(m);
@@ -1830,6 +1953,7 @@ static void mon_free(struct mon *m)
     if (m->mf)
         fclose(m->mf);
     free(m->mbuf);
+    free(m->lt);
     if (m->out_fp)
         fclose(m->out_fp);
     ms_session_close(m->s);

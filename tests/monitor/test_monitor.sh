@@ -109,6 +109,17 @@ fmt "--full-interval: a full sample about every 10th, statm-only ones in between
     json "samples[0]['full'] and 0 < sum(s['full'] for s in samples) < len(samples) / 3 and \
           all(s['snapshot']['process']['rss_bytes'] > 0 for s in samples)"
 
+# statm-only JSON samples are put together from their full sample's text: the same record
+# but for the fresh figures, in compact JSON (a job id to escape, --tree's null).
+ms monitor --pid "$SLEEPER" --interval 0.002 --duration 0.3 --tree --rank 2 \
+    --job-id 'j "x", \ é' -o "$T/l.jsonl"
+if python3 "$HERE/check_light.py" "$T/l.jsonl" >"$T/why" 2>&1; then
+    ok "statm-only samples: their full sample's record with fresh statm figures and times"
+else
+    not_ok "statm-only samples: their full sample's record with fresh statm figures and times" \
+        "$(cat "$T/why")"
+fi
+
 # PSS needs a walk of the page tables (~4 ms per GiB here): by default the walks are held to
 # 1% of a core, so a 1 GiB process (4 KiB pages: no THP) is walked on fewer full samples. It
 # has a small child, for --tree.
