@@ -1,10 +1,12 @@
 """make bench: what `memsnap monitor` costs at a 1 ms interval, against its peers in the same run.
 
-Usage: python3 bench/monitor_bench.py MEMSNAP [SECONDS]
+Usage: python3 bench/monitor_bench.py MEMSNAP [SECONDS] [ROUNDS]
 
-One idle target process (a sleeping `sleep`) is sampled every millisecond for SECONDS (default
-10) by each contender, and each contender's own CPU time (user + system, from wait4's rusage:
-the kernel's exact runtime) is divided by the wall time:
+Each contender samples one target process every millisecond for SECONDS (default 5), ROUNDS
+times (default 3, the contenders taking turns so that the machine's noise falls on all of
+them); its own CPU time (user + system, from wait4's rusage: the kernel's exact runtime)
+divided by the wall time is one measure, and the median of the rounds is printed. On an idle
+`sleep`:
 
   floor          a C loop that only sleeps on the same absolute 1 ms schedule
                  (clock_nanosleep TIMER_ABSTIME, compiled here with cc; the wakeups alone,
@@ -12,15 +14,23 @@ the kernel's exact runtime) is divided by the wall time:
   minimum        the same loop that also preads the target's statm and writes a 1 KB line
                  each tick: the least a sampler can do that keeps every sample (no parsing,
                  no formatting)
-  memsnap        memsnap monitor --interval 0.001 (full figures every 10 ms, statm between:
-                 the default)
+  memsnap        memsnap monitor --interval 0.001 (the default: full figures every 100 ms,
+                 statm between, PSS walks held to 1% of a core)
   memsnap full   memsnap monitor --interval 0.001 --full-interval 0 (every file every sample)
-  psutil         a Python loop doing what the default does with psutil: memory_info() every
-                 sample, memory_full_info() + virtual_memory() every 10th, one JSON line each
+  psutil         a Python loop doing what memsnap's default does with psutil: memory_info()
+                 every sample, memory_full_info() + virtual_memory() every 100th, one JSON
+                 line each
+
+and on a process holding 1 GiB in 4 KiB pages, where the kernel's page-table walk for PSS
+(smaps_rollup) takes milliseconds:
+
+  memsnap 1G     the default
+  memsnap 1G 10ms  --full-interval 0.01: a walk every 10 ms, as memsnap did before the walk
+                 budget
 
 memsnap's goal is under 2% of one core. The wakeups are a property of the machine: on a VM
-with expensive timer interrupts the floor alone may pass 2%, so the script prints memsnap's
-cost above the floor too.
+with expensive timer interrupts and system calls, the floor and the minimum alone may come
+close to 2%, so the script prints memsnap's cost above both.
 """
 import json
 import os
@@ -88,7 +98,7 @@ import json, sys, time, psutil
 p = psutil.Process(int(sys.argv[1])); out = open(sys.argv[3], "w")
 end = time.monotonic() + float(sys.argv[2]); nxt = time.monotonic(); n = 0; full = {}
 while True:
-    if n % 10 == 0:
+    if n % 100 == 0:
         full = p.memory_full_info()._asdict(); full.update(
             {"sys_" + k: v for k, v in psutil.virtual_memory()._asdict().items()})
     rec = {"record": "sample", "seq": n, "time_ns": time.time_ns(), "basic": p.memory_info()._asdict(),
@@ -116,13 +126,30 @@ def measure(argv, seconds, out_path):
     return 100.0 * (ru.ru_utime + ru.ru_stime) / max(wall, seconds), lines, wall
 
 
+BIG = r"""
+import mmap, sys, time
+m = mmap.mmap(-1, 1 << 30)
+m.madvise(mmap.MADV_NOHUGEPAGE)
+for i in range(0, 1 << 30, 4096): m[i] = 1
+open(sys.argv[1], "w").close()
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def median(v):
+    v = sorted(v)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
 def main():
     memsnap = sys.argv[1]
-    seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 10.0
-    target = subprocess.Popen(["sleep", str(int(seconds * 6 + 60))])
+    seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 5.0
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     tmp = tempfile.mkdtemp(prefix="memsnap-monbench.")
+    target = subprocess.Popen(["sleep", "100000"])  # killed at the end
+    ready = os.path.join(tmp, "big.ready")
+    big = subprocess.Popen([PY, "-c", BIG, ready, "100000"])
     try:
-        res = {}
         floor = [PY, "-c", FLOOR]
         src, exe = os.path.join(tmp, "floor.c"), os.path.join(tmp, "floor")
         with open(src, "w") as fp:
@@ -131,44 +158,63 @@ def main():
             floor = [exe]
         else:
             print("monitor_bench: no C compiler: the floor is a Python loop (an overestimate)")
-        res["floor"] = measure(floor + [str(target.pid), str(seconds)], seconds, None)
-        if floor[0] == exe:
-            out = os.path.join(tmp, "minimum.txt")
-            res["minimum"] = measure([exe, str(target.pid), str(seconds), out], seconds, out)
-        for name, extra in (("memsnap", []), ("memsnap full", ["--full-interval", "0"])):
-            out = os.path.join(tmp, name.replace(" ", "_") + ".jsonl")
-            res[name] = measure([memsnap, "monitor", "--pid", str(target.pid), "--interval",
-                                 "0.001", "--duration", str(seconds), "--no-gpu", "-o", out]
-                                + extra, seconds, out)
-        try:
-            subprocess.run([PY, "-c", "import psutil"], check=True, stderr=subprocess.DEVNULL)
-            out = os.path.join(tmp, "psutil.jsonl")
-            res["psutil"] = measure([PY, "-c", PSUTIL, str(target.pid), str(seconds), out],
-                                    seconds, out)
-        except subprocess.CalledProcessError:
+        have_psutil = subprocess.run([PY, "-c", "import psutil"],
+                                     stderr=subprocess.DEVNULL).returncode == 0
+        if not have_psutil:
             print("monitor_bench: psutil is not installed (make deps): no psutil row")
+        while big.poll() is None and not os.path.exists(ready):
+            time.sleep(0.1)
+
+        def mon(pid, extra):
+            return lambda out: [memsnap, "monitor", "--pid", str(pid), "--interval", "0.001",
+                                "--duration", str(seconds), "--no-gpu", "-o", out] + extra
+
+        rows = [("floor", lambda out: floor + [str(target.pid), str(seconds)], False)]
+        if floor[0] == exe:
+            rows.append(("minimum", lambda out: [exe, str(target.pid), str(seconds), out], True))
+        rows += [("memsnap", mon(target.pid, []), True),
+                 ("memsnap full", mon(target.pid, ["--full-interval", "0"]), True)]
+        if have_psutil:
+            rows.append(("psutil", lambda out: [PY, "-c", PSUTIL, str(target.pid), str(seconds),
+                                                out], True))
+        if big.poll() is None:
+            rows += [("memsnap 1G", mon(big.pid, []), True),
+                     ("memsnap 1G 10ms", mon(big.pid, ["--full-interval", "0.01"]), True)]
+        else:
+            print("monitor_bench: the 1 GiB target did not start: no 1G rows")
+        res = {name: [] for name, _, _ in rows}
+        for _ in range(rounds):
+            for name, argv, writes in rows:
+                out = os.path.join(tmp, "out") if writes else None
+                res[name].append(measure(argv(out), seconds, out))
     finally:
-        target.kill()
-        target.wait()
+        for p in (target, big):
+            p.kill()
+            p.wait()
         for f in os.listdir(tmp):
             os.unlink(os.path.join(tmp, f))
         os.rmdir(tmp)
 
-    floor = res["floor"][0]
-    ms = res["memsnap"][0]
-    print("monitor benchmark: one target sampled every 1 ms for %g s; CPU of one core" % seconds)
-    for name, (pct, lines, wall) in res.items():
+    pct = {k: median([r[0] for r in v]) for k, v in res.items()}
+    print("monitor benchmark: a target sampled every 1 ms for %g s, %d rounds; CPU of one core "
+          "(median, then every round)" % (seconds, rounds))
+    for name, runs in res.items():
+        lines, wall = runs[-1][1], runs[-1][2]
         rate = "" if name == "floor" else "%6d records (%.0f/s)" % (lines, lines / wall)
-        print("  %-14s %6.2f%%   %5.2f%% above the floor   %s" % (name, pct, pct - floor, rate))
-    verdict = "under" if ms < 2.0 else ("over; %.2f%% above the floor" % (ms - floor))
-    print("  memsnap at 1 ms: %.2f%% of a core (goal < 2%%: %s)" % (ms, verdict))
-    if "minimum" in res:
-        print("  memsnap above the minimum sampler: %.2f%% of a core"
-              % (ms - res["minimum"][0]))
-    if "psutil" in res:
-        print("  psutil-equivalent / memsnap: %.1fx the CPU (%.1fx above the floor)"
-              % (res["psutil"][0] / ms, (res["psutil"][0] - floor) / max(ms - floor, 0.01)))
-    print(json.dumps({k: round(v[0], 3) for k, v in res.items()}))
+        print("  %-16s %6.2f%%  [%s]  %s" % (name, pct[name],
+                                              " ".join("%.2f" % r[0] for r in runs), rate))
+    ms = pct["memsnap"]
+    print("  memsnap at 1 ms: %.2f%% of a core (goal < 2%%: %s); %.2f%% above the floor"
+          % (ms, "under" if ms < 2.0 else "over", ms - pct["floor"]))
+    if "minimum" in pct:
+        print("  memsnap above the minimum sampler: %.2f%% of a core" % (ms - pct["minimum"]))
+    if "psutil" in pct:
+        print("  psutil-equivalent / memsnap: %.1fx the CPU" % (pct["psutil"] / ms))
+    if "memsnap 1G" in pct:
+        print("  1 GiB target: the walk budget takes memsnap from %.2f%% to %.2f%% (%.1fx)"
+              % (pct["memsnap 1G 10ms"], pct["memsnap 1G"],
+                 pct["memsnap 1G 10ms"] / pct["memsnap 1G"]))
+    print(json.dumps({k: round(v, 3) for k, v in pct.items()}))
 
 
 if __name__ == "__main__":

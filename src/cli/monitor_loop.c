@@ -8,11 +8,12 @@
  * schedule, and writes each record of docs/monitor-format.md with one write(2) the moment it
  * exists, so that a killed monitor leaves only whole lines. Full figures (status, stat,
  * meminfo, the cgroup, GPUs, the --tree scan) are re-read every sample when the interval is
- * at least --full-interval (100 ms); faster samples re-read statm and repeat the rest, so that
- * 1 ms sampling costs what one read and one write per sample cost. PSS and USS need the
- * kernel to walk the page tables (smaps_rollup: about 4 ms per GiB of RSS), so by default a
- * full sample walks only when the walks so far stay under 1% of a core (MON_WALK_FACTOR);
- * samples say how old their PSS is. track adds thresholds against the
+ * at least --full-interval (100 ms); faster samples re-read statm and repeat the rest (in
+ * JSON, their record is put together from the last full one's text: mon_light_sample), so
+ * that 1 ms sampling costs little more than one read and one write per sample. PSS and USS
+ * need the kernel to walk the page tables (smaps_rollup: about 4 ms per GiB of RSS), so by
+ * default a full sample walks only when the walks so far stay under 1% of a core
+ * (MON_WALK_FACTOR); samples say how old their PSS is. track adds thresholds against the
  * tightest limit (alerts on crossing, re-armed on the way down, --on-critical run with an
  * argv); every sample and event goes into the OOM flight recorder's ring, dumped when the
  * cgroup's OOM-kill count rises or the command dies by SIGKILL at its limit.
