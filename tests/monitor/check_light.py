@@ -4,6 +4,9 @@ but for the record's time_ns, seq, full and pss_age_ns, the snapshot's timestamp
 five figures (and "tree": null). Every sample line must also be compact JSON as Python writes
 it, byte for byte: the monitor puts statm-only records together from the full record's text.
 
+The target must be idle (a sleeping process), so that statm's figures are those of the full
+sample too: they are compared, not copied.
+
 Usage: python3 check_light.py FILE
 """
 import json
@@ -34,8 +37,9 @@ def main():
                 want[k] = rec[k]
             snap, got = want["snapshot"], rec["snapshot"]
             snap["timestamp_ns"], snap["monotonic_ns"] = got["timestamp_ns"], got["monotonic_ns"]
-            for k in STATM:
-                snap["process"][k] = got["process"][k]
+            for k in STATM:  # the target is idle: its statm figures stay those of the full sample
+                if not isinstance(got["process"][k], int) or got["process"][k] <= 0:
+                    sys.exit("line %d: process.%s is %r" % (no, k, got["process"][k]))
             if "tree" in want:
                 want["tree"] = None
             if list(want.items()) != list(rec.items()):

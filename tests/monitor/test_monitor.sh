@@ -69,7 +69,7 @@ SLEEPER=$!
 BG="$BG $SLEEPER"
 
 ms monitor --pid "$SLEEPER" --interval 0.05 --duration 1 --output "$T/p.jsonl"
-check "monitor --pid --duration exits 0, silent" [ "$rc" -eq 0 ] && [ ! -s "$T/err" ]
+check "monitor --pid --duration exits 0, silent" sh -c '[ "$1" -eq 0 ] && [ ! -s "$2" ]' _ "$rc" "$T/err"
 fmt "JSON lines follow docs/monitor-format.md" "$T/p.jsonl" json
 fmt "about duration/interval samples (20; fewer only if the machine stalls)" "$T/p.jsonl" json \
     "14 <= len(samples) <= 21 and kind('end')[0]['reason'] == 'duration'"

@@ -65,12 +65,12 @@ case "$LINE" in
 *) not_ok "the command ran in a memsnap-PID-N cgroup" "its /proc/self/cgroup: $(cat "$T/out")" ;;
 esac
 DIR=$(cg_dir "$LINE")
-check "the cgroup directory ($DIR) is gone afterwards" [ -n "$DIR" ] && [ ! -e "$DIR" ]
+check "the cgroup directory ($DIR) is gone afterwards" sh -c '[ -n "$1" ] && [ ! -e "$1" ]' _ "$DIR"
 
 ms run --memory-limit 64M -- "$PROG" hog 8
-check "under the limit: exit 0, nothing on stderr" [ "$rc" -eq 0 ] && [ ! -s "$T/err" ]
+check "under the limit: exit 0, nothing on stderr" sh -c '[ "$1" -eq 0 ] && [ ! -s "$2" ]' _ "$rc" "$T/err"
 DIR=$(cg_dir "$(memline "$T/out")")
-check "... and its cgroup is gone too" [ -n "$DIR" ] && [ ! -e "$DIR" ]
+check "... and its cgroup is gone too" sh -c '[ -n "$1" ] && [ ! -e "$1" ]' _ "$DIR"
 
 ms run --memory-limit 64M -- "$PROG" alloc 1 0 5
 check "run returns the command's exit status (5)" [ "$rc" -eq 5 ]
