@@ -203,7 +203,7 @@ void ms__flight_push(ms__flight *f, const ms_snapshot *snap)
     uint32_t ngpu = snap->gpu_count < MS_GPU_MAX ? snap->gpu_count : MS_GPU_MAX;
     size_t len = offsetof(ms_snapshot, gpus) + ngpu * sizeof(ms_gpu);
     ms__entry_set(ms__ring_next(f), MS__ENTRY_SAMPLE, snap, len, snap->timestamp_ns);
-    memcpy(&f->last, snap, sizeof(f->last));
+    memcpy(&f->last, snap, len); /* readers stop at gpu_count */
     f->has_last = true;
 }
 
