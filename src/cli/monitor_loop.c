@@ -39,10 +39,13 @@
 #define NS_PER_S         1000000000ull
 #define MON_FULL_DEFAULT (100 * 1000000ull) /* --full-interval: 100 ms */
 #define MON_WALK_FACTOR  100  /* a page-table walk waits 100x its own time: 1% of a core */
+#define MON_STATM_FIELDS 5    /* statm's (MS_CAPTURE_BASIC): the process section's first five */
 #define MON_RECENT       3    /* samples looked at for "at its limit" */
 #define MON_AT_LIMIT_PCT 95.0 /* a SIGKILL at this much of the limit is an OOM */
 #define MON_STATUS_NS    (250 * 1000000ull) /* the terminal status line's refresh period */
 #define MON_MEMBERS_MAX  4096               /* processes a --tree sample lists */
+_Static_assert(MS_PF_rss_bytes == 0 && MS_PF_data_bytes == MON_STATM_FIELDS - 1,
+               "statm's fields lead the process section");
 
 extern char **environ;
 
@@ -938,9 +941,6 @@ static void mon_start(struct mon *m)
     mon_event(m, &e);
 }
 
-/* The statm fields (MS_CAPTURE_BASIC): the first of the process section. */
-#define MON_STATM_FIELDS 5
-
 static const char *mon_find(const char *from, const char *to, const char *what)
 {
     size_t n = strlen(what);
@@ -972,7 +972,7 @@ static void mon_light_prepare(struct mon *m, long snap_at, long snap_end)
     static const char head[] = "{\"schema\":\"" MS_SNAPSHOT_SCHEMA "\",\"timestamp_ns\":";
     if (!seq || !rest || memcmp(snap, head, sizeof(head) - 1) != 0)
         return;
-    size_t ni = (size_t)(seq - ident), nm = (size_t)(proc + 12 - label);
+    size_t ni = (size_t)(seq - ident), nm = (size_t)(proc + sizeof(",\"process\":{") - 1 - label);
     size_t nr = (size_t)(end - rest), need = 2 * (ni + nm + nr) + 1024;
     if (need > m->lt_cap) {
         char *b = realloc(m->lt, need);
@@ -1020,22 +1020,8 @@ static bool mon_light_sample(struct mon *m)
     q = ms__put_num(q, s->monotonic_ns, false);
     memcpy(q, m->lt + m->lt_ident, m->lt_mid);
     q += m->lt_mid;
-    for (int k = 0; k < MON_STATM_FIELDS; k++) {
-        size_t n = strlen(pf[k].name);
-        if (n > 64)
-            return false;
-        if (k)
-            *q++ = ',';
-        *q++ = '"';
-        memcpy(q, pf[k].name, n);
-        q += n;
-        q = MON_LIT(q, "\":");
-        if (ms_valid(&s->process, pf[k].bit))
-            q = ms__put_num(
-                q, *(const uint64_t *)(const void *)((const char *)s + pf[k].snap_offset), false);
-        else
-            q = MON_LIT(q, "null");
-    }
+    for (int k = 0; k < MON_STATM_FIELDS; k++)
+        q = ms__json_field(q, &pf[k], s->process.valid, s, false, k > 0);
     memcpy(q, m->lt + m->lt_ident + m->lt_mid, m->lt_rest);
     q += m->lt_rest;
     if (m->tree)
@@ -1583,16 +1569,14 @@ static int mon_sample(struct mon *m, pid_t pid, bool full)
     }
     if (!full) { /* statm, on top of the last full figures */
         ms_snapshot *s = &m->snap;
-        const uint64_t statm = (1u << MS_PF_rss_bytes) | (1u << MS_PF_vms_bytes) |
-                               (1u << MS_PF_shared_bytes) | (1u << MS_PF_text_bytes) |
-                               (1u << MS_PF_data_bytes);
+        const struct ms__field *pf = ms__sections[MS__SEC_PROCESS].fields;
+        uint64_t statm = 0;
         s->timestamp_ns = dst->timestamp_ns;
         s->monotonic_ns = dst->monotonic_ns;
-        s->process.rss_bytes = dst->process.rss_bytes;
-        s->process.vms_bytes = dst->process.vms_bytes;
-        s->process.shared_bytes = dst->process.shared_bytes;
-        s->process.text_bytes = dst->process.text_bytes;
-        s->process.data_bytes = dst->process.data_bytes;
+        for (int k = 0; k < MON_STATM_FIELDS; k++) {
+            *(uint64_t *)(void *)((char *)s + pf[k].snap_offset) = ms__snap_value(dst, &pf[k]);
+            statm |= 1ull << pf[k].bit;
+        }
         s->process.valid = (s->process.valid & ~statm) | (dst->process.valid & statm);
     } else {
         m->have_full = true;

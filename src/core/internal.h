@@ -137,6 +137,13 @@ void ms__proc_path(const ms_session *s, pid_t pid, const char *file, char *buf, 
 void ms__json_string(FILE *fp, const char *str);
 /* Writes v in decimal, after a '-' when neg, at q (room for 21 bytes); returns its end. */
 char *ms__put_num(char *q, uint64_t v, bool neg);
+/* Writes ,"name":value (no comma unless comma; null when f's bit in valid is clear) at q, which
+ * has room for MS__JSON_FIELD_MAX bytes; returns its end. base is what f's offsets are into: a
+ * snapshot or ms_gpu (unsigned values, snap_offset), or a delta (signed, delta_offset). */
+#define MS__JSON_FIELD_MAX 96 /* a name of at most 64 bytes, a sign and 20 digits */
+struct ms__field;
+char *ms__json_field(char *q, const struct ms__field *f, uint64_t valid, const void *base,
+                     bool delta, bool comma);
 
 /* A metric as sinks and reports see it, expanded from the MS_*_FIELDS lists. */
 struct ms__field {

@@ -176,38 +176,39 @@ static void ms__jb_string_or_null(struct ms__jbuf *b, const char *str)
     ms__json_string(b->fp, str);
 }
 
-/* Puts "name":value for each field, null where its bit in valid is clear, separated by commas
- * and preceded by one when lead is set. base is the structure the fields' offsets are into: a
- * snapshot or ms_gpu (unsigned values, snap_offset), or a delta (signed values,
- * delta_offset). */
+char *ms__json_field(char *q, const struct ms__field *f, uint64_t valid, const void *base,
+                     bool delta, bool comma)
+{
+    const char *at = (const char *)base + (delta ? f->delta_offset : f->snap_offset);
+    size_t len = strlen(f->name);
+    if (len > 64) /* no field name is this long */
+        len = 64;
+    if (comma)
+        *q++ = ',';
+    *q++ = '"';
+    memcpy(q, f->name, len);
+    q += len;
+    *q++ = '"';
+    *q++ = ':';
+    if (!(valid >> f->bit & 1u)) {
+        memcpy(q, "null", 4);
+        return q + 4;
+    }
+    if (delta) {
+        int64_t x = *(const int64_t *)(const void *)at;
+        return ms__put_num(q, x < 0 ? -(uint64_t)x : (uint64_t)x, x < 0);
+    }
+    return ms__put_num(q, *(const uint64_t *)(const void *)at, false);
+}
+
+/* Puts "name":value for each field (ms__json_field), separated by commas and preceded by one
+ * when lead is set. */
 static void ms__json_fields(struct ms__jbuf *b, const struct ms__field *fields, size_t n,
                             uint64_t valid, const void *base, bool delta, bool lead)
 {
-    for (size_t k = 0; k < n; k++) {
-        const struct ms__field *f = &fields[k];
-        const char *at = (const char *)base + (delta ? f->delta_offset : f->snap_offset);
-        size_t len = strlen(f->name);
-        if (len > 64) /* no field name is this long */
-            len = 64;
-        char *q = ms__jb_room(b, len + 32);
-        if (k || lead)
-            *q++ = ',';
-        *q++ = '"';
-        memcpy(q, f->name, len);
-        q += len;
-        *q++ = '"';
-        *q++ = ':';
-        if (!(valid >> f->bit & 1u)) {
-            memcpy(q, "null", 4);
-            q += 4;
-        } else if (delta) {
-            int64_t x = *(const int64_t *)(const void *)at;
-            q = ms__put_num(q, x < 0 ? -(uint64_t)x : (uint64_t)x, x < 0);
-        } else {
-            q = ms__put_num(q, *(const uint64_t *)(const void *)at, false);
-        }
-        b->q = q;
-    }
+    for (size_t k = 0; k < n; k++)
+        b->q = ms__json_field(ms__jb_room(b, MS__JSON_FIELD_MAX), &fields[k], valid, base, delta,
+                              k || lead);
 }
 
 /* Puts ,"gpus":[...] for a snapshot that captured MS_CAPTURE_GPU. */
