@@ -507,32 +507,29 @@ static int block_chunk(void *ctx, const struct ms__trace_data *td, size_t from, 
         hi = (size_t)bp->until;
     for (size_t i = lo; i < hi; i++) {
         const struct ms__trace_event *ev = &td->events[i - td->slot_base];
-        struct block *b = &bp->blk[ev->id];
-        switch (ev->kind) {
-        case MS__EV_ALLOC:
-        case MS__EV_REALLOC:
-            *b = (struct block){ev->info, (uint32_t)i, true};
-            break;
-        case MS__EV_FREE:
-        case MS__EV_REALLOC_OLD:
-        case MS__EV_RELEASE:
-            b->live = false; /* (a double free changes nothing) */
-            break;
-        default:
-            break;
-        }
+        bool alloc = ev->kind == MS__EV_ALLOC || ev->kind == MS__EV_REALLOC;
+        bool end =
+            ev->kind == MS__EV_FREE || ev->kind == MS__EV_REALLOC_OLD || ev->kind == MS__EV_RELEASE;
+        /* (ids of other kinds are addresses; a file rewritten since open may hold any) */
+        if ((!alloc && !end) || ev->id >= bp->image->nblocks)
+            continue;
+        if (alloc)
+            bp->blk[ev->id] = (struct block){ev->info, (uint32_t)i, true};
+        else
+            bp->blk[ev->id].live = false; /* (a double free changes nothing) */
     }
     return to >= bp->until ? BLOCKS_DONE : 0;
 }
 
-int ms__engine_blocks(struct ms__engine *e, uint64_t event,
+int ms__engine_blocks(struct ms__engine *e, const struct ms__heap_view *v,
                       int (*fn)(void *ctx, uint64_t block, uint32_t info, uint64_t alloc_slot),
                       void *ctx)
 {
     const struct ms__trace_data *td = e->td;
-    if (event > td->nslots)
-        event = td->nslots;
-    struct block_pass bp = {.image = &td->images[image_of(e, event)], .until = event};
+    uint64_t event = v->event < td->nslots ? v->event : td->nslots;
+    if (v->image >= td->nimages)
+        return MS_EINVAL;
+    struct block_pass bp = {.image = &td->images[v->image], .until = event};
     if (bp.image->nblocks && !(bp.blk = calloc(bp.image->nblocks, sizeof(*bp.blk))))
         return MS_ENOMEM;
     int rc = 0;
@@ -770,14 +767,8 @@ static int group_add(struct grouper *g, uint64_t key, const char *name,
             return 0;
         }
     }
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 64;
-        struct ms__group_row *r = realloc(g->rows, cap * sizeof(*r));
-        if (!r)
-            return MS_ENOMEM;
-        g->rows = r;
-        g->cap = cap;
-    }
+    if (grow(&g->rows, &g->cap, g->n + 1, sizeof(*g->rows)))
+        return MS_ENOMEM;
     struct ms__group_row *r = &g->rows[g->n];
     *r = *proto;
     r->name = NULL;
@@ -902,8 +893,6 @@ int ms__engine_group(struct ms__engine *e, const struct ms__heap_view *v, enum m
             size_t nn = 0;
             for (size_t f = 0; f < k && nn < nnames_cap; f++)
                 nn += function_names(e, sym, im, ips[f], names + nn, incl ? nnames_cap - nn : 1);
-            if (!incl)
-                nn = 1;
             for (size_t a = 0; a < nn && !rc; a++) {
                 bool seen = false; /* each function once per stack (recursion) */
                 for (size_t b = 0; b < a && !seen; b++)

@@ -117,12 +117,12 @@ int ms__engine_leaks(struct ms__engine *e, struct ms__heap_view *out);
 int ms__engine_diff(const struct ms__heap_view *a, const struct ms__heap_view *b,
                     struct ms__heap_view *out);
 void ms__heap_view_free(struct ms__heap_view *v);
-/* Calls fn, in allocation order, for each block live after events [0, event) in the image of
- * that moment (as ms__engine_snapshot counts them): its number in the image, its info and the
+/* Calls fn, in allocation order, for each block that view v (not a diff) counts: live after
+ * events [0, v->event) in image v->image. Gives its number in the image, its info and the
  * event that allocated it. The pass at open keeps no per-block state, so this reads the trace
  * again up to the moment (tens of ms per 10M events). Stops at a non-zero return of fn and
  * returns it; else 0, or an MS_E* code. */
-int ms__engine_blocks(struct ms__engine *e, uint64_t event,
+int ms__engine_blocks(struct ms__engine *e, const struct ms__heap_view *v,
                       int (*fn)(void *ctx, uint64_t block, uint32_t info, uint64_t alloc_slot),
                       void *ctx);
 

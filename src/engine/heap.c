@@ -209,7 +209,7 @@ int ms_heap_blocks(ms_heap *h, const ms_heap_view *v, int (*fn)(void *ctx, const
     if (v->v.diff)
         return MS_EINVAL;
     struct block_walk w = {h, fn, ctx};
-    return ms__engine_blocks(h->e, v->v.event, block_one, &w);
+    return ms__engine_blocks(h->e, &v->v, block_one, &w);
 }
 
 /* Opens the symbolizer on first use; without one, frames are module+offset. */
@@ -304,12 +304,9 @@ int ms_heap_group(ms_heap *h, const ms_heap_view *v, ms_heap_by by, ms_heap_orde
     r->n = max && max < r->ngrows ? max : r->ngrows;
     if (r->n && !(r->rows = calloc(r->n, sizeof(*r->rows))))
         goto oom;
-    if (by == MS_HEAP_BY_SITE && r->n &&
-        !(r->frames = malloc(r->n * ROW_FRAMES * sizeof(*r->frames))))
-        goto oom;
     const struct ms__trace_data *td = ms__engine_trace(h->e);
     struct ms__sym_frame sf[ROW_FRAMES];
-    size_t nf = 0;
+    size_t nf = 0, fcap = 0;
     for (size_t i = 0; i < r->n; i++) {
         const struct ms__group_row *g = &r->grows[i];
         ms_heap_row *row = &r->rows[i];
@@ -320,11 +317,20 @@ int ms_heap_group(ms_heap *h, const ms_heap_view *v, ms_heap_by by, ms_heap_orde
             row->name = t->name.len ? ms__trace_str_ptr(td, t->name) : NULL;
         } else if (by == MS_HEAP_BY_SITE) {
             size_t k = ms__engine_stack_frames(h->e, sym, g->image, g->stack, sf, ROW_FRAMES);
-            row->frames = r->frames + nf;
+            if (nf + k > fcap) {
+                ms_heap_frame *f = ms__grow_to(r->frames, &fcap, nf + k, sizeof(*f));
+                if (!f)
+                    goto oom;
+                r->frames = f;
+            }
             row->nframes = k;
             for (size_t j = 0; j < k; j++)
                 r->frames[nf++] = frame_of(&sf[j]);
         }
+    }
+    for (size_t i = 0, at = 0; by == MS_HEAP_BY_SITE && i < r->n; i++) { /* frames[] has moved */
+        r->rows[i].frames = r->frames ? r->frames + at : NULL;
+        at += r->rows[i].nframes;
     }
     *out = r;
     return 0;

@@ -588,8 +588,13 @@ static void streaming_whole_loads_and_compacted_checkpoints_agree(void **state)
      * reference's live bytes and count */
     for (size_t E = 0; E <= nslots; E += 1 + (size_t)rand() % 997) {
         struct block_sum x = {.e = whole, .ordered = true}, y = {.e = small, .ordered = true};
-        assert_int_equal(ms__engine_blocks(whole, E, sum_block, &x), 0);
-        assert_int_equal(ms__engine_blocks(small, E, sum_block, &y), 0);
+        struct ms__heap_view vw, vs;
+        assert_int_equal(ms__engine_snapshot(whole, E, &vw), 0);
+        assert_int_equal(ms__engine_snapshot(small, E, &vs), 0);
+        assert_int_equal(ms__engine_blocks(whole, &vw, sum_block, &x), 0);
+        assert_int_equal(ms__engine_blocks(small, &vs, sum_block, &y), 0);
+        ms__heap_view_free(&vw);
+        ms__heap_view_free(&vs);
         assert_int_equal(x.bytes, rb[E]);
         assert_int_equal(x.count, rc[E]);
         assert_int_equal(y.bytes, rb[E]);
@@ -661,6 +666,38 @@ static void exec_ends_the_heap_of_an_image(void **state)
     assert_int_equal(ms__engine_snapshot(e, 2, &v), 0); /* the second image's first event */
     assert_int_equal(v.image, 1);
     assert_int_equal(v.live_bytes, 10);
+    ms__heap_view_free(&v);
+    ms__engine_close(e);
+    tw_free(&w);
+}
+
+/* An exec with nothing after it: the leaks are those of the empty last image, and the blocks
+ * listed for that view are its (none), not those of the image before. */
+static void blocks_of_an_empty_last_image(void **state)
+{
+    (void)state;
+    struct tw w;
+    tw_begin(&w);
+    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 0);
+    rec_clock(&w, 0, 0);
+    ev_alloc(&w, 10, 1000, 1, 1);
+    tw_chunk(&w, MS_CHUNK_CODEC_NONE);
+    rec_process(&w, MS_REC_EXEC, 7, 1, 0, 0);
+    tw_chunk(&w, MS_CHUNK_CODEC_NONE);
+    struct ms__engine *e = open_tw(&w);
+    struct ms__heap_view v;
+    assert_int_equal(ms__engine_leaks(e, &v), 0);
+    assert_int_equal(v.image, 1);
+    assert_int_equal(v.live_bytes, 0);
+    struct block_sum x = {.e = e, .ordered = true};
+    assert_int_equal(ms__engine_blocks(e, &v, sum_block, &x), 0);
+    assert_int_equal(x.count, 0);
+    ms__heap_view_free(&v);
+    assert_int_equal(ms__engine_snapshot(e, 1, &v), 0); /* after the alloc: image 0's block */
+    x = (struct block_sum){.e = e, .ordered = true};
+    assert_int_equal(ms__engine_blocks(e, &v, sum_block, &x), 0);
+    assert_int_equal(x.count, 1);
+    assert_int_equal(x.bytes, 1000);
     ms__heap_view_free(&v);
     ms__engine_close(e);
     tw_free(&w);
@@ -758,6 +795,7 @@ int main(void)
         cmocka_unit_test(streaming_whole_loads_and_compacted_checkpoints_agree),
         cmocka_unit_test(queries_do_not_disturb_each_other),
         cmocka_unit_test(exec_ends_the_heap_of_an_image),
+        cmocka_unit_test(blocks_of_an_empty_last_image),
         cmocka_unit_test(a_cut_trace_opens_with_what_was_read),
         cmocka_unit_test(sampled_views_are_weighted),
     };
