@@ -448,18 +448,15 @@ static void call_site(Dwarf_Die *die, Dwarf_Files *files, size_t nfiles, const c
 /* Resolution                                                                               */
 /* ---------------------------------------------------------------------------------------- */
 
+/* ms__grow_to when *p holds fewer than need: 0, or MS_ENOMEM with *p untouched. */
 static int grow(void **p, size_t *cap, size_t need, size_t size)
 {
     if (need <= *cap)
         return 0;
-    size_t c = *cap ? *cap : 256;
-    while (c < need)
-        c *= 2;
-    void *q = realloc(*p, c * size);
+    void *q = ms__grow_to(*p, cap, need, size);
     if (!q)
         return MS_ENOMEM;
     *p = q;
-    *cap = c;
     return 0;
 }
 
@@ -469,12 +466,13 @@ static int func_cmp(const void *a, const void *b)
     return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
-/* Adds the subprograms with code among the children of die, through namespaces and types. */
-static void collect_funcs(struct cu_funcs *c, Dwarf_Die *die, int depth)
+/* Adds the subprograms with code among the children of die, through namespaces and types.
+ * Returns 0 or MS_ENOMEM. */
+static int collect_funcs(struct cu_funcs *c, Dwarf_Die *die, int depth)
 {
     Dwarf_Die child;
     if (depth > 16 || dwarf_child(die, &child) != 0)
-        return;
+        return 0;
     do {
         int tag = dwarf_tag(&child);
         if (tag == DW_TAG_subprogram) {
@@ -483,21 +481,17 @@ static void collect_funcs(struct cu_funcs *c, Dwarf_Die *die, int depth)
             while ((off = dwarf_ranges(&child, off, &base, &lo, &hi)) > 0) {
                 if (lo >= hi)
                     continue;
-                if (c->n == c->cap) {
-                    size_t cap = c->cap ? c->cap * 2 : 64;
-                    struct func_range *r = realloc(c->r, cap * sizeof(*r));
-                    if (!r)
-                        return;
-                    c->r = r;
-                    c->cap = cap;
-                }
+                if (grow((void **)&c->r, &c->cap, c->n + 1, sizeof(*c->r)) != 0)
+                    return MS_ENOMEM;
                 c->r[c->n++] = (struct func_range){.lo = lo, .hi = hi, .die = child};
             }
         } else if (tag == DW_TAG_namespace || tag == DW_TAG_module || tag == DW_TAG_class_type ||
                    tag == DW_TAG_structure_type || tag == DW_TAG_union_type) {
-            collect_funcs(c, &child, depth + 1);
+            if (collect_funcs(c, &child, depth + 1) != 0)
+                return MS_ENOMEM;
         }
     } while (dwarf_siblingof(&child, &child) == 0);
+    return 0;
 }
 
 static struct cu_funcs *cu_funcs_get(struct ms__symbolizer *s, Dwarf_Die *cu)
@@ -509,13 +503,13 @@ static struct cu_funcs *cu_funcs_get(struct ms__symbolizer *s, Dwarf_Die *cu)
         return NULL;
     struct cu_funcs *c = &s->cus[s->ncus];
     *c = (struct cu_funcs){0};
-    collect_funcs(c, cu, 0);
-    qsort(c->r, c->n, sizeof(*c->r), func_cmp);
     uint64_t old;
-    if (ms__ptrmap_put(&s->cu_map, (uint64_t)(uintptr_t)cu, s->ncus, &old) != 0) {
+    if (collect_funcs(c, cu, 0) != 0 || /* a half table would give wrong frames: none */
+        ms__ptrmap_put(&s->cu_map, (uint64_t)(uintptr_t)cu, s->ncus, &old) != 0) {
         free(c->r);
         return NULL;
     }
+    qsort(c->r, c->n, sizeof(*c->r), func_cmp);
     s->ncus++;
     return c;
 }
