@@ -257,7 +257,7 @@ char *cli_find_preload(const char *cmd)
     }
     if (cli_is_file(MEMSNAP_PRELOAD_INSTALLED))
         return realpath(MEMSNAP_PRELOAD_INSTALLED, NULL);
-    cli_error("record",
+    cli_error(cmd,
               "cannot find " PRELOAD_NAME " (tried %s%s" MEMSNAP_PRELOAD_INSTALLED
               "; set MEMSNAP_PRELOAD to its path)",
               tried, *tried ? " and " : "");

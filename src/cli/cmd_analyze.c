@@ -719,6 +719,12 @@ int cmd_analyze(int argc, char **argv)
         cli_error("analyze", "%s: %s", path, strerror(errno));
         return CLI_FAIL;
     }
+    struct stat hs;
+    if (html && stat(html, &hs) == 0 && hs.st_dev == st.st_dev && hs.st_ino == st.st_ino) {
+        cli_error("analyze", "--html %s is the input itself: the report would overwrite it", html);
+        munmap((void *)buf, len);
+        return CLI_USAGE;
+    }
     /* created before the work, so that an unwritable path fails at once */
     FILE *hf = html ? cli_create_file(html) : NULL;
     if (html && !hf) {

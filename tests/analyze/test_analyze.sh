@@ -279,6 +279,13 @@ printf 'MEMSNAPT\001\000\000\000garbage' >"$T/corrupt.mst"
 expect_error "a corrupt trace" 1 "corrupt.mst" analyze "$T/corrupt.mst"
 expect_error "an HTML report that cannot be created" 1 "cannot create $T/dir/none/r.html" \
     analyze "$T/known.csv" --html "$T/dir/none/r.html" --format json
+cp "$T/known.csv" "$T/self.csv"
+expect_error "--html naming the input itself is refused" 2 "is the input itself" \
+    analyze "$T/self.csv" --html "$T/self.csv"
+check "... and the input is left whole" cmp -s "$T/known.csv" "$T/self.csv"
+ln -s self.csv "$T/link.csv"
+expect_error "... also through a link" 2 "is the input itself" \
+    analyze "$T/self.csv" --html "$T/link.csv"
 ms analyze "$T/bad.jsonl" --html "$T/bad.html"
 if [ "$rc" -eq 1 ] && [ ! -e "$T/bad.html" ]; then
     ok "no HTML report is left behind when the analysis fails"
