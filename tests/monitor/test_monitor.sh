@@ -109,6 +109,12 @@ fmt "--full-interval: a full sample about every 10th, statm-only ones in between
     json "samples[0]['full'] and 0 < sum(s['full'] for s in samples) < len(samples) / 3 and \
           all(s['snapshot']['process']['rss_bytes'] > 0 for s in samples)"
 
+# The budget counts the walks, not --tree's scan of /proc: a small process stays walked.
+ms monitor --pid "$SLEEPER" --interval 0.002 --duration 0.5 --tree -o "$T/tw.jsonl"
+fmt "--tree on a small process: its full samples walk for PSS (the /proc scan is not a walk)" \
+    "$T/tw.jsonl" json "len([s for s in samples if s['full']]) >= 4 and \
+         sum(s['pss_age_ns'] != 0 for s in samples if s['full']) <= 1"
+
 # statm-only JSON samples are put together from their full sample's text: the same record
 # but for the fresh figures, in compact JSON (a job id to escape, --tree's null).
 ms monitor --pid "$SLEEPER" --interval 0.002 --duration 0.3 --tree --rank 2 \
