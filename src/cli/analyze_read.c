@@ -33,6 +33,7 @@ struct sample {
     uint64_t seq;
     uint64_t v[AN_METRICS];    /* bytes */
     uint8_t valid;             /* bit m: v[m] read */
+    uint8_t repeated;          /* bits of valid whose figure repeats an earlier reading */
     uint64_t limit[AN_LIMITS]; /* the limits this sample shows */
     uint8_t limit_valid;       /* bit l: limit[l] read */
 };
@@ -156,7 +157,23 @@ void an_big_free(void *p, size_t bytes)
 }
 #endif
 
-/* Appends smp to the columns of s; -1 when out of memory. */
+/* The figures a sample that is not "full" repeats from the monitor's last full one (statm's
+ * RSS is fresh in every sample). */
+#define AN_REPEATED_UNLESS_FULL                                                                    \
+    ((1u << AN_PSS) | (1u << AN_CGROUP) | (1u << AN_SYSTEM) | (1u << AN_GPU) | (1u << AN_TREE_RSS))
+
+/* Marks what smp repeats: everything but RSS when it is not full, PSS when its pss_age_ns says
+ * it was read before. A file without these fields repeats nothing. */
+static void sample_repeats(struct sample *smp, bool not_full, bool old_pss)
+{
+    if (not_full)
+        smp->repeated |= AN_REPEATED_UNLESS_FULL;
+    if (old_pss)
+        smp->repeated |= 1u << AN_PSS;
+}
+
+/* Appends smp to the columns of s, without the figures it only repeats (they are not samples
+ * of their metric: counted again, one spike would be several); -1 when out of memory. */
 static int series_add(struct an_series *s, const struct sample *smp)
 {
     if (s->n == s->cap && series_grow(s) != 0)
@@ -166,7 +183,7 @@ static int series_add(struct an_series *s, const struct sample *smp)
     s->seq[i] = smp->seq;
     for (int m = 0; m < AN_METRICS; m++)
         s->val[m][i] = smp->v[m];
-    s->valid[i] = smp->valid;
+    s->valid[i] = smp->valid & (uint8_t)~smp->repeated;
     return 0;
 }
 
@@ -282,6 +299,8 @@ enum col {
     C_EV_LIMIT,
     C_EV_PCT,
     C_EV_TEXT,
+    C_FULL,
+    C_PSS_AGE,
     C__COUNT
 };
 
@@ -311,6 +330,8 @@ static const struct {
     [C_EV_LIMIT] = {"event.limit_bytes", true},
     [C_EV_PCT] = {"event.percent", true},
     [C_EV_TEXT] = {"event.text", true},
+    [C_FULL] = {"full", false},
+    [C_PSS_AGE] = {"pss_age_ns", false},
 };
 
 /* One field of a row: its bytes in the file (inside the quotes when quoted). */
@@ -628,6 +649,17 @@ static int csv_fill(struct rd *r, const struct csv *c, uint64_t time_ns, struct 
     if ((rc = csv_u64(r, c, C_GPU_TOTAL, &smp.limit[AN_LIMIT_GPU])) < 0)
         return -1;
     smp.limit_valid |= (uint8_t)(rc << AN_LIMIT_GPU);
+    uint64_t age = 0;
+    if (csv_u64(r, c, C_PSS_AGE, &age) < 0)
+        return -1;
+    const struct fld *ff = c->col[C_FULL] >= 0 ? &c->f[c->col[C_FULL]] : NULL;
+    const char *full = ff ? ff->p : NULL;
+    size_t flen = ff ? ff->len : 0;
+    bool not_full = full && flen == 5 && memcmp(full, "false", 5) == 0;
+    if (full && flen && !not_full && !(flen == 4 && memcmp(full, "true", 4) == 0))
+        return rd_error(r, "column full: '%.*s' is not true or false", (int)(flen > 40 ? 40 : flen),
+                        full);
+    sample_repeats(&smp, not_full, age > 0);
     *out = smp;
     return 0;
 }
@@ -1190,13 +1222,14 @@ struct fp_top {
     unsigned snap_seen; /* the snapshot's keys seen */
 };
 
-static const struct fp_key top_keys[] = {FP_KEY("record"), FP_KEY("time_ns"), FP_KEY("seq"),
-                                         FP_KEY("snapshot"), FP_KEY("tree")};
+static const struct fp_key top_keys[] = {FP_KEY("record"),    FP_KEY("time_ns"), FP_KEY("seq"),
+                                         FP_KEY("snapshot"),  FP_KEY("tree"),    FP_KEY("full"),
+                                         FP_KEY("pss_age_ns")};
 
 static int fp_top_member(struct fp *s, const char *key, size_t klen, void *ctx)
 {
     struct fp_top *t = ctx;
-    int k = key_index(top_keys, 5, key, klen);
+    int k = key_index(top_keys, sizeof(top_keys) / sizeof(top_keys[0]), key, klen);
     if (k < 0)
         return fp_value(s);
     if (t->seen >> k & 1)
@@ -1222,6 +1255,19 @@ static int fp_top_member(struct fp *s, const char *key, size_t klen, void *ctx)
         if (s->p >= s->end || *s->p != '{' || fp_object(s, fp_snap_member, &sn) != FP_OK)
             return FP_NO;
         t->snap_seen = sn.seen;
+        return FP_OK;
+    }
+    case 5: /* full: false marks what the sample repeats */
+        if (s->p < s->end && *s->p == 'f') {
+            sample_repeats(t->smp, true, false);
+            return fp_literal(s, "false", 5);
+        }
+        return s->p < s->end && *s->p == 't' ? fp_literal(s, "true", 4) : fp_literal(s, "null", 4);
+    case 6: {
+        uint64_t age = 0;
+        if (fp_u64_or_null(s, &age, &v) != FP_OK)
+            return FP_NO;
+        sample_repeats(t->smp, false, v && age > 0);
         return FP_OK;
     }
     default: {
@@ -1422,6 +1468,13 @@ static int j_sample(struct rd *r, json_t *o, uint64_t time_ns)
             return -1;
         smp.valid |= (uint8_t)(rc << AN_TREE_RSS);
     }
+    json_t *full = json_object_get(o, "full");
+    if (full && !json_is_null(full) && !json_is_boolean(full))
+        return rd_error(r, "field full: expected true, false or null");
+    uint64_t age = 0;
+    if (j_u64(r, o, "", "pss_age_ns", false, &age) < 0)
+        return -1;
+    sample_repeats(&smp, json_is_false(full), age > 0);
     return add_sample(r, &smp);
 }
 

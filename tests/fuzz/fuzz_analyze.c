@@ -5,7 +5,10 @@
  * both succeed with the same samples (times, seqs, every metric and its validity bit), the
  * same limits and thresholds, and the same start, end, alert, OOM and marker records. This is
  * what lets analyze keep a hand-written scanner next to jansson (ARCHITECTURE.md asks for a
- * JSON library): jansson's reading is the reference.
+ * JSON library): jansson's reading is the reference. A third reading cuts the input into
+ * 64-byte chunks read in parallel ($MEMSNAP_ANALYZE_CHUNK), as files of 4 MiB and more are,
+ * and must agree with the sequential one: CSV inputs have no fast path, so this is what
+ * compares their reading with another.
  *
  * Built as a libFuzzer binary with clang (-Dfuzz=enabled: build-fuzz/tests/fuzz/fuzz_analyze
  * tests/fuzz/corpus-analyze), and always as fuzz_analyze_replay over the checked-in seeds.
@@ -59,7 +62,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (rf == 0)
         check_same(&fast, &slow);
+    struct an_input chunked = {.path = "fuzz-input"};
+    setenv("MEMSNAP_ANALYZE_CHUNK", "64", 1);
+    int rc = an_read((const char *)data, size, &chunked);
+    unsetenv("MEMSNAP_ANALYZE_CHUNK");
+    if (rc != rf)
+        abort();
+    if (rc == 0)
+        check_same(&fast, &chunked);
     an_input_free(&fast);
     an_input_free(&slow);
+    an_input_free(&chunked);
     return 0;
 }
