@@ -1032,6 +1032,19 @@ static void sampler_atfork_child(void)
     smp.stop = false;
 }
 
+/* In the child of fork(): the sampler as above, and a new session lock. A thread in a GPU
+ * capture holds sess_lk while it waits for the GIL, and the child, which has only the thread
+ * that forked, would wait for that lock forever (the parent's stays held there: leaked). */
+static void module_atfork_child(void)
+{
+    sampler_atfork_child();
+    if (sess_lk) {
+        PyThread_type_lock fresh = PyThread_allocate_lock();
+        if (fresh)
+            sess_lk = fresh;
+    }
+}
+
 /* Starts the thread (smp.mu held); returns 0 or -1 with an exception set. */
 static int sampler_start(void)
 {
@@ -1295,10 +1308,6 @@ static int flight_init(PyObject *self, PyObject *args, PyObject *kw)
                                           "max_total_mb >= 0");
         return -1;
     }
-    if (o->f) { /* __init__ again */
-        ms__flight_close(o->f);
-        o->f = NULL;
-    }
     if (!o->lk && !(o->lk = PyThread_allocate_lock())) {
         Py_DECREF(dir);
         PyErr_NoMemory();
@@ -1309,7 +1318,13 @@ static int flight_init(PyObject *self, PyObject *args, PyObject *kw)
                                    .max_dumps = (unsigned)dumps,
                                    .max_total_bytes = (uint64_t)mb << 20};
     char err[512] = "";
+    flight_lock(o);
+    if (o->f) { /* __init__ again */
+        ms__flight_close(o->f);
+        o->f = NULL;
+    }
     int rc = ms__flight_open(&o->f, &opts, err, sizeof(err));
+    PyThread_release_lock(o->lk);
     Py_DECREF(dir);
     if (rc != 0) {
         PyErr_Format(Error, "cannot open the flight recorder: %s", err[0] ? err : ms_strerror(rc));
@@ -1318,20 +1333,24 @@ static int flight_init(PyObject *self, PyObject *args, PyObject *kw)
     return 0;
 }
 
-static FlightObject *flight_open(PyObject *self)
+/* Takes the recorder's lock, and checks under it that the recorder is open (another thread
+ * may close it meanwhile); NULL, with the lock not held and Error set, when it is closed. */
+static FlightObject *flight_acquire(PyObject *self)
 {
     FlightObject *o = (FlightObject *)self;
-    if (!o->f)
-        PyErr_SetString(Error, "the flight recorder is closed");
-    return o->f ? o : NULL;
+    if (o->lk) {
+        flight_lock(o);
+        if (o->f)
+            return o;
+        PyThread_release_lock(o->lk);
+    }
+    PyErr_SetString(Error, "the flight recorder is closed");
+    return NULL;
 }
 
 static PyObject *flight_sample(PyObject *self, PyObject *unused)
 {
     (void)unused;
-    FlightObject *o = flight_open(self);
-    if (!o)
-        return NULL;
     SnapshotObject *snap = snapshot_capture(0, MS_CAPTURE_FULL | MS_CAPTURE_GPU);
     if (!snap)
         return NULL;
@@ -1339,7 +1358,9 @@ static PyObject *flight_sample(PyObject *self, PyObject *unused)
     ms_snapshot_init(&s);
     snapshot_fill(&s, snap);
     Py_DECREF(snap);
-    flight_lock(o);
+    FlightObject *o = flight_acquire(self);
+    if (!o)
+        return NULL;
     ms__flight_push(o->f, &s);
     PyThread_release_lock(o->lk);
     Py_RETURN_NONE;
@@ -1347,13 +1368,12 @@ static PyObject *flight_sample(PyObject *self, PyObject *unused)
 
 static PyObject *flight_event(PyObject *self, PyObject *text)
 {
-    FlightObject *o = flight_open(self);
-    if (!o)
-        return NULL;
     const char *t = PyUnicode_AsUTF8(text);
     if (!t)
         return NULL;
-    flight_lock(o);
+    FlightObject *o = flight_acquire(self);
+    if (!o)
+        return NULL;
     ms__flight_event(o->f, t);
     PyThread_release_lock(o->lk);
     Py_RETURN_NONE;
@@ -1365,11 +1385,10 @@ static PyObject *flight_dump(PyObject *self, PyObject *args, PyObject *kw)
     const char *backend = "cuda", *reason = "cuda_oom", *extra = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|ssz:dump", kwlist, &backend, &reason, &extra))
         return NULL;
-    FlightObject *o = flight_open(self);
+    FlightObject *o = flight_acquire(self);
     if (!o)
         return NULL;
     char path[4096] = "", err[512] = "";
-    flight_lock(o);
     PyThreadState *ts = PyEval_SaveThread(); /* files are written: let others run */
     int rc = ms__flight_dump(o->f, backend, getpid(), reason, extra, path, sizeof(path), err,
                              sizeof(err));
@@ -1385,9 +1404,10 @@ static PyObject *flight_close(PyObject *self, PyObject *unused)
 {
     (void)unused;
     FlightObject *o = (FlightObject *)self;
-    if (o->f) {
+    if (o->lk) {
         flight_lock(o);
-        ms__flight_close(o->f);
+        if (o->f)
+            ms__flight_close(o->f);
         o->f = NULL;
         PyThread_release_lock(o->lk);
     }
@@ -1533,7 +1553,7 @@ PyMODINIT_FUNC PyInit__memsnap(void)
         ms_snapshot_init(&da);
         ms_snapshot_init(&db);
         sampler_atfork_child(); /* a monotonic condition variable */
-        pthread_atfork(NULL, NULL, sampler_atfork_child);
+        pthread_atfork(NULL, NULL, module_atfork_child);
         Py_AtExit(module_atexit);
     }
     return m;

@@ -88,27 +88,34 @@ static int ms__tcl_session_error(Tcl_Interp *interp, ms_session *s, int rc, cons
 
 /* ---- GPUs, capture, trim ------------------------------------------------------------------- */
 
+/* NVIDIA's backends: what CUDA sees. */
+static bool ms__tcl_is_nvidia(const char *backend)
+{
+    return strcmp(backend, "nvml") == 0 || strcmp(backend, "nvidia-smi") == 0;
+}
+
 bool ms__tcl_is_cuda(const ms_gpu *g)
 {
-    return strcmp(g->backend, "nvml") == 0 || strcmp(g->backend, "nvidia-smi") == 0;
+    return ms__tcl_is_nvidia(g->backend);
 }
 
 int ms__tcl_gpu_state(Tcl_Interp *interp, ms_session *s, struct ms__tcl_gpus *out)
 {
-    ms_gpu_backend_info b[8];
-    int n = ms_gpu_backends(s, b, sizeof(b) / sizeof(b[0]));
+    const int cap = (int)(sizeof(out->backends) / sizeof(out->backends[0]));
+    int n = ms_gpu_backends(s, out->backends, (size_t)cap);
     if (n < 0)
         return ms__tcl_error(interp, n, NULL, "memsnap: cannot list the GPU backends: %s",
                              ms_strerror(n));
+    out->nbackends = n < cap ? n : cap;
     out->cuda_devices = 0;
     out->any = false;
-    for (int i = 0; i < n && i < (int)(sizeof(b) / sizeof(b[0])); i++) {
-        if (!b[i].available || b[i].device_count == 0)
+    for (int i = 0; i < out->nbackends; i++) {
+        const ms_gpu_backend_info *b = &out->backends[i];
+        if (!b->available || b->device_count == 0)
             continue;
         out->any = true;
-        bool nvidia = strcmp(b[i].name, "nvml") == 0 || strcmp(b[i].name, "nvidia-smi") == 0;
-        if (nvidia && out->cuda_devices == 0) /* nvidia-smi is only a fallback for NVML */
-            out->cuda_devices = (int)b[i].device_count;
+        if (ms__tcl_is_nvidia(b->name) && out->cuda_devices == 0) /* nvidia-smi: NVML's fallback */
+            out->cuda_devices = (int)b->device_count;
     }
     return TCL_OK;
 }
@@ -601,12 +608,9 @@ static int ms__tcl_cmd_stats(ClientData cd, Tcl_Interp *interp, int objc, Tcl_Ob
     if (!s)
         return TCL_ERROR;
     struct ms__tcl_gpus st;
-    ms_gpu_backend_info b[8];
-    int nb = 0;
     ms_snapshot *snap = NULL;
     int ret = ms__tcl_gpu_state(interp, s, &st);
     if (ret == TCL_OK) {
-        nb = ms_gpu_backends(s, b, sizeof(b) / sizeof(b[0]));
         snap = ms__tcl_capture_self(interp, s);
         ret = snap ? TCL_OK : TCL_ERROR;
     }
@@ -627,16 +631,17 @@ static int ms__tcl_cmd_stats(ClientData cd, Tcl_Interp *interp, int objc, Tcl_Ob
     ms__tcl_put(d, "device_count", Tcl_NewIntObj(st.cuda_devices));
     ms__tcl_put(d, "gpu_count", Tcl_NewWideIntObj(snap->gpu_count));
     Tcl_Obj *backends = Tcl_NewListObj(0, NULL);
-    for (int i = 0; i < nb && i < (int)(sizeof(b) / sizeof(b[0])); i++) {
+    for (int i = 0; i < st.nbackends; i++) {
+        const ms_gpu_backend_info *b = &st.backends[i];
         Tcl_Obj *bd = Tcl_NewDictObj();
-        ms__tcl_put(bd, "name", Tcl_NewStringObj(b[i].name, -1));
-        ms__tcl_put(bd, "available", Tcl_NewBooleanObj(b[i].available));
-        ms__tcl_put(bd, "detail", Tcl_NewStringObj(b[i].detail, -1));
-        ms__tcl_put(bd, "device_count", Tcl_NewWideIntObj(b[i].device_count));
-        ms__tcl_put(bd, "per_process", Tcl_NewBooleanObj(b[i].per_process));
-        ms__tcl_put_str(bd, "sampling_source", b[i].sampling_source);
-        ms__tcl_put_str(bd, "driver_version", b[i].driver_version);
-        ms__tcl_put_str(bd, "cuda_version", b[i].cuda_version);
+        ms__tcl_put(bd, "name", Tcl_NewStringObj(b->name, -1));
+        ms__tcl_put(bd, "available", Tcl_NewBooleanObj(b->available));
+        ms__tcl_put(bd, "detail", Tcl_NewStringObj(b->detail, -1));
+        ms__tcl_put(bd, "device_count", Tcl_NewWideIntObj(b->device_count));
+        ms__tcl_put(bd, "per_process", Tcl_NewBooleanObj(b->per_process));
+        ms__tcl_put_str(bd, "sampling_source", b->sampling_source);
+        ms__tcl_put_str(bd, "driver_version", b->driver_version);
+        ms__tcl_put_str(bd, "cuda_version", b->cuda_version);
         Tcl_ListObjAppendElement(NULL, backends, bd);
     }
     ms__tcl_put(d, "backends", backends);

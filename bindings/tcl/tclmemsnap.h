@@ -28,6 +28,8 @@ struct ms__tcl_gpus {
     int cuda_devices; /* devices of the first NVIDIA backend (nvml, else nvidia-smi) that found
                          one: 0 means CUDA is not available */
     bool any;         /* some backend (NVIDIA, AMD or Intel) found a device */
+    int nbackends;    /* the backends, as ms_gpu_backends() listed them */
+    ms_gpu_backend_info backends[8];
 };
 
 /* Fills *out from ms_gpu_backends(); returns TCL_ERROR with the result set on failure. */

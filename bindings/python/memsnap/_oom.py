@@ -14,8 +14,10 @@ bundle's path in its `memsnap_bundle` attribute.
 import json
 import sys
 import threading
+import warnings
 
 from ._memsnap import FlightRecorder
+from ._runtime import _torch_figures as _allocator_figures
 
 
 def is_cuda_oom(exc):
@@ -26,20 +28,23 @@ def is_cuda_oom(exc):
     return type(exc).__name__ == "OutOfMemoryError" or "CUDA out of memory" in str(exc)
 
 
+# The names the bundle gives the first four of _runtime's allocator figures.
+_TORCH_NAMES = ("allocated_bytes", "reserved_bytes", "max_allocated_bytes", "max_reserved_bytes")
+
+
 def _torch_figures():
     torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    figures = _allocator_figures(torch)  # None when CUDA is unavailable or fails to answer
+    if figures is None:
+        return None
+    out = dict(zip(_TORCH_NAMES, figures))
     try:
-        if torch is None or not torch.cuda.is_available():
-            return None
-        return {
-            "device": torch.cuda.current_device(),
-            "allocated_bytes": torch.cuda.memory_allocated(),
-            "reserved_bytes": torch.cuda.memory_reserved(),
-            "max_allocated_bytes": torch.cuda.max_memory_allocated(),
-            "max_reserved_bytes": torch.cuda.max_memory_reserved(),
-        }
-    except Exception as e:  # the figures are a bonus: never hide the OOM behind them
-        return {"error": str(e)}
+        out["device"] = torch.cuda.current_device()
+    except Exception:  # the figures are a bonus: never hide the OOM behind them
+        pass
+    return out
 
 
 class OOMFlightRecorder:
@@ -76,7 +81,11 @@ class OOMFlightRecorder:
             self._thread.join()
             self._thread = None
         if is_cuda_oom(exc):
-            path = self.report(exc)
+            try:
+                path = self.report(exc)
+            except Exception as e:  # a bundle that cannot be written must not hide the OOM
+                warnings.warn("memsnap: the OOM bundle was not written: %s" % e, RuntimeWarning)
+                path = None
             try:
                 exc.memsnap_bundle = path
             except AttributeError:

@@ -3,8 +3,11 @@ through libmemsnap's flight recorder (the error here is a stand-in class of the 
 PyTorch's; the device test raises the real one)."""
 import json
 import os
+import shutil
+import sys
 import tempfile
 import time
+import types
 import unittest
 
 import memsnap
@@ -17,6 +20,7 @@ class OutOfMemoryError(RuntimeError):  # torch.cuda.OutOfMemoryError's name
 class OOMTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="memsnap-oom-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
 
     def bundles(self):
         return sorted(d for d in os.listdir(self.dir) if d.startswith("oom_dump_"))
@@ -64,6 +68,28 @@ class OOMTest(unittest.TestCase):
         rec.close()
         with self.assertRaises(memsnap.Error):
             rec.report()
+
+    def test_a_bundle_that_cannot_be_written_does_not_hide_the_oom(self):
+        with self.assertWarns(RuntimeWarning):
+            with self.assertRaises(OutOfMemoryError) as cm:
+                with memsnap.OOMFlightRecorder(self.dir, interval=0.01):
+                    shutil.rmtree(self.dir)  # the dump directory is gone
+                    raise OutOfMemoryError("CUDA out of memory.")
+        self.assertIsNone(cm.exception.memsnap_bundle)
+
+    def test_torch_allocator_figures_in_the_metadata(self):
+        stats = {"allocated_bytes.all.current": 1, "reserved_bytes.all.current": 2,
+                 "allocated_bytes.all.peak": 3, "reserved_bytes.all.peak": 4}
+        cuda = types.SimpleNamespace(is_available=lambda: True, memory_stats=lambda: stats,
+                                     current_device=lambda: 0)
+        sys.modules["torch"] = types.SimpleNamespace(cuda=cuda, __version__="0-fake")
+        self.addCleanup(sys.modules.pop, "torch", None)
+        path = memsnap.OOMFlightRecorder(self.dir).report(OutOfMemoryError("x"))
+        with open(os.path.join(path, "metadata.json")) as fp:
+            meta = json.load(fp)
+        self.assertEqual(meta["torch"], {"allocated_bytes": 1, "reserved_bytes": 2,
+                                         "max_allocated_bytes": 3, "max_reserved_bytes": 4,
+                                         "device": 0})
 
     def test_bad_arguments(self):
         with self.assertRaises(memsnap.Error):
