@@ -1159,7 +1159,7 @@ static int mon_member_cmp(const void *a, const void *b)
 /* Finds root and every descendant (one scan of every <procfs>/PID/stat) into m->members,
  * root first, with their RSS and PSS (root's from m->snap). Without walk, the members keep
  * the PSS of the last walk (none for a new one). tree_ok tells whether it worked. Returns the
- * ns spent reading the members (their walks), not the scan. */
+ * CPU ns spent reading the members (their walks), not the scan. */
 static uint64_t mon_tree_scan(struct mon *m, pid_t root, bool walk)
 {
     const char *procfs = ms_session_procfs(m->s);
@@ -1213,7 +1213,7 @@ static uint64_t mon_tree_scan(struct mon *m, pid_t root, bool walk)
                 m->members[nm++] = all[i];
     free(all);
     m->nmembers = nm;
-    uint64_t t0 = mon_clock(CLOCK_MONOTONIC);
+    uint64_t t0 = mon_clock(CLOCK_THREAD_CPUTIME_ID);
     for (size_t k = 0; k < nm; k++) {
         struct mon_member *p = &m->members[k];
         const ms_snapshot *s = &m->snap;
@@ -1236,7 +1236,7 @@ static uint64_t mon_tree_scan(struct mon *m, pid_t root, bool walk)
     }
     free(prev);
     m->tree_ok = true;
-    return mon_clock(CLOCK_MONOTONIC) - t0;
+    return mon_clock(CLOCK_THREAD_CPUTIME_ID) - t0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1552,15 +1552,17 @@ static int mon_sample(struct mon *m, pid_t pid, bool full)
     /* A full sample walks the page tables (PSS, USS) when the walk budget allows it. */
     uint64_t t0 = full ? mon_clock(CLOCK_MONOTONIC) : 0;
     bool walk = full && (!m->walk_budget || t0 >= m->walk_next);
-    uint64_t walk_ns = 0; /* the captures' time: the walks and the other reads, not the scan */
+    /* the captures' CPU time (the walks and the other reads, not --tree's scan; not the time
+     * another process had the core) */
+    uint64_t cpu0 = walk ? mon_clock(CLOCK_THREAD_CPUTIME_ID) : 0, walk_ns = 0;
     unsigned what = MS_CAPTURE_BASIC;
     if (full)
         what = (MS_CAPTURE_FULL & ~(walk ? 0u : (unsigned)MS_CAPTURE_PSS)) |
                (m->gpu ? MS_CAPTURE_GPU : 0u);
     ms_snapshot *dst = full ? &m->snap : &m->light;
     int rc = ms_capture(m->s, pid, what, dst);
-    if (full)
-        walk_ns = mon_clock(CLOCK_MONOTONIC) - t0;
+    if (walk)
+        walk_ns = mon_clock(CLOCK_THREAD_CPUTIME_ID) - cpu0;
     if (rc == MS_ESRCH && !m->child)
         return MON_GONE;
     if (rc) {
@@ -1598,7 +1600,7 @@ static int mon_sample(struct mon *m, pid_t pid, bool full)
     }
     if (full && m->tree)
         walk_ns += mon_tree_scan(m, pid, walk);
-    if (walk) /* the next walk waits MON_WALK_FACTOR times the time the captures took */
+    if (walk) /* the next walk waits MON_WALK_FACTOR times the CPU the captures took */
         m->walk_next = t0 + MON_WALK_FACTOR * walk_ns;
     mon_start(m);
     if (m->out_fd >= 0 && (full || m->fmt != MS_FORMAT_JSON || !mon_light_sample(m))) {
