@@ -52,17 +52,17 @@ struct ms__engine {
     uint32_t *info_image; /* its image */
     double *weight;       /* the weight of its blocks (1 when not sampled) */
     uint32_t *work;       /* the running live counts; then a snapshot's */
-    /* checkpoints: k is the counts before slot k * every, cp_n[k] infos long at cp_off[k] */
+    /* checkpoints: k is the counts before slot k * every, at cp_off[k] (cp_count() infos) */
     size_t every, budget, ncp, cp_len, cp_cap, cpi_cap;
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *progress_ctx;
     uint32_t *cp;
-    size_t *cp_off, *cp_n;
+    size_t *cp_off;
     /* the pass's state */
-    uint32_t *blk_info; /* block of the current image (global numbering) -> info, NONE: ended */
+    uint32_t *blk_info; /* block of the current image -> info, NONE: ended (block numbers
+                           restart in each image, and a block is allocated before it ends) */
     size_t blk_cap;
-    uint64_t blk_base; /* global number of the current image's block 0 */
-    uint32_t image;    /* the current image */
+    uint32_t image; /* the current image */
     uint64_t last_ticks;
     uint64_t next; /* 1 + the current image's last block allocated */
     uint64_t cur, peak, nlive;
@@ -119,7 +119,6 @@ void ms__engine_close(struct ms__engine *e)
     free(e->work);
     free(e->cp);
     free(e->cp_off);
-    free(e->cp_n);
     free(e->blk_info);
     if (e->fd >= 0)
         close(e->fd);
@@ -166,30 +165,32 @@ static int infos_more(struct ms__engine *e, const struct ms__trace_data *td)
     return 0;
 }
 
+/* How many infos checkpoint k holds: up to the next one's offset. */
+static size_t cp_count(const struct ms__engine *e, size_t k)
+{
+    return (k + 1 < e->ncp ? e->cp_off[k + 1] : e->cp_len) - e->cp_off[k];
+}
+
 /* Stores the running counts as checkpoint ncp; when the checkpoints outgrow the budget, N
  * doubles and every other one goes. */
 static int checkpoint(struct ms__engine *e)
 {
     size_t n = e->ninfos;
-    if (grow(&e->cp, &e->cp_cap, e->cp_len + (n ? n : 1), sizeof(*e->cp)))
-        return fail(e, MS_ENOMEM, "out of memory");
-    size_t c = e->cpi_cap;
-    if (grow(&e->cp_off, &c, e->ncp + 1, sizeof(*e->cp_off)) ||
-        grow(&e->cp_n, &e->cpi_cap, e->ncp + 1, sizeof(*e->cp_n)))
+    if (grow(&e->cp, &e->cp_cap, e->cp_len + (n ? n : 1), sizeof(*e->cp)) ||
+        grow(&e->cp_off, &e->cpi_cap, e->ncp + 1, sizeof(*e->cp_off)))
         return fail(e, MS_ENOMEM, "out of memory");
     if (n)
         memcpy(e->cp + e->cp_len, e->work, n * sizeof(*e->cp));
     e->cp_off[e->ncp] = e->cp_len;
-    e->cp_n[e->ncp] = n;
     e->cp_len += n;
     e->ncp++;
     if (e->cp_len * sizeof(*e->cp) > e->budget && e->ncp > 2) {
         size_t len = 0, k = 0;
         for (size_t j = 0; j < e->ncp; j += 2, k++) { /* keep the even ones */
-            memmove(e->cp + len, e->cp + e->cp_off[j], e->cp_n[j] * sizeof(*e->cp));
+            size_t nj = cp_count(e, j);               /* before cp_off[k <= j] is rewritten */
+            memmove(e->cp + len, e->cp + e->cp_off[j], nj * sizeof(*e->cp));
             e->cp_off[k] = len;
-            e->cp_n[k] = e->cp_n[j];
-            len += e->cp_n[j];
+            len += nj;
         }
         e->ncp = k;
         e->cp_len = len;
@@ -198,14 +199,11 @@ static int checkpoint(struct ms__engine *e)
     return 0;
 }
 
-/* Starts image im (the ones before it are complete): its blocks get global numbers from the
- * sum of the earlier images' blocks, and its heap starts empty. */
-static void image_start(struct ms__engine *e, const struct ms__trace_data *td, uint32_t im)
+/* Starts image im (the ones before it are complete): its heap starts empty. */
+static void image_start(struct ms__engine *e, uint32_t im)
 {
     if (im == e->image)
         return;
-    for (uint32_t k = e->image; k < im; k++)
-        e->blk_base += td->images[k].nblocks;
     e->image = im;
     e->next = 0;
     e->cur = 0;
@@ -233,14 +231,14 @@ static int consume(void *ctx, const struct ms__trace_data *td, size_t from, size
         uint32_t im = e->image;
         while (im + 1 < td->nimages && td->images[im + 1].first_event <= i)
             im++;
-        image_start(e, td, im);
+        image_start(e, im);
         size_t stop = im + 1 < td->nimages && td->images[im + 1].first_event < to
                           ? td->images[im + 1].first_event
                           : to;
-        uint64_t nb = e->blk_base + td->images[im].nblocks;
+        uint64_t nb = td->images[im].nblocks;
         if (nb > e->blk_cap && grow(&e->blk_info, &e->blk_cap, nb, sizeof(*e->blk_info)))
             return fail(e, MS_ENOMEM, "out of memory");
-        uint32_t *binfo = e->blk_info ? e->blk_info + e->blk_base : NULL; /* NULL: no blocks */
+        uint32_t *binfo = e->blk_info; /* NULL: no blocks */
         const bool sampled = e->tot.sampled;
         for (; i < stop; i++) {
             if (i == e->ncp * e->every && (rc = checkpoint(e)) != 0)
@@ -332,7 +330,7 @@ static int finish(struct ms__engine *e)
     int rc = infos_more(e, td);
     if (rc)
         return rc;
-    image_start(e, td, (uint32_t)(td->nimages - 1));
+    image_start(e, (uint32_t)(td->nimages - 1));
     t->leaked_bytes = e->tot.sampled ? round_u64(e->wcur) : e->cur;
     t->leaked_allocations = e->tot.sampled ? round_u64(e->wlive) : e->nlive;
     /* the checkpoint the slots never reached (the last one may sit at nslots) */
@@ -565,7 +563,7 @@ static void replay_to(struct ms__engine *e, uint64_t event)
     if (k >= e->ncp)
         k = e->ncp - 1;
     uint32_t *cnt = e->work;
-    size_t n = e->cp_n[k];
+    size_t n = cp_count(e, k);
     if (n)
         memcpy(cnt, e->cp + e->cp_off[k], n * sizeof(*cnt));
     if (e->ninfos > n) /* infos defined after it */
