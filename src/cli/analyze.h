@@ -32,6 +32,8 @@ const char *an_metric_label(int m);
 
 /* The limits a metric is measured against, as the monitor saw them. */
 enum an_limit { AN_LIMIT_CGROUP, AN_LIMIT_SYSTEM, AN_LIMIT_GPU, AN_LIMITS };
+/* Their keys in the start record's "limits" (docs/monitor-format.md): "cgroup_max_bytes"... */
+extern const char *const an_limit_keys[AN_LIMITS];
 
 /* The samples of a monitor file, one column per metric. */
 struct an_series {

@@ -255,11 +255,9 @@ static void unknown_kind(struct rd *r, const char *kind, size_t len)
  * as the file's. Returns 0. */
 static int start_settings(struct rd *r, json_t *n)
 {
-    static const char *const lim_keys[AN_LIMITS] = {"cgroup_max_bytes", "system_total_bytes",
-                                                    "gpu_total_bytes"};
     json_t *lim = json_object_get(n, "limits"), *thr = json_object_get(n, "thresholds");
     for (int l = 0; l < AN_LIMITS; l++) {
-        json_t *v = json_object_get(lim, lim_keys[l]);
+        json_t *v = json_object_get(lim, an_limit_keys[l]);
         if (json_is_integer(v)) {
             r->in->limit[l] = (uint64_t)json_integer_value(v);
             r->in->limit_valid |= (uint8_t)(1u << l);
@@ -526,6 +524,8 @@ static const char *kv_find(const char *text, const char *key, size_t *len)
             *len = rest ? strlen(v) : (size_t)(strchrnul(v, ';') - v);
             return v;
         }
+        if (!strncmp(p, "command=", 8) || !strncmp(p, "bundle=", 7))
+            return NULL; /* the rest of the text is its value, which may hold ';' and '=' */
         p = strchr(p, ';');
         p = p ? p + 1 : NULL;
     }
@@ -713,24 +713,25 @@ static int csv_event(struct rd *r, struct csv *c, const char *kind, size_t klen,
         return 0;
     }
     if (IS("start")) {
-        static const char *const lim_keys[] = {"cgroup_max_bytes", "system_total_bytes",
-                                               "gpu_total_bytes"};
         json_t *lim = json_object(), *thr = json_object(), *cmd = NULL;
-        bad = !lim || !thr || json_object_set_new(o, "limits", lim) ||
-              json_object_set_new(o, "thresholds", thr);
+        /* both set (o owns each, or jansson frees it on failure): no leak when one is NULL */
+        int bl = json_object_set_new(o, "limits", lim);
+        int bt = json_object_set_new(o, "thresholds", thr);
+        bad = bl || bt;
         if (bad)
             rd_error(r, "out of memory");
-        bad = bad || in->start
-                  ? (bad || rd_error(r, "a second start record"))
-                  : kv_set(r, o, text, "pid", 'u') || csv_set_str(r, c, o, "job_id", C_JOB) ||
-                        csv_set_u64(r, c, o, "rank", C_RANK) ||
-                        csv_set_u64(r, c, o, "world_size", C_WORLD) ||
-                        kv_set(r, o, text, "interval_s", 'n') || kv_set(r, o, text, "tree", 'b') ||
-                        kv_set(r, lim, text, lim_keys[0], 'u') ||
-                        kv_set(r, lim, text, lim_keys[1], 'u') ||
-                        kv_set(r, lim, text, lim_keys[2], 'u') ||
-                        kv_set(r, thr, text, "warning_pct", 'n') ||
-                        kv_set(r, thr, text, "critical_pct", 'n');
+        else if (in->start)
+            bad = rd_error(r, "a second start record") != 0;
+        else
+            bad = kv_set(r, o, text, "pid", 'u') || csv_set_str(r, c, o, "job_id", C_JOB) ||
+                  csv_set_u64(r, c, o, "rank", C_RANK) ||
+                  csv_set_u64(r, c, o, "world_size", C_WORLD) ||
+                  kv_set(r, o, text, "interval_s", 'n') || kv_set(r, o, text, "tree", 'b') ||
+                  kv_set(r, lim, text, an_limit_keys[0], 'u') ||
+                  kv_set(r, lim, text, an_limit_keys[1], 'u') ||
+                  kv_set(r, lim, text, an_limit_keys[2], 'u') ||
+                  kv_set(r, thr, text, "warning_pct", 'n') ||
+                  kv_set(r, thr, text, "critical_pct", 'n');
         size_t clen = 0;
         const char *cv = kv_find(text, "command", &clen);
         if (!bad && cv && clen) {
@@ -1505,14 +1506,12 @@ static int j_start(struct rd *r, json_t *o, json_t *n)
     json_t *lim, *thr;
     if (j_obj(r, o, "", "limits", &lim) < 0 || j_obj(r, o, "", "thresholds", &thr) < 0)
         return -1;
-    static const char *const lim_keys[AN_LIMITS] = {"cgroup_max_bytes", "system_total_bytes",
-                                                    "gpu_total_bytes"};
     json_t *nl = json_object(), *nt = json_object();
     if (!nl || !nt || json_object_set_new(n, "limits", nl) ||
         json_object_set_new(n, "thresholds", nt))
         return rd_error(r, "out of memory");
     for (int l = 0; l < AN_LIMITS; l++)
-        if (j_copy_u64(r, lim ? lim : nl, "limits.", lim_keys[l], nl))
+        if (j_copy_u64(r, lim ? lim : nl, "limits.", an_limit_keys[l], nl))
             return -1;
     if (j_copy_num(r, thr ? thr : nt, "warning_pct", nt) ||
         j_copy_num(r, thr ? thr : nt, "critical_pct", nt))

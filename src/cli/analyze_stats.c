@@ -33,6 +33,9 @@ static const char *const metric_labels[] = {AN_METRIC_LIST(AN__LABEL)};
 #undef AN__KEY
 #undef AN__LABEL
 
+const char *const an_limit_keys[AN_LIMITS] = {"cgroup_max_bytes", "system_total_bytes",
+                                              "gpu_total_bytes"};
+
 const char *an_metric_key(int m)
 {
     return metric_keys[m];

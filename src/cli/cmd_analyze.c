@@ -239,10 +239,8 @@ static json_t *analysis_json(const struct an_input *in, const struct an_metric_s
     bad |= json_object_set_new(o, "last_time_ns", s->n ? jint(s->time_ns[s->n - 1]) : json_null());
     bad |= json_object_set_new(o, "duration_s",
                                jreal(s->n ? offset_s(s->time_ns[s->n - 1], s->time_ns[0]) : 0));
-    static const char *const lim_keys[AN_LIMITS] = {"cgroup_max_bytes", "system_total_bytes",
-                                                    "gpu_total_bytes"};
     for (int l = 0; l < AN_LIMITS; l++)
-        bad |= json_object_set_new(lim, lim_keys[l],
+        bad |= json_object_set_new(lim, an_limit_keys[l],
                                    in->limit_valid >> l & 1 ? jint(in->limit[l]) : json_null());
     bad |= json_object_set_new(o, "limits", lim);
     bad |= json_object_set_new(o, "thresholds", thresholds_json(in));

@@ -91,7 +91,8 @@ for f in jsonl csv; do
             $CHECK spikes "$T/spikes-$f.json" "$T/spikes.expect.json"
 done
 pycheck "a straight line without noise has no spikes, at its ends neither" \
-    'all(m["spikes"]["count"] == 0 for m in d["metrics"].values())' "$T/steady-jsonl.json"
+    'd["metrics"] and all(m["spikes"]["count"] == 0 for m in d["metrics"].values())' \
+    "$T/steady-jsonl.json"
 
 # --- alerts, OOM records, markers, thresholds ---------------------------------------------------
 for f in jsonl csv; do
@@ -279,6 +280,15 @@ printf 'MEMSNAPT\001\000\000\000garbage' >"$T/corrupt.mst"
 expect_error "a corrupt trace" 1 "corrupt.mst" analyze "$T/corrupt.mst"
 expect_error "an HTML report that cannot be created" 1 "cannot create $T/dir/none/r.html" \
     analyze "$T/known.csv" --html "$T/dir/none/r.html" --format json
+# a start record without warning_pct, whose command holds 'warning_pct=5': the command is
+# the rest of the text, never read for keys
+sed 's/warning_pct=[^;]*;//; s/command=[^,]*/command=app --opt;warning_pct=5/' "$T/known.csv" \
+    >"$T/kv.csv"
+json kv "$T/kv.csv" &&
+    pycheck "a key inside the start record's command is not a key" \
+        'not any(t["level"] == "warning" for t in d["thresholds"]) and
+         d["start"]["command"][-1].endswith("=5")' \
+        "$T/kv.json"
 cp "$T/known.csv" "$T/self.csv"
 expect_error "--html naming the input itself is refused" 2 "is the input itself" \
     analyze "$T/self.csv" --html "$T/self.csv"
