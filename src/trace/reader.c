@@ -499,6 +499,9 @@ static int parse_record(struct loader *ld, const uint8_t **pp, const uint8_t *en
         rc = slot_add(ld, MS__EV_MREMAP, c, info);
         break;
     case MS_REC_PROCESS:
+        /* once: a second one would change the sample rate of events already weighed */
+        if (im->described)
+            return malformed(ld, "a second PROCESS record (EXEC starts a new image)");
         rc = read_process(ld, &p, end, im);
         break;
     case MS_REC_EXEC: {
