@@ -53,14 +53,28 @@ static void mkparents(const char *path)
 }
 
 /* Writes text to <root>/<rel>, creating its directories. */
-static void put(const char *rel, const char *text)
+/* Writes text into path (its directory exists). */
+static void write_file(const char *path, const char *text)
 {
-    const char *path = at_root(rel);
-    mkparents(path);
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
     fputs(text, fp);
     assert_int_equal(fclose(fp), 0);
+}
+
+static void put(const char *rel, const char *text)
+{
+    const char *path = at_root(rel);
+    mkparents(path);
+    write_file(path, text);
+}
+
+/* Writes text into the file name of the cgroup directory dir. */
+static void put_in(const char *dir, const char *name, const char *text)
+{
+    char f[4096];
+    snprintf(f, sizeof(f), "%s/%s", dir, name);
+    write_file(f, text);
 }
 
 /* The text of <root>/<rel> in a static buffer, "<missing>" when it cannot be read. */
@@ -220,19 +234,10 @@ static void v2_enter_moves_the_pid_and_counters_are_read(void **state)
     snprintf(f, sizeof(f), "%s/cgroup.procs", ms__cglimit_dir(cg));
     assert_string_equal(get_abs(f), "4242");
 
-    snprintf(f, sizeof(f), "%s/memory.events", ms__cglimit_dir(cg));
-    FILE *fp = fopen(f, "w");
-    assert_non_null(fp);
-    fputs("low 0\nhigh 0\nmax 17\noom 2\noom_kill 2\noom_group_kill 0\n", fp);
-    fclose(fp);
-    snprintf(f, sizeof(f), "%s/memory.current", ms__cglimit_dir(cg));
-    fp = fopen(f, "w");
-    fputs("1234567\n", fp);
-    fclose(fp);
-    snprintf(f, sizeof(f), "%s/memory.peak", ms__cglimit_dir(cg));
-    fp = fopen(f, "w");
-    fputs("67108864\n", fp);
-    fclose(fp);
+    put_in(ms__cglimit_dir(cg), "memory.events",
+           "low 0\nhigh 0\nmax 17\noom 2\noom_kill 2\noom_group_kill 0\n");
+    put_in(ms__cglimit_dir(cg), "memory.current", "1234567\n");
+    put_in(ms__cglimit_dir(cg), "memory.peak", "67108864\n");
     assert_int_equal(ms__cglimit_oom_kills(cg), 2); /* oom_kill, not oom or oom_group_kill */
     assert_int_equal(ms__cglimit_failcnt(cg), 17);
     assert_int_equal(ms__cglimit_current(cg), 1234567);
@@ -334,24 +339,14 @@ static void v1_child_gets_limit_and_memsw_and_is_removed(void **state)
     assert_string_equal(get_abs(f), "777");
 
     /* older kernels have no oom_kill line: -1, so callers use the heuristics */
-    snprintf(f, sizeof(f), "%s/memory.oom_control", ms__cglimit_dir(cg));
-    FILE *fp = fopen(f, "w");
-    fputs("oom_kill_disable 0\nunder_oom 0\n", fp);
-    fclose(fp);
+    put_in(ms__cglimit_dir(cg), "memory.oom_control", "oom_kill_disable 0\nunder_oom 0\n");
     assert_int_equal(ms__cglimit_oom_kills(cg), -1);
-    fp = fopen(f, "w");
-    fputs("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n", fp);
-    fclose(fp);
+    put_in(ms__cglimit_dir(cg), "memory.oom_control",
+           "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n");
     assert_int_equal(ms__cglimit_oom_kills(cg), 3);
-    snprintf(f, sizeof(f), "%s/memory.failcnt", ms__cglimit_dir(cg));
-    fp = fopen(f, "w");
-    fputs("9\n", fp);
-    fclose(fp);
+    put_in(ms__cglimit_dir(cg), "memory.failcnt", "9\n");
     assert_int_equal(ms__cglimit_failcnt(cg), 9);
-    snprintf(f, sizeof(f), "%s/memory.usage_in_bytes", ms__cglimit_dir(cg));
-    fp = fopen(f, "w");
-    fputs("4096\n", fp);
-    fclose(fp);
+    put_in(ms__cglimit_dir(cg), "memory.usage_in_bytes", "4096\n");
     assert_int_equal(ms__cglimit_current(cg), 4096);
 
     char dir[4096];
