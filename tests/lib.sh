@@ -44,6 +44,17 @@ check() {
     if "$@"; then ok "$desc"; else not_ok "$desc" "failed: $*"; fi
 }
 
+# wait_for COND...: retries COND every 50 ms for up to 20 s; 1 when it never held.
+wait_for() {
+    i=0
+    while ! "$@"; do
+        i=$((i + 1))
+        [ "$i" -ge 400 ] && return 1
+        sleep 0.05
+    done
+    return 0
+}
+
 # ms ARGS...: runs memsnap; stdout in $T/out, stderr in $T/err, exit status in $rc.
 ms() {
     "$BIN" "$@" >"$T/out" 2>"$T/err"

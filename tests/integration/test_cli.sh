@@ -69,16 +69,6 @@ expect_ok() {
     fi
 }
 
-# wait_for COND...: retries COND every 50 ms for up to 10 s.
-wait_for() {
-    i=0
-    while ! "$@"; do
-        i=$((i + 1))
-        [ "$i" -ge 200 ] && return 1
-        sleep 0.05
-    done
-    return 0
-}
 
 # sleeping PID: the process sleeps (state S in /proc/PID/stat, after the last ')').
 sleeping() {

@@ -26,16 +26,6 @@ TEST_NAME=monitor
 . "$HERE/../lib.sh"
 . "$HERE/common.sh"
 
-# wait_for COND...: retries COND every 50 ms for up to 20 s.
-wait_for() {
-    i=0
-    while ! "$@"; do
-        i=$((i + 1))
-        [ "$i" -ge 400 ] && return 1
-        sleep 0.05
-    done
-    return 0
-}
 
 # samples_in FILE N: FILE holds at least N sample records.
 samples_in() {
