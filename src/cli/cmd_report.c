@@ -218,12 +218,6 @@ static size_t stack_frames(struct heap_report *hr, uint32_t im, uint32_t stack)
     return ms__engine_stack_frames(hr->e, hr->sym, im, stack, hr->frames, MAX_FRAMES);
 }
 
-static const char *base_name(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s && s[1] ? s + 1 : path;
-}
-
 /* "+1.50 MiB (+1572864 bytes)" or "1.50 MiB (1572864 bytes)" into buf. */
 static const char *fmt_sbytes(char *buf, size_t len, int64_t bytes, bool diff)
 {
@@ -286,11 +280,11 @@ static int text_sites(FILE *fp, struct heap_report *hr, const struct ms__heap_vi
                 fprintf(fp, "    %s", fr->function);
                 if (fr->file)
                     fprintf(fp, " %s:%u", fr->file, fr->line);
-                fprintf(fp, " [%s]%s\n", base_name(fr->module ? fr->module : "?"),
-                        fr->inlined ? " (inlined)" : "");
-            } else
-                fprintf(fp, "    %s+0x%llx\n", base_name(fr->module ? fr->module : "?"),
-                        (unsigned long long)fr->offset);
+                fprintf(fp, " [%s]%s\n", ms__sym_module_name(fr), fr->inlined ? " (inlined)" : "");
+            } else {
+                char name[512];
+                fprintf(fp, "    %s\n", ms__sym_frame_name(fr, name, sizeof(name)));
+            }
         }
     }
     if (n == 0)
@@ -404,11 +398,7 @@ static int json_threads(FILE *fp, struct heap_report *hr, const struct ms__heap_
 static void folded_frame(FILE *fp, const struct ms__sym_frame *fr)
 {
     char buf[512];
-    if (fr->function)
-        snprintf(buf, sizeof(buf), "%s", fr->function);
-    else
-        snprintf(buf, sizeof(buf), "%s+0x%llx", base_name(fr->module ? fr->module : "?"),
-                 (unsigned long long)fr->offset);
+    ms__sym_frame_name(fr, buf, sizeof(buf));
     for (char *c = buf; *c; c++)
         if (*c == ';' || *c == '\n')
             *c = ':';

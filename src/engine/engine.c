@@ -802,12 +802,6 @@ static int row_cmp(const void *pa, const void *pb)
     return a->thread < b->thread ? -1 : a->thread > b->thread;
 }
 
-static const char *base_name(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s && s[1] ? s + 1 : path;
-}
-
 /* The names of the functions of ip (innermost first) into names[], at most max; "module+0x.."
  * when unresolved. Returns how many. */
 static size_t function_names(struct ms__engine *e, struct ms__symbolizer *sym, uint32_t image,
@@ -817,22 +811,16 @@ static size_t function_names(struct ms__engine *e, struct ms__symbolizer *sym, u
     size_t n = 0;
     if (sym) {
         size_t k = ms__sym_resolve(sym, image, ip, fr, max < 16 ? max : 16);
-        for (size_t i = 0; i < k; i++) {
-            if (fr[i].function)
-                snprintf(names[n++], 256, "%s", fr[i].function);
-            else
-                snprintf(names[n++], 256, "%s+0x%llx", base_name(fr[i].module ? fr[i].module : "?"),
-                         (unsigned long long)fr[i].offset);
-        }
+        for (size_t i = 0; i < k; i++)
+            ms__sym_frame_name(&fr[i], names[n++], 256);
         if (n)
             return n;
     }
     const struct ms__trace_module *m = ms__engine_module_of(e, image, ip);
-    if (m)
-        snprintf(names[0], 256, "%s+0x%llx", base_name(ms__trace_str_ptr(e->td, m->path)),
-                 (unsigned long long)(ip - m->load_bias));
-    else
-        snprintf(names[0], 256, "?+0x%llx", (unsigned long long)ip);
+    struct ms__sym_frame f = {.ip = ip,
+                              .module = m ? ms__trace_str_ptr(e->td, m->path) : NULL,
+                              .offset = m ? ip - m->load_bias : ip};
+    ms__sym_frame_name(&f, names[0], 256);
     return 1;
 }
 

@@ -703,3 +703,19 @@ size_t ms__sym_resolve(struct ms__symbolizer *s, uint32_t image, uint64_t ip,
     }
     return copy_out(tmp, n, out, max);
 }
+
+const char *ms__sym_module_name(const struct ms__sym_frame *f)
+{
+    const char *path = f->module ? f->module : "?";
+    const char *slash = strrchr(path, '/');
+    return slash && slash[1] ? slash + 1 : path;
+}
+
+const char *ms__sym_frame_name(const struct ms__sym_frame *f, char *buf, size_t len)
+{
+    if (f->function)
+        snprintf(buf, len, "%s", f->function);
+    else
+        snprintf(buf, len, "%s+0x%llx", ms__sym_module_name(f), (unsigned long long)f->offset);
+    return buf;
+}

@@ -44,4 +44,9 @@ size_t ms__sym_resolve(struct ms__symbolizer *s, uint32_t image, uint64_t ip,
                        struct ms__sym_frame *out, size_t max);
 void ms__sym_close(struct ms__symbolizer *s);
 
+/* The file name of f's module ("libc.so.6"; "?" when none). */
+const char *ms__sym_module_name(const struct ms__sym_frame *f);
+/* f's name for reports: its function, else "module+0xoffset". Returns buf. */
+const char *ms__sym_frame_name(const struct ms__sym_frame *f, char *buf, size_t len);
+
 #endif
