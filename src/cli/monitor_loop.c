@@ -1526,22 +1526,21 @@ static void mon_status(struct mon *m, uint64_t now)
     m->status_shown = true;
 }
 
-/* After a full capture into m->snap: keeps what a walk read, or puts the last walk's PSS and
- * USS back into a sample that did not walk. */
-static void mon_walk_keep(struct mon *m, bool walk)
+/* After a full capture into m->snap: keeps what a walk read into walked (NULL: none this
+ * time), and puts the last walk's PSS and USS into the sample. */
+static void mon_walk_keep(struct mon *m, const ms_snapshot *walked)
 {
     ms_process_mem *p = &m->snap.process;
     const uint64_t bits = (1u << MS_PF_pss_bytes) | (1u << MS_PF_uss_bytes);
-    if (walk) {
-        m->walk_time = m->snap.timestamp_ns;
-        m->walk_pss = p->pss_bytes;
-        m->walk_uss = p->uss_bytes;
-        m->walk_valid = p->valid & bits;
-    } else {
-        p->pss_bytes = m->walk_pss;
-        p->uss_bytes = m->walk_uss;
-        p->valid = (p->valid & ~bits) | m->walk_valid;
+    if (walked) {
+        m->walk_time = m->snap.timestamp_ns; /* this sample's */
+        m->walk_pss = walked->process.pss_bytes;
+        m->walk_uss = walked->process.uss_bytes;
+        m->walk_valid = walked->process.valid & bits;
     }
+    p->pss_bytes = m->walk_pss;
+    p->uss_bytes = m->walk_uss;
+    p->valid = (p->valid & ~bits) | m->walk_valid;
 }
 
 /* Takes one sample of pid (full figures, or statm only on top of the last full ones) and
@@ -1552,17 +1551,18 @@ static int mon_sample(struct mon *m, pid_t pid, bool full)
     /* A full sample walks the page tables (PSS, USS) when the walk budget allows it. */
     uint64_t t0 = full ? mon_clock(CLOCK_MONOTONIC) : 0;
     bool walk = full && (!m->walk_budget || t0 >= m->walk_next);
-    /* the captures' CPU time (the walks and the other reads, not --tree's scan; not the time
-     * another process had the core) */
-    uint64_t cpu0 = walk ? mon_clock(CLOCK_THREAD_CPUTIME_ID) : 0, walk_ns = 0;
     unsigned what = MS_CAPTURE_BASIC;
     if (full)
-        what = (MS_CAPTURE_FULL & ~(walk ? 0u : (unsigned)MS_CAPTURE_PSS)) |
-               (m->gpu ? MS_CAPTURE_GPU : 0u);
+        what = (MS_CAPTURE_FULL & ~(unsigned)MS_CAPTURE_PSS) | (m->gpu ? MS_CAPTURE_GPU : 0u);
     ms_snapshot *dst = full ? &m->snap : &m->light;
     int rc = ms_capture(m->s, pid, what, dst);
-    if (walk)
+    uint64_t walk_ns = 0;  /* the walks' CPU time (not the other reads, not --tree's scan, not
+                              the time another process had the core) */
+    if (rc == 0 && walk) { /* the walk apart, into m->light, to time it alone */
+        uint64_t cpu0 = mon_clock(CLOCK_THREAD_CPUTIME_ID);
+        rc = ms_capture(m->s, pid, MS_CAPTURE_PSS, &m->light);
         walk_ns = mon_clock(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+    }
     if (rc == MS_ESRCH && !m->child)
         return MON_GONE;
     if (rc) {
@@ -1588,7 +1588,7 @@ static int mon_sample(struct mon *m, pid_t pid, bool full)
         s->process.valid = (s->process.valid & ~statm) | (dst->process.valid & statm);
     } else {
         m->have_full = true;
-        mon_walk_keep(m, walk);
+        mon_walk_keep(m, walk ? &m->light : NULL);
     }
     const ms_process_mem *p = &m->snap.process;
     if (m->child) {
@@ -1600,7 +1600,7 @@ static int mon_sample(struct mon *m, pid_t pid, bool full)
     }
     if (full && m->tree)
         walk_ns += mon_tree_scan(m, pid, walk);
-    if (walk) /* the next walk waits MON_WALK_FACTOR times the CPU the captures took */
+    if (walk) /* the next walk waits MON_WALK_FACTOR times the CPU the walks took */
         m->walk_next = t0 + MON_WALK_FACTOR * walk_ns;
     mon_start(m);
     if (m->out_fd >= 0 && (full || m->fmt != MS_FORMAT_JSON || !mon_light_sample(m))) {
