@@ -53,7 +53,7 @@ step "memsnap report steps.mst --stats"
 
 # And once more, watched over time: a timeline, then its analysis and a one-page HTML report.
 # The run lasts 0.2 s, so every sample re-reads every figure (the default is every 0.1 s).
-step "memsnap monitor --interval 0.01 --full-interval 0.01 --output steps.jsonl -- alloc_steps 64"
+step "memsnap monitor --interval 0.01 --full-interval 0.01 --no-gpu --output steps.jsonl -- alloc_steps 64"
 "$memsnap" monitor --interval 0.01 --full-interval 0.01 --no-gpu --output "$dir/steps.jsonl" \
     -- "$example" 64 >/dev/null
 step "memsnap analyze steps.jsonl --html $html_dir/demo.html"
