@@ -52,7 +52,8 @@ static int ms__malformed(ms_session *s, const struct ms__slot *slot, const char 
 ssize_t ms__proc_read(ms_session *s, struct ms__slot *slot, enum ms__pfile f)
 {
     const char *name = ms__pfile_name[f];
-    if (slot->fd[f] < 0) {
+    bool kept = slot->fd[f] >= 0;
+    if (!kept) {
         char rel[64];
         if (slot->pid == 0)
             snprintf(rel, sizeof(rel), "self/%s", name);
@@ -71,6 +72,13 @@ ssize_t ms__proc_read(ms_session *s, struct ms__slot *slot, enum ms__pfile f)
         slot->fd[f] = fd;
     }
     ssize_t n = ms__read_fd(s, slot->fd[f]);
+    if (n == -ESRCH && kept && f == MS__F_SMAPS) {
+        /* smaps_rollup reads the address space it was opened on, which an exec replaces: a
+         * kept descriptor then reads ESRCH though the process lives. Open it again, once. */
+        close(slot->fd[f]);
+        slot->fd[f] = -1;
+        return ms__proc_read(s, slot, f);
+    }
     if (n < 0)
         return ms__proc_error(s, slot, name, (int)-n);
     return n;

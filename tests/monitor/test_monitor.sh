@@ -216,6 +216,20 @@ fmt "... and an end record with reason pid_exited" "$T/x.jsonl" json \
     "kind('end')[0]['reason'] == 'pid_exited' and len(samples) >= 3"
 wait "$SHORT" 2>/dev/null
 
+# An exec is not an exit: the PSS of the new image is read (smaps_rollup must be reopened).
+python3 -c "import os, time
+time.sleep(0.3); os.execvp('sleep', ['sleep', '2'])" &
+EXECS=$!
+ms monitor --pid "$EXECS" --interval 0.02 --duration 0.8 --no-gpu -o "$T/exec.jsonl"
+check "a --pid that execs is followed through the exec: exit 0" [ "$rc" -eq 0 ]
+fmt "... to the end of --duration, PSS read before and after (python, then sleep)" \
+    "$T/exec.jsonl" json "kind('end')[0]['reason'] == 'duration' and \
+     all(s['snapshot']['process']['pss_bytes'] for s in samples if s['full']) and \
+     samples[0]['snapshot']['process']['pss_bytes'] > \
+         2 * [s for s in samples if s['full']][-1]['snapshot']['process']['pss_bytes']"
+kill "$EXECS" 2>/dev/null
+wait "$EXECS" 2>/dev/null
+
 RANK=5 WORLD_SIZE=6 SLURM_JOB_ID=77 "$BIN" monitor --pid "$SLEEPER" --interval 0.05 \
     --duration 0.2 -o "$T/env.jsonl" 2>"$T/err"
 fmt "job identity from RANK, WORLD_SIZE, SLURM_JOB_ID in every record" "$T/env.jsonl" json \

@@ -1,7 +1,7 @@
 /*
  * test_live.c - captures against the real /proc of this machine: allocations show up in RSS,
  * snapshots agree with statm read directly, full captures are complete, sessions survive
- * processes that exit, fork and eviction of descriptor slots, and permission errors.
+ * processes that exit or exec, fork and eviction of descriptor slots, and permission errors.
  *
  * Child processes are forked, touch a known amount of memory, report readiness through a pipe
  * and pause until the teardown kills and reaps them.
@@ -395,6 +395,61 @@ static void test_session_survives_exit(void **state)
     ms_session_close(s);
 }
 
+/* Waits (up to 5 s) until pid's comm is name. */
+static void wait_comm(pid_t pid, const char *name)
+{
+    char path[64], buf[64];
+    snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+    for (int i = 0; i < 5000; i++) {
+        if (read_small(path, buf, sizeof(buf)) > 0 && strcmp(strtok(buf, "\n"), name) == 0)
+            return;
+        sleep_ms(1);
+    }
+    fail_msg("child %d never became %s", (int)pid, name);
+}
+
+/* smaps_rollup reads the address space it was opened on: after the process execs, the kept
+ * descriptor reads ESRCH. The capture must open it again, not report the process gone. */
+static void test_session_survives_exec(void **state)
+{
+    (void)state;
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char c;
+        close(go[1]);
+        if (!touch_mib(32) || read(go[0], &c, 1) != 1)
+            _exit(1);
+        execlp("sleep", "sleep", "30", (char *)NULL);
+        _exit(127);
+    }
+    close(go[0]);
+    children[nchildren++] = pid;
+    wait_sleeping(pid);
+    ms_session *s = live_session();
+    ms_snapshot snap;
+    ms_snapshot_init(&snap);
+    assert_int_equal(ms_capture(s, pid, MS_CAPTURE_FULL, &snap), 0);
+    assert_true(ms_valid(&snap.process, MS_PF_pss_bytes));
+    assert_true(snap.process.pss_bytes >= 32 * MIB);
+
+    assert_int_equal(write(go[1], "x", 1), 1);
+    close(go[1]);
+    wait_comm(pid, "sleep");
+    wait_sleeping(pid);
+    for (int i = 0; i < 2; i++) { /* the reopened descriptor is kept, and reads again */
+        int rc = ms_capture(s, pid, MS_CAPTURE_FULL, &snap);
+        if (rc)
+            fail_msg("capture after exec: %s", ms_session_error(s));
+        assert_true(ms_valid(&snap.process, MS_PF_pss_bytes));
+        assert_true(snap.process.pss_bytes < 8 * MIB); /* sleep's, not the 32 MiB image's */
+        assert_statm(&snap, pid);
+    }
+    ms_session_close(s);
+}
+
 /* Exit codes of the forked child in test_fork_safety. */
 enum { FORK_OK, FORK_NOMEM, FORK_CAPTURE, FORK_PID, FORK_STATM, FORK_RSS };
 
@@ -551,6 +606,7 @@ int main(void)
         cmocka_unit_test_teardown(test_full_self_system, reap_children),
         cmocka_unit_test_teardown(test_full_self_cgroup, reap_children),
         cmocka_unit_test_teardown(test_session_survives_exit, reap_children),
+        cmocka_unit_test_teardown(test_session_survives_exec, reap_children),
         cmocka_unit_test_teardown(test_fork_safety, reap_children),
         cmocka_unit_test_teardown(test_permission_denied, reap_children),
         cmocka_unit_test_teardown(test_many_slots, reap_children),
