@@ -217,13 +217,31 @@ fmt "... and an end record with reason pid_exited" "$T/x.jsonl" json \
 wait "$SHORT" 2>/dev/null
 
 # An exec is not an exit: the PSS of the new image is read (smaps_rollup must be reopened).
-python3 -c "import os, time
-time.sleep(0.3); os.execvp('sleep', ['sleep', '2'])" &
+# The process is Python when the monitor starts, and execs sleep when told to.
+rm -f "$T/exec.ready" "$T/exec.go"
+python3 -c "import os, sys, time
+open(sys.argv[1], 'w').close()
+while not os.path.exists(sys.argv[2]): time.sleep(0.01)
+os.execvp('sleep', ['sleep', '30'])" "$T/exec.ready" "$T/exec.go" &
 EXECS=$!
-ms monitor --pid "$EXECS" --interval 0.02 --duration 0.8 --no-gpu -o "$T/exec.jsonl"
-check "a --pid that execs is followed through the exec: exit 0" [ "$rc" -eq 0 ]
-fmt "... to the end of --duration, PSS read before and after (python, then sleep)" \
-    "$T/exec.jsonl" json "kind('end')[0]['reason'] == 'duration' and \
+BG="$BG $EXECS"
+wait_for test -e "$T/exec.ready"
+"$BIN" monitor --pid "$EXECS" --interval 0.02 --no-gpu -o "$T/exec.jsonl" 2>"$T/err" &
+MON=$!
+BG="$BG $MON"
+wait_for samples_in "$T/exec.jsonl" 10
+touch "$T/exec.go"
+is_sleep() { [ "$(cat "/proc/$EXECS/comm" 2>/dev/null)" = sleep ]; }
+wait_for is_sleep
+n=$(grep -c '"record":"sample"' "$T/exec.jsonl")
+wait_for samples_in "$T/exec.jsonl" $((n + 20))
+kill -TERM "$MON"
+wait "$MON"
+rc=$?
+check "a --pid that execs is followed through the exec: exit 0, silent" \
+    sh -c '[ "$1" -eq 0 ] && [ ! -s "$2" ]' _ "$rc" "$T/err"
+fmt "... until stopped, PSS read before and after (python, then sleep)" "$T/exec.jsonl" json \
+    "kind('end')[0]['reason'] == 'interrupted' and \
      all(s['snapshot']['process']['pss_bytes'] for s in samples if s['full']) and \
      samples[0]['snapshot']['process']['pss_bytes'] > \
          2 * [s for s in samples if s['full']][-1]['snapshot']['process']['pss_bytes']"
@@ -280,7 +298,7 @@ kill -TERM "$MON"
 wait "$MON"
 rc=$?
 check "track --pid: every usage step was sampled; SIGTERM ends it with exit 0" \
-    [ "$steps_ok" = true ] && [ "$rc" -eq 0 ]
+    sh -c '[ "$1" = true ] && [ "$2" -eq 0 ]' _ "$steps_ok" "$rc"
 fmt "track output follows the format, end reason interrupted" "$T/th.jsonl" json \
     "kind('end')[0]['reason'] == 'interrupted' and \
      recs[0]['thresholds'] == {'warning_pct': 80, 'critical_pct': 90} and \

@@ -103,8 +103,8 @@ BUNDLE=$(python3 -c "import json
 for l in open('$T/o.jsonl'):
     d = json.loads(l)
     if d['record'] == 'oom': print(d['bundle'])")
-check "the bundle is a directory in --oom-dump-dir" [ -d "$BUNDLE" ] &&
-    [ "$(dirname "$BUNDLE")" = "$T/dumps" ]
+check "the bundle is a directory in --oom-dump-dir" \
+    sh -c '[ -d "$1" ] && [ "$(dirname "$1")" = "$2" ]' _ "$BUNDLE" "$T/dumps"
 for f in events.json metadata.json environment.json manifest.json; do
     check "the bundle holds $f, JSON, mode 0600" sh -c "[ \"\$(stat -c %a '$BUNDLE/$f')\" = 600 ] \
         && python3 -c 'import json,sys; json.load(open(sys.argv[1]))' '$BUNDLE/$f'"
@@ -117,15 +117,16 @@ assert 'critical' in text and 'memsnap.snapshot/1' in text, text[:300]"
 rm -rf "$T/dumps2"
 ms track --memory-limit 32M --oom-dump-dir "$T/dumps2" --record "$T/app.mst" --interval 0.02 \
     -o "$T/r.jsonl" -- "$PROG" hog 256
-check "--record under an OOM kill: exit 137, a trace was written" [ "$rc" -eq 137 ] &&
-    [ -s "$T/app.mst" ]
+check "--record under an OOM kill: exit 137, a trace was written" \
+    sh -c '[ "$1" -eq 137 ] && [ -s "$2" ]' _ "$rc" "$T/app.mst"
 BUNDLE=$(ls -d "$T"/dumps2/oom_dump_* 2>/dev/null | head -1)
-check "--record: the bundle gets trace_tail.json" [ -n "$BUNDLE" ] &&
-    python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$BUNDLE/trace_tail.json"
+check "--record: the bundle gets trace_tail.json" sh -c '[ -n "$1" ] &&
+    python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$1/trace_tail.json"' _ "$BUNDLE"
 
 ms monitor --record "$T/ok.mst" --interval 0.05 -o "$T/ok.jsonl" -- "$PROG" alloc 4 0 0
-check "monitor --record: exit 0 and the trace reads back" [ "$rc" -eq 0 ] &&
-    "$BIN" report "$T/ok.mst" --stats >"$T/stats" 2>&1
+check "monitor --record: exit 0 and the trace reads back" \
+    sh -c '[ "$1" -eq 0 ] && "$2" report "$3" --stats >"$4" 2>&1' _ "$rc" "$BIN" "$T/ok.mst" \
+    "$T/stats"
 mentions "... with the command's allocations" "$T/stats" allocations
 fmt "the start record names the trace" "$T/ok.jsonl" json "recs[0]['trace'] == '$T/ok.mst'"
 
