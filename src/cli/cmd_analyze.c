@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -648,6 +649,34 @@ out:
     return rc;
 }
 
+/* Monitor output is read through mmap. A file truncated meanwhile (a monitor restarted with
+ * the same -o) raises SIGBUS on the first page past its new end: that ends analyze with one
+ * line naming the file, and no half-written report. Only async-signal-safe calls here. */
+static const char *an_bus_path, *an_bus_html;
+
+static void an_put(const char *text)
+{
+    size_t n = strlen(text);
+    while (n) {
+        ssize_t k = write(STDERR_FILENO, text, n);
+        if (k <= 0)
+            return;
+        text += k;
+        n -= (size_t)k;
+    }
+}
+
+static void an_on_sigbus(int sig)
+{
+    (void)sig;
+    an_put("memsnap analyze: ");
+    an_put(an_bus_path);
+    an_put(": the file was truncated while it was read\n");
+    if (an_bus_html)
+        unlink(an_bus_html);
+    _exit(CLI_FAIL);
+}
+
 int cmd_analyze(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -730,13 +759,19 @@ int cmd_analyze(int argc, char **argv)
         munmap((void *)buf, len);
         return CLI_FAIL;
     }
+    struct sigaction sa = {.sa_handler = an_on_sigbus}, old;
+    an_bus_path = path;
+    an_bus_html = html;
+    sigaction(SIGBUS, &sa, &old);
     int rc;
     if (len >= 8 && memcmp(buf, MS_TRACE_MAGIC, 8) == 0) {
         munmap((void *)buf, len);
+        sigaction(SIGBUS, &old, NULL); /* a trace is read(), not mapped */
         rc = analyze_trace(path, co.fmt, hf, top);
     } else {
         rc = analyze_monitor(path, buf, len, co.fmt, hf);
         munmap((void *)buf, len);
+        sigaction(SIGBUS, &old, NULL);
     }
     if (hf && fclose(hf) != 0 && rc == CLI_OK) {
         cli_error("analyze", "writing %s failed: %s", html, strerror(errno));

@@ -4,14 +4,15 @@
 # check.py; every error path; and a trace of tests/record's snap_pattern (its peak: 28000
 # bytes in 5 blocks; its leaks: 6000 bytes in 2, 5000 of them from leak_here).
 #
-# $1: the build directory of tests/record (snap_pattern). Environment (set by meson):
+# $1: the build directory of tests/record (snap_pattern); $2: truncate_on_mmap.so. Environment (set by meson):
 # MEMSNAP_BIN the built memsnap. Prints one line per check, ends with the line
 # "N passed, M failed, K skipped" and exits non-zero when a check failed.
 
 set -u
 
 BIN=${MEMSNAP_BIN:?MEMSNAP_BIN must name the memsnap binary}
-P=${1:?usage: test_analyze.sh BUILD_DIR_OF_TESTS_RECORD}
+P=${1:?usage: test_analyze.sh BUILD_DIR_OF_TESTS_RECORD TRUNCATE_SHIM}
+TRUNCATE_SHIM=${2:?usage: test_analyze.sh BUILD_DIR_OF_TESTS_RECORD TRUNCATE_SHIM}
 BIN=$(cd "$(dirname "$BIN")" && pwd -P)/$(basename "$BIN")
 HERE=$(cd "$(dirname "$0")" && pwd -P)
 # The tracker of this build tree, found next to memsnap; never a developer's.
@@ -296,6 +297,19 @@ check "... and the input is left whole" cmp -s "$T/known.csv" "$T/self.csv"
 ln -s self.csv "$T/link.csv"
 expect_error "... also through a link" 2 "is the input itself" \
     analyze "$T/self.csv" --html "$T/link.csv"
+# A file truncated while analyze reads it (a monitor restarted with the same -o): the shim
+# truncates it to two pages once analyze has mapped it; the pages after them raise SIGBUS.
+{ cat "$T/known.jsonl"; cat "$T/known.jsonl" | grep -v '"record":"start"'; } >"$T/trunc.jsonl"
+MEMSNAP_TEST_TRUNCATE="$T/trunc.jsonl" LD_PRELOAD="$TRUNCATE_SHIM" \
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+export MEMSNAP_TEST_TRUNCATE LD_PRELOAD ASAN_OPTIONS
+expect_error "a file truncated while it is read: one line, no crash" 1 \
+    "trunc.jsonl: the file was truncated while it was read" \
+    analyze "$T/trunc.jsonl" --html "$T/trunc.html"
+unset MEMSNAP_TEST_TRUNCATE LD_PRELOAD
+check "... and no half-written report" [ ! -e "$T/trunc.html" ]
+check "... the shim did truncate the file (to two pages)" \
+    [ "$(wc -c <"$T/trunc.jsonl")" -eq "$(($(getconf PAGESIZE) * 2))" ]
 ms analyze "$T/bad.jsonl" --html "$T/bad.html"
 if [ "$rc" -eq 1 ] && [ ! -e "$T/bad.html" ]; then
     ok "no HTML report is left behind when the analysis fails"
