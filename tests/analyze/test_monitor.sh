@@ -18,12 +18,12 @@ TEST_NAME=analyze-monitor
 . "$HERE/../lib.sh"
 
 for f in json csv; do
-    ms monitor --interval 0.05 --format $f --output "$T/m.$f" -- sh -c 'sleep 0.6'
+    ms monitor --interval 0.05 --format $f --output "$T/m.$f" -- sh -c 'sleep 1.2'
     if [ "$rc" -ne 0 ] || [ ! -s "$T/m.$f" ]; then
-        not_ok "memsnap monitor --format $f on 'sleep 0.6' writes its records" "exit $rc"
+        not_ok "memsnap monitor --format $f on 'sleep 1.2' writes its records" "exit $rc"
         continue
     fi
-    ok "memsnap monitor --format $f on 'sleep 0.6' writes its records"
+    ok "memsnap monitor --format $f on 'sleep 1.2' writes its records"
     ms analyze "$T/m.$f" --format json
     cp "$T/out" "$T/a-$f.json"
     if [ "$rc" -eq 0 ] && [ ! -s "$T/err" ] && python3 - "$T/a-$f.json" <<'PY'; then

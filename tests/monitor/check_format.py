@@ -11,8 +11,9 @@ csv: the header is record,seq,time_ns,job_id,rank,world_size, then H (the snapsh
 header, from `memsnap snapshot --format csv`, when given), then the GPU, tree and event
 columns, full and pss_age_ns; every row has as many cells.
 
-EXPR is evaluated with recs (the records, as dicts: CSV rows keyed by column), samples, and
-kind(name) (the records of one kind); it must be true. Prints why not and exits 1.
+EXPR is evaluated with recs (the records, as dicts: CSV rows keyed by column), samples,
+kind(name) (the records of one kind), lost(interval) and full_schedule(full_interval) (below);
+it must be true. Prints why not and exits 1.
 """
 import csv
 import json
@@ -23,6 +24,34 @@ TAIL = ("gpu.count,gpu.total_bytes,gpu.used_bytes,gpu.process_used_bytes,tree.pr
         "event.limit_bytes,event.percent,event.text,full,pss_age_ns").split(",")
 HEAD = "record,seq,time_ns,job_id,rank,world_size".split(",")
 KINDS = {"start", "sample", "alert", "marker", "oom", "end"}
+
+
+def mono(s):
+    return int(s["snapshot"]["monotonic_ns"] if "snapshot" in s else s["monotonic_ns"]) / 1e9
+
+
+def lost(samples, interval):
+    """The ticks missed between the samples (a loaded machine stalls the monitor): counts that
+    hold "samples + lost ~ duration / interval" stay true under load."""
+    return sum(max(0, round((mono(b) - mono(a)) / interval) - 1)
+               for a, b in zip(samples, samples[1:]))
+
+
+def full_schedule(samples, full_s):
+    """The first sample is full, full ones are at least about full_s apart and a statm-only one
+    comes within about full_s of the last full one (slack for a capture that was preempted)."""
+    if not samples or str(samples[0]["full"]).lower() != "true":
+        return False
+    last = None
+    for s in samples:
+        t = mono(s)
+        if str(s["full"]).lower() == "true":
+            if last is not None and t - last < full_s / 2:
+                return False
+            last = t
+        elif t - last >= 2 * full_s + 0.05:
+            return False
+    return True
 
 
 def fail(msg):
@@ -201,7 +230,9 @@ def main():
     if len(args) > 2:
         samples = [r for r in recs if r["record"] == "sample"]
         env = {"recs": recs, "samples": samples,
-               "kind": lambda k: [r for r in recs if r["record"] == k]}
+               "kind": lambda k: [r for r in recs if r["record"] == k],
+               "lost": lambda interval: lost(samples, interval),
+               "full_schedule": lambda full_s: full_schedule(samples, full_s)}
         try:
             ok = eval("(" + args[2] + "\n)", env)
         except Exception as e:  # noqa: BLE001 - the expression is the test's

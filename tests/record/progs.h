@@ -48,7 +48,8 @@ static inline void rp_sleep_ms(long ms)
 }
 
 /* Ends the program as how says: "exit" (return from main: exit(0)), "_exit", "abort", or
- * "kill": sleeps 300 ms (longer than the tracker's flush interval), then SIGKILL to itself. */
+ * "kill": sleeps 1.5 s (30 of the tracker's flush intervals, for a loaded machine), then SIGKILL
+ * to itself. */
 static inline int rp_finish(const char *how)
 {
     if (!how || strcmp(how, "exit") == 0)
@@ -58,7 +59,7 @@ static inline int rp_finish(const char *how)
     if (strcmp(how, "abort") == 0)
         abort();
     if (strcmp(how, "kill") == 0) {
-        rp_sleep_ms(300);
+        rp_sleep_ms(1500);
         kill(getpid(), SIGKILL);
     }
     return 99; /* an unknown way */

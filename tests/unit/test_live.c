@@ -136,12 +136,12 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* Waits (up to 5 s) until pid sleeps, so that its memory no longer changes. */
+/* Waits (up to 20 s) until pid sleeps, so that its memory no longer changes. */
 static void wait_sleeping(pid_t pid)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    for (int i = 0; i < 5000; i++) {
+    for (int i = 0; i < 20000; i++) {
         ssize_t n = read_small(path, buf, sizeof(buf));
         const char *paren = n > 0 ? strrchr(buf, ')') : NULL;
         if (paren && paren[1] == ' ' && paren[2] == 'S')
@@ -395,12 +395,12 @@ static void test_session_survives_exit(void **state)
     ms_session_close(s);
 }
 
-/* Waits (up to 5 s) until pid's comm is name. */
+/* Waits (up to 20 s) until pid's comm is name. */
 static void wait_comm(pid_t pid, const char *name)
 {
     char path[64], buf[64];
     snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-    for (int i = 0; i < 5000; i++) {
+    for (int i = 0; i < 20000; i++) {
         if (read_small(path, buf, sizeof(buf)) > 0 && strcmp(strtok(buf, "\n"), name) == 0)
             return;
         sleep_ms(1);

@@ -28,7 +28,7 @@ class OOMTest(unittest.TestCase):
     def test_a_cuda_oom_writes_a_bundle_and_is_reraised(self):
         with self.assertRaises(OutOfMemoryError) as cm:
             with memsnap.OOMFlightRecorder(self.dir, interval=0.01):
-                time.sleep(0.1)
+                time.sleep(0.5)  # 50 ticks: the test needs one, whatever the load
                 raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         path = cm.exception.memsnap_bundle
         self.assertEqual(self.bundles(), [os.path.basename(path)])

@@ -419,7 +419,7 @@ class Helpers(unittest.TestCase):
             for _ in range(20):
                 pid = os.fork()
                 if pid == 0:
-                    signal.alarm(2)  # a hang ends in SIGALRM
+                    signal.alarm(10)  # a hang ends in SIGALRM (a capture takes ms)
                     try:
                         memsnap.capture_memory_snapshot()
                     finally:

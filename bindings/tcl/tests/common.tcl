@@ -84,7 +84,7 @@ proc statm {{pid self}} {
 # S), so that its memory no longer changes; the wait is synchronisation, not a timed check.
 proc startSleeper {} {
     set pid [exec sleep 60 &]
-    for {set i 0} {$i < 1000} {incr i} {
+    for {set i 0} {$i < 3000} {incr i} {
         if {![catch {file readlink /proc/$pid/exe} exe] && [string match *sleep $exe] &&
             ![catch {open /proc/$pid/stat} f]} {
             set stat [read $f]
