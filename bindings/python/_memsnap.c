@@ -1237,6 +1237,10 @@ static PyObject *gpu_backends(PyObject *mod, PyObject *unused)
     n = ms_gpu_backends(sess, b, sizeof(b) / sizeof(b[0]));
     PyThread_release_lock(sess_lk);
     PyEval_RestoreThread(ts);
+    if (n < 0) /* the backends' state could not be allocated: not "no backends" */
+        return n == MS_ENOMEM
+                   ? PyErr_NoMemory()
+                   : PyErr_Format(Error, "listing the GPU backends failed: %s", ms_strerror(n));
     if (n > 8)
         n = 8;
     PyObject *list = PyList_New(0);
