@@ -9,7 +9,8 @@
  * mutations reach the records.
  *
  * The snapshot engine then opens the same bytes both ways, streamed from a file chunk by chunk
- * (as `memsnap report` does) and on the whole load, and the two must agree.
+ * (as `memsnap report` does) and on the whole load, and the two must agree, down to the blocks
+ * live at the peak; every grouping of the peak must add up to it.
  *
  * Built as a libFuzzer binary with clang (-Dfuzz=enabled: build-fuzz/tests/fuzz/fuzz_trace
  * tests/fuzz/corpus-trace), and always as fuzz_trace_replay, which runs the target over the
@@ -89,8 +90,56 @@ static void one(const uint8_t *data, size_t size)
     ms__trace_data_free(td);
 }
 
+/* What ms__engine_blocks listed: how many, and a hash of (block, info, allocating event). */
+struct block_list {
+    uint64_t n, hash;
+};
+
+static int list_block(void *ctx, uint64_t block, uint32_t info, uint64_t alloc_slot)
+{
+    struct block_list *l = ctx;
+    l->n++;
+    l->hash = (l->hash ^ block ^ (uint64_t)info << 40 ^ alloc_slot << 20) * 0x100000001b3ull;
+    return 0;
+}
+
+/* The blocks of view v, listed by e; 0 or an MS_E* code. */
+static int blocks_of(struct ms__engine *e, const struct ms__heap_view *v, struct block_list *l)
+{
+    *l = (struct block_list){0};
+    return ms__engine_blocks(e, v, list_block, l);
+}
+
+/* Every grouping of view v: the rows add up to the view (but by function inclusive, where a
+ * site counts once per function on its stack; and but for rounding in a sampled trace). */
+static void groups_add_up(struct ms__engine *e, const struct ms__heap_view *v)
+{
+    for (int by = MS__GROUP_STACK; by <= MS__GROUP_FUNCTION_INCL; by++) {
+        struct ms__group_row *rows = NULL;
+        size_t n = 0;
+        int rc = ms__engine_group(e, v, (enum ms__group_by)by, NULL, &rows, &n);
+        if (rc == MS_ENOMEM)
+            continue;
+        if (rc != 0)
+            abort();
+        int64_t bytes = 0, count = 0;
+        for (size_t i = 0; i < n; i++) {
+            bytes += rows[i].bytes;
+            count += rows[i].count;
+            if ((by == MS__GROUP_MODULE || by >= MS__GROUP_FUNCTION_SELF) && !rows[i].name)
+                abort();
+        }
+        /* sampled: each row and the total are estimates rounded on their own */
+        int64_t slack = ms__engine_totals(e)->sampled ? (int64_t)(v->nsites + 1) / 2 : 0;
+        if (by != MS__GROUP_FUNCTION_INCL &&
+            (llabs(bytes - v->live_bytes) > slack || llabs(count - v->live_allocations) > slack))
+            abort();
+        ms__group_rows_free(rows, n);
+    }
+}
+
 /* The engine streamed from a file and on the whole load: both open or neither, with the same
- * totals and the same heap at the peak. */
+ * totals, the same heap at the peak, the same blocks in it, and groupings that add up. */
 static void engine_both(const uint8_t *data, size_t size)
 {
     int fd = memfd_create("fuzz-trace", 0);
@@ -118,6 +167,12 @@ static void engine_both(const uint8_t *data, size_t size)
             if (va.live_bytes != vb.live_bytes || va.nsites != vb.nsites ||
                 va.time_ns != vb.time_ns)
                 abort();
+            struct block_list la, lb;
+            int ba = blocks_of(a, &va, &la), bb = blocks_of(b, &vb, &lb);
+            if ((ba != 0 && ba != MS_ENOMEM) || (bb != 0 && bb != MS_ENOMEM) ||
+                (ba == 0 && bb == 0 && (la.n != lb.n || la.hash != lb.hash)))
+                abort();
+            groups_add_up(b, &vb);
             ms__heap_view_free(&vb);
         }
         ms__heap_view_free(&va);
