@@ -180,6 +180,20 @@ FILE *cli_create_file(const char *path)
     return fp;
 }
 
+int cli_capture(ms_session *s, pid_t pid, unsigned what, ms_snapshot *snap, char *denied,
+                size_t len)
+{
+    denied[0] = '\0';
+    int rc = ms_capture(s, pid, what, snap);
+    if (rc != MS_EACCES || !(what & MS_CAPTURE_PSS))
+        return rc;
+    snprintf(denied, len, "%s", ms_session_error(s));
+    rc = ms_capture(s, pid, what & ~(unsigned)MS_CAPTURE_PSS, snap);
+    if (rc)
+        denied[0] = '\0'; /* not only PSS: the error is the session's */
+    return rc;
+}
+
 bool cli_gpu_available(ms_session *s, char *why, size_t len)
 {
     ms_gpu_backend_info b[8];

@@ -30,6 +30,8 @@ static void snapshot_usage(FILE *fp)
             "      --sysfs DIR    sysfs root (default $MEMSNAP_SYSFS or /sys)\n"
             "  -h, --help         this help\n\n"
             "Fields that cannot be read are null in JSON, empty in CSV and left out in text.\n"
+            "PSS and USS need ptrace access: for another user's process they are left out,\n"
+            "with a note on stderr.\n"
             "example: memsnap snapshot --pid 1234 --full --format json > before.json\n");
 }
 
@@ -101,13 +103,16 @@ int cmd_snapshot(int argc, char **argv)
     static ms_snapshot snap; /* large with its GPUs: not on the stack */
     ms_snapshot_init(&snap);
     ms_snapshot_set_label(&snap, label);
-    int rc = ms_capture(s, co.pid, what, &snap);
+    char denied[512];
+    int rc = cli_capture(s, co.pid, what, &snap, denied, sizeof(denied));
     if (rc) {
         cli_error("snapshot", "%s", ms_session_error(s));
         ms_session_close(s);
         return CLI_FAIL;
     }
     ms_session_close(s);
+    if (denied[0])
+        cli_error("snapshot", "PSS and USS left out: %s", denied);
 
     FILE *fp = stdout;
     if (output) {

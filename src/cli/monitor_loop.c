@@ -307,6 +307,7 @@ struct mon {
     uint64_t walk_next; /* CLOCK_MONOTONIC before which a full sample does not walk */
     uint64_t walk_time; /* CLOCK_REALTIME of the last walk (PSS, USS), 0: none yet */
     uint64_t walk_pss, walk_uss, walk_valid; /* what it read (MS_PF_* validity bits) */
+    bool walk_denied;                        /* smaps_rollup is denied: no PSS, USS */
     bool warned;                             /* a skipped sample was reported */
     uint64_t seq;                            /* samples written */
     int level;                               /* 0 ok, 1 warning, 2 critical */
@@ -1219,7 +1220,8 @@ static uint64_t mon_tree_scan(struct mon *m, pid_t root, bool walk)
         const ms_snapshot *s = &m->snap;
         if (k > 0) {
             unsigned what = MS_CAPTURE_BASIC | (walk ? MS_CAPTURE_PSS : 0u);
-            if (ms_capture(m->s, p->pid, what, &m->light) != 0)
+            char denied[8]; /* a member of another user's: its RSS all the same */
+            if (cli_capture(m->s, p->pid, what, &m->light, denied, sizeof(denied)) != 0)
                 continue; /* ended since the scan: listed without figures */
             s = &m->light;
         }
@@ -1550,7 +1552,7 @@ static int mon_sample(struct mon *m, pid_t pid, bool full)
 {
     /* A full sample walks the page tables (PSS, USS) when the walk budget allows it. */
     uint64_t t0 = full ? mon_clock(CLOCK_MONOTONIC) : 0;
-    bool walk = full && (!m->walk_budget || t0 >= m->walk_next);
+    bool walk = full && !m->walk_denied && (!m->walk_budget || t0 >= m->walk_next);
     unsigned what = MS_CAPTURE_BASIC;
     if (full)
         what = (MS_CAPTURE_FULL & ~(unsigned)MS_CAPTURE_PSS) | (m->gpu ? MS_CAPTURE_GPU : 0u);
@@ -1562,6 +1564,13 @@ static int mon_sample(struct mon *m, pid_t pid, bool full)
         uint64_t cpu0 = mon_clock(CLOCK_THREAD_CPUTIME_ID);
         rc = ms_capture(m->s, pid, MS_CAPTURE_PSS, &m->light);
         walk_ns = mon_clock(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+        if (rc == MS_EACCES) { /* another user's process: sampled all the same, PSS null */
+            mon_status_clear(m);
+            cli_error(m->name, "PSS and USS left out: %s", ms_session_error(m->s));
+            m->walk_denied = true;
+            walk = false;
+            rc = 0;
+        }
     }
     if (rc == MS_ESRCH && !m->child)
         return MON_GONE;

@@ -266,6 +266,50 @@ fmt "... until stopped, PSS read before and after (python, then sleep)" "$T/exec
 kill "$EXECS" 2>/dev/null
 wait "$EXECS" 2>/dev/null
 
+# Another user's process: statm, status and stat are readable, smaps_rollup (PSS, USS) is not.
+# memsnap, as nobody, watches root's processes: everything but PSS and USS, with one note.
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
+    mkdir "$T/nb"
+    cp "$BIN" "$T/nb/memsnap"
+    chmod 755 "$T"
+    chown nobody "$T/nb"
+    as_nobody() {
+        setpriv --reuid=nobody --regid=nogroup --clear-groups "$T/nb/memsnap" "$@" \
+            >"$T/out" 2>"$T/err"
+        rc=$?
+    }
+    sh -c 'sleep 3600 & wait' &
+    ROOTS=$!
+    BG="$BG $ROOTS"
+    has_child() { [ -n "$(pgrep -P "$ROOTS")" ]; }
+    wait_for has_child
+    as_nobody snapshot --pid "$SLEEPER" --full --no-gpu --format json
+    check "snapshot --full of another user's process: exit 0 (exit $rc)" [ "$rc" -eq 0 ]
+    mentions "... one note: PSS and USS left out, and why" "$T/err" "PSS and USS left out" \
+        "smaps_rollup: permission denied"
+    check "... the rest is there, PSS null" python3 -c "
+import json, sys
+p = json.load(open(sys.argv[1]))['process']
+assert p['rss_bytes'] > 0 and p['peak_rss_bytes'] > 0 and p['threads'] == 1 and \\
+    p['pss_bytes'] is None and p['uss_bytes'] is None, p" "$T/out"
+    as_nobody monitor --pid "$ROOTS" --tree --no-gpu --interval 0.05 --duration 0.5 \
+        -o "$T/nb/o.jsonl"
+    check "monitor of another user's process: exit 0 (exit $rc), one line on stderr" \
+        sh -c '[ "$1" -eq 0 ] && [ "$(wc -l <"$2")" -eq 1 ]' _ "$rc" "$T/err"
+    mentions "... that says PSS and USS are left out" "$T/err" "PSS and USS left out"
+    fmt "... every sample, with RSS, PSS null; --tree members keep their RSS" "$T/nb/o.jsonl" \
+        json "len(samples) >= 5 and all(s['snapshot']['process']['rss_bytes'] > 0 and \
+              s['snapshot']['process']['pss_bytes'] is None and s['pss_age_ns'] is None \
+              for s in samples) and all(s['tree']['processes'] == 2 and \
+              all(m['rss_bytes'] > 0 and m['pss_bytes'] is None for m in s['tree']['members']) \
+              for s in samples if s['full'])"
+    pkill -P "$ROOTS"
+    kill "$ROOTS" 2>/dev/null
+    wait "$ROOTS" 2>/dev/null
+else
+    skip "another user's process (needs root and setpriv to become nobody)"
+fi
+
 RANK=5 WORLD_SIZE=6 SLURM_JOB_ID=77 "$BIN" monitor --pid "$SLEEPER" --interval 0.05 \
     --duration 0.2 -o "$T/env.jsonl" 2>"$T/err"
 fmt "job identity from RANK, WORLD_SIZE, SLURM_JOB_ID in every record" "$T/env.jsonl" json \
