@@ -1657,6 +1657,14 @@ static void mon_on_signal(int sig, siginfo_t *si, void *ctx)
     errno = saved;
 }
 
+/* SIGPIPE (the reader of the output went away: `| head`): the write fails with EPIPE instead,
+ * reported like any failed write, and the command is still waited for. A handler, unlike
+ * SIG_IGN, is not passed on to the command through exec. */
+static void mon_on_sigpipe(int sig)
+{
+    (void)sig;
+}
+
 /* What the child reports on the pipe when it cannot start the command. */
 struct mon_exec_err {
     int stage; /* 0 exec, 1 entering the cgroup, 2 the tracker's environment */
@@ -2028,6 +2036,10 @@ int cli_monitor_main(enum cli_mon_kind kind, int argc, char **argv, void (*usage
             sigaction(mon_signals[i], &act, NULL);
     }
     sigaction(SIGCHLD, &act, &old[MON_NSIGNALS]);
+    struct sigaction pipe_act = {.sa_handler = mon_on_sigpipe}, old_pipe;
+    sigaction(SIGPIPE, NULL, &old_pipe);
+    if (old_pipe.sa_handler != SIG_IGN)
+        sigaction(SIGPIPE, &pipe_act, NULL);
     mon_stop = 0;
     mon_child_pid = 0;
     rc = 0;
@@ -2074,6 +2086,7 @@ int cli_monitor_main(enum cli_mon_kind kind, int argc, char **argv, void (*usage
     for (size_t i = 0; i < MON_NSIGNALS; i++)
         sigaction(mon_signals[i], &old[i], NULL);
     sigaction(SIGCHLD, &old[MON_NSIGNALS], NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
     if (m->out_fp && fflush(m->out_fp) != 0 && rc == 0)
         rc = CLI_FAIL;
     mon_free(m);

@@ -405,6 +405,22 @@ fmt "CSV: an alert row fills the event columns" "$T/out" csv \
     "[(a['event.level'], a['event.metric'], a['event.percent']) for a in kind('alert')] == \
      [('critical', 'cgroup', '40.00')]"
 
+# An output that fails while sampling: one line, the command is waited for, its status.
+ms monitor --interval 0.01 --no-gpu -o /dev/full -- sh -c 'sleep 0.3; exit 3'
+check "a full disk while sampling: the command's status (exit $rc)" [ "$rc" -eq 3 ]
+mentions "... one line saying so" "$T/err" "writing /dev/full failed"
+# The reader of standard output goes away (| head): EPIPE, not death by SIGPIPE.
+{ "$BIN" monitor --interval 0.01 --no-gpu -- sh -c 'sleep 0.5; exit 3' 2>"$T/err"
+  echo $? >"$T/rc"; } | head -c 1 >/dev/null
+check "| head: memsnap outlives the pipe and returns the command's status ($(cat "$T/rc"))" \
+    [ "$(cat "$T/rc")" -eq 3 ]
+check "... with one line on stderr" sh -c '[ "$(wc -l <"$1")" -eq 1 ]' _ "$T/err"
+mentions "... that names the broken pipe" "$T/err" "writing standard output failed: Broken pipe"
+sigign() { sed -n 's/^SigIgn:[[:space:]]*//p' "/proc/$1/status"; }
+ms monitor --no-gpu -o "$T/sp.jsonl" -- sh -c "sed -n 's/^SigIgn:[[:space:]]*//p' /proc/\$\$/status >'$T/sigign'"
+check "... and the command gets SIGPIPE as memsnap got it (ignored or not)" \
+    [ "$(cat "$T/sigign")" = "$(sigign $$)" ]
+
 # ---------------------------------------------------------------------------------------------
 echo "# errors: one line, an exit status, nothing started"
 
