@@ -63,8 +63,15 @@ int cmd_diff(int argc, char **argv)
         return CLI_USAGE;
     }
     ms_snapshot before, after;
-    if (diff_load(argv[optind], &before) != 0 || diff_load(argv[optind + 1], &after) != 0)
+    const char *bpath = argv[optind], *apath = argv[optind + 1];
+    if (diff_load(bpath, &before) != 0 || diff_load(apath, &after) != 0)
         return CLI_FAIL;
+    /* Not errors (a delta of two processes can be what is wanted), but easy to miss. */
+    if (before.pid != after.pid)
+        cli_error("diff", "note: %s is of pid %d and %s of pid %d: two processes compared", bpath,
+                  (int)before.pid, apath, (int)after.pid);
+    if (after.timestamp_ns < before.timestamp_ns)
+        cli_error("diff", "note: %s was taken before %s (the order is BEFORE AFTER)", apath, bpath);
     int rc;
     if (co.fmt == MS_FORMAT_JSON) {
         rc = ms_report_json(stdout, &before, &after);

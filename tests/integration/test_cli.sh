@@ -206,7 +206,16 @@ fi
 
 ms diff "$T/before.json" "$T/after.json"
 cp "$T/out" "$T/diff.txt"
-check "diff exits 0" [ "$rc" -eq 0 ]
+check "diff exits 0, silent" sh -c '[ "$1" -eq 0 ] && [ ! -s "$2" ]' _ "$rc" "$T/err"
+"$BIN" snapshot --format json --output "$T/other.json"
+ms diff "$T/before.json" "$T/other.json"
+check "diff of two processes: exit 0 with a note naming both pids" sh -c \
+    '[ "$1" -eq 0 ] && [ "$(wc -l <"$2")" -eq 1 ] && grep -q "two processes compared" "$2"' \
+    _ "$rc" "$T/err"
+ms diff "$T/after.json" "$T/before.json"
+check "diff in the wrong order: exit 0 with a note" sh -c \
+    '[ "$1" -eq 0 ] && [ "$(wc -l <"$2")" -eq 1 ] && grep -q "the order is BEFORE AFTER" "$2"' \
+    _ "$rc" "$T/err"
 check "diff: the one-line delta has RSS and ->" grep -qE 'RSS .* -> ' "$T/diff.txt"
 check "diff: the table has before/after/delta columns" \
     grep -qE '^ +before +after +delta$' "$T/diff.txt"
