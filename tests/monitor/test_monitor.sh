@@ -28,6 +28,13 @@ TEST_NAME=monitor
 
 
 # samples_in FILE N: FILE holds at least N sample records.
+# stop_monitor: SIGTERM to the background monitor $MON, its exit status into rc.
+stop_monitor() {
+    kill -TERM "$MON"
+    wait "$MON"
+    rc=$?
+}
+
 samples_in() {
     [ "$(grep -c '"record":"sample"' "$1" 2>/dev/null)" -ge "$2" ]
 }
@@ -143,8 +150,7 @@ MON=$!
 BG="$BG $MON"
 walked_twice() { [ "$(grep -c '"pss_age_ns":0,' "$T/big.jsonl")" -ge 2 ]; }
 wait_for walked_twice || not_ok "the 1 GiB process was walked twice in 20 s"
-kill -TERM "$MON"
-wait "$MON"
+stop_monitor
 fmt "1 GiB process: the default walks for PSS on fewer full samples (1% of a core)" \
     "$T/big.jsonl" json "2 <= sum(s['pss_age_ns'] == 0 for s in samples) < \
          sum(s['full'] for s in samples) and \
@@ -197,9 +203,7 @@ MON=$!
 BG="$BG $MON"
 wait_for samples_in "$T/s.jsonl" 2
 CHILD=$(python3 -c "import json; print(json.loads(open('$T/s.jsonl').readline())['pid'])")
-kill -TERM "$MON"
-wait "$MON"
-rc=$?
+stop_monitor
 check "SIGTERM is passed on: the command dies of it, memsnap exits 143" [ "$rc" -eq 143 ]
 check "the command is gone" sh -c "! kill -0 $CHILD 2>/dev/null"
 fmt "end records signal 15, no exit status" "$T/s.jsonl" json \
@@ -253,9 +257,7 @@ is_sleep() { [ "$(cat "/proc/$EXECS/comm" 2>/dev/null)" = sleep ]; }
 wait_for is_sleep
 n=$(grep -c '"record":"sample"' "$T/exec.jsonl")
 wait_for samples_in "$T/exec.jsonl" $((n + 20))
-kill -TERM "$MON"
-wait "$MON"
-rc=$?
+stop_monitor
 check "a --pid that execs is followed through the exec: exit 0, silent" \
     sh -c '[ "$1" -eq 0 ] && [ ! -s "$2" ]' _ "$rc" "$T/err"
 fmt "... until stopped, PSS read before and after (python, then sleep)" "$T/exec.jsonl" json \
@@ -356,9 +358,7 @@ for v in 500000000 850000000 870000000 950000000 960000000 400000000; do
     set_current $v
     wait_for saw_current $v || steps_ok=false
 done
-kill -TERM "$MON"
-wait "$MON"
-rc=$?
+stop_monitor
 check "track --pid: every usage step was sampled; SIGTERM ends it with exit 0" \
     sh -c '[ "$1" = true ] && [ "$2" -eq 0 ]' _ "$steps_ok" "$rc"
 fmt "track output follows the format, end reason interrupted" "$T/th.jsonl" json \
