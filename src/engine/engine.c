@@ -70,6 +70,8 @@ struct ms__engine {
     bool have_peak; /* (once tot.sampled, the figures go on in the doubles) */
     uint64_t replayed;
     int fd; /* the trace, for ms__engine_blocks (-1: loaded whole, td->events holds it all) */
+    struct ms__mod_range *mods; /* td's modules by address, for ms__engine_module_of */
+    size_t nmods;
 };
 
 static uint64_t round_u64(double x)
@@ -120,6 +122,7 @@ void ms__engine_close(struct ms__engine *e)
     free(e->cp);
     free(e->cp_off);
     free(e->blk_info);
+    free(e->mods);
     if (e->fd >= 0)
         close(e->fd);
     free(e);
@@ -372,7 +375,9 @@ static int engine_done(struct ms__engine *e, struct ms__trace_data *td, int rc,
                        struct ms__engine **out)
 {
     e->td = td;
-    if (rc == 0 && td && (rc = finish(e)) == 0) {
+    if (rc == 0 && td && (rc = finish(e)) == 0 && ms__mod_ranges(td, &e->mods, &e->nmods) != 0)
+        rc = fail(e, MS_ENOMEM, "out of memory");
+    if (rc == 0 && td) {
         e->err = NULL;
         *out = e;
         return 0;
@@ -695,15 +700,8 @@ int ms__engine_diff(const struct ms__heap_view *a, const struct ms__heap_view *b
 const struct ms__trace_module *ms__engine_module_of(const struct ms__engine *e, uint32_t image,
                                                     uint64_t ip)
 {
-    const struct ms__trace_data *td = e->td;
-    const struct ms__trace_module *best = NULL;
-    for (size_t i = 0; i < td->nmodules; i++) {
-        const struct ms__trace_module *m = &td->modules[i];
-        if (m->image == image && ip >= m->start && ip < m->end &&
-            (!best || m->end - m->start < best->end - best->start))
-            best = m;
-    }
-    return best;
+    const struct ms__mod_range *r = ms__mod_find(e->mods, e->nmods, image, ip ? ip - 1 : 0);
+    return r ? &e->td->modules[r->mod] : NULL;
 }
 
 size_t ms__engine_stack_frames(const struct ms__engine *e, struct ms__symbolizer *sym, uint32_t im,

@@ -156,7 +156,8 @@ void ms__group_rows_free(struct ms__group_row *rows, size_t n);
 size_t ms__engine_stack_frames(const struct ms__engine *e, struct ms__symbolizer *sym, uint32_t im,
                                uint32_t stack, struct ms__sym_frame *frames, size_t max);
 
-/* The module of ip in image (the innermost module whose [start, end) holds it), or NULL. */
+/* The module of return address ip in image, as the symbolizer finds it (ms__mod_find at
+ * ip - 1), or NULL. */
 const struct ms__trace_module *ms__engine_module_of(const struct ms__engine *e, uint32_t image,
                                                     uint64_t ip);
 

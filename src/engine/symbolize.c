@@ -123,6 +123,8 @@ typedef char *(*cxa_demangle_fn)(const char *, char *, size_t *, int *);
 struct ms__symbolizer {
     struct sym_mod *mods; /* sorted by (image, start) */
     size_t nmods;
+    struct ms__mod_range *ranges; /* of mods, in the same order (mod: the index in mods) */
+    size_t nranges;
     Dwfl **dwfls; /* per image, NULL until used */
     size_t nimages;
     Dwfl_Callbacks callbacks;
@@ -143,16 +145,6 @@ struct ms__symbolizer {
     void *libstdcxx; /* dlopen handle, when we loaded it */
     bool demangle_tried;
 };
-
-static int mod_cmp(const void *a, const void *b)
-{
-    const struct sym_mod *x = a, *y = b;
-    if (x->image != y->image)
-        return x->image < y->image ? -1 : 1;
-    if (x->start != y->start)
-        return x->start < y->start ? -1 : 1;
-    return 0;
-}
 
 static int set_debuginfo_path(struct ms__symbolizer *s)
 {
@@ -188,11 +180,12 @@ int ms__sym_open(struct ms__symbolizer **out, const struct ms__trace_data *td)
         ms__ptrmap_init(&s->demangled, 64) != 0 || ms__ptrmap_init(&s->cu_map, 64) != 0 ||
         set_debuginfo_path(s) != 0)
         goto nomem;
-    for (size_t i = 0; i < td->nmodules; i++) {
-        const struct ms__trace_module *tm = &td->modules[i];
-        if (tm->image >= s->nimages || tm->start >= tm->end)
-            continue;
+    if (ms__mod_ranges(td, &s->ranges, &s->nranges) != 0)
+        goto nomem;
+    for (size_t i = 0; i < s->nranges; i++) { /* the modules a lookup can find */
+        const struct ms__trace_module *tm = &td->modules[s->ranges[i].mod];
         struct sym_mod *m = &s->mods[s->nmods];
+        s->ranges[i].mod = (uint32_t)s->nmods; /* now an index in s->mods */
         m->image = tm->image;
         m->load_bias = tm->load_bias;
         m->start = tm->start;
@@ -211,7 +204,6 @@ int ms__sym_open(struct ms__symbolizer **out, const struct ms__trace_data *td)
             goto nomem;
         s->nmods++;
     }
-    qsort(s->mods, s->nmods, sizeof(*s->mods), mod_cmp);
     s->callbacks.find_elf = dwfl_build_id_find_elf;
     s->callbacks.find_debuginfo = dwfl_standard_find_debuginfo;
     s->callbacks.section_address = dwfl_offline_section_address;
@@ -248,6 +240,7 @@ void ms__sym_close(struct ms__symbolizer *s)
             dwfl_end(s->dwfls[i]);
     free(s->dwfls);
     free(s->mods);
+    free(s->ranges);
     for (size_t i = 0; i < s->ndirs; i++)
         free(s->dirs[i]);
     free(s->dirs);
@@ -270,27 +263,11 @@ void ms__sym_close(struct ms__symbolizer *s)
 /* Modules                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
-/* The module of image that holds addr (the last one starting at or below it that holds it:
- * modules unloaded and replaced at the same place are not told apart), or NULL. */
+/* The module of image that holds addr (ms__mod_find: the engine finds the same), or NULL. */
 static struct sym_mod *mod_find(struct ms__symbolizer *s, uint32_t image, uint64_t addr)
 {
-    size_t lo = 0, hi = s->nmods; /* first module > (image, addr) */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const struct sym_mod *m = &s->mods[mid];
-        if (m->image < image || (m->image == image && m->start <= addr))
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    while (lo > 0) {
-        struct sym_mod *m = &s->mods[--lo];
-        if (m->image != image)
-            break;
-        if (addr < m->end)
-            return m;
-    }
-    return NULL;
+    const struct ms__mod_range *r = ms__mod_find(s->ranges, s->nranges, image, addr);
+    return r ? &s->mods[r->mod] : NULL;
 }
 
 /* Opens path if it is an ELF file whose build-id is the module's (or, when the trace recorded

@@ -1575,3 +1575,57 @@ void ms_trace_close(ms_trace *trace)
     free(trace->path);
     free(trace);
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Modules by address                                                                       */
+/* ---------------------------------------------------------------------------------------- */
+
+static int mod_range_cmp(const void *a, const void *b)
+{
+    const struct ms__mod_range *x = a, *y = b;
+    if (x->image != y->image)
+        return x->image < y->image ? -1 : 1;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return x->mod < y->mod ? -1 : x->mod > y->mod;
+}
+
+int ms__mod_ranges(const struct ms__trace_data *td, struct ms__mod_range **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    struct ms__mod_range *r = td->nmodules ? malloc(td->nmodules * sizeof(*r)) : NULL;
+    if (td->nmodules && !r)
+        return MS_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < td->nmodules; i++) {
+        const struct ms__trace_module *m = &td->modules[i];
+        if (m->image < td->nimages && m->start < m->end)
+            r[k++] = (struct ms__mod_range){m->image, (uint32_t)i, m->start, m->end};
+    }
+    if (k == 0) {
+        free(r);
+        return 0;
+    }
+    qsort(r, k, sizeof(*r), mod_range_cmp);
+    *out = r;
+    *n = k;
+    return 0;
+}
+
+const struct ms__mod_range *ms__mod_find(const struct ms__mod_range *r, size_t n, uint32_t image,
+                                         uint64_t addr)
+{
+    size_t lo = 0, hi = n; /* the first range after (image, addr) */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r[mid].image < image || (r[mid].image == image && r[mid].start <= addr))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    while (lo > 0 && r[lo - 1].image == image)
+        if (addr < r[--lo].end)
+            return &r[lo];
+    return NULL;
+}

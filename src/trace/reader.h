@@ -272,6 +272,21 @@ void *ms__grow_to(void *p, size_t *cap, size_t need, size_t elem);
  * are written; a no-op where the kernel lacks it. */
 void ms__populate(void *p, size_t len);
 
+/* A module's address range, for lookups by address: ranges sorted by image, then start. */
+struct ms__mod_range {
+    uint32_t image;
+    uint32_t mod; /* index in td->modules */
+    uint64_t start, end;
+};
+/* The ranges of td's modules (empty ones and those of no image left out), sorted; *out is NULL
+ * when there are none. Returns 0 or MS_ENOMEM. */
+int ms__mod_ranges(const struct ms__trace_data *td, struct ms__mod_range **out, size_t *n);
+/* The range of r[0, n) of image that holds addr: the last one starting at or below addr that
+ * holds it (a module unloaded and another loaded over it are not told apart), or NULL. The
+ * engine and the symbolizer both look modules up with it, at ip - 1 for a return address. */
+const struct ms__mod_range *ms__mod_find(const struct ms__mod_range *r, size_t n, uint32_t image,
+                                         uint64_t addr);
+
 /* The summary of loaded trace data (the semantics of ms_trace_stats in memsnap.h). Fills every
  * field of *st (st->size is set to sizeof). Returns 0 or MS_ENOMEM. */
 int ms__trace_stats_compute(const struct ms__trace_data *td, ms_trace_stats *st);

@@ -227,6 +227,60 @@ static void live_blocks_with_their_times(void **state)
     ms_heap_close(h);
 }
 
+/* Two modules over one another (libb loaded over the end of liba): a frame's module, by site,
+ * and the rows by module name the same one for each return address - the last module starting
+ * at or below ip - 1. Sites: 0x2200 (100 B, libb), 0x2000 (10 B: a return address at libb's
+ * first byte is a call at the end of liba), 0x1100 (1 B, liba). */
+static void modules_over_one_another(void **state)
+{
+    (void)state;
+    struct tw w;
+    tw_begin(&w);
+    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 0);
+    rec_clock(&w, 0, 0);
+    rec_module(&w, 1, 0x1000, 0x9000, "/nonexistent/liba.so");
+    rec_module(&w, 2, 0x2000, 0x20000, "/nonexistent/libb.so");
+    rec_stack(&w, 1, 0, 0x2200);
+    rec_stack(&w, 2, 0, 0x2000);
+    rec_stack(&w, 3, 0, 0x1100);
+    rec_thread(&w, 1, 101, 0, "main");
+    ev_alloc(&w, 10, 100, 1, 1);
+    ev_alloc(&w, 11, 10, 2, 1);
+    ev_alloc(&w, 12, 1, 3, 1);
+    rec_end(&w, 20, 0);
+    tw_chunk(&w, MS_CHUNK_CODEC_NONE);
+    char two[64];
+    snprintf(two, sizeof(two), "/tmp/test_heap_mods.%d.mst", (int)getpid());
+    FILE *fp = fopen(two, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(w.file.p, 1, w.file.len, fp), w.file.len);
+    fclose(fp);
+    tw_free(&w);
+
+    ms_heap *h;
+    assert_int_equal(ms_heap_open(&h, two), 0);
+    unlink(two);
+    ms_heap_view *v;
+    assert_int_equal(ms_heap_peak(h, &v), 0);
+    ms_heap_rows *r;
+    assert_int_equal(ms_heap_group(h, v, MS_HEAP_BY_SITE, MS_HEAP_ORDER_BYTES, 0, &r), 0);
+    assert_int_equal(ms_heap_rows_count(r), 3);
+    assert_string_equal(ms_heap_rows_at(r, 0)->frames[0].module, "/nonexistent/libb.so");
+    assert_int_equal(ms_heap_rows_at(r, 0)->frames[0].offset, 0x2200 - 0x2000); /* in libb */
+    assert_string_equal(ms_heap_rows_at(r, 1)->frames[0].module, "/nonexistent/liba.so");
+    assert_string_equal(ms_heap_rows_at(r, 2)->frames[0].module, "/nonexistent/liba.so");
+    ms_heap_rows_free(r);
+    assert_int_equal(ms_heap_group(h, v, MS_HEAP_BY_MODULE, MS_HEAP_ORDER_BYTES, 0, &r), 0);
+    assert_int_equal(ms_heap_rows_count(r), 2);
+    assert_non_null(strstr(ms_heap_rows_at(r, 0)->name, "libb.so"));
+    assert_int_equal(ms_heap_rows_at(r, 0)->bytes, 100);
+    assert_non_null(strstr(ms_heap_rows_at(r, 1)->name, "liba.so"));
+    assert_int_equal(ms_heap_rows_at(r, 1)->bytes, 11);
+    ms_heap_rows_free(r);
+    ms_heap_view_free(v);
+    ms_heap_close(h);
+}
+
 static void errors(void **state)
 {
     (void)state;
@@ -252,6 +306,7 @@ int main(void)
         cmocka_unit_test(totals_views_and_diffs),
         cmocka_unit_test(groupings_in_both_orders),
         cmocka_unit_test(live_blocks_with_their_times),
+        cmocka_unit_test(modules_over_one_another),
         cmocka_unit_test(errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
