@@ -17,6 +17,17 @@
 
 static char path[64];
 
+/* Writes w's trace to /tmp/STEM.PID.mst (its name into out, 64 bytes) and frees w. */
+static void save_trace(struct tw *w, const char *stem, char *out)
+{
+    snprintf(out, 64, "/tmp/%s.%d.mst", stem, (int)getpid());
+    FILE *fp = fopen(out, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(w->file.p, 1, w->file.len, fp), w->file.len);
+    fclose(fp);
+    tw_free(w);
+}
+
 /* Site A: one block of 1000 bytes from thread "worker" (stack 2); site B: five of 10 bytes
  * from "main" (stack 3 = 0x3300 called from 0x1100). Marker "mid" after them; then A is freed:
  * the leaks are B's 50 bytes. */
@@ -39,12 +50,7 @@ static void write_trace(void)
     ev_free(&w, 60, a);
     rec_end(&w, 70, 0);
     tw_chunk(&w, MS_CHUNK_CODEC_ZSTD);
-    snprintf(path, sizeof(path), "/tmp/test_heap.%d.mst", (int)getpid());
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(w.file.p, 1, w.file.len, fp), w.file.len);
-    fclose(fp);
-    tw_free(&w);
+    save_trace(&w, "test_heap", path);
 }
 
 static void totals_views_and_diffs(void **state)
@@ -250,12 +256,7 @@ static void modules_over_one_another(void **state)
     rec_end(&w, 20, 0);
     tw_chunk(&w, MS_CHUNK_CODEC_NONE);
     char two[64];
-    snprintf(two, sizeof(two), "/tmp/test_heap_mods.%d.mst", (int)getpid());
-    FILE *fp = fopen(two, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(w.file.p, 1, w.file.len, fp), w.file.len);
-    fclose(fp);
-    tw_free(&w);
+    save_trace(&w, "test_heap_mods", two);
 
     ms_heap *h;
     assert_int_equal(ms_heap_open(&h, two), 0);
