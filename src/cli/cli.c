@@ -183,13 +183,15 @@ FILE *cli_create_file(const char *path)
 int cli_capture(ms_session *s, pid_t pid, unsigned what, ms_snapshot *snap, char *denied,
                 size_t len)
 {
-    denied[0] = '\0';
+    if (denied)
+        denied[0] = '\0';
     int rc = ms_capture(s, pid, what, snap);
     if (rc != MS_EACCES || !(what & MS_CAPTURE_PSS))
         return rc;
-    snprintf(denied, len, "%s", ms_session_error(s));
+    if (denied)
+        snprintf(denied, len, "%s", ms_session_error(s));
     rc = ms_capture(s, pid, what & ~(unsigned)MS_CAPTURE_PSS, snap);
-    if (rc)
+    if (rc && denied)
         denied[0] = '\0'; /* not only PSS: the error is the session's */
     return rc;
 }

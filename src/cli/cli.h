@@ -91,7 +91,7 @@ FILE *cli_create_file(const char *path);
 bool cli_gpu_available(ms_session *s, char *why, size_t len);
 /* ms_capture, but PSS and USS are left out rather than the whole capture when they are denied:
  * smaps_rollup needs ptrace access (another user's process, one that is not dumpable), which
- * statm, status and stat do not. Then denied holds why (else it is ""). */
+ * statm, status and stat do not. Then denied (unless NULL) holds why, else "". */
 int cli_capture(ms_session *s, pid_t pid, unsigned what, ms_snapshot *snap, char *denied,
                 size_t len);
 

@@ -1220,8 +1220,8 @@ static uint64_t mon_tree_scan(struct mon *m, pid_t root, bool walk)
         const ms_snapshot *s = &m->snap;
         if (k > 0) {
             unsigned what = MS_CAPTURE_BASIC | (walk ? MS_CAPTURE_PSS : 0u);
-            char denied[8]; /* a member of another user's: its RSS all the same */
-            if (cli_capture(m->s, p->pid, what, &m->light, denied, sizeof(denied)) != 0)
+            /* a member of another user's: its RSS all the same, PSS null */
+            if (cli_capture(m->s, p->pid, what, &m->light, NULL, 0) != 0)
                 continue; /* ended since the scan: listed without figures */
             s = &m->light;
         }
