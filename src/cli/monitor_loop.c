@@ -235,6 +235,7 @@ void cli_monitor_options_help(FILE *fp, enum cli_mon_kind kind)
 struct mon_member {
     pid_t pid, ppid;
     char comm[64];
+    long threads;      /* from stat; 0: unknown */
     uint64_t rss, pss; /* bytes */
     bool rss_ok, pss_ok;
 };
@@ -1119,9 +1120,10 @@ static void mon_compose_sample(struct mon *m, bool full, bool json)
 /* The process tree                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 
-/* Reads "<procfs>/<pid>/stat": the parent and the command name. Returns 0 or -1. */
-static int mon_read_stat(const char *procfs, pid_t pid, pid_t *ppid, char *comm, size_t len,
-                         char *state)
+/* Reads "<procfs>/<pid>/stat" into p (zeroed first): pid, parent, command name and, where the
+ * line has it, the number of threads; the state into *state unless NULL. (Not its RSS: stat's
+ * reads the kernel's per-CPU counters approximately, statm's exactly.) Returns 0 or -1. */
+static int mon_read_stat(const char *procfs, pid_t pid, struct mon_member *p, char *state)
 {
     char path[PATH_MAX], buf[1024];
     snprintf(path, sizeof(path), "%s/%d/stat", procfs, (int)pid);
@@ -1138,14 +1140,20 @@ static int mon_read_stat(const char *procfs, pid_t pid, pid_t *ppid, char *comm,
         return -1;
     int ppid_v;
     char st;
-    if (sscanf(close_paren + 1, " %c %d", &st, &ppid_v) != 2)
+    long threads = 0; /* field 20 */
+    int got = sscanf(close_paren + 1,
+                     " %c %d %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %ld", &st,
+                     &ppid_v, &threads);
+    if (got < 2)
         return -1;
+    memset(p, 0, sizeof(*p));
+    p->pid = pid;
+    p->ppid = (pid_t)ppid_v;
     size_t clen = (size_t)(close_paren - open_paren - 1);
-    if (clen >= len)
-        clen = len - 1;
-    memcpy(comm, open_paren + 1, clen);
-    comm[clen] = '\0';
-    *ppid = (pid_t)ppid_v;
+    if (clen >= sizeof(p->comm))
+        clen = sizeof(p->comm) - 1;
+    memcpy(p->comm, open_paren + 1, clen);
+    p->threads = got == 3 && threads > 0 ? threads : 0;
     if (state)
         *state = st;
     return 0;
@@ -1157,14 +1165,80 @@ static int mon_member_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Finds root and every descendant (one scan of every <procfs>/PID/stat) into m->members,
- * root first, with their RSS and PSS (root's from m->snap). Without walk, the members keep
- * the PSS of the last walk (none for a new one). tree_ok tells whether it worked. Returns the
- * CPU ns spent reading the members (their walks), not the scan. */
-static uint64_t mon_tree_scan(struct mon *m, pid_t root, bool walk)
+/* Appends pid (read from its stat) to m->members, unless it is root, ended or the list is
+ * full. */
+static void mon_member_add(struct mon *m, const char *procfs, pid_t pid, pid_t root, size_t *nm)
 {
-    const char *procfs = ms_session_procfs(m->s);
-    m->tree_ok = false;
+    if (pid > 0 && pid != root && *nm < MON_MEMBERS_MAX &&
+        mon_read_stat(procfs, pid, &m->members[*nm], NULL) == 0)
+        (*nm)++;
+}
+
+/* Adds the children listed in the file at path (pids and spaces) to m->members. */
+static void mon_children_file(struct mon *m, const char *procfs, const char *path, pid_t root,
+                              size_t *nm)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return; /* the thread ended */
+    char buf[4096];
+    ssize_t got;
+    long v = -1; /* the pid being read, across reads */
+    while ((got = read(fd, buf, sizeof(buf))) > 0)
+        for (ssize_t i = 0; i < got; i++)
+            if (buf[i] >= '0' && buf[i] <= '9') {
+                v = (v < 0 ? 0 : v * 10) + (buf[i] - '0');
+            } else if (v >= 0) {
+                mon_member_add(m, procfs, (pid_t)v, root, nm);
+                v = -1;
+            }
+    if (v >= 0)
+        mon_member_add(m, procfs, (pid_t)v, root, nm);
+    close(fd);
+}
+
+/* Root and its descendants into m->members, breadth first, through the kernel's lists of each
+ * thread's children (<procfs>/PID/task/TID/children): the cost follows the tree, not the
+ * number of processes on the machine. Each one's children are in pid order. Returns how many
+ * (0: root is gone), or SIZE_MAX where there are no such lists (a kernel without
+ * CONFIG_PROC_CHILDREN, a fixture tree). */
+static size_t mon_tree_children(struct mon *m, const char *procfs, pid_t root)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%d/task/%d/children", procfs, (int)root, (int)root);
+    if (access(path, F_OK) != 0)
+        return SIZE_MAX;
+    if (mon_read_stat(procfs, root, &m->members[0], NULL) != 0)
+        return 0;
+    size_t nm = 1;
+    for (size_t k = 0; k < nm && nm < MON_MEMBERS_MAX; k++) {
+        size_t first = nm;
+        int parent = (int)m->members[k].pid;
+        if (m->members[k].threads == 1) { /* one thread: its list, without a look at task/ */
+            snprintf(path, sizeof(path), "%s/%d/task/%d/children", procfs, parent, parent);
+            mon_children_file(m, procfs, path, root, &nm);
+        } else {
+            snprintf(path, sizeof(path), "%s/%d/task", procfs, parent);
+            DIR *d = opendir(path);
+            struct dirent *e;
+            while (d && (e = readdir(d)) != NULL)
+                if (e->d_name[0] >= '1' && e->d_name[0] <= '9') {
+                    snprintf(path, sizeof(path), "%s/%d/task/%s/children", procfs, parent,
+                             e->d_name);
+                    mon_children_file(m, procfs, path, root, &nm);
+                }
+            if (d)
+                closedir(d);
+        }
+        qsort(m->members + first, nm - first, sizeof(*m->members), mon_member_cmp);
+    }
+    return nm;
+}
+
+/* The same by one scan of every <procfs>/PID/stat, matched by ppid (where there are no
+ * children lists). */
+static size_t mon_tree_all(struct mon *m, const char *procfs, pid_t root)
+{
     DIR *d = opendir(procfs);
     if (!d)
         return 0;
@@ -1181,13 +1255,33 @@ static uint64_t mon_tree_scan(struct mon *m, pid_t root, bool walk)
                 break;
             all = na;
         }
-        struct mon_member *p = &all[n];
-        memset(p, 0, sizeof(*p));
-        p->pid = (pid_t)atoi(e->d_name);
-        if (mon_read_stat(procfs, p->pid, &p->ppid, p->comm, sizeof(p->comm), NULL) == 0)
+        if (mon_read_stat(procfs, (pid_t)atoi(e->d_name), &all[n], NULL) == 0)
             n++;
     }
     closedir(d);
+    /* Breadth first from root: members[] grows as children are found. */
+    size_t nm = 0;
+    for (size_t i = 0; i < n; i++)
+        if (all[i].pid == root) {
+            m->members[nm++] = all[i];
+            break;
+        }
+    for (size_t k = 0; k < nm; k++)
+        for (size_t i = 0; i < n && nm < MON_MEMBERS_MAX; i++)
+            if (all[i].ppid == m->members[k].pid && all[i].pid != root)
+                m->members[nm++] = all[i];
+    free(all);
+    return nm;
+}
+
+/* Finds root and every descendant into m->members, root first, with their RSS and PSS
+ * (root's from m->snap). Without walk, the members keep the PSS of the last walk (none for a
+ * new one). tree_ok tells whether it worked. Returns the CPU ns spent reading the members
+ * (their walks), not finding them. */
+static uint64_t mon_tree_scan(struct mon *m, pid_t root, bool walk)
+{
+    const char *procfs = ms_session_procfs(m->s);
+    m->tree_ok = false;
     /* Without a walk: the last members by pid, for their PSS, before members[] changes. */
     struct mon_member *prev = NULL;
     size_t nprev = 0;
@@ -1196,23 +1290,13 @@ static uint64_t mon_tree_scan(struct mon *m, pid_t root, bool walk)
         qsort(prev, m->nmembers, sizeof(*prev), mon_member_cmp);
         nprev = m->nmembers;
     }
-    /* Breadth first from root: members[] grows as children are found. */
-    size_t nm = 0;
-    for (size_t i = 0; i < n; i++)
-        if (all[i].pid == root) {
-            m->members[nm++] = all[i];
-            break;
-        }
+    size_t nm = mon_tree_children(m, procfs, root);
+    if (nm == SIZE_MAX)
+        nm = mon_tree_all(m, procfs, root);
     if (nm == 0) {
-        free(all);
         free(prev);
         return 0;
     }
-    for (size_t k = 0; k < nm; k++)
-        for (size_t i = 0; i < n && nm < MON_MEMBERS_MAX; i++)
-            if (all[i].ppid == m->members[k].pid && all[i].pid != root)
-                m->members[nm++] = all[i];
-    free(all);
     m->nmembers = nm;
     uint64_t t0 = mon_clock(CLOCK_THREAD_CPUTIME_ID);
     for (size_t k = 0; k < nm; k++) {
@@ -1502,9 +1586,9 @@ static void mon_reap(struct mon *m)
 /* True when pid is a zombie (its statm reads as zeros until its parent reaps it). */
 static bool mon_zombie(const struct mon *m, pid_t pid)
 {
-    pid_t ppid;
-    char comm[64], state = 0;
-    return mon_read_stat(ms_session_procfs(m->s), pid, &ppid, comm, sizeof(comm), &state) == 0 &&
+    struct mon_member p;
+    char state = 0;
+    return mon_read_stat(ms_session_procfs(m->s), pid, &p, &state) == 0 &&
            (state == 'Z' || state == 'X');
 }
 

@@ -405,6 +405,68 @@ fmt "CSV: an alert row fills the event columns" "$T/out" csv \
     "[(a['event.level'], a['event.metric'], a['event.percent']) for a in kind('alert')] == \
      [('critical', 'cgroup', '40.00')]"
 
+# --tree finds members through the kernel's children lists (task/TID/children of every
+# thread), or, where there are none, by one scan of every stat. A fixture tree holds both:
+# 4242 (4 threads) has children 4343 (listed by thread 4245) and 4444 (by thread 4242) and a
+# process 4555 whose stat names 4242 but no list does; 4444 (one thread) has a child 4666.
+# (RSS comes from statm: stat says 9 pages, an approximate count that memsnap does not use.)
+mkdir -p "$T/ft"
+cp -R "$FIX/v2-host/proc" "$FIX/v2-host/sys" "$T/ft/"
+for c in 4343:4242:1111 4444:4242:2222 4555:4242:3333 4666:4444:4444; do
+    IFS=: read -r pid ppid rss <<EOF_C
+$c
+EOF_C
+    mkdir -p "$T/ft/proc/$pid"
+    echo "$pid (kid$pid) S $ppid $pid $pid 0 -1 4194560 10 0 0 0 1 1 0 0 20 0 1 0 100 \
+1048576 9 18446744073709551615 1 1 1 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 1 1 1 1 1 1 1 0" \
+        >"$T/ft/proc/$pid/stat"
+    echo "2000 $rss 100 10 0 500 0" >"$T/ft/proc/$pid/statm"
+    cp "$T/ft/proc/4242/smaps_rollup" "$T/ft/proc/$pid/"
+    cp "$T/ft/proc/4242/cgroup" "$T/ft/proc/$pid/"
+done
+tree_pids="sorted(m['pid'] for m in s['tree']['members'])"
+PAGE=$(getconf PAGESIZE)
+ms monitor --pid 4242 --tree --procfs "$T/ft/proc" --sysfs "$T/ft/sys" --interval 0.02 \
+    --duration 0.25 -o "$T/ft-scan.jsonl"
+fmt "--tree without children lists: a scan of every stat, by ppid (4343, 4444, 4555, 4666)" \
+    "$T/ft-scan.jsonl" json "all($tree_pids == [4242, 4343, 4444, 4555, 4666] \
+         for s in samples if s['full'])"
+mkdir -p "$T/ft/proc/4242/task/4242" "$T/ft/proc/4242/task/4243" "$T/ft/proc/4242/task/4245"
+echo "4444 " >"$T/ft/proc/4242/task/4242/children"
+: >"$T/ft/proc/4242/task/4243/children"
+echo "4343 " >"$T/ft/proc/4242/task/4245/children"
+mkdir -p "$T/ft/proc/4444/task/4444"
+printf '4666' >"$T/ft/proc/4444/task/4444/children"
+ms monitor --pid 4242 --tree --procfs "$T/ft/proc" --sysfs "$T/ft/sys" --interval 0.02 \
+    --duration 0.25 -o "$T/ft-list.jsonl"
+fmt "--tree with children lists: every thread's list, not the ppid of 4555 (4343, 4444, 4666)" \
+    "$T/ft-list.jsonl" json "all($tree_pids == [4242, 4343, 4444, 4666] \
+         for s in samples if s['full'])"
+fmt "... and each member's RSS is its own statm's" \
+    "$T/ft-list.jsonl" json "len([s for s in samples if s['full']]) >= 2 and all( \
+         {m['pid']: m['rss_bytes'] for m in s['tree']['members'][1:]} == \
+         {4343: 1111 * $PAGE, 4444: 2222 * $PAGE, 4666: 4444 * $PAGE} \
+         for s in samples if s['full'])"
+
+# On the real /proc: a child started by a second thread is in that thread's list.
+rm -f "$T/thr.ready"
+python3 -c "import subprocess, sys, threading, time
+t = threading.Thread(target=lambda: subprocess.Popen(['sleep', '3600']))
+t.start(); t.join()
+threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+open(sys.argv[1], 'w').close()
+time.sleep(3600)" "$T/thr.ready" &
+THR=$!
+BG="$BG $THR"
+wait_for test -e "$T/thr.ready" || not_ok "the threaded process got ready"
+ms monitor --pid "$THR" --tree --no-gpu --interval 0.05 --duration 0.3 -o "$T/thr.jsonl"
+fmt "--tree: a child forked by a thread other than the main one is a member" "$T/thr.jsonl" json \
+    "all(s['tree']['processes'] == 2 and s['tree']['members'][1]['comm'] == 'sleep' \
+         for s in samples if s['full'])"
+pkill -P "$THR"
+kill "$THR" 2>/dev/null
+wait "$THR" 2>/dev/null
+
 # An output that fails while sampling: one line, the command is waited for, its status.
 ms monitor --interval 0.01 --no-gpu -o /dev/full -- sh -c 'sleep 0.3; exit 3'
 check "a full disk while sampling: the command's status (exit $rc)" [ "$rc" -eq 3 ]
