@@ -67,10 +67,10 @@ int cmd_diff(int argc, char **argv)
     if (diff_load(bpath, &before) != 0 || diff_load(apath, &after) != 0)
         return CLI_FAIL;
     /* Not errors (a delta of two processes can be what is wanted), but easy to miss. */
-    if (before.pid != after.pid)
+    if (before.pid && after.pid && before.pid != after.pid)
         cli_error("diff", "note: %s is of pid %d and %s of pid %d: two processes compared", bpath,
                   (int)before.pid, apath, (int)after.pid);
-    if (after.timestamp_ns < before.timestamp_ns)
+    if (after.timestamp_ns && after.timestamp_ns < before.timestamp_ns)
         cli_error("diff", "note: %s was taken before %s (the order is BEFORE AFTER)", apath, bpath);
     int rc;
     if (co.fmt == MS_FORMAT_JSON) {

@@ -236,6 +236,7 @@ struct mon_member {
     pid_t pid, ppid;
     char comm[64];
     long threads;      /* from stat; 0: unknown */
+    char state;        /* from stat */
     uint64_t rss, pss; /* bytes */
     bool rss_ok, pss_ok;
 };
@@ -1154,6 +1155,7 @@ static int mon_read_stat(const char *procfs, pid_t pid, struct mon_member *p, ch
         clen = sizeof(p->comm) - 1;
     memcpy(p->comm, open_paren + 1, clen);
     p->threads = got == 3 && threads > 0 ? threads : 0;
+    p->state = st;
     if (state)
         *state = st;
     return 0;
@@ -1167,16 +1169,18 @@ static int mon_member_cmp(const void *a, const void *b)
 
 /* Appends pid (read from its stat) to m->members, unless it is root, ended or the list is
  * full. */
-static void mon_member_add(struct mon *m, const char *procfs, pid_t pid, pid_t root, size_t *nm)
+static void mon_member_add(struct mon *m, const char *procfs, pid_t pid, pid_t parent, pid_t root,
+                           size_t *nm)
 {
+    /* its stat must name parent: not a pid reused since the list was read */
     if (pid > 0 && pid != root && *nm < MON_MEMBERS_MAX &&
-        mon_read_stat(procfs, pid, &m->members[*nm], NULL) == 0)
+        mon_read_stat(procfs, pid, &m->members[*nm], NULL) == 0 && m->members[*nm].ppid == parent)
         (*nm)++;
 }
 
 /* Adds the children listed in the file at path (pids and spaces) to m->members. */
-static void mon_children_file(struct mon *m, const char *procfs, const char *path, pid_t root,
-                              size_t *nm)
+static void mon_children_file(struct mon *m, const char *procfs, const char *path, pid_t parent,
+                              pid_t root, size_t *nm)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -1187,13 +1191,13 @@ static void mon_children_file(struct mon *m, const char *procfs, const char *pat
     while ((got = read(fd, buf, sizeof(buf))) > 0)
         for (ssize_t i = 0; i < got; i++)
             if (buf[i] >= '0' && buf[i] <= '9') {
-                v = (v < 0 ? 0 : v * 10) + (buf[i] - '0');
+                v = v > INT_MAX / 10 ? INT_MAX : (v < 0 ? 0 : v * 10) + (buf[i] - '0');
             } else if (v >= 0) {
-                mon_member_add(m, procfs, (pid_t)v, root, nm);
+                mon_member_add(m, procfs, (pid_t)v, parent, root, nm);
                 v = -1;
             }
     if (v >= 0)
-        mon_member_add(m, procfs, (pid_t)v, root, nm);
+        mon_member_add(m, procfs, (pid_t)v, parent, root, nm);
     close(fd);
 }
 
@@ -1214,9 +1218,11 @@ static size_t mon_tree_children(struct mon *m, const char *procfs, pid_t root)
     for (size_t k = 0; k < nm && nm < MON_MEMBERS_MAX; k++) {
         size_t first = nm;
         int parent = (int)m->members[k].pid;
-        if (m->members[k].threads == 1) { /* one thread: its list, without a look at task/ */
+        /* one live thread: its list, without a look at task/ (a leader that exited, state Z,
+         * left its children to another thread) */
+        if (m->members[k].threads == 1 && m->members[k].state != 'Z') {
             snprintf(path, sizeof(path), "%s/%d/task/%d/children", procfs, parent, parent);
-            mon_children_file(m, procfs, path, root, &nm);
+            mon_children_file(m, procfs, path, parent, root, &nm);
         } else {
             snprintf(path, sizeof(path), "%s/%d/task", procfs, parent);
             DIR *d = opendir(path);
@@ -1225,12 +1231,17 @@ static size_t mon_tree_children(struct mon *m, const char *procfs, pid_t root)
                 if (e->d_name[0] >= '1' && e->d_name[0] <= '9') {
                     snprintf(path, sizeof(path), "%s/%d/task/%s/children", procfs, parent,
                              e->d_name);
-                    mon_children_file(m, procfs, path, root, &nm);
+                    mon_children_file(m, procfs, path, parent, root, &nm);
                 }
             if (d)
                 closedir(d);
         }
         qsort(m->members + first, nm - first, sizeof(*m->members), mon_member_cmp);
+        size_t w = first; /* once each: a child moved between two threads' lists as read */
+        for (size_t i = first; i < nm; i++)
+            if (i == first || m->members[i].pid != m->members[w - 1].pid)
+                m->members[w++] = m->members[i];
+        nm = w;
     }
     return nm;
 }
