@@ -202,7 +202,7 @@ bool cli_gpu_available(ms_session *s, char *why, size_t len)
     int n = ms_gpu_backends(s, b, sizeof(b) / sizeof(b[0]));
     size_t off = 0;
     if (len)
-        why[0] = '\0';
+        snprintf(why, len, "%s", n < 0 ? ms_strerror(n) : ""); /* listing them failed */
     for (int i = 0; i < n && i < 8; i++) {
         if (b[i].available)
             return true;
