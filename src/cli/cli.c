@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
@@ -73,8 +74,11 @@ int cli_shared_option(const char *cmd, int c, char **argv, struct cli_common *co
 
 int cli_parse_uint(const char *text, unsigned long *out)
 {
-    if (!text || !*text || *text == '-' || *text == '+')
+    if (!text || !*text)
         return -1;
+    for (const char *c = text; *c; c++) /* digits only: strtoul takes " 5", "+5", "-5" */
+        if (*c < '0' || *c > '9')
+            return -1;
     char *end;
     errno = 0;
     unsigned long v = strtoul(text, &end, 10);
@@ -93,16 +97,17 @@ int cli_parse_pid(const char *text, pid_t *out)
     return 0;
 }
 
-/* Checks that path names a directory; prints why not. */
-static int cli_check_dir(const char *cmd, const char *opt, const char *path)
+/* Checks that path names a directory; prints why not, after what ("--procfs ",
+ * "MEMSNAP_PROCFS=") says where path came from. */
+static int cli_check_dir(const char *cmd, const char *what, const char *path)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
-        cli_error(cmd, "%s %s: %s", opt, path, strerror(errno));
+        cli_error(cmd, "%s%s: %s", what, path, strerror(errno));
         return -1;
     }
     if (!S_ISDIR(st.st_mode)) {
-        cli_error(cmd, "%s %s: not a directory", opt, path);
+        cli_error(cmd, "%s%s: not a directory", what, path);
         return -1;
     }
     return 0;
@@ -110,8 +115,14 @@ static int cli_check_dir(const char *cmd, const char *opt, const char *path)
 
 int cli_open_session(const char *cmd, const char *procfs, const char *sysfs, ms_session **out)
 {
-    if ((procfs && cli_check_dir(cmd, "--procfs", procfs) != 0) ||
-        (sysfs && cli_check_dir(cmd, "--sysfs", sysfs) != 0))
+    if ((procfs && cli_check_dir(cmd, "--procfs ", procfs) != 0) ||
+        (sysfs && cli_check_dir(cmd, "--sysfs ", sysfs) != 0))
+        return -1;
+    /* The roots the library takes from the environment, named as they were set. */
+    const char *env_procfs = procfs && *procfs ? NULL : getenv("MEMSNAP_PROCFS");
+    const char *env_sysfs = sysfs && *sysfs ? NULL : getenv("MEMSNAP_SYSFS");
+    if ((env_procfs && *env_procfs && cli_check_dir(cmd, "MEMSNAP_PROCFS=", env_procfs) != 0) ||
+        (env_sysfs && *env_sysfs && cli_check_dir(cmd, "MEMSNAP_SYSFS=", env_sysfs) != 0))
         return -1;
     ms_options opts = {.size = sizeof(opts), .procfs = procfs, .sysfs = sysfs};
     int rc = ms_session_open(out, &opts);
@@ -122,48 +133,313 @@ int cli_open_session(const char *cmd, const char *procfs, const char *sysfs, ms_
     return 0;
 }
 
-char *cli_read_file(const char *path, size_t *len)
+/* What st is, in words, when it is not a regular file; NULL for a regular file. */
+static const char *cli_file_kind(const struct stat *st)
 {
-    FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!fp)
+    if (S_ISREG(st->st_mode))
         return NULL;
+    if (S_ISDIR(st->st_mode))
+        return "it is a directory";
+    if (S_ISFIFO(st->st_mode))
+        return "it is a named pipe (FIFO)";
+    if (S_ISSOCK(st->st_mode))
+        return "it is a socket";
+    if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode))
+        return "it is a device";
+    return "it is not a regular file";
+}
+
+int cli_open_input(const char *cmd, const char *path, struct stat *st)
+{
+    struct stat tmp;
+    if (!st)
+        st = &tmp;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        cli_error(cmd, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    const char *why = NULL;
+    if (fstat(fd, st) != 0)
+        why = strerror(errno);
+    else if (!(why = cli_file_kind(st)) && fcntl(fd, F_SETFL, 0) != 0)
+        why = strerror(errno);
+    if (why) {
+        cli_error(cmd, "cannot read %s: %s", path, why);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+char *cli_read_file(const char *cmd, const char *path, size_t *len)
+{
+    bool std = strcmp(path, "-") == 0;
+    int fd = std ? STDIN_FILENO : cli_open_input(cmd, path, NULL);
+    if (fd < 0)
+        return NULL;
+    const char *name = std ? "standard input" : path;
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
+    const char *why = NULL;
     while (buf) {
-        size_t got = fread(buf + n, 1, cap - n - 1, fp);
-        n += got;
-        if (n < cap - 1) {
-            if (ferror(fp)) {
-                free(buf);
-                buf = NULL;
-                errno = EIO;
-            }
+        ssize_t got = read(fd, buf + n, cap - n - 1);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            why = strerror(errno);
             break;
         }
+        if (got == 0)
+            break;
+        n += (size_t)got;
+        if (n < cap - 1)
+            continue;
         if (cap > (64u << 20)) { /* a snapshot is a few KiB: refuse absurd input */
-            free(buf);
-            buf = NULL;
-            errno = EFBIG;
+            why = "larger than 64 MiB: not a memsnap snapshot";
             break;
         }
         char *nbuf = realloc(buf, cap * 2);
-        if (!nbuf) {
-            free(buf);
-            buf = NULL;
+        if (!nbuf)
             break;
-        }
         buf = nbuf;
         cap *= 2;
     }
-    int saved = errno;
-    if (fp != stdin)
-        fclose(fp);
-    errno = saved;
-    if (buf) {
-        buf[n] = '\0';
-        *len = n;
+    if (!std)
+        close(fd);
+    if (!buf || why) {
+        cli_error(cmd, "cannot read %s: %s", name, why ? why : "out of memory");
+        free(buf);
+        return NULL;
     }
+    buf[n] = '\0';
+    *len = n;
     return buf;
+}
+
+/* path with its directory resolved (realpath), for comparing paths of files that do not
+ * exist yet; a copy of path when the directory cannot be resolved. NULL when out of memory. */
+static char *cli_norm_path(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
+    char *real = dir ? realpath(dir, NULL) : NULL, *out = NULL;
+    if (real && *base && strcmp(base, ".") != 0 && strcmp(base, "..") != 0) {
+        if (asprintf(&out, "%s%s%s", real, strcmp(real, "/") ? "/" : "", base) < 0)
+            out = NULL;
+    } else {
+        out = strdup(path);
+    }
+    free(real);
+    free(dir);
+    return out;
+}
+
+bool cli_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    bool ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+    if (ea && eb)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    if (ea != eb)
+        return false;
+    char *na = cli_norm_path(a), *nb = cli_norm_path(b);
+    bool same = na && nb ? strcmp(na, nb) == 0 : strcmp(a, b) == 0;
+    free(na);
+    free(nb);
+    return same;
+}
+
+int cli_output_check(const char *cmd, const char *path, const char *const *avoid)
+{
+    struct stat st;
+    const char *why = NULL;
+    if (!*path) {
+        why = "the name is empty";
+    } else if (stat(path, &st) == 0) {
+        if (!(why = cli_file_kind(&st)) && access(path, W_OK) != 0)
+            why = strerror(errno);
+    } else if (errno != ENOENT) {
+        why = strerror(errno); /* EACCES, ENOTDIR, ELOOP: the name cannot be used */
+    }
+    if (why) {
+        cli_error(cmd, "refusing to write %s: %s", path, why);
+        return -1;
+    }
+    for (size_t i = 0; avoid && avoid[i]; i++) {
+        if (cli_same_file(path, avoid[i])) {
+            if (strcmp(path, avoid[i]) == 0)
+                cli_error(cmd, "refusing to write %s: it is named twice", path);
+            else
+                cli_error(cmd, "refusing to write %s: it is the same file as %s", path, avoid[i]);
+            return -2;
+        }
+    }
+    return 0;
+}
+
+int cli_output_open(const char *cmd, const char *path, struct cli_output *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (cli_output_check(cmd, path, NULL) != 0)
+        return -1;
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    int dirlen = slash ? (int)(slash - path) + 1 : 0;
+    /* ".BASE.XXXXXX" must stay within NAME_MAX: a long base is shortened in the temp name */
+    int blen = (int)strnlen(base, NAME_MAX - 8);
+    int fd = -1;
+    if (!(out->path = strdup(path)) ||
+        asprintf(&out->tmp, "%.*s.%.*s.XXXXXX", dirlen, path, blen, base) < 0) {
+        out->tmp = NULL;
+        errno = ENOMEM;
+    } else if ((fd = mkostemp(out->tmp, O_CLOEXEC)) >= 0 && !(out->fp = fdopen(fd, "w"))) {
+        int saved = errno;
+        unlink(out->tmp);
+        close(fd);
+        errno = saved;
+    }
+    if (!out->fp) {
+        cli_error(cmd, "cannot create %s: %s", path, strerror(errno));
+        free(out->path);
+        free(out->tmp);
+        memset(out, 0, sizeof(*out));
+        return -1;
+    }
+    return 0;
+}
+
+/* Flushes out->fp, checking for an error: 0, or an errno. */
+static int cli_output_flush(struct cli_output *out)
+{
+    errno = 0;
+    if (fflush(out->fp) != 0 || ferror(out->fp))
+        return errno ? errno : EIO;
+    return 0;
+}
+
+/* Prints why out could not be written (err) and what became of its target. */
+static void cli_output_failed(const char *cmd, const struct cli_output *out, int err)
+{
+    cli_error(cmd, "cannot write %s: %s; %s", out->path, strerror(err),
+              out->published ? "it is incomplete" : "it was left unchanged");
+}
+
+int cli_output_publish(const char *cmd, struct cli_output *out)
+{
+    if (!out->fp || out->published)
+        return 0;
+    int err = cli_output_flush(out);
+    if (!err && rename(out->tmp, out->path) != 0)
+        err = errno;
+    if (err) {
+        cli_output_failed(cmd, out, err);
+        cli_output_abort(out);
+        return -1;
+    }
+    free(out->tmp);
+    out->tmp = NULL;
+    out->published = true;
+    return 0;
+}
+
+int cli_output_commit(const char *cmd, struct cli_output *out)
+{
+    if (!out->fp)
+        return 0;
+    int err = cli_output_flush(out);
+    /* fsync: a rename that reaches the disk before the data would leave an empty file after
+     * a crash; and some file systems (NFS) report a full disk only here */
+    if (!err && fsync(fileno(out->fp)) != 0 && errno != EINVAL && errno != EROFS)
+        err = errno;
+    errno = 0;
+    if (fclose(out->fp) != 0 && !err)
+        err = errno ? errno : EIO;
+    out->fp = NULL;
+    if (!err && out->tmp && rename(out->tmp, out->path) != 0)
+        err = errno;
+    if (err)
+        cli_output_failed(cmd, out, err);
+    cli_output_abort(out);
+    return err ? -1 : 0;
+}
+
+void cli_output_abort(struct cli_output *out)
+{
+    if (out->fp)
+        fclose(out->fp);
+    if (out->tmp)
+        unlink(out->tmp);
+    free(out->tmp);
+    free(out->path);
+    memset(out, 0, sizeof(*out));
+}
+
+/* Length of the well-formed UTF-8 sequence at p (at most n bytes; RFC 3629: no overlongs,
+ * no surrogates, nothing above U+10FFFF), or 0 when it is not one. The rule of
+ * src/sink/json.c, bounded by n. */
+static size_t cli_utf8_len(const unsigned char *p, size_t n)
+{
+    size_t k;
+    uint32_t cp;
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        k = 2;
+        cp = p[0] & 0x1fu;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        k = 3;
+        cp = p[0] & 0x0fu;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        k = 4;
+        cp = p[0] & 0x07u;
+    } else {
+        return 0;
+    }
+    if (k > n)
+        return 0;
+    for (size_t i = 1; i < k; i++) {
+        if ((p[i] & 0xc0u) != 0x80u)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3fu);
+    }
+    if ((k == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (k == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return k;
+}
+
+char *cli_utf8_clean(const char *s, size_t len, size_t *out_len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t bad = 0;
+    for (size_t i = 0; i < len;) {
+        size_t k = cli_utf8_len(p + i, len - i);
+        bad += k == 0;
+        i += k ? k : 1;
+    }
+    if (bad > (SIZE_MAX - len - 1) / 2)
+        return NULL;
+    char *out = malloc(len + 2 * bad + 1), *q = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        size_t k = cli_utf8_len(p + i, len - i);
+        if (k) {
+            memcpy(q, p + i, k);
+            q += k;
+            i += k;
+        } else {
+            memcpy(q, "\xef\xbf\xbd", 3);
+            q += 3;
+            i++;
+        }
+    }
+    *q = '\0';
+    if (out_len)
+        *out_len = (size_t)(q - out);
+    return out;
 }
 
 FILE *cli_create_file(const char *path)

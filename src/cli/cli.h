@@ -8,7 +8,9 @@
 #include "memsnap.h"
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 /* Exit codes: 0 success, 1 a failure while working, 2 a usage error. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
@@ -82,10 +84,65 @@ int cli_parse_uint(const char *text, unsigned long *out);
 /* Opens a session on the given roots (NULL: defaults), checking that they are directories.
  * Prints the error and returns non-zero on failure. */
 int cli_open_session(const char *cmd, const char *procfs, const char *sysfs, ms_session **out);
-/* Reads a whole file into a malloc'd, NUL-terminated buffer; NULL with errno set on failure. */
-char *cli_read_file(const char *path, size_t *len);
-/* Creates (or truncates) path with mode 0600 for writing; NULL with errno set on failure. */
+/* Opens path for reading (O_NONBLOCK while opening, so that a FIFO nobody writes cannot block)
+ * and refuses anything but a regular file. Prints one line "memsnap CMD: cannot read PATH:
+ * it is a named pipe (FIFO)" (or a directory, a device, a socket, or strerror's words) and
+ * returns -1; else the descriptor (O_CLOEXEC, blocking again), with *st (unless NULL) its
+ * fstat. */
+int cli_open_input(const char *cmd, const char *path, struct stat *st);
+/* Reads a whole file ("-": standard input) into a malloc'd, NUL-terminated buffer, opened
+ * through cli_open_input; NULL after printing one line naming path and the cause. */
+char *cli_read_file(const char *cmd, const char *path, size_t *len);
+/* Creates (or truncates) path with mode 0600; NULL with errno. Being replaced by cli_output_*:
+ * do not use it in new code. */
 FILE *cli_create_file(const char *path);
+
+/* Output files. Every file a command writes goes through these: the target is checked
+ * (cli_output_check), the data is written to a temporary file beside it, and that file is
+ * renamed over the target only when everything was written (cli_output_commit), so a failed
+ * run (a full disk, an error, a signal) leaves what was at the target as it was. */
+
+/* Checks that memsnap may write path: it is absent, or a regular file it may write (stat
+ * follows a symlink to see; a symlink to a non-regular file is refused too). Refuses a
+ * directory, device, FIFO or socket, and any path that is the same file as one in avoid[]
+ * (NULL-terminated, or NULL; e.g. the program to be run, another output of the same
+ * command): the same st_dev and st_ino when both exist, the same normalized path (its
+ * directory resolved) otherwise. Prints one line "memsnap CMD: refusing to write PATH: it is
+ * a directory" (etc.) and returns -1 for the target, -2 for a clash with avoid[] (a usage
+ * error for two outputs of one command); 0 when fine. */
+int cli_output_check(const char *cmd, const char *path, const char *const *avoid);
+/* True when a and b name the same file, by the rule of cli_output_check. */
+bool cli_same_file(const char *a, const char *b);
+/* An output being written: fp writes a temporary file ".BASE.XXXXXX" in path's directory
+ * (created O_EXCL, mode 0600, never through a symlink), renamed over path by
+ * cli_output_commit or cli_output_publish. */
+struct cli_output {
+    FILE *fp;       /* the temporary file (path itself once published) */
+    char *path;     /* the target, as given */
+    char *tmp;      /* the temporary file; NULL once renamed over path */
+    bool published; /* renamed over path before the end (cli_output_publish) */
+};
+/* Runs cli_output_check(cmd, path, NULL), then creates the temporary file. Returns 0, or -1
+ * after printing one line ("memsnap CMD: cannot create PATH: ..."); out is then empty. */
+int cli_output_open(const char *cmd, const char *path, struct cli_output *out);
+/* Flushes the output and renames it over path now, for an output that is written for a long
+ * time and read while it grows (monitor -o): from here on a failure leaves path incomplete,
+ * not unchanged. Returns 0, or -1 after printing one line (the temporary file is removed,
+ * path unchanged, out closed). */
+int cli_output_publish(const char *cmd, struct cli_output *out);
+/* Flushes, syncs and closes the output, checking every step (ENOSPC shows at any of them),
+ * then renames it over path. Returns 0, or -1 after printing one line "memsnap CMD: cannot
+ * write PATH: No space left on device; PATH left unchanged" (the temporary file removed).
+ * out is empty afterwards either way. */
+int cli_output_commit(const char *cmd, struct cli_output *out);
+/* Closes the output and removes the temporary file: path is left as it was (unless it was
+ * published). out is empty afterwards; an empty out is ignored. */
+void cli_output_abort(struct cli_output *out);
+/* Copies len bytes of s with each byte that is not part of well-formed UTF-8 replaced by
+ * U+FFFD, as the JSON sink does: what every memsnap writer and reader does with text that
+ * came from a command line or the environment. Returns a malloc'd, NUL-terminated string and
+ * its length in *out_len (unless NULL), or NULL when out of memory. */
+char *cli_utf8_clean(const char *s, size_t len, size_t *out_len);
 /* True when a GPU backend of session s found a device; otherwise why names, on one line,
  * why each backend is unavailable. */
 bool cli_gpu_available(ms_session *s, char *why, size_t len);

@@ -22,11 +22,9 @@ static void diff_usage(FILE *fp)
 static int diff_load(const char *path, ms_snapshot *snap)
 {
     size_t len;
-    char *text = cli_read_file(path, &len);
-    if (!text) {
-        cli_error("diff", "cannot read %s: %s", path, strerror(errno));
+    char *text = cli_read_file("diff", path, &len);
+    if (!text)
         return -1;
-    }
     char err[256];
     int rc = ms_snapshot_from_json(text, len, snap, err, sizeof(err));
     free(text);
