@@ -33,11 +33,9 @@ static int cmp_double(const void *a, const void *b)
 
 int cli_bench_engine(const char *path, bool json)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        cli_error("bench", "cannot open '%s': %s", path, strerror(errno));
+    int fd = cli_open_input("bench", path, NULL);
+    if (fd < 0)
         return CLI_FAIL;
-    }
     struct ms__engine *e;
     char err[256] = "";
     double t0 = now_ns();

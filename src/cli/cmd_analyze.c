@@ -42,8 +42,9 @@ static void analyze_usage(FILE *fp)
             "  events   the alerts, OOM records and markers, with their times\n"
             "Trace: the heap at its peak and what was never freed, by call site.\n\n"
             "  -F, --format FMT   text (default) or json (one object)\n"
-            "  -H, --html OUT     also write a self-contained HTML report to OUT (created\n"
-            "                     0600; no network needed): the timeline of the metrics with\n"
+            "  -H, --html OUT     also write a self-contained HTML report to OUT (a new file,\n"
+            "                     0600, renamed over OUT when complete; no network needed):\n"
+            "                     the timeline of the metrics with\n"
             "                     the thresholds, alerts and markers, or for a trace an\n"
             "                     interactive flame graph of the heap at its peak\n"
             "  -n, --top N        call sites listed for a trace (default 10)\n"
@@ -716,24 +717,10 @@ int cmd_analyze(int argc, char **argv)
         return CLI_USAGE;
     }
     const char *path = argv[optind];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        cli_error("analyze", "%s: %s", path, strerror(errno));
-        return CLI_FAIL;
-    }
     struct stat st;
-    const char *why = NULL;
-    if (fstat(fd, &st) != 0)
-        why = strerror(errno);
-    else if (S_ISDIR(st.st_mode))
-        why = "is a directory, not monitor output or a trace";
-    else if (!S_ISREG(st.st_mode))
-        why = "not a regular file";
-    if (why) {
-        cli_error("analyze", "%s: %s", path, why);
-        close(fd);
+    int fd = cli_open_input("analyze", path, &st);
+    if (fd < 0)
         return CLI_FAIL;
-    }
     if (st.st_size == 0) {
         cli_error("analyze", "%s: empty file", path);
         close(fd);
@@ -746,22 +733,22 @@ int cmd_analyze(int argc, char **argv)
         cli_error("analyze", "%s: %s", path, strerror(errno));
         return CLI_FAIL;
     }
-    struct stat hs;
-    if (html && stat(html, &hs) == 0 && hs.st_dev == st.st_dev && hs.st_ino == st.st_ino) {
+    if (html && cli_same_file(html, path)) {
         cli_error("analyze", "--html %s is the input itself: the report would overwrite it", html);
         munmap((void *)buf, len);
         return CLI_USAGE;
     }
-    /* created before the work, so that an unwritable path fails at once */
-    FILE *hf = html ? cli_create_file(html) : NULL;
-    if (html && !hf) {
-        cli_error("analyze", "cannot create %s: %s", html, strerror(errno));
+    /* created before the work, so that an unwritable path fails at once; written to a
+     * temporary file renamed over OUT only when the report is complete */
+    struct cli_output ho = {0};
+    if (html && cli_output_open("analyze", html, &ho) != 0) {
         munmap((void *)buf, len);
         return CLI_FAIL;
     }
+    FILE *hf = ho.fp;
     struct sigaction sa = {.sa_handler = an_on_sigbus}, old;
     an_bus_path = path;
-    an_bus_html = html;
+    an_bus_html = ho.tmp;
     sigaction(SIGBUS, &sa, &old);
     int rc;
     if (len >= 8 && memcmp(buf, MS_TRACE_MAGIC, 8) == 0) {
@@ -773,13 +760,13 @@ int cmd_analyze(int argc, char **argv)
         munmap((void *)buf, len);
         sigaction(SIGBUS, &old, NULL);
     }
-    if (hf && fclose(hf) != 0 && rc == CLI_OK) {
-        cli_error("analyze", "writing %s failed: %s", html, strerror(errno));
-        rc = CLI_FAIL;
+    if (hf && rc != CLI_OK) {
+        cli_output_abort(&ho); /* no half-written report; OUT as it was */
+    } else if (hf) {
+        if (cli_output_commit("analyze", &ho) == 0)
+            cli_error("analyze", "HTML report written to %s", html);
+        else
+            rc = CLI_FAIL;
     }
-    if (hf && rc != CLI_OK)
-        unlink(html); /* no half-written report */
-    else if (hf)
-        cli_error("analyze", "HTML report written to %s", html);
     return rc;
 }

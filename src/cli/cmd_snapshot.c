@@ -25,7 +25,9 @@ static void snapshot_usage(FILE *fp)
             "                     GPU is included, and none found is an empty list\n"
             "      --no-gpu       leave GPUs out\n"
             "  -l, --label L      label stored in the snapshot (shown by 'memsnap diff')\n"
-            "  -o, --output FILE  write to FILE (created 0600) instead of standard output\n"
+            "  -o, --output FILE  write to FILE instead of standard output: a new file (0600)\n"
+            "                     renamed over FILE when complete; a directory, device, FIFO\n"
+            "                     or socket is refused\n"
             "      --procfs DIR   procfs root (default $MEMSNAP_PROCFS or /proc)\n"
             "      --sysfs DIR    sysfs root (default $MEMSNAP_SYSFS or /sys)\n"
             "  -h, --help         this help\n\n"
@@ -114,26 +116,39 @@ int cmd_snapshot(int argc, char **argv)
     if (denied[0])
         cli_error("snapshot", "PSS and USS left out: %s", denied);
 
+    /* -o: written to a temporary file beside FILE and renamed over it only when complete, so
+     * a full disk or an error leaves no empty file and an existing FILE unchanged */
+    struct cli_output out = {0};
     FILE *fp = stdout;
     if (output) {
-        fp = cli_create_file(output);
-        if (!fp) {
-            cli_error("snapshot", "cannot create %s: %s", output, strerror(errno));
+        if (cli_output_open("snapshot", output, &out) != 0)
             return CLI_FAIL;
-        }
+        fp = out.fp;
     }
     ms_writer *w;
+    errno = 0;
     rc = ms_writer_open(&w, co.fmt, fp);
     if (rc == 0) {
         rc = ms_writer_snapshot(w, &snap);
         int rc2 = ms_writer_close(w);
         rc = rc ? rc : rc2;
     }
-    if (fp != stdout && fclose(fp) != 0)
+    /* MS_EIO: the stream failed, and errno says why (ENOSPC) */
+    const char *cause = rc == MS_EIO && errno ? strerror(errno) : ms_strerror(rc);
+    if (output) {
+        if (rc) {
+            cli_error("snapshot", "cannot write %s: %s; it was left unchanged", output, cause);
+            cli_output_abort(&out);
+            return CLI_FAIL;
+        }
+        return cli_output_commit("snapshot", &out) == 0 ? CLI_OK : CLI_FAIL;
+    }
+    if (rc == 0 && fflush(stdout) != 0) {
         rc = MS_EIO;
+        cause = strerror(errno);
+    }
     if (rc) {
-        cli_error("snapshot", "writing %s failed: %s", output ? output : "standard output",
-                  ms_strerror(rc));
+        cli_error("snapshot", "writing standard output failed: %s", cause);
         return CLI_FAIL;
     }
     return CLI_OK;

@@ -226,7 +226,7 @@ fi
 # --- errors: one line naming the file and the line, exit 1 ----------------------------------------
 expect_error "a missing file" 1 "nope.csv: No such file or directory" analyze "$T/nope.csv"
 mkdir "$T/dir"
-expect_error "a directory" 1 "dir: is a directory" analyze "$T/dir"
+expect_error "a directory" 1 "cannot read $T/dir: it is a directory" analyze "$T/dir"
 : >"$T/empty.csv"
 expect_error "an empty file" 1 "empty.csv: empty file" analyze "$T/empty.csv"
 printf '\n \n\n' >"$T/blank.jsonl"
