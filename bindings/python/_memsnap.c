@@ -90,6 +90,7 @@ typedef struct {
     uint32_t gpu_count; /* entries of gpus */
     ms_gpu *gpus;       /* PyMem_Malloc'd copy of the captured GPUs, NULL when none */
     PyObject *label;    /* str, or NULL */
+    PyObject *note;     /* str: why figures asked for are missing (no address space), or NULL */
 } SnapshotObject;
 
 static ms_session *sess;           /* the module's session, opened at import */
@@ -424,6 +425,21 @@ static void raise_capture_error(int rc, int pid, const char *detail)
     PyErr_Format(type, "capture of pid %d failed: %s", pid, detail[0] ? detail : ms_strerror(rc));
 }
 
+/* ms_capture() into scratch under sess_lk; a PSS capture of a task without an address space
+ * (a kernel thread: MS_ENOTSUP) is taken again without PSS, and note (len bytes) says why. */
+static int capture_scratch(pid_t pid, unsigned what, char *note, size_t len)
+{
+    note[0] = '\0';
+    int rc = ms_capture(sess, pid, what, &scratch);
+    if (rc == MS_ENOTSUP && (what & MS_CAPTURE_PSS)) {
+        snprintf(note, len, "%s", ms_session_error(sess));
+        rc = ms_capture(sess, pid, what & ~(unsigned)MS_CAPTURE_PSS, &scratch);
+        if (rc)
+            note[0] = '\0';
+    }
+    return rc;
+}
+
 /* Captures `what` of pid (0: this process) into a new MemorySnapshot, without Python's own
  * figures; NULL with an exception set on failure. */
 static SnapshotObject *snapshot_capture(pid_t pid, unsigned what)
@@ -434,18 +450,20 @@ static SnapshotObject *snapshot_capture(pid_t pid, unsigned what)
     o->gpus = NULL;
     o->gpu_count = 0;
     o->label = NULL;
+    o->note = NULL;
     o->py.valid = 0;
     o->has_gc_counts = false;
 
     int rc;
+    char note[512];
     if (what & MS_CAPTURE_GPU) { /* the backends may take milliseconds: let others run */
         PyThreadState *ts = PyEval_SaveThread();
         PyThread_acquire_lock(sess_lk, WAIT_LOCK);
-        rc = ms_capture(sess, pid, what, &scratch);
+        rc = capture_scratch(pid, what, note, sizeof(note));
         PyEval_RestoreThread(ts);
     } else {
         sess_lock();
-        rc = ms_capture(sess, pid, what, &scratch);
+        rc = capture_scratch(pid, what, note, sizeof(note));
     }
     if (rc != 0) {
         char detail[512];
@@ -474,6 +492,10 @@ static SnapshotObject *snapshot_capture(pid_t pid, unsigned what)
         o->gpu_count = scratch.gpu_count;
     }
     PyThread_release_lock(sess_lk);
+    if (note[0] && !(o->note = PyUnicode_DecodeUTF8(note, (Py_ssize_t)strlen(note), "replace"))) {
+        Py_DECREF(o);
+        return NULL;
+    }
     return o;
 }
 
@@ -588,7 +610,9 @@ PyDoc_STRVAR(
     "sys.getallocatedblocks(). include_gpu reads every GPU (gpus: a list, empty when\n"
     "none) and, when torch is already imported, its CUDA allocator figures.\n"
     "gc_objects=True counts the objects the gc tracks (walks all of them). A figure\n"
-    "that was not read is None. Raises ProcessNotFoundError for a missing pid.");
+    "that was not read is None. Raises ProcessNotFoundError for a missing pid. A task\n"
+    "without an address space (a kernel thread) gives RSS 0 and, with full=True, PSS\n"
+    "and USS None, with the reason in the snapshot's note.");
 
 static PyObject *capture_memory_snapshot(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,
                                          PyObject *kwnames)
@@ -659,6 +683,7 @@ static void snapshot_dealloc(PyObject *self)
     SnapshotObject *o = (SnapshotObject *)self;
     PyMem_Free(o->gpus);
     Py_XDECREF(o->label);
+    Py_XDECREF(o->note);
     Py_TYPE(self)->tp_free(self);
 }
 
@@ -742,6 +767,15 @@ static PyObject *snapshot_get_timestamp(PyObject *self, void *closure)
 {
     (void)closure;
     return PyFloat_FromDouble((double)((const SnapshotObject *)self)->timestamp_ns / 1e9);
+}
+
+static PyObject *snapshot_get_note(PyObject *self, void *closure)
+{
+    (void)closure;
+    PyObject *note = ((const SnapshotObject *)self)->note;
+    if (!note)
+        Py_RETURN_NONE;
+    return Py_NewRef(note);
 }
 
 static PyObject *snapshot_get_full(PyObject *self, void *closure)
@@ -935,6 +969,10 @@ static PyGetSetDef snapshot_getset[] = {
     {"timestamp", snapshot_get_timestamp, NULL, "CLOCK_REALTIME at capture, seconds", NULL},
     {"monotonic_ns", snapshot_get_monotonic_ns, NULL, "CLOCK_MONOTONIC at capture, ns", NULL},
     {"full", snapshot_get_full, NULL, "the snapshot is a full capture", NULL},
+    {"note", snapshot_get_note, NULL,
+     "why figures asked for are None (a kernel thread has no address space: no PSS, USS), or "
+     "None",
+     NULL},
     {"cgroup_version", snapshot_get_cgroup_version, NULL, "1, 2, or None (no memory cgroup)", NULL},
     {"cgroup_path", snapshot_get_cgroup_path, NULL, "path of the memory cgroup, or None", NULL},
     {"cgroup_unlimited", snapshot_get_cgroup_unlimited, NULL,

@@ -561,6 +561,12 @@ static int ms__tcl_cmd_snapshot(ClientData cd, Tcl_Interp *interp, int objc, Tcl
     if (label)
         ms_snapshot_set_label(snap, label);
     int rc = ms_capture(s, pid, what, snap);
+    char note[512] = "";
+    if (rc == MS_ENOTSUP && (what & MS_CAPTURE_PSS)) {
+        /* no address space (a kernel thread): reported without PSS and USS, and why */
+        snprintf(note, sizeof(note), "%s", ms_session_error(s));
+        rc = ms_capture(s, pid, what & ~(unsigned)MS_CAPTURE_PSS, snap);
+    }
     int ret = TCL_OK;
     if (rc != 0) {
         char what_s[48];
@@ -571,8 +577,12 @@ static int ms__tcl_cmd_snapshot(ClientData cd, Tcl_Interp *interp, int objc, Tcl
         ret = ms__tcl_session_error(interp, s, rc, what_s);
     }
     ms__tcl_release();
-    if (ret == TCL_OK)
-        Tcl_SetObjResult(interp, ms__tcl_snapshot_dict(snap));
+    if (ret == TCL_OK) {
+        Tcl_Obj *d = ms__tcl_snapshot_dict(snap);
+        if (note[0])
+            ms__tcl_put(d, "note", Tcl_NewStringObj(note, -1));
+        Tcl_SetObjResult(interp, d);
+    }
     ckfree((char *)snap);
     return ret;
 }

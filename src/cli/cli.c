@@ -270,7 +270,7 @@ int cli_output_check(const char *cmd, const char *path, const char *const *avoid
     for (size_t i = 0; avoid && avoid[i]; i++) {
         if (cli_same_file(path, avoid[i])) {
             if (strcmp(path, avoid[i]) == 0)
-                cli_error(cmd, "refusing to write %s: it is named twice", path);
+                cli_error(cmd, "refusing to write %s: it is given twice", path);
             else
                 cli_error(cmd, "refusing to write %s: it is the same file as %s", path, avoid[i]);
             return -2;
@@ -442,27 +442,14 @@ char *cli_utf8_clean(const char *s, size_t len, size_t *out_len)
     return out;
 }
 
-FILE *cli_create_file(const char *path)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return NULL;
-    FILE *fp = fdopen(fd, "w");
-    if (!fp) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-    }
-    return fp;
-}
-
 int cli_capture(ms_session *s, pid_t pid, unsigned what, ms_snapshot *snap, char *denied,
                 size_t len)
 {
     if (denied)
         denied[0] = '\0';
     int rc = ms_capture(s, pid, what, snap);
-    if (rc != MS_EACCES || !(what & MS_CAPTURE_PSS))
+    /* EACCES: another user's process; ENOTSUP: no address space (a kernel thread) */
+    if ((rc != MS_EACCES && rc != MS_ENOTSUP) || !(what & MS_CAPTURE_PSS))
         return rc;
     if (denied)
         snprintf(denied, len, "%s", ms_session_error(s));

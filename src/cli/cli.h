@@ -93,9 +93,6 @@ int cli_open_input(const char *cmd, const char *path, struct stat *st);
 /* Reads a whole file ("-": standard input) into a malloc'd, NUL-terminated buffer, opened
  * through cli_open_input; NULL after printing one line naming path and the cause. */
 char *cli_read_file(const char *cmd, const char *path, size_t *len);
-/* Creates (or truncates) path with mode 0600; NULL with errno. Being replaced by cli_output_*:
- * do not use it in new code. */
-FILE *cli_create_file(const char *path);
 
 /* Output files. Every file a command writes goes through these: the target is checked
  * (cli_output_check), the data is written to a temporary file beside it, and that file is

@@ -165,7 +165,9 @@ static const struct mon_option mon_options[] = {
      K_MT,
      'o',
      "FILE",
-     "write to FILE (created 0600) instead of standard output"},
+     "write to FILE instead of standard output: a new file (0600) that\n"
+     "replaces FILE at the first record, so a failed start leaves FILE\n"
+     "as it was; a directory, device, FIFO or socket is refused"},
     {{"pid", required_argument, NULL, 'p'}, K_MT, 'p', "PID", "watch a running process"},
     {{"procfs", required_argument, NULL, CLI_OPT_PROCFS},
      K_ALL,
@@ -183,7 +185,8 @@ static const struct mon_option mon_options[] = {
      0,
      "TRACE",
      "run the command under the allocation tracker, as\n"
-     "'memsnap record -o TRACE' does; OOM bundles get the trace's tail"},
+     "'memsnap record -o TRACE' does; OOM bundles get the trace's tail.\n"
+     "TRACE must be a regular file or absent, and not the -o FILE"},
     {{"sysfs", required_argument, NULL, CLI_OPT_SYSFS},
      K_ALL,
      0,
@@ -289,9 +292,9 @@ struct mon {
     unsigned long ring, max_dumps, max_mb;
     /* state */
     ms_session *s;
-    FILE *out_fp; /* --output, written through its descriptor */
-    int out_fd;   /* -1: no records (run) */
-    FILE *mf;     /* the record being composed */
+    struct cli_output out; /* --output; out_fd is its descriptor */
+    int out_fd;            /* -1: no records (run) */
+    FILE *mf;              /* the record being composed */
     char *mbuf;
     size_t mlen;
     ms_writer *sw; /* the snapshot's sink, on mf */
@@ -688,12 +691,25 @@ static void mon_write(struct mon *m, const char *rec, size_t len)
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            cli_error(m->name, "writing %s failed: %s", m->output ? m->output : "standard output",
-                      w < 0 ? strerror(errno) : "nothing written");
+            const char *why = w < 0 ? strerror(errno) : "nothing written";
+            if (!m->output)
+                cli_error(m->name, "writing standard output failed: %s", why);
+            else if (!m->out.published)
+                cli_error(m->name, "cannot write %s: %s; it was left unchanged", m->output, why);
+            else
+                cli_error(m->name, "writing %s failed: %s; it is incomplete", m->output, why);
             m->write_failed = true;
             return;
         }
         off += (size_t)w;
+    }
+    /* The first record is written: the new output replaces -o FILE now rather than at the end,
+     * since a monitor runs for hours and its output is read while it grows (tail -F, analyze
+     * on a copy). Until here a failed start (a command that cannot run, a full disk) leaves
+     * what was at FILE as it was. */
+    if (m->out.fp && !m->out.published && cli_output_publish(m->name, &m->out) != 0) {
+        m->out_fd = -1;
+        m->write_failed = true;
     }
 }
 
@@ -1906,18 +1922,45 @@ static void mon_command_oom(struct mon *m, pid_t pid)
 /* The command line                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 
+/* Checks -o FILE and --record TRACE before anything is opened: each absent or a regular file;
+ * neither the command's program nor both one file (usage errors). Returns 0, or the exit
+ * status after printing why not. */
+static int mon_check_outputs(struct mon *m)
+{
+    const char *out = m->kind != CLI_MON_RUN ? m->output : NULL;
+    char *prog = m->argv ? cli_find_program(m->argv[0]) : NULL; /* NULL: found later, or not */
+    const char *const names[] = {out, m->record};
+    int rc = 0;
+    for (int i = 0; i < 2 && !rc; i++) {
+        if (names[i] && prog && cli_same_file(names[i], prog)) {
+            cli_error(m->name, "refusing to write %s: it is the program to be run", names[i]);
+            rc = CLI_USAGE;
+        }
+    }
+    free(prog);
+    if (rc)
+        return rc;
+    const char *const avoid[] = {m->record, NULL};
+    if (out && (rc = cli_output_check(m->name, out, avoid)) != 0)
+        return rc == -2 ? CLI_USAGE : CLI_FAIL;
+    if (m->record && cli_output_check(m->name, m->record, NULL) != 0)
+        return CLI_FAIL;
+    return 0;
+}
+
 /* Opens what the run needs before the command starts: the output, the session, the --record
  * trace, the flight recorder and the cgroup. Returns 0, or the exit status after printing why
  * not. */
 static int mon_prepare(struct mon *m)
 {
+    int bad = mon_check_outputs(m);
+    if (bad)
+        return bad;
     if (m->kind != CLI_MON_RUN) {
         if (m->output) {
-            if (!(m->out_fp = cli_create_file(m->output))) {
-                cli_error(m->name, "cannot create %s: %s", m->output, strerror(errno));
+            if (cli_output_open(m->name, m->output, &m->out) != 0)
                 return CLI_FAIL;
-            }
-            m->out_fd = fileno(m->out_fp);
+            m->out_fd = fileno(m->out.fp);
         } else {
             fflush(stdout);
             m->out_fd = STDOUT_FILENO;
@@ -1956,15 +1999,13 @@ static int mon_prepare(struct mon *m)
             return CLI_FAIL;
         }
         free(cwd);
-        /* The tracker cannot say why it could not write the trace: try it now. */
-        unlink(m->trace);
-        int fd = open(m->trace, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            cli_error(m->name, "cannot write the trace %s: %s", m->record, strerror(errno));
+        /* The tracker cannot say why it could not write the trace: try its directory now,
+         * with a temporary file, leaving what is at TRACE (checked by mon_check_outputs) as
+         * it is until the command starts under the tracker. */
+        struct cli_output probe;
+        if (cli_output_open(m->name, m->record, &probe) != 0)
             return CLI_FAIL;
-        }
-        close(fd);
-        unlink(m->trace);
+        cli_output_abort(&probe);
     }
     if (m->flight) {
         char err[512] = "";
@@ -2059,8 +2100,7 @@ static void mon_free(struct mon *m)
         fclose(m->mf);
     free(m->mbuf);
     free(m->lt);
-    if (m->out_fp)
-        fclose(m->out_fp);
+    cli_output_abort(&m->out); /* (after a failure: what was at -o FILE stays) */
     ms_session_close(m->s);
     free(m->members);
     free(m->hook);
@@ -2182,8 +2222,11 @@ int cli_monitor_main(enum cli_mon_kind kind, int argc, char **argv, void (*usage
         sigaction(mon_signals[i], &old[i], NULL);
     sigaction(SIGCHLD, &old[MON_NSIGNALS], NULL);
     sigaction(SIGPIPE, &old_pipe, NULL);
-    if (m->out_fp && fflush(m->out_fp) != 0 && rc == 0)
-        rc = CLI_FAIL;
+    if (m->out.fp && m->out.published) {
+        m->out_fd = -1;
+        if (cli_output_commit(m->name, &m->out) != 0 && rc == 0)
+            rc = CLI_FAIL;
+    }
     mon_free(m);
     return rc;
 }

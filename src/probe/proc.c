@@ -5,6 +5,11 @@
  * status (peaks, swap, RSS breakdown, threads) and stat (page faults); a PSS capture reads
  * smaps_rollup (PSS, USS), or smaps summed over every mapping on kernels older than 4.14 that
  * lack smaps_rollup.
+ *
+ * A task without an address space (a kernel thread such as kthreadd, or a process between
+ * releasing its memory and becoming a zombie) has statm all zeros and a smaps_rollup that reads
+ * ESRCH (empty on older kernels): it is not "exited". Its PSS capture fails with MS_ENOTSUP
+ * ("no address space") while every other file reads as usual; stat tells it from a zombie.
  */
 #include "../core/internal.h"
 
@@ -49,6 +54,42 @@ static int ms__malformed(ms_session *s, const struct ms__slot *slot, const char 
     return ms__fail(s, MS_EPARSE, "%s: malformed (%s)", path, why);
 }
 
+#define MS__PF_KTHREAD 0x00200000u /* stat's flags: a kernel thread (include/linux/sched.h) */
+
+/* After smaps_rollup (or smaps) read ESRCH or nothing: tells a live task without an address
+ * space (MS_ENOTSUP, "no address space") from one that is gone (MS_ESRCH) by its stat. */
+static int ms__proc_no_mm(ms_session *s, struct ms__slot *slot)
+{
+    pid_t pid = slot->pid ? slot->pid : s->self_pid;
+    ssize_t n = ms__proc_read(s, slot, MS__F_STAT);
+    if (n < 0)
+        return (int)n; /* "process N exited" when stat is gone too */
+    /* comm may hold spaces and parentheses: fields restart after the last ')'. */
+    const char *p = memrchr(s->buf, ')', (size_t)n), *end = s->buf + n;
+    char state = '?';
+    uint64_t flags = 0;
+    if (p && end - p > 3) {
+        state = p[2];
+        p += 3;
+        for (int field = 4; field < 9; field++) { /* ppid pgrp session tty_nr tpgid */
+            while (p < end && *p == ' ')
+                p++;
+            while (p < end && *p != ' ')
+                p++;
+        }
+        while (p < end && *p == ' ')
+            p++;
+        if (!ms__parse_u64(p, end, &flags))
+            flags = 0;
+    }
+    if (state == 'Z' || state == 'X' || state == 'x') {
+        ms__slot_close(slot);
+        return ms__fail(s, MS_ESRCH, "process %d exited", (int)pid);
+    }
+    return ms__fail(s, MS_ENOTSUP, "process %d has no address space (%s)", (int)pid,
+                    flags & MS__PF_KTHREAD ? "kernel thread" : "exiting");
+}
+
 ssize_t ms__proc_read(ms_session *s, struct ms__slot *slot, enum ms__pfile f)
 {
     const char *name = ms__pfile_name[f];
@@ -67,6 +108,8 @@ ssize_t ms__proc_read(ms_session *s, struct ms__slot *slot, enum ms__pfile f)
             fd = ms__open_at_root(s->procfs, rel);
             slot->smaps_full = fd >= 0;
         }
+        if (fd == -ESRCH && f == MS__F_SMAPS)
+            return ms__proc_no_mm(s, slot);
         if (fd < 0)
             return ms__proc_error(s, slot, name, -fd);
         slot->fd[f] = fd;
@@ -79,6 +122,8 @@ ssize_t ms__proc_read(ms_session *s, struct ms__slot *slot, enum ms__pfile f)
         slot->fd[f] = -1;
         return ms__proc_read(s, slot, f);
     }
+    if (n == -ESRCH && f == MS__F_SMAPS) /* no mm: a kernel thread, or a process exiting */
+        return ms__proc_no_mm(s, slot);
     if (n < 0)
         return ms__proc_error(s, slot, name, (int)-n);
     return n;
@@ -195,6 +240,8 @@ int ms__proc_pss(ms_session *s, struct ms__slot *slot, ms_snapshot *snap)
     ssize_t n = ms__proc_read(s, slot, MS__F_SMAPS);
     if (n < 0)
         return (int)n;
+    if (n == 0) /* older kernels show a task without an address space so */
+        return ms__proc_no_mm(s, slot);
     ms__proc_path(s, slot->pid, slot->smaps_full ? "smaps" : "smaps_rollup", file, sizeof(file));
     uint64_t sm[3];
     uint64_t found = 0;

@@ -395,6 +395,81 @@ static void test_session_survives_exit(void **state)
     ms_session_close(s);
 }
 
+/* Whether /proc/PID/stat shows a kernel thread (PF_KTHREAD in its flags, field 9). */
+static bool is_kernel_thread(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    unsigned long flags = 0;
+    return p && sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) == 1 &&
+           (flags & 0x00200000u) != 0;
+}
+
+/* A kernel thread (kthreadd, pid 2) has no address space: statm reads zeros and smaps_rollup
+ * ESRCH. It is no exited process: everything but PSS and USS is read, and PSS says why. */
+static void test_kernel_thread(void **state)
+{
+    (void)state;
+    if (!is_kernel_thread(2)) {
+        print_message("skipped: pid 2 is not a kernel thread here (a container?)\n");
+        skip();
+    }
+    ms_session *s = live_session();
+    ms_snapshot snap;
+    ms_snapshot_init(&snap);
+    unsigned all_but_pss = MS_CAPTURE_FULL & ~(unsigned)MS_CAPTURE_PSS;
+    assert_int_equal(ms_capture(s, 2, all_but_pss, &snap), 0);
+    assert_true(ms_valid(&snap.process, MS_PF_rss_bytes));
+    assert_int_equal(snap.process.rss_bytes, 0);
+    assert_int_equal(snap.process.vms_bytes, 0);
+    assert_true(ms_valid(&snap.process, MS_PF_threads));
+    for (int i = 0; i < 2; i++) { /* a fresh descriptor, then the kept one */
+        assert_int_equal(ms_capture(s, 2, MS_CAPTURE_FULL, &snap), MS_ENOTSUP);
+        assert_string_equal(ms_session_error(s), "process 2 has no address space (kernel thread)");
+    }
+    assert_int_equal(ms_capture(s, 2, all_but_pss, &snap), 0); /* the slot is still sound */
+    ms_session_close(s);
+}
+
+/* A zombie has no address space either, but it has exited. */
+static void test_zombie_is_exited(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    children[nchildren++] = pid;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    for (int i = 0; i < 2000; i++) { /* until it is a zombie */
+        char buf[256] = "";
+        FILE *fp = fopen(path, "r");
+        if (fp) {
+            size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+            buf[n] = '\0';
+            fclose(fp);
+        }
+        char *p = strrchr(buf, ')');
+        if (p && p[1] == ' ' && p[2] == 'Z')
+            break;
+        sleep_ms(10);
+    }
+    ms_session *s = live_session();
+    ms_snapshot snap;
+    ms_snapshot_init(&snap);
+    assert_int_equal(ms_capture(s, pid, MS_CAPTURE_PSS, &snap), MS_ESRCH);
+    assert_non_null(strstr(ms_session_error(s), "exited"));
+    ms_session_close(s);
+}
+
 /* Waits (up to 20 s) until pid's comm is name. */
 static void wait_comm(pid_t pid, const char *name)
 {
@@ -609,6 +684,8 @@ int main(void)
         cmocka_unit_test_teardown(test_session_survives_exec, reap_children),
         cmocka_unit_test_teardown(test_fork_safety, reap_children),
         cmocka_unit_test_teardown(test_permission_denied, reap_children),
+        cmocka_unit_test_teardown(test_kernel_thread, reap_children),
+        cmocka_unit_test_teardown(test_zombie_is_exited, reap_children),
         cmocka_unit_test_teardown(test_many_slots, reap_children),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

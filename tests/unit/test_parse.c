@@ -190,6 +190,34 @@ static void kernel_thread_without_vm_lines_leaves_them_invalid_without_error(voi
     assert_true(ms_valid(&snap.process, MS_PF_minor_faults));
 }
 
+static void kernel_thread_pss_is_not_supported_not_exited(void **state)
+{
+    (void)state;
+    ms_snapshot snap;
+    char err[512];
+    /* an empty smaps_rollup and PF_KTHREAD in stat: no address space, not a process gone */
+    assert_int_equal(fixture_capture("v1-host", 2, MS_CAPTURE_FULL, &snap, err, sizeof(err)),
+                     MS_ENOTSUP);
+    assert_string_equal(err, "process 2 has no address space (kernel thread)");
+    /* everything but PSS reads */
+    assert_int_equal(fixture_capture("v1-host", 2, MS_CAPTURE_FULL & ~(unsigned)MS_CAPTURE_PSS,
+                                     &snap, err, sizeof(err)),
+                     0);
+    assert_int_equal(snap.process.rss_bytes, 0);
+    assert_true(ms_valid(&snap.system, MS_SF_total_bytes));
+}
+
+static void zombie_without_address_space_has_exited(void **state)
+{
+    (void)state;
+    ms_snapshot snap;
+    char err[512];
+    /* 7: state Z, statm zeros, an empty smaps_rollup */
+    assert_int_equal(fixture_capture("v1-host", 7, MS_CAPTURE_PSS, &snap, err, sizeof(err)),
+                     MS_ESRCH);
+    assert_string_equal(err, "process 7 exited");
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Old kernels: smaps instead of smaps_rollup, no RssAnon/MemAvailable                      */
 /* ---------------------------------------------------------------------------------------- */
@@ -601,6 +629,8 @@ int main(void)
         cmocka_unit_test(pss_capture_reads_smaps_rollup_alone),
         cmocka_unit_test(comm_with_spaces_and_parentheses_does_not_shift_stat_fields),
         cmocka_unit_test(kernel_thread_without_vm_lines_leaves_them_invalid_without_error),
+        cmocka_unit_test(kernel_thread_pss_is_not_supported_not_exited),
+        cmocka_unit_test(zombie_without_address_space_has_exited),
         cmocka_unit_test(smaps_fallback_sums_pss_over_every_mapping),
         cmocka_unit_test(smaps_fallback_sums_private_pages_into_uss),
         cmocka_unit_test(status_without_rss_breakdown_leaves_it_invalid),

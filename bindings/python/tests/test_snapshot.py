@@ -167,6 +167,57 @@ class Errors(unittest.TestCase):
         self.assertIsInstance(s.pss_bytes, int)
 
 
+PF_KTHREAD = 0x00200000
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "tests",
+                        "fixtures")
+
+
+def kernel_thread(pid):
+    """Whether /proc/PID is a kernel thread (PF_KTHREAD in its stat flags)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return int(fields[6]) & PF_KTHREAD != 0
+
+
+class KernelThread(unittest.TestCase):
+    """A task without an address space (kthreadd, pid 2) is reported, not "exited"."""
+
+    def check(self, s):
+        self.assertEqual(s.pid, 2)
+        self.assertEqual(s.rss_bytes, 0)
+        self.assertEqual(s.vms_bytes, 0)
+        self.assertIsNone(s.pss_bytes)
+        self.assertIsNone(s.uss_bytes)
+        self.assertTrue(s.full)
+        self.assertIn("no address space (kernel thread)", s.note)
+
+    @unittest.skipUnless(kernel_thread(2), "pid 2 is not a kernel thread here (a container?)")
+    def test_live_pid_2(self):
+        self.check(capture(pid=2, full=True))
+        s = capture(pid=2)
+        self.assertEqual(s.rss_bytes, 0)
+        self.assertIsNone(s.note)
+
+    def test_fixture_kernel_thread(self):
+        """tests/fixtures/v1-host pid 2: statm zeros, an empty smaps_rollup, PF_KTHREAD."""
+        root = os.path.join(FIXTURES, "v1-host")
+        code = ("import memsnap; s = memsnap.capture_memory_snapshot(pid=2, full=True, "
+                "include_gpu=False); print(s.rss_bytes, s.pss_bytes, s.uss_bytes, s.full); "
+                "print(s.note)")
+        env = dict(os.environ, MEMSNAP_PROCFS=os.path.join(root, "proc"),
+                   MEMSNAP_SYSFS=os.path.join(root, "sys"))
+        out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                             capture_output=True, text=True).stdout.splitlines()
+        self.assertEqual(out, ["0 None None True",
+                               "process 2 has no address space (kernel thread)"])
+
+    def test_a_process_has_no_note(self):
+        self.assertIsNone(capture(full=True).note)
+
+
 class DeltaAndDict(unittest.TestCase):
     def test_delta(self):
         a = capture(label="a")
