@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 ssize_t ms__read_fd(ms_session *s, int fd)
@@ -45,8 +46,24 @@ int ms__open_at_root(const char *root, const char *rel)
     int n = snprintf(path, sizeof(path), "%s/%s", root, rel);
     if (n < 0 || (size_t)n >= sizeof(path))
         return -ENAMETOOLONG;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    return fd < 0 ? -errno : fd;
+    /* A --procfs or --sysfs tree is any directory: a FIFO there must not block the open, and
+     * a FIFO, socket, device or directory is not read (a device could be read for ever).
+     * procfs, sysfs and cgroupfs files are regular files to fstat. One fstat per open: the
+     * probes keep their descriptors open between captures. O_NONBLOCK stays set: it changes
+     * nothing for regular files, and reads pread only. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int err = fstat(fd, &st) != 0    ? errno
+              : S_ISDIR(st.st_mode)  ? EISDIR
+              : !S_ISREG(st.st_mode) ? EINVAL
+                                     : 0;
+    if (err) {
+        close(fd);
+        return -err;
+    }
+    return fd;
 }
 
 ssize_t ms__read_file(ms_session *s, const char *root, const char *rel)

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define SYM_MAX_FRAMES 64 /* frames of one ip: inlined calls nested deeper are cut */
@@ -274,9 +275,16 @@ static struct sym_mod *mod_find(struct ms__symbolizer *s, uint32_t image, uint64
  * none, if it is an ELF file). Returns the fd or -1. */
 static int open_matching(const struct sym_mod *m, const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* The path comes from the trace: a FIFO (or a device) there must not block or be read.
+     * O_NONBLOCK makes the open return at once; only a regular file is read. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || fcntl(fd, F_SETFL, 0) != 0) {
+        close(fd);
+        return -1;
+    }
     Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
     bool ok = false;
     if (elf && elf_kind(elf) == ELF_K_ELF) {
