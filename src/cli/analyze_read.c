@@ -226,11 +226,24 @@ static int set_u64(json_t *o, const char *key, bool valid, uint64_t v)
     return json_object_set_new(o, key, valid ? json_integer((json_int_t)v) : json_null());
 }
 
-/* Sets key of o to the string s (len bytes) or null; -1 when s is not UTF-8 or out of
- * memory. */
+/* The JSON string of s (len bytes), with bytes that are not UTF-8 replaced by U+FFFD as the
+ * monitor writes them (files from before it did so held them raw); NULL when out of memory. */
+static json_t *rd_string(const char *s, size_t len)
+{
+    json_t *v = json_stringn(s, len);
+    if (v)
+        return v;
+    size_t clen;
+    char *clean = cli_utf8_clean(s, len, &clen);
+    v = clean ? json_stringn(clean, clen) : NULL;
+    free(clean);
+    return v;
+}
+
+/* Sets key of o to the string s (len bytes) or null; -1 when out of memory. */
 static int set_str(json_t *o, const char *key, const char *s, size_t len)
 {
-    json_t *v = s ? json_stringn(s, len) : json_null();
+    json_t *v = s ? rd_string(s, len) : json_null();
     return v ? json_object_set_new(o, key, v) : -1;
 }
 
@@ -487,7 +500,7 @@ static int csv_set_str(struct rd *r, struct csv *c, json_t *o, const char *key, 
             return rd_error(r, "out of memory");
     }
     if (set_str(o, key, s, len) != 0)
-        return rd_error(r, "column %s is not valid UTF-8", columns[k].name);
+        return rd_error(r, "out of memory");
     return 0;
 }
 
@@ -542,7 +555,7 @@ static int kv_set(struct rd *r, json_t *o, const char *text, const char *key, ch
     if (!v || !len)
         j = json_null();
     else if (type == 's')
-        j = json_stringn(v, len);
+        j = rd_string(v, len);
     else if (type == 'b' &&
              ((len == 4 && !memcmp(v, "true", 4)) || (len == 5 && !memcmp(v, "false", 5))))
         j = json_boolean(len == 4);
@@ -565,7 +578,7 @@ static int kv_set(struct rd *r, json_t *o, const char *text, const char *key, ch
                         type == 'u'   ? "a non-negative integer"
                         : type == 'n' ? "a number"
                         : type == 'b' ? "true or false"
-                                      : "valid UTF-8");
+                                      : "a string (out of memory)");
     if (json_object_set_new(o, key, j) != 0)
         return rd_error(r, "out of memory");
     return 0;
@@ -740,14 +753,14 @@ static int csv_event(struct rd *r, struct csv *c, const char *kind, size_t klen,
             for (const char *w = cv; !bad && w < cv + clen;) {
                 const char *sp = memchr(w, ' ', (size_t)(cv + clen - w));
                 size_t wl = sp ? (size_t)(sp - w) : (size_t)(cv + clen - w);
-                json_t *js = json_stringn(w, wl);
+                json_t *js = rd_string(w, wl);
                 bad = !js || json_array_append_new(cmd, js);
                 w += wl + 1;
             }
             if (bad) {
                 json_decref(cmd); /* (never set into o) */
                 cmd = NULL;
-                rd_error(r, "column event.text: the command is not valid UTF-8");
+                rd_error(r, "out of memory");
             }
         }
         free(text);

@@ -611,20 +611,31 @@ static uint64_t mon_clock(clockid_t id)
     return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 
-/* Writes str as one CSV cell (RFC 4180 quoting). */
+/* Writes str as one CSV cell (RFC 4180 quoting). Bytes that are not UTF-8 (a command line or
+ * --job-id from a Latin-1 shell) become U+FFFD, as in the JSON format, so that every reader
+ * (analyze, Python's csv, a spreadsheet) takes the file. */
 static void mon_csv_string(FILE *fp, const char *str)
 {
+    char *clean = NULL;
+    for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
+        if (*p >= 0x80) { /* not ASCII: checked (out of memory: one U+FFFD for the cell) */
+            clean = cli_utf8_clean(str, strlen(str), NULL);
+            str = clean ? clean : "\xef\xbf\xbd";
+            break;
+        }
+    }
     if (!strpbrk(str, ",\"\r\n")) {
         fputs(str, fp);
-        return;
+    } else {
+        fputc('"', fp);
+        for (const char *p = str; *p; p++) {
+            if (*p == '"')
+                fputc('"', fp);
+            fputc(*p, fp);
+        }
+        fputc('"', fp);
     }
-    fputc('"', fp);
-    for (; *str; str++) {
-        if (*str == '"')
-            fputc('"', fp);
-        fputc(*str, fp);
-    }
-    fputc('"', fp);
+    free(clean);
 }
 
 /* Writes the common head of a record: JSON `{"record":..,"time_ns":..,job identity` (no
