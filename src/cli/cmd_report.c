@@ -526,17 +526,10 @@ static void *progress_thread(void *arg)
 
 static int open_engine(const char *cmd, const char *path, struct ms__engine **e)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        cli_error(cmd, "%s: %s", path, strerror(errno));
-        return CLI_FAIL;
-    }
     struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        cli_error(cmd, "%s: is a directory, not a memsnap trace", path);
-        close(fd);
+    int fd = cli_open_input(cmd, path, &st); /* a FIFO or a directory: one line, no wait */
+    if (fd < 0)
         return CLI_FAIL;
-    }
     struct progress p = {.lock = PTHREAD_MUTEX_INITIALIZER,
                          .cond = PTHREAD_COND_INITIALIZER,
                          .path = path,

@@ -1475,7 +1475,9 @@ int ms_trace_open(ms_trace **out, const char *path)
         return MS_EINVAL;
     }
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO that nobody writes must not block the open; only a regular file is
+     * read, and then in blocking mode again */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
         snprintf(open_err, sizeof(open_err), "%s: %s", path, strerror(e));
@@ -1484,11 +1486,15 @@ int ms_trace_open(ms_trace **out, const char *path)
     struct stat st;
     uint8_t h[MS_TRACE_HEADER_SIZE];
     ssize_t n = -1;
-    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(open_err, sizeof(open_err), "%s: is a directory, not a memsnap trace", path);
+    if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+        snprintf(open_err, sizeof(open_err), "%s: %s, not a memsnap trace", path,
+                 S_ISDIR(st.st_mode)    ? "is a directory"
+                 : S_ISFIFO(st.st_mode) ? "is a named pipe (FIFO)"
+                                        : "is not a regular file");
         close(fd);
         return MS_EPARSE;
     }
+    fcntl(fd, F_SETFL, 0);
     size_t got = 0;
     while (got < sizeof(h)) {
         n = pread(fd, h + got, sizeof(h) - got, (off_t)got);
