@@ -44,6 +44,8 @@
 #define MON_AT_LIMIT_PCT 95.0 /* a SIGKILL at this much of the limit is an OOM */
 #define MON_STATUS_NS    (250 * 1000000ull) /* the terminal status line's refresh period */
 #define MON_MEMBERS_MAX  4096               /* processes a --tree sample lists */
+#define MON_KILL_AFTER   (5 * NS_PER_S) /* --kill-after: SIGKILL 5 s after --duration's SIGTERM */
+#define MON_KILL_POLL_NS (10 * 1000000ull) /* how often the grace period looks for the end */
 _Static_assert(MS_PF_rss_bytes == 0 && MS_PF_data_bytes == MON_STATM_FIELDS - 1,
                "statm's fields lead the process section");
 
@@ -70,6 +72,7 @@ enum {
     OPT_OOM_BUF,
     OPT_OOM_DUMPS,
     OPT_OOM_MB,
+    OPT_KILL_AFTER,
 };
 
 #define K_MON   (1u << CLI_MON_MONITOR)
@@ -123,6 +126,12 @@ static const struct mon_option mon_options[] = {
      0,
      "ID",
      "job identity carried in every record (default $SLURM_JOB_ID,\n$PBS_JOBID)"},
+    {{"kill-after", required_argument, NULL, OPT_KILL_AFTER},
+     K_MT,
+     0,
+     "S",
+     "when --duration's SIGTERM has not ended the command after S\n"
+     "seconds, send it SIGKILL (default 5; 0: wait however long it takes)"},
     {{"memory-limit", required_argument, NULL, OPT_LIMIT},
      K_ALL,
      0,
@@ -275,8 +284,9 @@ struct mon {
     pid_t pid;   /* --pid, 0 with a command */
     char **argv; /* the command, NULL with --pid */
     uint64_t interval_ns, duration_ns, full_ns;
-    bool walk_budget;   /* no --full-interval: PSS walks are held to 1% of a core */
-    const char *output; /* NULL: standard output */
+    uint64_t kill_after_ns; /* --kill-after: SIGTERM to SIGKILL, 0: no SIGKILL */
+    bool walk_budget;       /* no --full-interval: PSS walks are held to 1% of a core */
+    const char *output;     /* NULL: standard output */
     ms_format fmt;
     bool tree, gpu;
     const char *procfs, *sysfs;
@@ -305,6 +315,7 @@ struct mon {
     pid_t child;
     bool child_done;
     int child_status;
+    bool sent_kill;     /* --kill-after sent the command SIGKILL */
     unsigned hooks;     /* --on-critical processes not yet reaped */
     bool started;       /* the start record is out */
     bool write_failed;  /* the output failed: stop sampling */
@@ -338,9 +349,27 @@ struct mon {
     bool lt_ok;      /* the three are there */
 };
 
+/* Whether text is a plain decimal number: digits with at most one '.', nothing else (strtod
+ * would take " 1", "+1", "0x1p3", "1e3", "inf"). */
+static bool mon_plain_number(const char *text)
+{
+    bool digit = false, dot = false;
+    for (const char *c = text; *c; c++) {
+        if (*c == '.' && !dot)
+            dot = true;
+        else if (*c >= '0' && *c <= '9')
+            digit = true;
+        else
+            return false;
+    }
+    return digit;
+}
+
 /* Parses seconds ("1", "0.001"); allow_zero admits 0. Returns 0 or -1. */
 static int mon_parse_seconds(const char *text, bool allow_zero, uint64_t *ns)
 {
+    if (!mon_plain_number(text))
+        return -1;
     char *end;
     errno = 0;
     double v = strtod(text, &end);
@@ -356,6 +385,8 @@ static int mon_parse_seconds(const char *text, bool allow_zero, uint64_t *ns)
 /* Parses a percentage, 0 < PCT <= 100. */
 static int mon_parse_pct(const char *text, double *out)
 {
+    if (!mon_plain_number(text))
+        return -1;
     char *end;
     errno = 0;
     double v = strtod(text, &end);
@@ -469,6 +500,12 @@ static int mon_options_parse(struct mon *m, int argc, char **argv, void (*usage)
                 return CLI_USAGE;
             }
             m->output = optarg;
+            break;
+        case OPT_KILL_AFTER:
+            if (mon_parse_seconds(optarg, true, &m->kill_after_ns) != 0) {
+                cli_error(name, "invalid --kill-after '%s' (seconds, 0 or more)", optarg);
+                return CLI_USAGE;
+            }
             break;
         case OPT_FULL_INTERVAL:
             if (mon_parse_seconds(optarg, true, &m->full_ns) != 0) {
@@ -1686,7 +1723,9 @@ static int mon_sample(struct mon *m, pid_t pid, bool full)
         uint64_t cpu0 = mon_clock(CLOCK_THREAD_CPUTIME_ID);
         rc = ms_capture(m->s, pid, MS_CAPTURE_PSS, &m->light);
         walk_ns = mon_clock(CLOCK_THREAD_CPUTIME_ID) - cpu0;
-        if (rc == MS_EACCES) { /* another user's process: sampled all the same, PSS null */
+        /* another user's process, or one without an address space (a kernel thread):
+         * sampled all the same, PSS null */
+        if (rc == MS_EACCES || rc == MS_ENOTSUP) {
             mon_status_clear(m);
             cli_error(m->name, "PSS and USS left out: %s", ms_session_error(m->s));
             m->walk_denied = true;
@@ -1887,6 +1926,34 @@ static void mon_wait_child(struct mon *m)
     }
 }
 
+/* Ends the command at --duration, as timeout -k does: SIGTERM, then SIGKILL when it is still
+ * running --kill-after later (a command that ignores SIGTERM), and waits for it. Only the
+ * command is signalled, not the processes it started. */
+static void mon_stop_command(struct mon *m)
+{
+    kill(m->child, SIGTERM);
+    if (m->kill_after_ns) {
+        uint64_t now = mon_clock(CLOCK_MONOTONIC), deadline = now + m->kill_after_ns;
+        for (; !m->child_done && now < deadline; now = mon_clock(CLOCK_MONOTONIC)) {
+            mon_reap(m);
+            if (m->child_done)
+                break;
+            /* SIGCHLD cuts the sleep short; the poll bounds the race with the reap above */
+            uint64_t wake = deadline - now < MON_KILL_POLL_NS ? deadline : now + MON_KILL_POLL_NS;
+            struct timespec ts = {(time_t)(wake / NS_PER_S), (long)(wake % NS_PER_S)};
+            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+        }
+        if (!m->child_done) {
+            kill(m->child, SIGKILL);
+            m->sent_kill = true;
+            mon_status_clear(m);
+            cli_error(m->name, "%s did not end %.3g s after SIGTERM: sent SIGKILL", m->argv[0],
+                      (double)m->kill_after_ns / 1e9);
+        }
+    }
+    mon_wait_child(m);
+}
+
 /* After the command ended: its OOM, if it had one, reported on stderr and as an "oom"
  * record. An OOM is the --memory-limit cgroup's OOM-kill count rising, or the command dying by
  * SIGKILL when its cgroup hit the limit (the failure count: some kernels, Linux 6.18 with
@@ -1894,7 +1961,9 @@ static void mon_wait_child(struct mon *m)
  * samples. */
 static void mon_command_oom(struct mon *m, pid_t pid)
 {
-    bool killed = WIFSIGNALED(m->child_status) && WTERMSIG(m->child_status) == SIGKILL;
+    /* a SIGKILL that --kill-after sent is not the OOM killer's */
+    bool killed =
+        WIFSIGNALED(m->child_status) && WTERMSIG(m->child_status) == SIGKILL && !m->sent_kill;
     int64_t kills = m->cg ? ms__cglimit_oom_kills(m->cg) : -1;
     char limit[32] = "";
     if (m->cg)
@@ -2134,6 +2203,7 @@ int cli_monitor_main(enum cli_mon_kind kind, int argc, char **argv, void (*usage
     m->name = mon_names[kind];
     m->interval_ns = NS_PER_S;
     m->full_ns = MON_FULL_DEFAULT;
+    m->kill_after_ns = MON_KILL_AFTER;
     m->walk_budget = true;
     m->gpu = true;
     m->rank = m->world_size = -1;
@@ -2196,10 +2266,8 @@ int cli_monitor_main(enum cli_mon_kind kind, int argc, char **argv, void (*usage
     pid_t target = m->child ? m->child : m->pid;
     if (rc == 0) {
         reason = mon_loop(m);
-        if (m->child && !m->child_done) { /* --duration: the command is stopped, like timeout(1) */
-            kill(m->child, SIGTERM);
-            mon_wait_child(m);
-        }
+        if (m->child && !m->child_done) /* --duration: the command is stopped, like timeout(1) */
+            mon_stop_command(m);
         mon_child_pid = 0;
         if (m->child)
             mon_command_oom(m, target);

@@ -1,0 +1,174 @@
+#!/bin/sh
+# test_inputs.sh - inputs that exist in real life (issue 13, items 10, 12, 14, 15): kernel
+# threads and other tasks without an address space, a wall clock stepped during a monitored run,
+# numbers too large to multiply, a command that ignores --duration's SIGTERM, sloppy numbers
+# on the command line, and a procfs/sysfs root from the environment that is wrong.
+#
+# Environment (set by meson): MEMSNAP_BIN, MEMSNAP_FIXTURES.
+
+set -u
+
+BIN=${MEMSNAP_BIN:?MEMSNAP_BIN must name the memsnap binary}
+FIX=${MEMSNAP_FIXTURES:?MEMSNAP_FIXTURES must name tests/fixtures}
+HERE=$(cd "$(dirname "$0")" && pwd)
+MEMSNAP_PROCFS=
+MEMSNAP_SYSFS=
+export MEMSNAP_PROCFS MEMSNAP_SYSFS
+
+TEST_NAME=hostile-inputs
+. "$HERE/../lib.sh"
+
+V1="--procfs $FIX/v1-host/proc --sysfs $FIX/v1-host/sys"
+
+# json_get FILE EXPR: evaluates the Python expression EXPR over the JSON document in FILE (d).
+json_get() {
+    python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# end_record FILE: the end record of JSON-lines monitor output, as "reason exit_status signal".
+end_record() {
+    python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["record"] == "end":
+        print(r["reason"], r["exit_status"], r["signal"])' "$1"
+}
+
+# ---- item 10: tasks without an address space ------------------------------------------------
+
+# A fixture kernel thread (pid 2 of v1-host: statm zeros, an empty smaps_rollup, PF_KTHREAD).
+ms snapshot --full --pid 2 --format json $V1
+if [ "$rc" -eq 0 ] &&
+    [ "$(json_get "$T/out" '"%s %s" % (d["process"]["rss_bytes"], d["process"]["pss_bytes"])')" = "0 None" ]
+then
+    ok "fixture kernel thread: snapshot --full reports RSS 0 and PSS null"
+else
+    not_ok "fixture kernel thread: snapshot --full reports RSS 0 and PSS null" "exit $rc"
+fi
+if [ "$(lines "$T/err")" = 1 ] && grep -qF "no address space (kernel thread)" "$T/err"; then
+    ok "fixture kernel thread: one note on stderr says why PSS is missing"
+else
+    not_ok "fixture kernel thread: one note on stderr says why PSS is missing"
+fi
+# A zombie has no address space either, but it has exited.
+expect_error "fixture zombie: snapshot --full says it exited" 1 "process 7 exited" \
+    snapshot --full --pid 7 $V1
+
+# The live kernel thread, where pid 2 is one (kthreadd: PF_KTHREAD in its stat flags).
+kthread=$(python3 -c '
+try:
+    f = open("/proc/2/stat").read().rsplit(")", 1)[1].split()
+    print(1 if int(f[6]) & 0x00200000 else 0)
+except Exception:
+    print(0)')
+if [ "$kthread" = 1 ]; then
+    ms snapshot --full --pid 2 --format json
+    if [ "$rc" -eq 0 ] && [ "$(json_get "$T/out" 'd["process"]["pss_bytes"]')" = None ] &&
+        grep -qF "no address space (kernel thread)" "$T/err"; then
+        ok "pid 2 (kthreadd): snapshot --full reports it, PSS null with a note"
+    else
+        not_ok "pid 2 (kthreadd): snapshot --full reports it, PSS null with a note" "exit $rc"
+    fi
+    ms monitor --pid 2 --interval 0.05 --duration 0.5 -o "$T/k.jsonl"
+    end=$(end_record "$T/k.jsonl")
+    samples=$(grep -c '"record":"sample"' "$T/k.jsonl")
+    if [ "$rc" -eq 0 ] && [ "$end" = "duration None None" ] && [ "$samples" -ge 2 ]; then
+        ok "pid 2 (kthreadd): monitor --pid samples it until --duration"
+    else
+        not_ok "pid 2 (kthreadd): monitor --pid samples it until --duration" \
+            "exit $rc, end '$end', $samples samples"
+    fi
+else
+    skip "pid 2 is not a kernel thread here: no live kernel-thread checks"
+fi
+
+# ---- item 15: --duration and a command that ignores SIGTERM ---------------------------------
+
+# The command ignores SIGTERM (so does the sleep it starts, which it names in sleep.pid).
+start=$(date +%s)
+ms monitor --interval 0.1 --duration 1 --kill-after 1 -o "$T/kill.jsonl" -- \
+    sh -c 'trap "" TERM; sleep 60 & echo $! > "$1"; wait' sh "$T/sleep.pid"
+took=$(($(date +%s) - start))
+[ -s "$T/sleep.pid" ] && BG="$BG $(cat "$T/sleep.pid")"
+end=$(end_record "$T/kill.jsonl")
+if [ "$rc" -eq 137 ] && [ "$took" -le 6 ] && [ "$end" = "duration None 9" ]; then
+    ok "--duration 1 --kill-after 1: a command that ignores SIGTERM is killed (exit 137)"
+else
+    not_ok "--duration 1 --kill-after 1: a command that ignores SIGTERM is killed (exit 137)" \
+        "exit $rc after $took s, end '$end'"
+fi
+mentions "--kill-after: stderr says SIGKILL was sent" "$T/err" "sent SIGKILL"
+if grep -qi "oom\|out of memory" "$T/err"; then
+    not_ok "--kill-after's SIGKILL is not taken for the OOM killer's"
+else
+    ok "--kill-after's SIGKILL is not taken for the OOM killer's"
+fi
+# A command that ends on SIGTERM gets no SIGKILL.
+ms monitor --interval 0.1 --duration 0.3 -o "$T/term.jsonl" -- sleep 30
+if [ "$rc" -eq 143 ] && [ "$(end_record "$T/term.jsonl")" = "duration None 15" ] &&
+    ! grep -q SIGKILL "$T/err"; then
+    ok "--duration: a command that ends on SIGTERM exits 143, no SIGKILL"
+else
+    not_ok "--duration: a command that ends on SIGTERM exits 143, no SIGKILL" "exit $rc"
+fi
+ms monitor --help
+mentions "monitor --help documents --kill-after" "$T/out" "--kill-after" "SIGKILL"
+ms track --help
+mentions "track --help documents --kill-after" "$T/out" "--kill-after"
+
+# ---- item 15: sloppy numbers ------------------------------------------------------------------
+
+for v in " 5" "5 " "+5" "0x5" "05x" "" "-5" "5.0" "1e3" " " "5,"; do
+    expect_error "snapshot --pid '$v' is a usage error" 2 "invalid PID" snapshot --pid "$v"
+    expect_error "monitor --pid '$v' is a usage error" 2 "invalid PID" monitor --pid "$v"
+done
+for v in " 1" "1 " "+1" "0x1" "1e0" "inf" "nan" "" "." "1..0" "-1"; do
+    expect_error "monitor --interval '$v' is a usage error" 2 "--interval" \
+        monitor --interval "$v" -- true
+    expect_error "monitor --duration '$v' is a usage error" 2 "--duration" \
+        monitor --duration "$v" -- true
+    expect_error "monitor --kill-after '$v' is a usage error" 2 "--kill-after" \
+        monitor --kill-after "$v" -- true
+done
+for v in " 50" "+50" "0x32" "5e1"; do
+    expect_error "track --warning-threshold '$v' is a usage error" 2 "--warning-threshold" \
+        track --warning-threshold "$v" -- true
+done
+for v in " 1" "+1" "0x1"; do
+    expect_error "monitor --rank '$v' is a usage error" 2 "--rank" monitor --rank "$v" -- true
+    expect_error "monitor --oom-buffer-size '$v' is a usage error" 2 "--oom-buffer-size" \
+        monitor --oom-buffer-size "$v" -- true
+    expect_error "analyze --top '$v' is a usage error" 2 "--top" analyze --top "$v" "$T/none"
+done
+
+# ---- item 15: a wrong root from the environment names the variable ----------------------------
+
+: >"$T/file"
+for var in MEMSNAP_PROCFS MEMSNAP_SYSFS; do
+    for root in /nope "$T/file"; do
+        want="$var=$root: "
+        env "$var=$root" "$BIN" snapshot >"$T/out" 2>"$T/err"
+        rc=$?
+        if [ "$rc" -eq 1 ] && [ "$(lines "$T/err")" = 1 ] && grep -qF -- "$want" "$T/err"; then
+            ok "$var=$root: snapshot fails naming the variable"
+        else
+            not_ok "$var=$root: snapshot fails naming the variable" "exit $rc"
+        fi
+        env "$var=$root" "$BIN" monitor --duration 0.1 -- true >"$T/out" 2>"$T/err"
+        rc=$?
+        if [ "$rc" -eq 1 ] && grep -qF -- "$want" "$T/err"; then
+            ok "$var=$root: monitor fails naming the variable"
+        else
+            not_ok "$var=$root: monitor fails naming the variable" "exit $rc"
+        fi
+    done
+done
+grep -q "not a directory" "$T/err" && ok "a root that is a file: 'not a directory'" ||
+    not_ok "a root that is a file: 'not a directory'"
+# --procfs given: the environment's root is not looked at.
+env MEMSNAP_PROCFS=/nope "$BIN" snapshot --pid 4242 --procfs "$FIX/v1-host/proc" \
+    --sysfs "$FIX/v1-host/sys" >"$T/out" 2>"$T/err"
+check "--procfs overrides a wrong MEMSNAP_PROCFS" [ $? -eq 0 ]
+
+finish
