@@ -156,7 +156,9 @@ int cli_open_input(const char *cmd, const char *path, struct stat *st)
         st = &tmp;
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
-        cli_error(cmd, "cannot read %s: %s", path, strerror(errno));
+        int err = errno;
+        const char *kind = stat(path, st) == 0 ? cli_file_kind(st) : NULL; /* a socket: ENXIO */
+        cli_error(cmd, "cannot read %s: %s", path, kind ? kind : strerror(err));
         return -1;
     }
     const char *why = NULL;

@@ -487,12 +487,20 @@ static int analysis_text(FILE *fp, const struct an_input *in, const struct an_me
 static int write_html(FILE *fp, json_t *analysis, const struct an_series *s, const char *folded)
 {
     if (fp && an_write_html(fp, analysis, s, folded) != 0) {
-        cli_error("analyze", "writing the HTML report failed");
+        if (ferror(fp)) /* a full disk: the temporary file is removed, OUT stays */
+            cli_error("analyze", "cannot write %s: %s; it was left unchanged", an_html_name,
+                      strerror(errno ? errno : EIO));
+        else
+            cli_error("analyze", "writing the HTML report failed: out of memory");
         return CLI_FAIL;
     }
+/* --html OUT as given, for the errors of write_html. */
+static const char *an_html_name;
+
     return CLI_OK;
 }
 
+    errno = 0;
 /* Prints o as one line of JSON on stdout. */
 static int print_json(json_t *o)
 {
@@ -677,6 +685,7 @@ static void an_on_sigbus(int sig)
         unlink(an_bus_html);
     _exit(CLI_FAIL);
 }
+    an_html_name = html;
 
 int cmd_analyze(int argc, char **argv)
 {
