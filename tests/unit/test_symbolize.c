@@ -388,6 +388,29 @@ static void a_moved_binary_is_found_by_build_id(void **state)
     moved_binary_found_at("c", "test_symbolize"); /* by name, build-id checked */
 }
 
+/* A FIFO where the program's file would be found (nobody writes it: opening it for reading
+ * blocks) is skipped at once: the address keeps its module and offset. */
+static void a_fifo_in_a_debug_directory_is_skipped_without_blocking(void **state)
+{
+    (void)state;
+    char dir[512], path[1024];
+    snprintf(dir, sizeof(dir), "%s/fifo", tmpdir);
+    snprintf(path, sizeof(path), "%s/test_symbolize", dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    struct ms__symbolizer *s = open_sym();
+    assert_int_equal(ms__sym_add_debug_dir(s, dir), 0);
+    uint64_t ip = leaky_ip();
+    struct ms__sym_frame f[4];
+    assert_int_equal(ms__sym_resolve(s, IMG_MOVED, ip, f, 4), 1);
+    assert_null(f[0].function);
+    assert_string_equal(f[0].module, "/nonexistent/moved/test_symbolize");
+    assert_int_equal(f[0].offset, ip - exe_bias);
+    ms__sym_close(s);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void a_libc_address_gets_the_name_dladdr_gives(void **state)
 {
     (void)state;
@@ -453,6 +476,7 @@ int main(void)
         cmocka_unit_test(an_address_outside_every_module_keeps_its_value),
         cmocka_unit_test(a_file_with_another_build_id_is_not_used),
         cmocka_unit_test(a_moved_binary_is_found_by_build_id),
+        cmocka_unit_test(a_fifo_in_a_debug_directory_is_skipped_without_blocking),
         cmocka_unit_test(a_libc_address_gets_the_name_dladdr_gives),
         cmocka_unit_test(a_sweep_of_the_program_text_resolves_every_address),
     };
