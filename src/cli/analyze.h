@@ -40,6 +40,8 @@ struct an_series {
     size_t n;                  /* samples */
     size_t cap;                /* room in every array */
     uint64_t *time_ns;         /* the sample's time_ns (wall clock, ns since the epoch) */
+    uint64_t *mono_ns;         /* its snapshot's monotonic_ns (CLOCK_MONOTONIC), 0: none */
+    bool mono;                 /* durations come from mono_ns (an_series_clock) */
     uint64_t *seq;             /* the sample's seq (0 when the record had none) */
     uint64_t *val[AN_METRICS]; /* bytes; meaningful where the valid bit is set */
     uint8_t *valid;            /* bit m set when val[m][i] was read */
@@ -76,6 +78,15 @@ int an_read(const char *buf, size_t len, struct an_input *in);
  * hands every line to jansson; tests/fuzz/fuzz_analyze.c reads each input both ways and
  * requires the same result. */
 extern bool an_fast_path;
+/* Chooses the clock durations are measured by (s->mono): CLOCK_MONOTONIC when every sample
+ * has its monotonic_ns and they never go back, so that a step of the wall clock during the run
+ * (NTP, a suspend, date -s) neither makes a negative duration nor bends a trend; else the wall
+ * clock (time_ns). an_read() calls it. */
+void an_series_clock(struct an_series *s);
+/* Nanoseconds from sample 0 to sample i of s by that clock (negative only on the wall clock
+ * when it went back, with no monotonic times to use). */
+int64_t an_elapsed_ns(const struct an_series *s, size_t i);
+
 /* Frees what an_read() allocated. */
 void an_input_free(struct an_input *in);
 

@@ -520,8 +520,10 @@ static json_t *series_json(const struct an_series *s, int m, uint64_t t0)
         size_t pick[2] = {imin < imax ? imin : imax, imin < imax ? imax : imin};
         for (int k = 0; k < (imin == imax ? 1 : 2); k++) {
             size_t i = pick[k];
-            json_t *p = json_pack("[f,I]", (double)(int64_t)(s->time_ns[i] - t0) / 1e9,
-                                  (json_int_t)s->val[m][i]);
+            /* the offset by the clock durations are measured by (an_series_clock) */
+            double x =
+                (double)(int64_t)(s->time_ns[0] - t0) / 1e9 + (double)an_elapsed_ns(s, i) / 1e9;
+            json_t *p = json_pack("[f,I]", x, (json_int_t)s->val[m][i]);
             if (!p || json_array_append_new(out, p)) {
                 json_decref(out);
                 return NULL;

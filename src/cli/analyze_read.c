@@ -30,6 +30,7 @@
 /* One sample as read, before it is stored in the columns. */
 struct sample {
     uint64_t time_ns;
+    uint64_t mono_ns; /* the snapshot's monotonic_ns, 0 when it has none */
     uint64_t seq;
     uint64_t v[AN_METRICS];    /* bytes */
     uint8_t valid;             /* bit m: v[m] read */
@@ -79,6 +80,9 @@ static int series_reserve(struct an_series *s, size_t cap)
     if (!(p = an_big_realloc(s->time_ns, old * 8, cap * 8)))
         return -1;
     s->time_ns = p;
+    if (!(p = an_big_realloc(s->mono_ns, old * 8, cap * 8)))
+        return -1;
+    s->mono_ns = p;
     if (!(p = an_big_realloc(s->seq, old * 8, cap * 8)))
         return -1;
     s->seq = p;
@@ -103,6 +107,7 @@ static int series_grow(struct an_series *s)
 static void series_free(struct an_series *s)
 {
     an_big_free(s->time_ns, s->cap * 8);
+    an_big_free(s->mono_ns, s->cap * 8);
     an_big_free(s->seq, s->cap * 8);
     for (int m = 0; m < AN_METRICS; m++)
         an_big_free(s->val[m], s->cap * 8);
@@ -180,6 +185,7 @@ static int series_add(struct an_series *s, const struct sample *smp)
         return -1;
     size_t i = s->n++;
     s->time_ns[i] = smp->time_ns;
+    s->mono_ns[i] = smp->mono_ns;
     s->seq[i] = smp->seq;
     for (int m = 0; m < AN_METRICS; m++)
         s->val[m][i] = smp->v[m];
@@ -312,6 +318,7 @@ enum col {
     C_EV_TEXT,
     C_FULL,
     C_PSS_AGE,
+    C_MONO,
     C__COUNT
 };
 
@@ -343,6 +350,7 @@ static const struct {
     [C_EV_TEXT] = {"event.text", true},
     [C_FULL] = {"full", false},
     [C_PSS_AGE] = {"pss_age_ns", false},
+    [C_MONO] = {"monotonic_ns", false},
 };
 
 /* One field of a row: its bytes in the file (inside the quotes when quoted). */
@@ -643,7 +651,7 @@ static int csv_fill(struct rd *r, const struct csv *c, uint64_t time_ns, struct 
                   {C_GPU_USED, AN_GPU},
                   {C_TREE_RSS, AN_TREE_RSS}};
     int rc;
-    if (csv_u64(r, c, C_SEQ, &smp.seq) < 0)
+    if (csv_u64(r, c, C_SEQ, &smp.seq) < 0 || csv_u64(r, c, C_MONO, &smp.mono_ns) < 0)
         return -1;
     for (size_t i = 0; i < sizeof(direct) / sizeof(direct[0]); i++) {
         if ((rc = csv_u64(r, c, direct[i].col, &smp.v[direct[i].metric])) < 0)
@@ -1141,8 +1149,8 @@ static int fp_gpu_element(struct fp *s, void *ctx)
     if (fp_fields_object(s, &f) != FP_OK)
         return FP_NO;
     g->valid = g->count++ ? g->valid & f.valid : f.valid;
-    g->sum[0] += v[0];
-    g->sum[1] += v[1];
+    for (int i = 0; i < 2; i++) /* saturated: a sum past 2^64-1 is no wrapped small number */
+        g->sum[i] = __builtin_add_overflow(g->sum[i], v[i], &g->sum[i]) ? UINT64_MAX : g->sum[i];
     return FP_OK;
 }
 
@@ -1152,8 +1160,9 @@ struct fp_snap {
     unsigned seen; /* bit per key of snap_keys */
 };
 
-static const struct fp_key snap_keys[] = {FP_KEY("schema"), FP_KEY("process"), FP_KEY("system"),
-                                          FP_KEY("cgroup"), FP_KEY("gpus")};
+static const struct fp_key snap_keys[] = {FP_KEY("schema"), FP_KEY("process"),
+                                          FP_KEY("system"), FP_KEY("cgroup"),
+                                          FP_KEY("gpus"),   FP_KEY("monotonic_ns")};
 static const struct fp_key process_keys[] = {FP_KEY("rss_bytes"), FP_KEY("pss_bytes")};
 static const struct fp_key system_keys[] = {FP_KEY("total_bytes"), FP_KEY("available_bytes")};
 static const struct fp_key cgroup_keys[] = {FP_KEY("current_bytes"), FP_KEY("max_bytes")};
@@ -1172,7 +1181,7 @@ static int fp_snap_member(struct fp *s, const char *key, size_t klen, void *ctx)
 {
     struct fp_snap *sn = ctx;
     struct sample *smp = sn->smp;
-    int k = key_index(snap_keys, 5, key, klen);
+    int k = key_index(snap_keys, 6, key, klen);
     if (k < 0)
         return fp_value(s);
     if (sn->seen >> k & 1)
@@ -1181,6 +1190,10 @@ static int fp_snap_member(struct fp *s, const char *key, size_t klen, void *ctx)
     uint64_t v[2] = {0, 0};
     struct fp_fields f = {NULL, 2, v, 0, 0};
     switch (k) {
+    case 5: {
+        bool valid;
+        return fp_u64_or_null(s, &smp->mono_ns, &valid);
+    }
     case 0: {
         const char *str;
         size_t len;
@@ -1412,6 +1425,8 @@ static int j_sample(struct rd *r, json_t *o, uint64_t time_ns)
     json_t *schema = json_object_get(snap, "schema");
     if (!json_is_string(schema) || strcmp(json_string_value(schema), SNAPSHOT_SCHEMA) != 0)
         return rd_error(r, "field snapshot.schema: expected \"%s\"", SNAPSHOT_SCHEMA);
+    if (j_u64(r, snap, "snapshot.", "monotonic_ns", false, &smp.mono_ns) < 0)
+        return -1;
     if (j_obj(r, snap, "snapshot.", "process", &sec) < 0)
         return -1;
     if (sec) {
@@ -1461,7 +1476,7 @@ static int j_sample(struct rd *r, json_t *o, uint64_t time_ns)
                 uint64_t v = 0;
                 if ((rc = j_u64(r, g, sec_name, gpu_keys[k].name, false, &v)) < 0)
                     return -1;
-                sum[k] += v;
+                sum[k] = __builtin_add_overflow(sum[k], v, &sum[k]) ? UINT64_MAX : sum[k];
                 if (!rc)
                     valid &= ~(1u << k);
             }
@@ -1820,6 +1835,7 @@ static int chunk_append(struct rd *r, const struct chunk *ch, size_t from, size_
         if (series_grow(s) != 0)
             return rd_error(r, "out of memory");
     memcpy(s->time_ns + s->n, ch->s.time_ns + from, n * sizeof(uint64_t));
+    memcpy(s->mono_ns + s->n, ch->s.mono_ns + from, n * sizeof(uint64_t));
     memcpy(s->seq + s->n, ch->s.seq + from, n * sizeof(uint64_t));
     for (int m = 0; m < AN_METRICS; m++)
         memcpy(s->val[m] + s->n, ch->s.val[m] + from, n * sizeof(uint64_t));
@@ -1979,6 +1995,7 @@ int an_read(const char *buf, size_t len, struct an_input *in)
             in->limit[l] = r.slimit[l];
             in->limit_valid |= (uint8_t)(1u << l);
         }
+    an_series_clock(&in->s);
     if (in->cut_line)
         cli_error("analyze",
                   "warning: %s:%lu: the last line is cut (the monitor stopped while "

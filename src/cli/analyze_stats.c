@@ -24,7 +24,8 @@
 #define SIGNIFICANT_P    0.01 /* one-sided Mann-Kendall p-value of a trend */
 #define Z_95             1.959963984540054
 #define MAD_TO_SIGMA     1.4826
-#define STATS_THREADS    4 /* metrics computed at once, at most */
+#define STATS_THREADS    4      /* metrics computed at once, at most */
+#define RATE_MAX         9.2e18 /* bytes/s: a slope beyond is no measurement (a corrupt file) */
 
 #define AN__KEY(id, key, label)   key,
 #define AN__LABEL(id, key, label) label,
@@ -50,6 +51,33 @@ const char *an_severity_name(enum an_severity s)
 {
     static const char *const names[] = {"none", "low", "medium", "high"};
     return names[s];
+}
+
+void an_series_clock(struct an_series *s)
+{
+    s->mono = s->n > 0 && s->mono_ns;
+    for (size_t i = 0; s->mono && i < s->n; i++)
+        s->mono = s->mono_ns[i] != 0 && (i == 0 || s->mono_ns[i] >= s->mono_ns[i - 1]);
+}
+
+/* An unsigned difference as a signed one, saturated (never a wrapped sign). */
+static int64_t diff_ns(uint64_t a, uint64_t b)
+{
+    if (a >= b)
+        return a - b > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)(a - b);
+    return b - a > (uint64_t)INT64_MAX ? INT64_MIN : -(int64_t)(b - a);
+}
+
+int64_t an_elapsed_ns(const struct an_series *s, size_t i)
+{
+    return s->mono ? diff_ns(s->mono_ns[i], s->mono_ns[0]) : diff_ns(s->time_ns[i], s->time_ns[0]);
+}
+
+/* Seconds from sample i to sample j of s (by the clock an_series_clock chose). */
+static double span_s(const struct an_series *s, size_t i, size_t j)
+{
+    const uint64_t *t = s->mono ? s->mono_ns : s->time_ns;
+    return (double)diff_ns(t[j], t[i]) / 1e9;
 }
 
 /* Reorders a[0..n) so that a[k] holds the value of rank k (0-based), with no larger value
@@ -187,8 +215,7 @@ static void trend(const struct an_series *s, const uint64_t *x, const size_t *at
     memset(tr, 0, sizeof(*tr));
     tr->time_to_limit_s = -1;
     tr->severity = AN_SEV_NONE;
-    uint64_t t0 = s->time_ns[at[0]];
-    tr->duration_s = n ? (double)(int64_t)(s->time_ns[at[n - 1]] - t0) / 1e9 : 0;
+    tr->duration_s = n ? span_s(s, at[0], at[n - 1]) : 0;
     size_t rises = 0, falls = 0;
     for (size_t k = 1; k < n; k++) {
         rises += x[k] > x[k - 1];
@@ -205,7 +232,7 @@ static void trend(const struct an_series *s, const uint64_t *x, const size_t *at
     uint64_t scratch[AN_TREND_POINTS];
     for (size_t k = 0; k < m; k++) {
         size_t i = m == n ? k : k * (n - 1) / (m - 1);
-        t[k] = (double)(int64_t)(s->time_ns[at[i]] - t0) / 1e9;
+        t[k] = span_s(s, at[0], at[i]);
         v[k] = (double)x[i];
         scratch[k] = x[i];
     }
@@ -251,6 +278,12 @@ static void trend(const struct an_series *s, const uint64_t *x, const size_t *at
     tr->slope = (key_double(r[1]) + key_double(r[2])) / 2;
     tr->ci_low = key_double(r[0]);
     tr->ci_high = key_double(r[3]);
+    if (!isfinite(tr->slope) || fabs(tr->slope) > RATE_MAX || !isfinite(tr->ci_low) ||
+        !isfinite(tr->ci_high)) { /* bytes near 2^64 over nanoseconds: not a rate */
+        tr->slope = tr->ci_low = tr->ci_high = 0;
+        tr->reason = "no rate: the figures are out of range (a corrupt file?)";
+        return;
+    }
     tr->growth_bytes = tr->slope * tr->duration_s;
     double median = (double)median_x;
     tr->growth_pct = 100 * tr->growth_bytes / (median > 1 ? median : 1);

@@ -66,9 +66,11 @@ static json_t *jreal(double d)
     return isfinite(d) ? json_real(d) : json_null();
 }
 
+/* A byte count or time as a JSON integer; one past json_int_t (2^63 and more, from a crafted
+ * file) as a real, never as a negative number. */
 static json_t *jint(uint64_t v)
 {
-    return json_integer((json_int_t)v);
+    return v > (uint64_t)INT64_MAX ? json_real((double)v) : json_integer((json_int_t)v);
 }
 
 /* Seconds from t0 to t (negative when t is earlier). */
@@ -100,12 +102,19 @@ static uint64_t time_origin(const struct an_input *in)
     return t0 == UINT64_MAX ? 0 : t0;
 }
 
-/* One sample's place: its seq, time and offset. */
+/* Seconds from t0 to sample i: the first sample's wall time, then the time elapsed since it
+ * (monotonic where the samples have it: a wall-clock step moves no sample in time). */
+static double sample_offset_s(const struct an_series *s, size_t i, uint64_t t0)
+{
+    return offset_s(s->time_ns[0], t0) + (double)an_elapsed_ns(s, i) / 1e9;
+}
+
+/* One sample's place: its seq, time (the wall clock's, for display) and offset. */
 static int set_when(json_t *o, const struct an_series *s, size_t i, uint64_t t0)
 {
     return json_object_set_new(o, "seq", jint(s->seq[i])) |
            json_object_set_new(o, "time_ns", jint(s->time_ns[i])) |
-           json_object_set_new(o, "offset_s", jreal(offset_s(s->time_ns[i], t0)));
+           json_object_set_new(o, "offset_s", jreal(sample_offset_s(s, i, t0)));
 }
 
 static json_t *metric_json(const struct an_input *in, int m, const struct an_metric_stats *st,
@@ -240,7 +249,7 @@ static json_t *analysis_json(const struct an_input *in, const struct an_metric_s
     bad |= json_object_set_new(o, "first_time_ns", s->n ? jint(s->time_ns[0]) : json_null());
     bad |= json_object_set_new(o, "last_time_ns", s->n ? jint(s->time_ns[s->n - 1]) : json_null());
     bad |= json_object_set_new(o, "duration_s",
-                               jreal(s->n ? offset_s(s->time_ns[s->n - 1], s->time_ns[0]) : 0));
+                               jreal(s->n ? (double)an_elapsed_ns(s, s->n - 1) / 1e9 : 0));
     for (int l = 0; l < AN_LIMITS; l++)
         bad |= json_object_set_new(lim, an_limit_keys[l],
                                    in->limit_valid >> l & 1 ? jint(in->limit[l]) : json_null());
@@ -317,8 +326,7 @@ static void text_header(FILE *fp, const struct an_input *in)
     fprintf(fp, "memsnap analyze: %s: monitor output (%s), %zu sample%s", in->path,
             in->csv ? "CSV" : "JSON lines", s->n, s->n == 1 ? "" : "s");
     if (s->n)
-        fprintf(fp, " over %s",
-                fmt_secs(a, sizeof(a), offset_s(s->time_ns[s->n - 1], s->time_ns[0])));
+        fprintf(fp, " over %s", fmt_secs(a, sizeof(a), (double)an_elapsed_ns(s, s->n - 1) / 1e9));
     fputc('\n', fp);
     json_t *st = in->start;
     if (st && json_is_integer(json_object_get(st, "pid"))) {
@@ -378,7 +386,7 @@ static int analysis_text(FILE *fp, const struct an_input *in, const struct an_me
                     fmt_b(a, sizeof(a), sm->min), fmt_b(b, sizeof(b), (uint64_t)llround(sm->mean)),
                     fmt_b(c, sizeof(c), sm->p50), fmt_b(d, sizeof(d), sm->p90),
                     fmt_b(e, sizeof(e), sm->p99), fmt_b(f, sizeof(f), sm->max),
-                    fmt_secs(g, sizeof(g), offset_s(s->time_ns[sm->peak], t0)));
+                    fmt_secs(g, sizeof(g), sample_offset_s(s, sm->peak, t0)));
         }
         fprintf(fp, "\nleaks (Theil-Sen slope with Sen's 95%% interval, Mann-Kendall p-value, "
                     "rising steps)\n");
@@ -419,7 +427,7 @@ static int analysis_text(FILE *fp, const struct an_input *in, const struct an_me
                 const struct an_spike *x = &sp->list[k];
                 fprintf(fp, "%-15s   #%llu at %s: %s (median %s)\n", "",
                         (unsigned long long)s->seq[x->index],
-                        fmt_secs(a, sizeof(a), offset_s(s->time_ns[x->index], t0)),
+                        fmt_secs(a, sizeof(a), sample_offset_s(s, x->index, t0)),
                         fmt_b(b, sizeof(b), x->value), fmt_b(c, sizeof(c), x->median));
             }
             if (sp->count > 5)

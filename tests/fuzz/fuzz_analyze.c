@@ -8,7 +8,8 @@
  * JSON library): jansson's reading is the reference. A third reading cuts the input into
  * 64-byte chunks read in parallel ($MEMSNAP_ANALYZE_CHUNK), as files of 4 MiB and more are,
  * and must agree with the sequential one: CSV inputs have no fast path, so this is what
- * compares their reading with another.
+ * compares their reading with another. The statistics (an_stats) then run over what was
+ * read, so that crafted figures and times (2^64-1 bytes, equal or stepped clocks) meet UBSan.
  *
  * Built as a libFuzzer binary with clang (-Dfuzz=enabled: build-fuzz/tests/fuzz/fuzz_analyze
  * tests/fuzz/corpus-analyze), and always as fuzz_analyze_replay over the checked-in seeds.
@@ -30,12 +31,14 @@ static bool same_json(json_t *a, json_t *b)
 static void check_same(const struct an_input *a, const struct an_input *b)
 {
     const struct an_series *x = &a->s, *y = &b->s;
-    if (x->n != y->n || a->csv != b->csv || a->limit_valid != b->limit_valid ||
-        a->warning_pct != b->warning_pct || a->critical_pct != b->critical_pct ||
-        a->cut_line != b->cut_line || a->unknown != b->unknown)
+    if (x->n != y->n || x->mono != y->mono || a->csv != b->csv ||
+        a->limit_valid != b->limit_valid || a->warning_pct != b->warning_pct ||
+        a->critical_pct != b->critical_pct || a->cut_line != b->cut_line ||
+        a->unknown != b->unknown)
         abort();
     for (size_t i = 0; i < x->n; i++) {
-        if (x->time_ns[i] != y->time_ns[i] || x->seq[i] != y->seq[i] || x->valid[i] != y->valid[i])
+        if (x->time_ns[i] != y->time_ns[i] || x->mono_ns[i] != y->mono_ns[i] ||
+            x->seq[i] != y->seq[i] || x->valid[i] != y->valid[i])
             abort();
         for (int m = 0; m < AN_METRICS; m++)
             if ((x->valid[i] >> m & 1u) && x->val[m][i] != y->val[m][i])
@@ -70,6 +73,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (rc == 0)
         check_same(&fast, &chunked);
+    if (rf == 0) { /* the statistics over what was read: no UB on any figures or times */
+        bool has_limit[AN_METRICS];
+        uint64_t limit[AN_METRICS];
+        struct an_metric_stats st[AN_METRICS];
+        for (int m = 0; m < AN_METRICS; m++) {
+            has_limit[m] = true;
+            limit[m] = m % 2 ? UINT64_MAX : 1;
+        }
+        if (an_stats(&fast.s, has_limit, limit, st) == 0)
+            for (int m = 0; m < AN_METRICS; m++)
+                an_stats_free(&st[m]);
+        for (size_t i = 0; i < fast.s.n; i++)
+            (void)an_elapsed_ns(&fast.s, i);
+    }
     an_input_free(&fast);
     an_input_free(&slow);
     an_input_free(&chunked);

@@ -83,6 +83,67 @@ else
     skip "pid 2 is not a kernel thread here: no live kernel-thread checks"
 fi
 
+# ---- item 12: a wall-clock step during a monitored run ---------------------------------------
+
+# step IN OUT: the monitor output IN with the wall clock (time_ns, timestamp_ns) of every sample
+# from seq 300 on stepped back an hour, as NTP or `date -s` would; monotonic_ns is unchanged.
+step() {
+    python3 - "$1" "$2" <<'PY'
+import csv, json, sys
+src, dst = sys.argv[1], sys.argv[2]
+H = 3600 * 10**9
+if src.endswith(".csv"):
+    rows = list(csv.reader(open(src, newline="")))
+    head = rows[0]
+    for r in rows[1:]:
+        if r[0] == "sample" and int(r[head.index("seq")]) >= 300:
+            for col in ("time_ns", "timestamp_ns"):
+                r[head.index(col)] = str(int(r[head.index(col)]) - H)
+    csv.writer(open(dst, "w", newline=""), lineterminator="\n").writerows(rows)
+else:
+    with open(dst, "w") as out:
+        for line in open(src):
+            r = json.loads(line)
+            if r["record"] == "sample" and r["seq"] >= 300:
+                r["time_ns"] -= H
+                r["snapshot"]["timestamp_ns"] -= H
+            out.write(json.dumps(r, separators=(",", ":")) + "\n")
+PY
+}
+
+# verdict FILE: analyze's duration and, per metric, the trend's duration, slope and severity
+# and the peak's offset.
+verdict() {
+    "$BIN" analyze --format json "$1" 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print("duration", d["duration_s"])
+for k, m in sorted(d["metrics"].items()):
+    t = m["trend"]
+    print(k, t["duration_s"], round(t["slope_bytes_per_s"], 3), t["severity"], m["peak"]["offset_s"])'
+}
+
+for scenario in leak slowleak flat; do
+    python3 "$HERE/../analyze/gen_monitor.py" $scenario "$T" >/dev/null ||
+        not_ok "gen_monitor.py $scenario"
+    for ext in jsonl csv; do
+        step "$T/$scenario.$ext" "$T/$scenario-step.$ext"
+        verdict "$T/$scenario.$ext" >"$T/v-plain"
+        verdict "$T/$scenario-step.$ext" >"$T/v-step"
+        if [ -s "$T/v-plain" ] && cmp -s "$T/v-plain" "$T/v-step" &&
+            ! grep -q -- " -" "$T/v-step"; then
+            ok "analyze $scenario.$ext: a wall-clock step back of an hour changes no duration or verdict"
+        else
+            not_ok "analyze $scenario.$ext: a wall-clock step back of an hour changes no duration or verdict" \
+                "$(diff "$T/v-plain" "$T/v-step" | head -8)"
+        fi
+    done
+done
+# The wall clock is still what is shown: the step's sample keeps its own time_ns.
+"$BIN" analyze --format json "$T/leak-step.jsonl" >"$T/a.json" 2>"$T/err"
+check "analyze: the wall time of samples is kept for display" \
+    [ "$(json_get "$T/a.json" 'd["last_time_ns"] - d["first_time_ns"]')" = $((599 * 1000000000 - 3600 * 1000000000)) ]
+
 # ---- item 15: --duration and a command that ignores SIGTERM ---------------------------------
 
 # The command ignores SIGTERM (so does the sleep it starts, which it names in sleep.pid).
