@@ -813,7 +813,8 @@ static bool mon_gpu_sum(const ms_snapshot *s, int field, uint64_t *sum)
     for (uint32_t i = 0; i < s->gpu_count && i < MS_GPU_MAX; i++) {
         if (!(s->gpus[i].valid >> f->bit & 1u))
             return false;
-        *sum += ms__gpu_value(&s->gpus[i], f);
+        if (__builtin_add_overflow(*sum, ms__gpu_value(&s->gpus[i], f), sum))
+            *sum = UINT64_MAX; /* saturated, as the GPU backends' own sums */
     }
     return true;
 }
@@ -1107,8 +1108,11 @@ static void mon_compose_sample(struct mon *m, bool full, bool json)
     uint64_t rss = 0, pss = 0;
     bool pss_ok = true;
     for (size_t i = 0; tree && i < m->nmembers; i++) {
-        rss += m->members[i].rss_ok ? m->members[i].rss : 0;
-        pss += m->members[i].pss;
+        /* saturated: a corrupt tree's figures never wrap to a small sum */
+        if (__builtin_add_overflow(rss, m->members[i].rss_ok ? m->members[i].rss : 0, &rss))
+            rss = UINT64_MAX;
+        if (__builtin_add_overflow(pss, m->members[i].pss, &pss))
+            pss = UINT64_MAX;
         pss_ok = pss_ok && m->members[i].pss_ok;
     }
     char age[24] = "null"; /* since the walk that read PSS and USS */

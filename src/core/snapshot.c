@@ -2,7 +2,9 @@
  * snapshot.c - snapshot set-up and the delta of two snapshots.
  *
  * The delta is expanded from the same field lists as the structs, so a new metric gets its
- * delta for free: after - before, valid only when both sides are.
+ * delta for free: after - before, valid only when both sides are. A difference past int64_t
+ * (figures near 2^64 read from a crafted JSON snapshot) is saturated to INT64_MAX or
+ * INT64_MIN, never wrapped to the other sign.
  */
 #include "internal.h"
 
@@ -52,6 +54,14 @@ const struct ms__field ms__gpu_fields[MS_GF__COUNT] = {
 #undef X
 };
 
+/* after - before as a signed difference, saturated at INT64_MIN and INT64_MAX. */
+static int64_t ms__sat_diff(uint64_t after, uint64_t before)
+{
+    if (after >= before)
+        return after - before > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)(after - before);
+    return before - after > (uint64_t)INT64_MAX ? INT64_MIN : -(int64_t)(before - after);
+}
+
 /* The delta of the GPUs present (same index and backend) in both snapshots. */
 static void ms__gpu_delta_compute(const ms_snapshot *before, const ms_snapshot *after,
                                   ms_delta *out)
@@ -73,9 +83,8 @@ static void ms__gpu_delta_compute(const ms_snapshot *before, const ms_snapshot *
         d->valid = a->valid & b->valid;
         for (int f = 0; f < MS_GF__COUNT; f++)
             if (d->valid >> f & 1u)
-                *(int64_t *)(void *)((char *)d + ms__gpu_fields[f].delta_offset) =
-                    (int64_t)(ms__gpu_value(a, &ms__gpu_fields[f]) -
-                              ms__gpu_value(b, &ms__gpu_fields[f]));
+                *(int64_t *)(void *)((char *)d + ms__gpu_fields[f].delta_offset) = ms__sat_diff(
+                    ms__gpu_value(a, &ms__gpu_fields[f]), ms__gpu_value(b, &ms__gpu_fields[f]));
     }
 }
 
@@ -97,9 +106,9 @@ void ms_delta_compute(const ms_snapshot *before, const ms_snapshot *after, ms_de
     memset(out, 0, sizeof(*out));
     out->size = sizeof(*out);
     if (before->monotonic_ns && after->monotonic_ns && after->monotonic_ns >= before->monotonic_ns)
-        out->elapsed_ns = (int64_t)(after->monotonic_ns - before->monotonic_ns);
+        out->elapsed_ns = ms__sat_diff(after->monotonic_ns, before->monotonic_ns);
     else
-        out->elapsed_ns = (int64_t)(after->timestamp_ns - before->timestamp_ns);
+        out->elapsed_ns = ms__sat_diff(after->timestamp_ns, before->timestamp_ns);
     for (int i = 0; i < MS__SEC_COUNT; i++) {
         const struct ms__section *sec = &ms__sections[i];
         uint64_t valid =
@@ -109,7 +118,7 @@ void ms_delta_compute(const ms_snapshot *before, const ms_snapshot *after, ms_de
             const struct ms__field *f = &sec->fields[k];
             if (valid >> f->bit & 1u)
                 *(int64_t *)(void *)((char *)out + f->delta_offset) =
-                    (int64_t)(ms__snap_value(after, f) - ms__snap_value(before, f));
+                    ms__sat_diff(ms__snap_value(after, f), ms__snap_value(before, f));
         }
     }
     ms__gpu_delta_compute(before, after, out);

@@ -243,7 +243,8 @@ static void ms__gpu_finish(struct ms__gpu *g, ms_gpu *gp, bool per_process)
     for (size_t i = 0; i < p->n; i++) {
         for (int k = 0; k < g->nids; k++)
             if (p->v[i].pid == g->ids[k]) {
-                mine += p->v[i].used_bytes;
+                mine = mine + p->v[i].used_bytes < mine ? UINT64_MAX /* saturated */
+                                                        : mine + p->v[i].used_bytes;
                 break;
             }
         if (i < MS_GPU_PROC_MAX)

@@ -300,7 +300,7 @@ static bool ms__drm_client_bytes(const struct ms__drm_client *c, uint64_t *out)
         if (any_local != ms__drm_local(r->name))
             continue;
         int k = (r->have & 1u) ? 0 : (r->have & 2u) ? 1 : 2;
-        sum += r->bytes[k];
+        sum = sum + r->bytes[k] < sum ? UINT64_MAX : sum + r->bytes[k]; /* saturated */
         any = true;
     }
     *out = sum;

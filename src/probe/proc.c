@@ -144,6 +144,9 @@ int ms__proc_basic(ms_session *s, struct ms__slot *slot, ms_snapshot *snap)
         p++;
     }
     uint64_t page = (uint64_t)s->page_size;
+    for (int i = 0; i < 7; i++) /* a page count no byte count can hold (a corrupt tree) */
+        if (v[i] > UINT64_MAX / page)
+            return ms__malformed(s, slot, "statm", "a page count overflows bytes");
     ms_process_mem *m = &snap->process;
     m->vms_bytes = v[0] * page;
     m->rss_bytes = v[1] * page;
@@ -253,7 +256,9 @@ int ms__proc_pss(ms_session *s, struct ms__slot *slot, ms_snapshot *snap)
         ms_set_valid(&snap->process, MS_PF_pss_bytes);
     }
     if ((found & 6u) == 6u) {
-        snap->process.uss_bytes = sm[MS__SM_PRIV_CLEAN] + sm[MS__SM_PRIV_DIRTY];
+        if (__builtin_add_overflow(sm[MS__SM_PRIV_CLEAN], sm[MS__SM_PRIV_DIRTY],
+                                   &snap->process.uss_bytes))
+            return ms__fail(s, MS_EPARSE, "%s: Private_Clean + Private_Dirty overflows", file);
         ms_set_valid(&snap->process, MS_PF_uss_bytes);
     }
     return 0;

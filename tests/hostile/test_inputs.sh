@@ -144,6 +144,40 @@ done
 check "analyze: the wall time of samples is kept for display" \
     [ "$(json_get "$T/a.json" 'd["last_time_ns"] - d["first_time_ns"]')" = $((599 * 1000000000 - 3600 * 1000000000)) ]
 
+# ---- item 14: numbers too large to multiply or add ------------------------------------------
+
+# A procfs tree (v1-host's, copied) with a --tree of three processes of 2^63 bytes and a page
+# each: their sum passes 2^64 and is saturated, never wrapped to a small number.
+cp -R "$FIX/v1-host" "$T/big"
+page=$(getconf PAGESIZE)
+pages=$(python3 -c "print(2**63 // $page + 1)")
+for p in 300 301 302; do
+    mkdir "$T/big/proc/$p"
+    cp "$T/big/proc/4242/status" "$T/big/proc/4242/smaps_rollup" "$T/big/proc/4242/cgroup" \
+        "$T/big/proc/$p/"
+    printf '%s %s 0 0 0 0 0\n' "$pages" "$pages" >"$T/big/proc/$p/statm"
+    parent=300
+    [ $p = 300 ] && parent=1
+    sed "s/^4242 ([^)]*) S [0-9]*/$p (app) S $parent/" "$T/big/proc/4242/stat" >"$T/big/proc/$p/stat"
+done
+ms monitor --pid 300 --tree --interval 0.05 --duration 0.3 --procfs "$T/big/proc" \
+    --sysfs "$T/big/sys" -o "$T/big.jsonl"
+sums=$(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["record"] == "sample" and r.get("tree"):
+        print(r["tree"]["processes"], r["tree"]["rss_bytes"])' "$T/big.jsonl" | sort -u)
+if [ "$rc" -eq 0 ] && [ "$sums" = "3 18446744073709551615" ]; then
+    ok "monitor --tree: RSS summed past 2^64 is saturated, not wrapped"
+else
+    not_ok "monitor --tree: RSS summed past 2^64 is saturated, not wrapped" "exit $rc, sums '$sums'"
+fi
+# One page count past 2^64 bytes is a malformed statm, named.
+printf '%s 1 0 0 0 0 0\n' "$(python3 -c "print(2**64 // $page)")" >"$T/big/proc/301/statm"
+expect_error "snapshot: a statm page count past 2^64 bytes is malformed" 1 "301/statm: malformed" \
+    snapshot --pid 301 --procfs "$T/big/proc" --sysfs "$T/big/sys"
+
 # ---- item 15: --duration and a command that ignores SIGTERM ---------------------------------
 
 # The command ignores SIGTERM (so does the sleep it starts, which it names in sleep.pid).

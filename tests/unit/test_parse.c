@@ -365,6 +365,30 @@ static void smaps_rollup_value_in_unknown_unit_is_a_parse_error(void **state)
     assert_contains(err, "Pss");
 }
 
+static void statm_page_count_past_bytes_is_a_parse_error_not_a_wrapped_size(void **state)
+{
+    (void)state;
+    ms_snapshot snap;
+    char err[512];
+    /* 2^52 pages: 2^64 bytes and more with any page size */
+    assert_int_equal(fixture_capture("broken", 109, MS_CAPTURE_BASIC, &snap, err, sizeof(err)),
+                     MS_EPARSE);
+    assert_contains(err, proc_file("broken", "109/statm"));
+    assert_contains(err, "overflows");
+}
+
+static void uss_past_2_64_is_a_parse_error_not_a_wrapped_sum(void **state)
+{
+    (void)state;
+    ms_snapshot snap;
+    char err[512];
+    /* Private_Clean and Private_Dirty fit alone (2^54 - 1 kB each), not summed */
+    assert_int_equal(fixture_capture("broken", 110, MS_CAPTURE_PSS, &snap, err, sizeof(err)),
+                     MS_EPARSE);
+    assert_contains(err, proc_file("broken", "110/smaps_rollup"));
+    assert_contains(err, "overflows");
+}
+
 static void malformed_meminfo_is_a_parse_error_naming_meminfo(void **state)
 {
     (void)state;
@@ -643,6 +667,8 @@ int main(void)
         cmocka_unit_test(non_numeric_vmhwm_is_a_parse_error_naming_status_and_key),
         cmocka_unit_test(stat_without_closing_parenthesis_is_a_parse_error_naming_stat),
         cmocka_unit_test(smaps_rollup_value_in_unknown_unit_is_a_parse_error),
+        cmocka_unit_test(statm_page_count_past_bytes_is_a_parse_error_not_a_wrapped_size),
+        cmocka_unit_test(uss_past_2_64_is_a_parse_error_not_a_wrapped_sum),
         cmocka_unit_test(malformed_meminfo_is_a_parse_error_naming_meminfo),
         cmocka_unit_test(successful_capture_clears_the_previous_error),
         cmocka_unit_test(capture_rejects_unknown_flags_and_uninitialised_snapshots),

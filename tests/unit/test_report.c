@@ -130,6 +130,29 @@ static void delta_is_after_minus_before_with_its_sign(void **state)
     assert_int_equal(d.cgroup.oom_kills, 1);
 }
 
+static void delta_past_int64_saturates_never_flips_its_sign(void **state)
+{
+    (void)state;
+    ms_snapshot before, after;
+    before_after(&before, &after);
+    before.process.rss_bytes = 0; /* figures a crafted JSON snapshot may hold */
+    after.process.rss_bytes = UINT64_MAX;
+    before.process.vms_bytes = UINT64_MAX - 1;
+    after.process.vms_bytes = 1;
+    before.timestamp_ns = UINT64_MAX;
+    after.timestamp_ns = 0;
+    before.monotonic_ns = after.monotonic_ns = 0;
+    ms_delta d;
+    ms_delta_compute(&before, &after, &d);
+    assert_true(d.process.rss_bytes == INT64_MAX);
+    assert_true(d.process.vms_bytes == INT64_MIN);
+    assert_true(d.elapsed_ns == INT64_MIN);
+    ms_delta_compute(&after, &before, &d);
+    assert_true(d.process.rss_bytes == INT64_MIN);
+    assert_true(d.process.vms_bytes == INT64_MAX);
+    assert_true(d.elapsed_ns == INT64_MAX);
+}
+
 static void delta_is_valid_only_where_both_snapshots_are(void **state)
 {
     (void)state;
@@ -389,6 +412,7 @@ int main(void)
         cmocka_unit_test(format_bytes_truncates_safely_and_returns_the_full_length),
         cmocka_unit_test(format_bytes_signed_shows_the_sign_of_every_non_zero_delta),
         cmocka_unit_test(delta_is_after_minus_before_with_its_sign),
+        cmocka_unit_test(delta_past_int64_saturates_never_flips_its_sign),
         cmocka_unit_test(delta_is_valid_only_where_both_snapshots_are),
         cmocka_unit_test(delta_elapsed_comes_from_the_monotonic_clock),
         cmocka_unit_test(delta_elapsed_falls_back_to_the_wall_clock_without_monotonic_times),
