@@ -46,6 +46,9 @@ struct ms__cgmount {
 struct ms_session {
     char procfs[PATH_MAX];
     char sysfs[PATH_MAX];
+    /* where procfs came from, for the errors that name a wrong root: "MEMSNAP_PROCFS", or NULL
+     * (the option, or the default) */
+    const char *procfs_from;
     long page_size;    /* bytes */
     pid_t self_pid;    /* getpid() of the process that owns the descriptors */
     unsigned fork_gen; /* ms__fork_gen when self_pid was taken */

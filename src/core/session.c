@@ -43,11 +43,17 @@ static void ms__check_fork(ms_session *s)
     s->fork_gen = ms__fork_gen;
 }
 
-static void ms__root(char *dst, size_t len, const char *opt, const char *env, const char *def)
+/* The root in opt, else in the environment variable env, else def; *from is env when the
+ * environment gave it, else NULL. */
+static void ms__root(char *dst, size_t len, const char *opt, const char *env, const char *def,
+                     const char **from)
 {
     const char *v = opt;
-    if (!v || !*v)
+    *from = NULL;
+    if (!v || !*v) {
         v = getenv(env);
+        *from = v && *v ? env : NULL;
+    }
     if (!v || !*v)
         v = def;
     snprintf(dst, len, "%s", v);
@@ -79,8 +85,11 @@ int ms_session_open(ms_session **out, const ms_options *opts)
     s->page_size = sysconf(_SC_PAGESIZE);
     if (s->page_size <= 0)
         s->page_size = 4096;
-    ms__root(s->procfs, sizeof(s->procfs), opts ? opts->procfs : NULL, "MEMSNAP_PROCFS", "/proc");
-    ms__root(s->sysfs, sizeof(s->sysfs), opts ? opts->sysfs : NULL, "MEMSNAP_SYSFS", "/sys");
+    const char *sysfs_from;
+    ms__root(s->procfs, sizeof(s->procfs), opts ? opts->procfs : NULL, "MEMSNAP_PROCFS", "/proc",
+             &s->procfs_from);
+    ms__root(s->sysfs, sizeof(s->sysfs), opts ? opts->sysfs : NULL, "MEMSNAP_SYSFS", "/sys",
+             &sysfs_from);
     *out = s;
     return 0;
 }

@@ -31,12 +31,21 @@ static int ms__proc_error(ms_session *s, struct ms__slot *slot, const char *file
         ms__slot_close(slot); /* a later capture of this PID starts afresh */
         return ms__fail(s, MS_ESRCH, "process %d exited", (int)pid);
     }
+    if (err == ENOENT || err == ENOTDIR) {
+        struct stat st;
+        int root_err = stat(s->procfs, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+        if (root_err) /* the root is wrong, not the process: say which root, and from where */
+            return ms__fail(s, MS_ENOENT, "%s%s: %s",
+                            s->procfs_from ? "MEMSNAP_PROCFS=" : "procfs ", s->procfs,
+                            root_err == ENOTDIR ? "not a directory" : strerror(root_err));
+    }
     if (err == ENOENT) {
         char dir[PATH_MAX];
         struct stat st;
         ms__proc_path(s, slot->pid, "", dir, sizeof(dir));
         if (stat(dir, &st) != 0)
-            return ms__fail(s, MS_ESRCH, "process %d does not exist (no %s)", (int)slot->pid, dir);
+            return ms__fail(s, MS_ESRCH, "process %d does not exist (no %s)",
+                            (int)(slot->pid ? slot->pid : s->self_pid), dir);
         return ms__fail(s, MS_ENOENT, "%s: no such file", path);
     }
     if (err == EACCES || err == EPERM)

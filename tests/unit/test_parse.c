@@ -7,6 +7,7 @@
 #include "core/internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -389,6 +390,28 @@ static void uss_past_2_64_is_a_parse_error_not_a_wrapped_sum(void **state)
     assert_contains(err, "overflows");
 }
 
+static void a_wrong_procfs_root_is_named_with_where_it_came_from(void **state)
+{
+    (void)state;
+    ms_session *s;
+    ms_snapshot snap;
+    ms_snapshot_init(&snap);
+    /* from the environment: the variable is named */
+    setenv("MEMSNAP_PROCFS", "/nonexistent-memsnap-root", 1);
+    assert_int_equal(ms_session_open(&s, NULL), 0);
+    unsetenv("MEMSNAP_PROCFS");
+    assert_int_equal(ms_capture(s, 0, MS_CAPTURE_BASIC, &snap), MS_ENOENT);
+    assert_string_equal(ms_session_error(s),
+                        "MEMSNAP_PROCFS=/nonexistent-memsnap-root: No such file or directory");
+    ms_session_close(s);
+    /* given as an option, and a file rather than a directory */
+    ms_options opts = {.size = sizeof(opts), .procfs = "/dev/null"};
+    assert_int_equal(ms_session_open(&s, &opts), 0);
+    assert_int_equal(ms_capture(s, 42, MS_CAPTURE_BASIC, &snap), MS_ENOENT);
+    assert_string_equal(ms_session_error(s), "procfs /dev/null: not a directory");
+    ms_session_close(s);
+}
+
 static void malformed_meminfo_is_a_parse_error_naming_meminfo(void **state)
 {
     (void)state;
@@ -669,6 +692,7 @@ int main(void)
         cmocka_unit_test(smaps_rollup_value_in_unknown_unit_is_a_parse_error),
         cmocka_unit_test(statm_page_count_past_bytes_is_a_parse_error_not_a_wrapped_size),
         cmocka_unit_test(uss_past_2_64_is_a_parse_error_not_a_wrapped_sum),
+        cmocka_unit_test(a_wrong_procfs_root_is_named_with_where_it_came_from),
         cmocka_unit_test(malformed_meminfo_is_a_parse_error_naming_meminfo),
         cmocka_unit_test(successful_capture_clears_the_previous_error),
         cmocka_unit_test(capture_rejects_unknown_flags_and_uninitialised_snapshots),

@@ -218,6 +218,18 @@ class KernelThread(unittest.TestCase):
         self.assertIsNone(capture(full=True).note)
 
 
+class WrongRoot(unittest.TestCase):
+    def test_a_wrong_memsnap_procfs_is_named(self):
+        code = ("import memsnap\ntry:\n    memsnap.capture_memory_snapshot(include_gpu=False)\n"
+                "except memsnap.Error as e:\n    print(e)")
+        for root, why in (("/nonexistent-memsnap-root", "No such file or directory"),
+                          ("/dev/null", "not a directory")):
+            env = dict(os.environ, MEMSNAP_PROCFS=root)
+            out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                                 capture_output=True, text=True).stdout
+            self.assertIn("MEMSNAP_PROCFS=%s: %s" % (root, why), out)
+
+
 class DeltaAndDict(unittest.TestCase):
     def test_delta(self):
         a = capture(label="a")
