@@ -510,7 +510,11 @@ static Tcl_Obj *ms__tcl_delta_dict(const ms_snapshot *before, const ms_snapshot 
 /* Parses a pid option value: a positive process ID. */
 static int ms__tcl_pid_arg(Tcl_Interp *interp, Tcl_Obj *obj, int *pid)
 {
-    if (Tcl_GetIntFromObj(NULL, obj, pid) != TCL_OK || *pid <= 0)
+    const char *text = Tcl_GetString(obj);
+    bool digits = *text != '\0'; /* Tcl's integers take " 5", "+5", "0x5", "5 " */
+    for (const char *c = text; *c && digits; c++)
+        digits = *c >= '0' && *c <= '9';
+    if (!digits || Tcl_GetIntFromObj(NULL, obj, pid) != TCL_OK || *pid <= 0)
         return ms__tcl_error(interp, MS_EINVAL, NULL,
                              "bad pid \"%s\": must be a positive process ID", Tcl_GetString(obj));
     return TCL_OK;
