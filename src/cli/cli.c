@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -376,6 +377,117 @@ void cli_output_abort(struct cli_output *out)
     free(out->tmp);
     free(out->path);
     memset(out, 0, sizeof(*out));
+}
+
+int cli_trace_open(const char *cmd, const char *path, struct cli_trace *t)
+{
+    memset(t, 0, sizeof(*t));
+    char *cwd = path[0] == '/' ? NULL : getcwd(NULL, 0);
+    if (path[0] != '/' && !cwd) {
+        cli_error(cmd, "cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int n = cwd ? asprintf(&t->path, "%s/%s", cwd, path) : (t->path = strdup(path)) ? 0 : -1;
+    free(cwd);
+    /* the name is reserved (O_EXCL, 0600) to see that the directory takes a file, then freed
+     * for the tracker, which creates it O_EXCL|O_NOFOLLOW: a file planted meanwhile makes the
+     * tracker fail, never write into it */
+    struct cli_output probe;
+    if (n < 0 || cli_output_open(cmd, t->path, &probe) != 0) {
+        if (n < 0)
+            cli_error(cmd, "cannot create %s: out of memory", path);
+        free(t->path);
+        memset(t, 0, sizeof(*t));
+        return -1;
+    }
+    t->tmp = probe.tmp;
+    probe.tmp = NULL; /* kept: closed, unlinked below, not by cli_output_abort */
+    fclose(probe.fp);
+    probe.fp = NULL;
+    unlink(t->tmp);
+    cli_output_abort(&probe);
+    return 0;
+}
+
+/* Calls fn(dir, name, suffix, ctx) for each file of t->tmp's directory named t->tmp's base,
+ * '.', digits (the tracker's trace of a forked child); suffix is the '.' and digits. */
+static void cli_trace_children(const struct cli_trace *t,
+                               void (*fn)(const struct cli_trace *t, const char *dir,
+                                          const char *name, const char *suffix))
+{
+    const char *slash = strrchr(t->tmp, '/');
+    char *dir = strndup(t->tmp, (size_t)(slash - t->tmp) + (slash == t->tmp));
+    const char *base = slash + 1;
+    size_t blen = strlen(base);
+    DIR *d = dir ? opendir(dir) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        const char *sfx = e->d_name + blen;
+        if (strncmp(e->d_name, base, blen) != 0 || sfx[0] != '.' || !sfx[1] ||
+            sfx[1 + strspn(sfx + 1, "0123456789")])
+            continue;
+        fn(t, dir, e->d_name, sfx);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+}
+
+/* The command that commits a trace, for cli_trace_rename_child's errors. */
+static const char *cli_trace_cmd;
+
+static void cli_trace_rename_child(const struct cli_trace *t, const char *dir, const char *name,
+                                   const char *suffix)
+{
+    char *from = NULL, *to = NULL;
+    if (asprintf(&from, "%s/%s", dir, name) >= 0 && asprintf(&to, "%s%s", t->path, suffix) >= 0 &&
+        rename(from, to) != 0)
+        cli_error(cli_trace_cmd, "cannot rename %s to %s: %s", from, to, strerror(errno));
+    free(from);
+    free(to);
+}
+
+static void cli_trace_remove_child(const struct cli_trace *t, const char *dir, const char *name,
+                                   const char *suffix)
+{
+    (void)t;
+    (void)suffix;
+    char *p = NULL;
+    if (asprintf(&p, "%s/%s", dir, name) >= 0)
+        unlink(p);
+    free(p);
+}
+
+int cli_trace_commit(const char *cmd, struct cli_trace *t)
+{
+    if (!t->tmp)
+        return 0;
+    int rc = 0;
+    struct stat st;
+    if (lstat(t->tmp, &st) != 0 || !S_ISREG(st.st_mode)) {
+        cli_error(cmd, "the tracker wrote no trace: %s was left as it was", t->path);
+        rc = -1;
+    } else if (rename(t->tmp, t->path) != 0) {
+        cli_error(cmd, "cannot rename the trace %s to %s: %s", t->tmp, t->path, strerror(errno));
+        rc = -1;
+    }
+    cli_trace_cmd = cmd;
+    cli_trace_children(t, cli_trace_rename_child);
+    free(t->tmp);
+    free(t->path);
+    memset(t, 0, sizeof(*t));
+    return rc;
+}
+
+void cli_trace_abort(struct cli_trace *t)
+{
+    if (!t->tmp)
+        return;
+    unlink(t->tmp);
+    cli_trace_children(t, cli_trace_remove_child);
+    free(t->tmp);
+    free(t->path);
+    memset(t, 0, sizeof(*t));
 }
 
 /* Length of the well-formed UTF-8 sequence at p (at most n bytes; RFC 3629: no overlongs,

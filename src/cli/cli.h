@@ -135,6 +135,26 @@ int cli_output_commit(const char *cmd, struct cli_output *out);
 /* Closes the output and removes the temporary file: path is left as it was (unless it was
  * published). out is empty afterwards; an empty out is ignored. */
 void cli_output_abort(struct cli_output *out);
+/* A trace the allocation tracker writes (monitor/track --record; record -o can use it too):
+ * the tracker is given a temporary name beside PATH (absent, so that the tracker can create
+ * it O_EXCL), and cli_trace_commit renames it over PATH, and the tracker's TMP.<pid> files of
+ * forked children over PATH.<pid>, once the command has ended. What was at PATH stays until
+ * then, and stays for good when the tracker wrote nothing. */
+struct cli_trace {
+    char *path; /* the target, absolute */
+    char *tmp;  /* the name given to the tracker (MEMSNAP_TRACE_FILE), absolute */
+};
+/* Picks t->tmp beside path (relative to the working directory), after checking that the
+ * directory takes a new file. path itself is checked by cli_output_check, by the caller.
+ * Returns 0, or -1 after printing one line ("memsnap CMD: cannot create PATH: ..."). */
+int cli_trace_open(const char *cmd, const char *path, struct cli_trace *t);
+/* Renames what the tracker wrote into place (see struct cli_trace) and empties t. Returns 0,
+ * or -1 after printing one line: no trace was written (PATH left as it was), or a rename
+ * failed (its temporary name is said). */
+int cli_trace_commit(const char *cmd, struct cli_trace *t);
+/* Removes whatever the tracker wrote under t->tmp (the command never ran) and empties t; an
+ * empty t is ignored. */
+void cli_trace_abort(struct cli_trace *t);
 /* Copies len bytes of s with each byte that is not part of well-formed UTF-8 replaced by
  * U+FFFD, as the JSON sink does: what every memsnap writer and reader does with text that
  * came from a command line or the environment. Returns a malloc'd, NUL-terminated string and

@@ -303,6 +303,7 @@ struct mon {
     /* state */
     ms_session *s;
     struct cli_output out; /* --output; out_fd is its descriptor */
+    struct cli_trace tr;   /* --record: the tracker writes tr.tmp, renamed to TRACE at the end */
     int out_fd;            /* -1: no records (run) */
     FILE *mf;              /* the record being composed */
     char *mbuf;
@@ -1844,7 +1845,7 @@ static void mon_child(struct mon *m, int fd)
     if (m->cg && (rc = ms__cglimit_enter(m->cg, 0)) != 0) {
         e = (struct mon_exec_err){1, rc};
     } else if (m->trace) {
-        const struct cli_tracker t = {.preload = m->preload, .trace = m->trace};
+        const struct cli_tracker t = {.preload = m->preload, .trace = m->tr.tmp};
         if (cli_tracker_env(&t) != 0)
             e = (struct mon_exec_err){2, errno};
     }
@@ -2083,13 +2084,11 @@ static int mon_prepare(struct mon *m)
             return CLI_FAIL;
         }
         free(cwd);
-        /* The tracker cannot say why it could not write the trace: try its directory now,
-         * with a temporary file, leaving what is at TRACE (checked by mon_check_outputs) as
-         * it is until the command starts under the tracker. */
-        struct cli_output probe;
-        if (cli_output_open(m->name, m->record, &probe) != 0)
+        /* The tracker writes a temporary name beside TRACE (its directory is tried now: the
+         * tracker cannot say why it could not write), renamed over TRACE once the command has
+         * ended: what is at TRACE (checked by mon_check_outputs) stays until then. */
+        if (cli_trace_open(m->name, m->record, &m->tr) != 0)
             return CLI_FAIL;
-        cli_output_abort(&probe);
     }
     if (m->flight) {
         char err[512] = "";
@@ -2098,7 +2097,7 @@ static int mon_prepare(struct mon *m)
             .buffer_size = m->ring,
             .max_dumps = (unsigned)m->max_dumps,
             .max_total_bytes = (uint64_t)m->max_mb << 20,
-            .trace_path = m->trace,
+            .trace_path = m->tr.tmp, /* read while the command runs */
             .argv = (const char *const *)m->argv,
         };
         if (ms__flight_open(&m->fl, &fo, err, sizeof(err)) != 0) {
@@ -2185,6 +2184,7 @@ static void mon_free(struct mon *m)
     free(m->mbuf);
     free(m->lt);
     cli_output_abort(&m->out); /* (after a failure: what was at -o FILE stays) */
+    cli_trace_abort(&m->tr);   /* (the command never ran: what was at TRACE stays) */
     ms_session_close(m->s);
     free(m->members);
     free(m->hook);
@@ -2295,6 +2295,8 @@ int cli_monitor_main(enum cli_mon_kind kind, int argc, char **argv, void (*usage
         mon_event(m, &e);
         if (m->write_failed && rc == 0)
             rc = CLI_FAIL;
+        if (m->tr.tmp && cli_trace_commit(m->name, &m->tr) != 0 && rc == 0)
+            rc = CLI_FAIL; /* no trace: one line said so, TRACE as it was */
         if (!m->child && strcmp(reason, "pid_exited") == 0)
             cli_error(m->name, "pid %d exited after %" PRIu64 " sample%s", (int)m->pid, m->seq,
                       m->seq == 1 ? "" : "s");

@@ -126,6 +126,21 @@ echo "old trace" >"$T/keep.mst"
 ms monitor $QUICK --record "$T/keep.mst" --oom-dump-dir "$T/not-a-dir/x" -- true
 check "monitor --record TRACE failing before the command starts: exit 1 ($rc)" [ "$rc" -eq 1 ]
 same "... TRACE is left as it was" "$T/keep.mst" "old trace"
+# --record TRACE: the tracker writes a temporary file, renamed over TRACE (and its children's
+# TRACE.<pid> files) when the command has ended; until then TRACE is what it was.
+mkdir "$T/rec"
+echo "old trace" >"$T/rec/t.mst"
+"$BIN" monitor --no-gpu --interval 0.05 -o "$T/rec/m.jsonl" --record "$T/rec/t.mst" \
+    -- sh -c 'sleep 0.6 & wait' 2>"$T/rec.err" &
+MON=$!
+BG="$BG $MON"
+wait_for grep -qs '"record":"sample"' "$T/rec/m.jsonl"
+same "monitor --record TRACE: TRACE is the old file while the command runs" "$T/rec/t.mst" "old trace"
+wait "$MON"
+check "... then the new trace (exit $?)" sh -c 'head -c 8 "$1" | grep -q MEMSNAPT' _ "$T/rec/t.mst"
+check "... the forked child's trace is TRACE.<pid>" sh -c 'ls "$1"/t.mst.[0-9]* >/dev/null' _ "$T/rec"
+check "... no temporary file left" no_temp "$T/rec"
+check "... the start record names TRACE" grep -q "\"trace\":\"$T/rec/t.mst\"" "$T/rec/m.jsonl"
 echo "old report" >"$T/keep.html"
 printf 'hello world\n' >"$T/text.txt"
 expect_error "analyze --html OUT on input it cannot read: exit 1" 1 "not memsnap monitor output" \
