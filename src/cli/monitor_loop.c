@@ -1788,9 +1788,11 @@ static int mon_sample(struct mon *m, pid_t pid, bool full)
     if (full) {
         struct mon_usage u = mon_tightest(&m->snap, true);
         m->recent[m->nrecent++ % MON_RECENT] = u.found ? u.pct : 0;
-        mon_check_oom(m, pid);
+        /* alerts first: a sample that crosses the threshold and shows the OOM kill puts its
+         * alert in the flight recorder's ring before the bundle is written */
         if (m->kind == CLI_MON_TRACK)
             mon_thresholds(m, pid);
+        mon_check_oom(m, pid);
     }
     m->seq++;
     return MON_SAMPLED;
