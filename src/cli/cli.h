@@ -97,7 +97,8 @@ char *cli_read_file(const char *cmd, const char *path, size_t *len);
 /* Output files. Every file a command writes goes through these: the target is checked
  * (cli_output_check), the data is written to a temporary file beside it, and that file is
  * renamed over the target only when everything was written (cli_output_commit), so a failed
- * run (a full disk, an error, a signal) leaves what was at the target as it was. */
+ * run (a full disk, an error, a signal) leaves what was at the target as it was. A target that
+ * is a symlink to a regular file is replaced by the new file; the file it named is untouched. */
 
 /* Checks that memsnap may write path: it is absent, or a regular file it may write (stat
  * follows a symlink to see; a symlink to a non-regular file is refused too). Refuses a
