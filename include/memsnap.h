@@ -429,6 +429,9 @@ typedef struct ms_trace_stats {
     uint64_t munmaps;
     uint64_t mapped_bytes; /* bytes mapped by those calls */
     uint64_t file_bytes;   /* size of the trace file read */
+    uint64_t exit_kind;    /* with complete: 0 exit, 1 _exit, 2 abort, 3 quick_exit */
+    uint64_t lost_events;  /* allocations and frees the tracker could not record (made by
+                              signal handlers nested deeper than it can defer) */
 } ms_trace_stats;
 
 /* Opens a trace file and checks its header. Errors: MS_ENOENT, MS_EACCES, MS_EPARSE (not a
@@ -443,6 +446,20 @@ MS_EXTERN const char *ms_trace_warning(const ms_trace *trace);
  * failed ms_trace_open() (which has no handle to keep it). */
 MS_EXTERN const char *ms_trace_error(const ms_trace *trace);
 MS_EXTERN void ms_trace_close(ms_trace *trace);
+
+/* How a trace file ends, from its chunk frames and its last chunk alone (nothing else is
+ * decoded, so this is quick on any size): what `memsnap record` checks once the program has
+ * ended. The tracker writes its END record in a chunk of its own, last (format 1.1 on). */
+typedef struct ms_trace_tail {
+    size_t size;         /* sizeof(ms_trace_tail), set by the caller */
+    bool complete;       /* the file ends with the END record */
+    uint64_t exit_kind;  /* with complete: 0 exit, 1 _exit, 2 abort, 3 quick_exit */
+    uint64_t chunks;     /* whole chunks */
+    uint64_t good_bytes; /* bytes up to the end of the last whole chunk */
+    uint64_t file_bytes; /* the file's size */
+} ms_trace_tail;
+/* Errors as ms_trace_open(), whose ms_trace_error(NULL) says why. */
+MS_EXTERN int ms_trace_tail_get(const char *path, ms_trace_tail *tail);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Heap analysis of a trace: the snapshot engine behind `memsnap report`                    */

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,7 +41,8 @@ struct record_opts {
     const char *cwd;      /* memsnap's working directory, for relative paths */
     const char *path;     /* the program's file, found through PATH */
     char **argv;          /* the program's arguments, argv[0] as given */
-    const char *trace;    /* absolute trace path; NULL until the child's pid is known */
+    struct cli_trace tr;  /* the trace: the tracker writes tr.tmp, renamed over tr.path */
+    const char *trace;    /* tr.tmp, for the program's environment */
 };
 
 static void record_usage(FILE *fp)
@@ -172,22 +174,7 @@ static int record_child_env(const struct record_opts *o)
  * without "#!", as execvp does). Reports a failure's errno on fd and exits 127. */
 static void record_exec(struct record_opts *o, int fd)
 {
-    int err = ENOMEM;
-    char *name = NULL;
-    if (!o->output)
-        name = record_default_name(o->argv[0], getpid());
-    if (name || o->output) {
-        char *trace = record_absolute(o->cwd, o->output ? o->output : name);
-        if (trace) {
-            o->trace = trace;
-            unlink(trace); /* a stale trace of the same pid */
-            if (record_child_env(o) == 0) {
-                err = cli_exec(o->path, o->argv);
-            } else {
-                err = errno;
-            }
-        }
-    }
+    int err = record_child_env(o) == 0 ? cli_exec(o->path, o->argv) : errno;
     while (write(fd, &err, sizeof(err)) < 0 && errno == EINTR)
         ;
     _exit(127);
@@ -335,31 +322,6 @@ static int record_options(int argc, char **argv, struct record_opts *o)
     return 0;
 }
 
-/* Checks that the trace's directory (the part of trace up to its last '/') is a directory
- * memsnap may write into: the tracker cannot say why it could not create the file. Returns 0,
- * or prints why not and returns -1. */
-static int record_check_dir(const char *trace)
-{
-    const char *slash = strrchr(trace, '/');
-    char *dir = strndup(trace, slash == trace ? 1 : (size_t)(slash - trace));
-    if (!dir) {
-        cli_error("record", "out of memory");
-        return -1;
-    }
-    struct stat st;
-    int rc = stat(dir, &st);
-    if (rc == 0 && !S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        rc = -1;
-    }
-    if (rc == 0)
-        rc = access(dir, W_OK | X_OK);
-    if (rc != 0)
-        cli_error("record", "cannot write a trace into %s: %s", dir, strerror(errno));
-    free(dir);
-    return rc;
-}
-
 /* Starts the program and waits for it; returns memsnap's exit status. */
 static int record_run(struct record_opts *o)
 {
@@ -437,31 +399,53 @@ static int record_run(struct record_opts *o)
     }
 
     /* The trace's name: the default one carries the child's pid. */
-    char *display = NULL, *trace = NULL;
-    display = o->output ? strdup(o->output) : record_default_name(o->argv[0], pid);
-    if (display)
-        trace = record_absolute(o->cwd, display);
+    char *display = o->output ? strdup(o->output) : record_default_name(o->argv[0], pid);
+    char *trace = display ? record_absolute(o->cwd, display) : NULL;
     if (!trace) {
         free(display);
         cli_error("record", "out of memory");
         return rc;
     }
-    struct stat st;
-    if (stat(trace, &st) == 0) {
-        cli_error("record", "trace written to %s (%lld bytes)", display, (long long)st.st_size);
+    free(o->tr.path);
+    o->tr.path = strdup(trace); /* now the trace's */
+    if (!o->tr.path) {
+        free(trace);
+        free(display);
+        cli_error("record", "out of memory");
+        return rc;
+    }
+    ms_trace_tail tail = {.size = sizeof(tail)};
+    if (ms_trace_tail_get(o->tr.tmp, &tail) != 0) {
+        cli_error("record",
+                  "no trace was written to %s: %s ended before the tracker wrote anything, or "
+                  "the tracker (%s) did not load",
+                  display, o->argv[0], o->preload);
+    } else if (!tail.complete && !WIFSIGNALED(status)) {
+        /* The program ended, but the trace did not: the tracker stopped writing (a full
+         * disk). What was at the target stays; the part that was written is kept. */
+        struct statvfs vfs;
+        bool full = statvfs(o->tr.tmp, &vfs) == 0 && vfs.f_bavail == 0;
+        char done[64];
+        ms_format_bytes(done, sizeof(done), tail.good_bytes);
+        cli_error("record",
+                  "the trace is incomplete: the tracker stopped writing after %s (%llu chunks)%s;"
+                  " what it wrote is kept as %s, %s left as it was; %s exited with status %d",
+                  done, (unsigned long long)tail.chunks,
+                  full ? " because the file system is full" : "", o->tr.tmp, display, o->argv[0],
+                  rc);
+        rc = rc ? rc : CLI_FAIL;
+    } else if (cli_trace_commit("record", &o->tr) == 0) {
+        cli_error("record", "trace written to %s (%llu bytes)", display,
+                  (unsigned long long)tail.file_bytes);
         record_list_children(trace, display, &start);
         cli_error("record",
                   "run 'memsnap report %s' for the heap at its peak (--stats: the summary)",
                   display);
     } else {
-        cli_error("record",
-                  "no trace was written to %s: %s ended before the tracker wrote anything, or "
-                  "the tracker (%s) did not load",
-                  display, o->argv[0], o->preload);
-        record_list_children(trace, display, &start);
+        rc = rc ? rc : CLI_FAIL;
     }
-    free(display);
     free(trace);
+    free(display);
     return rc;
 }
 
@@ -499,22 +483,35 @@ int cmd_record(int argc, char **argv)
         cli_error("record", "getcwd: %s", strerror(errno));
         goto out;
     }
-    /* The default name carries the child's pid: only its directory can be checked now. */
-    if (!(trace = record_absolute(cwd, o.output ? o.output : "memsnap.mst"))) {
+    /* -o is replaced only by a complete trace, and only when it is a regular file (and not
+     * the program). The default name carries the child's pid: until it is known, the
+     * temporary name is picked beside one that carries ours. */
+    const char *avoid[] = {path, NULL};
+    if (o.output && (rc = cli_output_check("record", o.output, avoid)) != 0) {
+        rc = rc == -2 ? CLI_USAGE : CLI_FAIL;
+        goto out;
+    }
+    rc = CLI_FAIL;
+    if (!(trace = o.output ? strdup(o.output) : record_default_name(o.argv[0], getpid()))) {
         cli_error("record", "out of memory");
         goto out;
     }
-    if (record_check_dir(trace) != 0)
+    if (cli_trace_open("record", trace, &o.tr) != 0)
         goto out;
-    if (o.output && unlink(trace) != 0 && errno != ENOENT) {
-        cli_error("record", "cannot replace %s: %s", o.output, strerror(errno));
+    /* the tracker names forked children's traces TMP.<pid>[.<n>], within PATH_MAX */
+    if (strlen(o.tr.tmp) + sizeof(".4294967295.99") > PATH_MAX) {
+        cli_error("record", "the trace path %s is too long (children's traces add .<pid>)",
+                  o.output ? o.output : trace);
         goto out;
     }
+    o.trace = o.tr.tmp;
     o.path = path;
     o.preload = preload;
     o.cwd = cwd;
     rc = record_run(&o);
 out:
+    if (o.tr.tmp) /* not committed: the program never ran, or the trace was kept aside */
+        free(o.tr.tmp), free(o.tr.path);
     free(trace);
     free(cwd);
     free(preload);

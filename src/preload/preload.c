@@ -87,7 +87,6 @@ static void resolve(void)
     RESOLVE(malloc);
     RESOLVE(calloc);
     RESOLVE(realloc);
-    RESOLVE(reallocarray);
     RESOLVE(posix_memalign);
     RESOLVE(aligned_alloc);
     RESOLVE(memalign);
@@ -110,11 +109,20 @@ static void resolve(void)
 
 /* ---- the hot path ---- */
 
+static struct ms_ring *thread_ring_new(void)
+{
+    int busy = ms_tls.busy;
+    ms_tls.busy = MS_SELF; /* pthread_getattr_np and pthread_setspecific may allocate */
+    struct ms_ring *r = ms_tls.ring = ms_ring_register();
+    ms_tls.busy = busy;
+    return r;
+}
+
 static inline struct ms_ring *thread_ring(void)
 {
     struct ms_ring *r = ms_tls.ring;
     if (MS_UNLIKELY(!r))
-        r = ms_tls.ring = ms_ring_register();
+        r = thread_ring_new();
     return r;
 }
 
@@ -239,9 +247,8 @@ static inline bool sample_this(struct ms_ring *r, size_t n)
 
 /* ---- events ---- */
 
-static void record_alloc(struct ms_ring *r, void *p, size_t n)
+static void record_alloc(struct ms_ring *r, void *p, size_t n, uint32_t stack)
 {
-    uint32_t stack = ms_stack_capture(r);
     uint8_t ev[MS_EVENT_MAX], *q = ev;
     uint64_t now = event_ticks(r);
     *q++ = MS_OP_ALLOC;
@@ -271,7 +278,7 @@ static void on_alloc(void *p, size_t n)
         return;
     if (ms_g.sample_rate && (!sample_this(r, n) || !sampled_add((uintptr_t)p)))
         return;
-    record_alloc(r, p, n);
+    record_alloc(r, p, n, ms_stack_capture(r));
 }
 
 static void on_free(void *p)
@@ -299,7 +306,7 @@ static void on_realloc(void *old, void *p, size_t n, uint64_t before)
             if (was)
                 record_free(r, old);
             if (is)
-                record_alloc(r, p, n);
+                record_alloc(r, p, n, ms_stack_capture(r));
             return;
         }
     }
@@ -344,18 +351,71 @@ static void on_map(int op, void *old, size_t old_len, void *p, size_t len)
     ring_put(r, ev, (size_t)(q - ev));
 }
 
+/* ---- events of signal handlers that interrupt a hook ---- */
+
+/* Called by a hook entered while another hook of this thread runs (busy is MS_HOOK): a signal
+ * handler's allocation or free, which the interrupted hook records when it leaves. With every
+ * slot taken (handlers nested deeper than MS_DEFER_MAX), the event is counted as lost, and
+ * the trace says how many were. */
+static void defer(uint8_t op, void *p, size_t n)
+{
+    unsigned i = __atomic_fetch_add(&ms_tls.ndefer, 1, __ATOMIC_RELAXED);
+    if (i >= MS_DEFER_MAX) {
+        struct ms_ring *r = ms_tls.ring;
+        if (r)
+            atomic_fetch_add_explicit(&r->lost, 1, memory_order_relaxed);
+        return;
+    }
+    ms_tls.defer[i] = (struct ms_deferred){.op = op, .ptr = (uintptr_t)p, .size = n};
+}
+
+static inline void deferred(uint8_t op, void *p, size_t n)
+{
+    if (MS_UNLIKELY(ms_tls.busy == MS_HOOK) && p)
+        defer(op, p, n);
+}
+
+/* Records the deferred events, in the order the handlers made them, without a stack (the one
+ * at hand is the interrupted hook's). A handler may add more meanwhile: the count is reset
+ * only when no new slot was taken. */
+static void drain_deferred(void)
+{
+    struct ms_ring *r = ms_tls.ring;
+    unsigned done = 0;
+    for (;;) {
+        unsigned n = __atomic_load_n(&ms_tls.ndefer, __ATOMIC_RELAXED);
+        unsigned upto = n < MS_DEFER_MAX ? n : MS_DEFER_MAX;
+        for (; done < upto; done++) {
+            const struct ms_deferred *d = &ms_tls.defer[done];
+            if (!r || (ms_g.sample_rate && d->op == MS_OP_ALLOC))
+                continue; /* sampled mode: a handler's allocation is not a sample */
+            if (d->op == MS_OP_ALLOC) {
+                record_alloc(r, (void *)d->ptr, d->size, 0);
+            } else if (!ms_g.sample_rate || sampled_take(d->ptr)) {
+                record_free(r, (void *)d->ptr);
+            }
+        }
+        if (__atomic_compare_exchange_n(&ms_tls.ndefer, &n, 0, false, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+            return;
+    }
+}
+
 /* Enters a hook that records: false when the call must only be forwarded. */
 static inline bool enter(void)
 {
     if (MS_UNLIKELY(ms_tls.busy) || !atomic_load_explicit(&ms_g.tracing, memory_order_relaxed))
         return false;
-    ms_tls.busy = 1;
+    ms_tls.busy = MS_HOOK;
     return true;
 }
 
 static inline void leave(void)
 {
-    ms_tls.busy = 0;
+    if (MS_UNLIKELY(__atomic_load_n(&ms_tls.ndefer, __ATOMIC_RELAXED)))
+        drain_deferred();
+    atomic_signal_fence(memory_order_seq_cst);
+    ms_tls.busy = MS_IDLE;
 }
 
 /* ---- the malloc family ---- */
@@ -367,8 +427,11 @@ EXPORT void *malloc(size_t n)
         if (!ms_g.real.malloc)
             return boot_alloc(n, 16);
     }
-    if (!enter())
-        return ms_g.real.malloc(n);
+    if (!enter()) {
+        void *p = ms_g.real.malloc(n);
+        deferred(MS_OP_ALLOC, p, n);
+        return p;
+    }
     void *p = ms_g.real.malloc(n);
     if (p)
         on_alloc(p, n);
@@ -383,6 +446,7 @@ EXPORT void free(void *p)
     if (MS_UNLIKELY(!ms_g.real.free))
         resolve();
     if (!enter()) {
+        deferred(MS_OP_FREE, p, 0);
         ms_g.real.free(p);
         return;
     }
@@ -400,47 +464,16 @@ EXPORT void *calloc(size_t n, size_t size)
             return __builtin_mul_overflow(n, size, &total) ? NULL : boot_alloc(total, 16);
         }
     }
-    if (!enter())
-        return ms_g.real.calloc(n, size);
+    if (!enter()) {
+        void *p = ms_g.real.calloc(n, size);
+        deferred(MS_OP_ALLOC, p, n * size);
+        return p;
+    }
     void *p = ms_g.real.calloc(n, size);
     if (p)
         on_alloc(p, n * size);
     leave();
     return p;
-}
-
-/* realloc and reallocarray: n is the new size in bytes, f the real call. */
-static void *do_realloc(void *old, size_t n, void *(*f)(void *, size_t, size_t), size_t a, size_t b)
-{
-    if (!enter())
-        return f(old, a, b);
-    void *p;
-    if (!old) {
-        p = f(NULL, a, b);
-        if (p)
-            on_alloc(p, n);
-    } else if (n == 0) {
-        on_free(old); /* glibc frees the block and returns NULL */
-        p = f(old, a, b);
-    } else {
-        uint64_t before = ms_ticks();
-        p = f(old, a, b);
-        if (p)
-            on_realloc(old, p, n, before);
-    }
-    leave();
-    return p;
-}
-
-static void *call_realloc(void *old, size_t a, size_t b)
-{
-    (void)b;
-    return ms_g.real.realloc(old, a);
-}
-
-static void *call_reallocarray(void *old, size_t a, size_t b)
-{
-    return ms_g.real.reallocarray(old, a, b);
 }
 
 EXPORT void *realloc(void *old, size_t n)
@@ -458,7 +491,30 @@ EXPORT void *realloc(void *old, size_t n)
             return p;
         }
     }
-    return do_realloc(old, n, call_realloc, n, 0);
+    if (!enter()) {
+        void *p = ms_g.real.realloc(old, n);
+        if (MS_UNLIKELY(ms_tls.busy == MS_HOOK) && (p || n == 0)) {
+            deferred(MS_OP_FREE, old, 0);
+            deferred(MS_OP_ALLOC, p, n);
+        }
+        return p;
+    }
+    void *p;
+    if (!old) {
+        p = ms_g.real.realloc(NULL, n);
+        if (p)
+            on_alloc(p, n);
+    } else if (n == 0) {
+        on_free(old); /* glibc frees the block and returns NULL */
+        p = ms_g.real.realloc(old, n);
+    } else {
+        uint64_t before = ms_ticks();
+        p = ms_g.real.realloc(old, n);
+        if (p)
+            on_realloc(old, p, n, before);
+    }
+    leave();
+    return p;
 }
 
 EXPORT void *reallocarray(void *old, size_t n, size_t size)
@@ -468,9 +524,9 @@ EXPORT void *reallocarray(void *old, size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    if (MS_UNLIKELY(is_boot(old) || !ms_g.real.reallocarray))
-        return realloc(old, total);
-    return do_realloc(old, total, call_reallocarray, n, size);
+    /* the real realloc, not the C library's reallocarray, which calls realloc itself through
+     * our hook: the overflow check is all that it adds */
+    return realloc(old, total);
 }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t n)
@@ -482,8 +538,11 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n)
             return *out ? 0 : ENOMEM;
         }
     }
-    if (!enter())
-        return ms_g.real.posix_memalign(out, align, n);
+    if (!enter()) {
+        int rc = ms_g.real.posix_memalign(out, align, n);
+        deferred(MS_OP_ALLOC, rc == 0 ? *out : NULL, n);
+        return rc;
+    }
     int rc = ms_g.real.posix_memalign(out, align, n);
     if (rc == 0 && *out)
         on_alloc(*out, n);
@@ -500,8 +559,11 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n)
             if (!ms_g.real.name)                                                                   \
                 return boot_alloc(size, 4096);                                                     \
         }                                                                                          \
-        if (!enter())                                                                              \
-            return ms_g.real.name args;                                                            \
+        if (!enter()) {                                                                            \
+            void *p = ms_g.real.name args;                                                         \
+            deferred(MS_OP_ALLOC, p, size);                                                        \
+            return p;                                                                              \
+        }                                                                                          \
         void *p = ms_g.real.name args;                                                             \
         if (p)                                                                                     \
             on_alloc(p, size);                                                                     \
@@ -604,6 +666,7 @@ EXPORT void *dlopen(const char *file, int mode)
         resolve();
     void *h = ms_g.real.dlopen(file, mode);
     if (h && enter()) {
+        ms_tls.busy = MS_SELF;
         ms_modules_scan(false);
         leave();
     }
@@ -616,6 +679,7 @@ EXPORT int dlclose(void *handle)
         resolve();
     int rc = ms_g.real.dlclose(handle);
     if (enter()) {
+        ms_tls.busy = MS_SELF;
         ms_modules_scan(false);
         leave();
     }
@@ -647,7 +711,7 @@ static bool own_process(void)
 EXPORT void _exit(int status)
 {
     if (own_process()) {
-        ms_tls.busy = 1;
+        ms_tls.busy = MS_SELF;
         ms_writer_finish(1);
     }
     if (ms_g.real.exit_)
@@ -661,10 +725,10 @@ EXPORT void _Exit(int status) __attribute__((alias("_exit")));
 EXPORT void abort(void)
 {
     if (own_process()) {
-        ms_tls.busy = 1;
+        ms_tls.busy = MS_SELF;
         ms_writer_finish(2);
         atomic_store(&ms_g.tracing, 0);
-        ms_tls.busy = 0;
+        ms_tls.busy = MS_IDLE;
     }
     if (!ms_g.real.abort)
         resolve();
@@ -685,6 +749,16 @@ static bool is_var(const char *entry, const char *name)
 {
     size_t n = strlen(name);
     return strncmp(entry, name, n) == 0 && entry[n] == '=';
+}
+
+/* True when envp starts a recording of its own: a `memsnap record` run under this one sets
+ * MEMSNAP_TRACE_ROOT for its program, which then writes the inner trace, not ours. */
+static bool starts_recording(char *const envp[])
+{
+    for (size_t i = 0; envp && envp[i]; i++)
+        if (is_var(envp[i], "MEMSNAP_TRACE_ROOT"))
+            return true;
+    return false;
 }
 
 static char self_path[4096];
@@ -715,11 +789,14 @@ static void preload_without_self(const char *value, char *out, size_t cap)
  * The environment for a new image: the caller's envp without LD_PRELOAD and the
  * MEMSNAP_TRACE_* variables, then, when following, LD_PRELOAD with our library first, the
  * options of this recording and (for exec, not spawn) MEMSNAP_TRACE_APPEND=<pid>:<file>.
+ * NULL, for envp as it is, when envp starts a recording of its own (a nested memsnap record).
  * Allocated with the real allocator: exec either replaces the process or fails, and then
  * the caller frees it.
  */
 static char **image_env(char *const envp[], bool append)
 {
+    if (starts_recording(envp))
+        return NULL; /* the caller's environment as it is */
     enum { STRINGS = 32768 };
     size_t n = 0;
     while (envp && envp[n])
@@ -790,17 +867,21 @@ static int do_exec(enum exec_kind kind, const char *file, int fd, char *const ar
         return kind == EXEC_SEARCH ? ms_g.real.execvpe(file, argv, envp)
                                    : ms_g.real.execve(file, argv, envp);
     }
-    ms_tls.busy = 1;
+    ms_tls.busy = MS_SELF;
     char **env = image_env(envp, true);
     char *const *use = env ? env : envp;
     ms_writer_lock(); /* flushes, and no chunk can be half written when the image goes */
+    /* A new image that is not recorded here: this trace ends with it. */
+    off_t end = ms_g.follow && !starts_recording(envp) ? -1 : ms_writer_exec_end();
     int rc = kind == EXEC_FD       ? ms_g.real.fexecve(fd, argv, use)
              : kind == EXEC_SEARCH ? ms_g.real.execvpe(file, argv, use)
                                    : ms_g.real.execve(file, argv, use);
     int err = errno;
+    if (end >= 0)
+        ms_writer_exec_failed(end);
     ms_writer_unlock();
     free_env(env);
-    ms_tls.busy = 0;
+    ms_tls.busy = MS_IDLE;
     errno = err;
     return rc;
 }
@@ -889,11 +970,11 @@ static int do_spawn(const char *name, pid_t *pid, const char *file,
         return ENOSYS;
     if (!own_process() || ms_tls.busy)
         return real(pid, file, fa, attr, argv, envp);
-    ms_tls.busy = 1;
+    ms_tls.busy = MS_SELF;
     char **env = image_env(envp, false);
     int rc = real(pid, file, fa, attr, argv, env ? env : envp);
     free_env(env);
-    ms_tls.busy = 0;
+    ms_tls.busy = MS_IDLE;
     return rc;
 }
 
@@ -928,12 +1009,23 @@ static void fork_child(void)
     if (!atomic_load(&ms_g.tracing))
         return;
     int busy = ms_tls.busy;
-    ms_tls.busy = 1;
+    ms_tls.busy = MS_SELF;
     ms_writer_fork_child();
     ms_tls.busy = busy;
 }
 
 /* ---- start and end ---- */
+
+/* quick_exit() runs the at_quick_exit() handlers, then _exit() inside the C library, out of
+ * our hook's reach: this handler, registered before the program's, runs after them. */
+static void on_quick_exit(void)
+{
+    if (!own_process())
+        return;
+    ms_tls.busy = MS_SELF;
+    ms_writer_finish(3);
+    atomic_store(&ms_g.tracing, 0);
+}
 
 static uint64_t env_u64(const char *name, uint64_t dflt)
 {
@@ -998,7 +1090,7 @@ __attribute__((constructor)) static void ms_init(void)
     resolve();
     if (!ms_g.real.free || atomic_load(&ms_g.tracing))
         return;
-    ms_tls.busy = 1;
+    ms_tls.busy = MS_SELF;
     ms_g.pid = (pid_t)syscall(SYS_getpid);
 
     Dl_info self;
@@ -1018,6 +1110,14 @@ __attribute__((constructor)) static void ms_init(void)
         snprintf(ms_g.base_path, sizeof(ms_g.base_path), "memsnap.%s.%d.mst", comm, (int)ms_g.pid);
     } else {
         snprintf(ms_g.base_path, sizeof(ms_g.base_path), "%s", file);
+    }
+    if (ms_g.base_path[0] != '/') {
+        /* absolute, so that a chdir() changes nothing: children and re-opens find it */
+        char cwd[4096], rel[4096];
+        if (getcwd(cwd, sizeof(cwd))) {
+            snprintf(rel, sizeof(rel), "%s", ms_g.base_path);
+            snprintf(ms_g.base_path, sizeof(ms_g.base_path), "%s/%s", cwd, rel);
+        }
     }
 
     uint64_t depth = env_u64("MEMSNAP_TRACE_DEPTH", 64);
@@ -1063,17 +1163,19 @@ __attribute__((constructor)) static void ms_init(void)
     dl_iterate_phdr(self_range_cb, NULL);
     if (ms_stacks_init() == 0 && pthread_key_create(&ms_g.key, ms_ring_exiting) == 0) {
         pthread_atfork(fork_prepare, fork_parent, fork_child);
-        if (ms_writer_start(append, false, getppid()) == 0)
+        if (ms_writer_start(append, false, getppid()) == 0) {
+            at_quick_exit(on_quick_exit);
             atomic_store(&ms_g.tracing, 1);
+        }
     }
-    ms_tls.busy = 0;
+    ms_tls.busy = MS_IDLE;
 }
 
 __attribute__((destructor)) static void ms_fini(void)
 {
     if (!own_process())
         return;
-    ms_tls.busy = 1;
+    ms_tls.busy = MS_SELF;
     ms_writer_finish(0);
     atomic_store(&ms_g.tracing, 0);
 }

@@ -73,6 +73,7 @@ struct ms_ring {
     uintptr_t stack_lo, stack_hi;  /* the thread's stack, for validating frame pointers */
     uint64_t c_ticks, c_ptr;       /* the consumer's decoding state */
     struct ms_stack_cache *scache; /* stacks.c: recent stacks of this thread, for reuse */
+    _Atomic uint64_t lost;         /* events that could not be recorded since the last flush */
     struct ms_ring *next;          /* in ms_g.rings */
 };
 
@@ -86,7 +87,6 @@ struct ms_real {
     void (*free)(void *);
     void *(*calloc)(size_t, size_t);
     void *(*realloc)(void *, size_t);
-    void *(*reallocarray)(void *, size_t, size_t);
     int (*posix_memalign)(void **, size_t, size_t);
     void *(*aligned_alloc)(size_t, size_t);
     void *(*memalign)(size_t, size_t);
@@ -127,10 +127,30 @@ struct ms_global {
 
 extern struct ms_global ms_g MS_HIDDEN;
 
+/* What a thread is doing, for a hook it enters (ms_tls.busy). */
+enum {
+    MS_IDLE = 0, /* the program's code: a hook records */
+    MS_HOOK = 1, /* inside a hook: a hook entered now runs in a signal handler that
+                    interrupted it, and its event is deferred (preload.c) */
+    MS_SELF = 2, /* the tracker's own work (unwinding, the writer thread, exec, fork): a hook
+                    entered now only forwards */
+};
+
+/* Events made by a signal handler while a hook was running: the hook records them when it
+ * leaves. Slots are taken with an atomic add, so a handler interrupted by another is safe. */
+#define MS_DEFER_MAX 8
+struct ms_deferred {
+    uint8_t op; /* MS_OP_ALLOC or MS_OP_FREE */
+    uintptr_t ptr;
+    size_t size;
+};
+
 /* The per-thread state, in initial-exec TLS so that reading it never allocates. */
 struct ms_tls {
     struct ms_ring *ring;
-    int busy; /* recursion guard: set while inside a hook, and always in our own threads */
+    int busy;        /* MS_IDLE, MS_HOOK or MS_SELF */
+    unsigned ndefer; /* deferred events taken */
+    struct ms_deferred defer[MS_DEFER_MAX];
 };
 extern __thread struct ms_tls ms_tls __attribute__((tls_model("initial-exec"))) MS_HIDDEN;
 
@@ -153,6 +173,11 @@ void ms_writer_flush(void) MS_HIDDEN;                /* drain everything now */
 void ms_writer_finish(unsigned exit_kind) MS_HIDDEN; /* flush, END record, stop */
 void ms_writer_lock(void) MS_HIDDEN;                 /* for exec: no write in flight */
 void ms_writer_unlock(void) MS_HIDDEN;
+/* Writer lock held, before an exec that memsnap does not follow (--no-follow, or a nested
+ * recording): the END record, exit kind 4. Returns the trace's size before it, or -1. */
+off_t ms_writer_exec_end(void) MS_HIDDEN;
+/* The exec failed and the process goes on: the END record is cut off again. */
+void ms_writer_exec_failed(off_t size) MS_HIDDEN;
 void ms_writer_ring_full(struct ms_ring *r, size_t need) MS_HIDDEN;
 struct ms_ring *ms_ring_register(void) MS_HIDDEN;
 void ms_ring_exiting(void *ring) MS_HIDDEN;

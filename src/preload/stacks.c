@@ -534,7 +534,10 @@ static inline bool self_ip(uintptr_t ip)
 static unsigned unwind_libunwind(void **ips, unsigned depth)
 {
     void *buf[MS_MAX_DEPTH + 16];
+    int busy = ms_tls.busy;
+    ms_tls.busy = MS_SELF; /* what libunwind allocates is not the program's */
     int n = unw_backtrace(buf, (int)(depth + 16));
+    ms_tls.busy = busy;
     int skip = 0;
     while (skip < n && self_ip((uintptr_t)buf[skip]))
         skip++;

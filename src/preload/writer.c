@@ -9,6 +9,19 @@
  * a process killed by SIGKILL loses what came after the last flush (about 50 ms). A thread
  * whose ring is full drains it itself under the same lock rather than waiting. All buffers
  * here come from mmap, never from the allocator being traced.
+ *
+ * The program must not notice any of this:
+ *   - the writer thread never keeps the process alive: once every thread of the program has
+ *     ended (main returned through pthread_exit(), and the others after it), it does what the
+ *     last of them would have done natively, exit(0);
+ *   - the descriptors kept open (the trace, /proc/self/statm and stat) sit at high numbers
+ *     with FD_CLOEXEC, and each is checked by device and inode before use: a program that
+ *     closes every descriptor (close(3..1023), closefrom, close_range) or dup2()s over one
+ *     gets it back untouched, and the trace is reopened by its path (never written through a
+ *     number that no longer names it);
+ *   - trace files are created with O_CREAT|O_EXCL|O_NOFOLLOW and mode 0600: a file that is
+ *     already there (a stale trace, or one another user planted in /tmp) is never written
+ *     into; a forked child's trace takes the next free name FILE.<pid>.<n> instead.
  */
 #include "preload.h"
 
@@ -20,6 +33,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -27,6 +41,14 @@
 #include <zstd.h>
 
 #define STAGE_LIMIT (4u << 20) /* a chunk holds at most this much before compression */
+#define FD_FLOOR    1000       /* kept descriptors go at or above this (below the soft limit) */
+
+/* A descriptor the tracker keeps open, and the file it must still name when used. */
+struct kept {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+};
 
 struct buf {
     uint8_t *p;
@@ -36,8 +58,9 @@ struct buf {
 static struct {
     pthread_mutex_t lock;      /* the file, the compressor, the staging buffer */
     pthread_mutex_t meta_lock; /* the side buffer */
-    int fd;
-    int statm_fd;
+    struct kept trace;         /* the trace file, opened O_APPEND once it exists */
+    struct kept statm, stat;   /* /proc/self/statm (RSS samples) and stat (threads left) */
+    bool broken;               /* a write failed or the trace is gone: nothing more is written */
     ZSTD_CCtx *zc;
     struct buf stage, out, meta;
     bool finished;
@@ -48,8 +71,9 @@ static struct {
 } w = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .meta_lock = PTHREAD_MUTEX_INITIALIZER,
-    .fd = -1,
-    .statm_fd = -1,
+    .trace = {.fd = -1},
+    .statm = {.fd = -1},
+    .stat = {.fd = -1},
 };
 
 uint64_t ms_mono_ns(void)
@@ -96,6 +120,68 @@ static void buf_put(struct buf *b, const void *data, size_t len)
         memcpy(b->p + b->len, data, len);
         b->len += len;
     }
+}
+
+/* ---- descriptors kept out of the program's way ---- */
+
+/* fd moved to the lowest free number at or above FD_FLOOR (lower when the soft limit of open
+ * files is), with FD_CLOEXEC; fd itself when none is free. */
+static int fd_high(int fd)
+{
+    struct rlimit rl;
+    long floor = FD_FLOOR;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (long)rl.rlim_cur / 2 < floor)
+        floor = (long)rl.rlim_cur / 2;
+    if (fd >= floor)
+        return fd;
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, (int)floor);
+    if (high < 0)
+        return fd;
+    close(fd);
+    return high;
+}
+
+/* Keeps fd (just opened) in k, moved high; its file is the one k must name from now on. */
+static int kept_adopt(struct kept *k, int fd)
+{
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    k->fd = fd_high(fd);
+    k->dev = st.st_dev;
+    k->ino = st.st_ino;
+    return k->fd;
+}
+
+static void kept_close(struct kept *k)
+{
+    if (k->fd >= 0)
+        close(k->fd);
+    k->fd = -1;
+}
+
+/* k's descriptor while it still names k's file. A number that names another file now belongs
+ * to the program (it closed ours and reused the number, or dup2()ed over it): it is left
+ * alone, and path is opened again; with `same`, only the very file k had will do. -1 when
+ * that fails. */
+static int kept_get(struct kept *k, const char *path, int flags, bool same)
+{
+    struct stat st;
+    if (k->fd >= 0 && fstat(k->fd, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino)
+        return k->fd;
+    k->fd = -1;
+    int fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    if (fd < 0)
+        return -1;
+    if (same && (fstat(fd, &st) != 0 || st.st_dev != k->dev || st.st_ino != k->ino)) {
+        close(fd);
+        return -1;
+    }
+    return kept_adopt(k, fd);
 }
 
 /* ---- the side buffer of global records ---- */
@@ -208,7 +294,7 @@ void ms_ring_exiting(void *arg)
 {
     struct ms_ring *r = arg;
     int busy = ms_tls.busy;
-    ms_tls.busy = 1;
+    ms_tls.busy = MS_SELF;
     ms_meta_thread(r, NULL); /* its final name */
     uint8_t rec[32], *q = rec;
     *q++ = MS_REC_THREAD_END;
@@ -226,10 +312,10 @@ static bool tid_gone(pid_t tid)
 
 /* ---- chunks ---- */
 
-static int write_all(const uint8_t *p, size_t len)
+static int write_all(int fd, const uint8_t *p, size_t len)
 {
     while (len) {
-        ssize_t n = write(w.fd, p, len);
+        ssize_t n = write(fd, p, len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -264,10 +350,12 @@ static void write_stage(void)
     ms_put_u32(frame + 8, (uint32_t)stored);
     ms_put_u32(frame + 12, (uint32_t)w.stage.len);
     ms_put_u32(frame + 16, ms_chunk_crc(frame, payload, stored));
-    if (write_all(frame, sizeof(frame)) < 0 || write_all(payload, stored) < 0) {
-        /* A full disk: stop recording rather than write a chunk with a hole in it. */
-        close(w.fd);
-        w.fd = -1;
+    int fd = w.broken ? -1 : kept_get(&w.trace, ms_g.path, O_WRONLY | O_APPEND, true);
+    if (fd < 0 || write_all(fd, frame, sizeof(frame)) < 0 || write_all(fd, payload, stored) < 0) {
+        /* A full disk, or a trace that is gone: stop rather than write a chunk with a hole
+         * in it (`memsnap record` says the trace is incomplete: it has no END record). */
+        kept_close(&w.trace);
+        w.broken = true;
     }
     w.stage.len = 0;
 }
@@ -283,7 +371,7 @@ void ms_stage_put(const void *data, size_t len)
  * (events.c). Called with w.lock held. */
 static void flush_locked(void)
 {
-    if (w.fd < 0 || w.finished)
+    if (w.broken || w.finished)
         return;
     meta_clock();
     pthread_mutex_lock(&w.meta_lock);
@@ -293,7 +381,9 @@ static void flush_locked(void)
 
     pthread_mutex_lock(&ms_g.rings_lock);
     size_t n = 0;
+    uint64_t lost = 0;
     for (struct ms_ring *r = ms_g.rings; r; r = r->next) {
+        lost += atomic_exchange_explicit(&r->lost, 0, memory_order_relaxed);
         int state = atomic_load_explicit(&r->state, memory_order_acquire);
         if (state == MS_RING_FREE)
             continue;
@@ -318,6 +408,12 @@ static void flush_locked(void)
         if (w.gone[i])
             atomic_store_explicit(&w.list[i]->state, MS_RING_FREE, memory_order_relaxed);
     pthread_mutex_unlock(&ms_g.rings_lock);
+    if (lost) {
+        uint8_t rec[16], *q = rec;
+        *q++ = MS_REC_LOST;
+        q = ms_put_varint(q, lost);
+        ms_stage_put(rec, (size_t)(q - rec));
+    }
     ms_events_flushed(false);
     write_stage();
 }
@@ -342,6 +438,8 @@ void ms_writer_unlock(void)
 
 void ms_writer_ring_full(struct ms_ring *r, size_t need)
 {
+    int busy = ms_tls.busy;
+    ms_tls.busy = MS_SELF; /* zstd may allocate */
     pthread_mutex_lock(&w.lock);
     flush_locked();
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
@@ -351,23 +449,51 @@ void ms_writer_ring_full(struct ms_ring *r, size_t need)
         atomic_store_explicit(&r->tail, r->head, memory_order_release);
     }
     pthread_mutex_unlock(&w.lock);
+    ms_tls.busy = busy;
+}
+
+/* The END record, in a chunk of its own and last: ms_trace_tail_get() finds it without
+ * decoding the rest of the trace. Writer lock held. */
+static void write_end(unsigned exit_kind)
+{
+    ms_events_flushed(true);
+    write_stage();
+    uint8_t rec[32], *q = rec;
+    *q++ = MS_REC_END;
+    q = ms_put_varint(q, ms_ticks());
+    q = ms_put_varint(q, exit_kind);
+    ms_stage_put(rec, (size_t)(q - rec));
+    write_stage();
 }
 
 void ms_writer_finish(unsigned exit_kind)
 {
     pthread_mutex_lock(&w.lock);
-    if (w.fd >= 0 && !w.finished) {
+    if (!w.broken && !w.finished) {
         flush_locked();
-        ms_events_flushed(true);
-        uint8_t rec[32], *q = rec;
-        *q++ = MS_REC_END;
-        q = ms_put_varint(q, ms_ticks());
-        q = ms_put_varint(q, exit_kind);
-        ms_stage_put(rec, (size_t)(q - rec));
-        write_stage();
+        write_end(exit_kind);
         w.finished = true;
     }
     pthread_mutex_unlock(&w.lock);
+}
+
+off_t ms_writer_exec_end(void)
+{
+    struct stat st;
+    int fd = w.broken || w.finished ? -1 : kept_get(&w.trace, ms_g.path, O_WRONLY | O_APPEND, true);
+    if (fd < 0 || fstat(fd, &st) != 0)
+        return -1;
+    write_end(4);
+    return st.st_size;
+}
+
+void ms_writer_exec_failed(off_t size)
+{
+    int fd = size < 0 || w.broken ? -1 : kept_get(&w.trace, ms_g.path, O_WRONLY | O_APPEND, true);
+    if (fd >= 0 && ftruncate(fd, size) != 0) {
+        kept_close(&w.trace);
+        w.broken = true; /* an END in the middle would end the trace there */
+    }
 }
 
 /* ---- the background thread ---- */
@@ -375,7 +501,9 @@ void ms_writer_finish(unsigned exit_kind)
 static void sample_rss(void)
 {
     char text[128];
-    ssize_t n = w.statm_fd >= 0 ? pread(w.statm_fd, text, sizeof(text) - 1, 0) : -1;
+    /* the writer thread's own view: the leader's reads zero once main has ended */
+    int fd = kept_get(&w.statm, "/proc/thread-self/statm", O_RDONLY, false);
+    ssize_t n = fd >= 0 ? pread(fd, text, sizeof(text) - 1, 0) : -1;
     if (n <= 0)
         return;
     text[n] = 0;
@@ -402,10 +530,33 @@ static bool rings_quarter_full(void)
     return full;
 }
 
+/* True when every thread of the program has ended and only this one is left: the leader is a
+ * zombie ("Z" in /proc/self/stat: main ended with pthread_exit()) and the process counts two
+ * threads, the leader and this one. Nothing can start a thread again then. */
+static bool program_gone(void)
+{
+    char text[1024];
+    int fd = kept_get(&w.stat, "/proc/self/stat", O_RDONLY, false);
+    ssize_t n = fd >= 0 ? pread(fd, text, sizeof(text) - 1, 0) : -1;
+    if (n <= 0)
+        return false;
+    text[n] = 0;
+    const char *p = strrchr(text, ')');
+    if (!p || p[1] != ' ' || p[2] != 'Z')
+        return false;
+    p += 2; /* field 3, the state; num_threads is field 20 */
+    for (int field = 3; field < 20; field++) {
+        if (!(p = strchr(p, ' ')))
+            return false;
+        p++;
+    }
+    return strtol(p, NULL, 10) <= 2;
+}
+
 static void *writer_main(void *arg)
 {
     (void)arg;
-    ms_tls.busy = 1; /* nothing this thread does is recorded */
+    ms_tls.busy = MS_SELF; /* nothing this thread does is recorded */
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
@@ -417,6 +568,13 @@ static void *writer_main(void *arg)
             ;
         if (w.finished)
             break;
+        if (program_gone()) {
+            /* What the last thread of the program does natively after its pthread_exit():
+             * exit(0), which runs the atexit handlers (ours writes the END record). Its
+             * allocations are the program's: recorded from this thread's ring. */
+            ms_tls.busy = 0;
+            exit(0);
+        }
         sample_rss();
         ms_modules_scan(false);
         uint64_t now = ms_mono_ns();
@@ -470,17 +628,48 @@ static void meta_process(bool append, bool forked, pid_t ppid)
     ms_meta_append(rec, (size_t)(q - rec));
 }
 
+/* The trace of an image that exec'd: the file its process was writing. Only a regular file
+ * this user owns is appended to. */
+static int open_append(void)
+{
+    int fd = open(ms_g.path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())) {
+        close(fd);
+        errno = EPERM;
+        return -1;
+    }
+    return fd;
+}
+
+/* Creates this process's trace at ms_g.path, a file that must not exist yet. A forked child
+ * whose FILE.<pid> is taken (a stale trace, or someone else's file) takes FILE.<pid>.<n>. */
+static int create_trace(bool forked)
+{
+    const int flags = O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY;
+    int fd = open(ms_g.path, flags, 0600);
+    if (fd < 0 && errno == EEXIST && forked) {
+        size_t len = strlen(ms_g.path);
+        for (unsigned n = 1; n < 100 && fd < 0 && errno == EEXIST; n++) {
+            int k = snprintf(ms_g.path + len, sizeof(ms_g.path) - len, ".%u", n);
+            if (k < 0 || (size_t)k >= sizeof(ms_g.path) - len) {
+                errno = ENAMETOOLONG;
+                break;
+            }
+            fd = open(ms_g.path, flags, 0600);
+        }
+        if (fd < 0)
+            ms_g.path[len] = 0;
+    }
+    return fd;
+}
+
 int ms_writer_start(bool append, bool forked, pid_t ppid)
 {
     w.page_size = sysconf(_SC_PAGESIZE);
-    if (append) {
-        w.fd = open(ms_g.path, O_WRONLY | O_APPEND | O_CLOEXEC);
-    } else {
-        w.fd = open(ms_g.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (w.fd >= 0)
-            fchmod(w.fd, 0600);
-    }
-    if (w.fd < 0) {
+    w.broken = false;
+    int fd = append ? open_append() : create_trace(forked);
+    if (fd < 0 || kept_adopt(&w.trace, fd) < 0) {
         char msg[4300];
         int n = snprintf(msg, sizeof(msg), "memsnap: cannot %s trace %s: %s; not recording\n",
                          append ? "append to" : "create", ms_g.path, strerror(errno));
@@ -496,14 +685,15 @@ int ms_writer_start(bool append, bool forked, pid_t ppid)
         hdr[8] = MS_TRACE_VERSION_MAJOR;
         hdr[10] = MS_TRACE_VERSION_MINOR;
         ms_put_u32(hdr + 12, MS_TRACE_HEADER_SIZE);
-        if (write_all(hdr, sizeof(hdr)) < 0) {
-            close(w.fd);
-            w.fd = -1;
+        if (write_all(w.trace.fd, hdr, sizeof(hdr)) < 0) {
+            kept_close(&w.trace);
             return -1;
         }
     }
-    if (w.statm_fd < 0)
-        w.statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    /* This process's /proc files are opened by its writer thread (a fork child's copies name
+     * its parent's). */
+    kept_close(&w.statm);
+    kept_close(&w.stat);
     w.finished = false;
     meta_process(append, forked, ppid);
     ms_modules_scan(true);
@@ -547,9 +737,7 @@ void ms_writer_fork_child(void)
     pthread_mutex_init(&w.meta_lock, NULL);
     pthread_mutex_init(&ms_g.rings_lock, NULL);
     ms_stacks_lock_reinit();
-    if (w.fd >= 0)
-        close(w.fd);
-    w.fd = -1;
+    kept_close(&w.trace);
     w.stage.len = w.meta.len = 0;
     ms_g.pid = (pid_t)syscall(SYS_getpid);
     struct ms_ring *self = ms_tls.ring;
@@ -561,12 +749,20 @@ void ms_writer_fork_child(void)
     ms_stacks_reset();
     ms_events_reset();
     ms_modules_reset();
-    snprintf(ms_g.path, sizeof(ms_g.path), "%s.%d", ms_g.base_path, (int)ms_g.pid);
+    int len = snprintf(ms_g.path, sizeof(ms_g.path), "%s.%d", ms_g.base_path, (int)ms_g.pid);
     if (self) {
         ms_stack_cache_reset(self); /* its ids are the parent's */
         self->serial = ++ms_g.next_serial;
         self->tid = sys_gettid();
         atomic_store_explicit(&self->state, MS_RING_LIVE, memory_order_relaxed);
+    }
+    if (len < 0 || (size_t)len >= sizeof(ms_g.path)) {
+        /* Cut short, every child would share one name: this one is not recorded. */
+        static const char msg[] = "memsnap: the trace path is too long for a child's name "
+                                  "FILE.<pid>; this child is not recorded\n";
+        (void)!write(2, msg, sizeof(msg) - 1);
+        atomic_store(&ms_g.tracing, 0);
+        return;
     }
     if (ms_writer_start(false, true, ppid) < 0) {
         atomic_store(&ms_g.tracing, 0);

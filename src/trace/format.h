@@ -22,7 +22,7 @@
 
 #define MS_TRACE_MAGIC         "MEMSNAPT" /* 8 bytes, no terminator in the file */
 #define MS_TRACE_VERSION_MAJOR 1
-#define MS_TRACE_VERSION_MINOR 0
+#define MS_TRACE_VERSION_MINOR 1
 #define MS_TRACE_HEADER_SIZE   16 /* magic[8] u16 major u16 minor u32 header_size */
 
 /* Chunk frame: u32 magic, u32 flags, u32 stored_size, u32 raw_size, u32 crc32c. */
@@ -49,7 +49,9 @@ enum ms_trace_record {
     MS_REC_THREAD_END = 0x08, /* v serial, v ticks */
     MS_REC_RSS = 0x09,        /* v ticks, v rss_bytes */
     MS_REC_MARKER = 0x0a,     /* v serial, v ticks, s label */
-    MS_REC_END = 0x0b,        /* v ticks, v exit_kind (0 exit, 1 _exit, 2 abort) */
+    MS_REC_END = 0x0b,        /* v ticks, v exit_kind (0 exit, 1 _exit, 2 abort, 3 quick_exit,
+                                 4 exec of a program not recorded in this file: --no-follow,
+                                 or a nested recording); in a chunk of its own, the last */
     /* The event stream. */
     MS_REC_TIME = 0x10,      /* v dticks: time moves on by dticks (from 0 for an image's first
                                 TIME); the events that follow happened at or after it and before
@@ -67,6 +69,7 @@ enum ms_trace_record {
     MS_REC_MMAP = 0x17,      /* v addr, v size, v stack, v serial */
     MS_REC_MUNMAP = 0x18,    /* v addr, v size, v serial */
     MS_REC_MREMAP = 0x19,    /* v old_addr, v old_size, v addr, v size, v stack, v serial */
+    MS_REC_LOST = 0x1a,      /* v count: events the tracker could not record (1.1) */
 };
 
 /*

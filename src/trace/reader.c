@@ -126,7 +126,7 @@ struct savepoint {
     bool have_ticks;
     uint64_t min_ticks, max_ticks;
     bool end_seen;
-    uint64_t end_ticks, exit_kind;
+    uint64_t end_ticks, exit_kind, lost;
 };
 
 struct loader {
@@ -149,6 +149,7 @@ struct loader {
     uint64_t min_ticks, max_ticks; /* over the records with ticks */
     bool end_seen;
     uint64_t end_ticks, exit_kind;
+    uint64_t lost; /* LOST records, summed (saturating) */
     struct savepoint sp;
     struct saved_thread *saved;
     size_t nsaved, saved_cap;
@@ -614,6 +615,11 @@ static int parse_record(struct loader *ld, const uint8_t **pp, const uint8_t *en
         ld->exit_kind = b;
         note_ticks(ld, a);
         break;
+    case MS_REC_LOST: /* v count */
+        name = "LOST";
+        GET(&a);
+        ld->lost = a > UINT64_MAX - ld->lost ? UINT64_MAX : ld->lost + a;
+        break;
     default:
         return malformed(ld, "unknown record type 0x%02x", type);
     }
@@ -646,6 +652,7 @@ static void save_point(struct loader *ld)
         .end_seen = ld->end_seen,
         .end_ticks = ld->end_ticks,
         .exit_kind = ld->exit_kind,
+        .lost = ld->lost,
     };
     ld->nsaved = 0;
 }
@@ -682,6 +689,7 @@ static void roll_back(struct loader *ld)
     ld->end_seen = sp->end_seen;
     ld->end_ticks = sp->end_ticks;
     ld->exit_kind = sp->exit_kind;
+    ld->lost = sp->lost;
 }
 
 /*
@@ -1308,6 +1316,7 @@ static int finish(struct loader *ld)
         return rc;
     td->complete = ld->end_seen;
     td->exit_kind = ld->exit_kind;
+    td->lost = ld->lost;
     uint64_t last = ld->have_ticks ? ld->max_ticks : tb->start_ticks;
     td->end_time = ms__trace_ticks_ns(tb, ld->end_seen ? ld->end_ticks : last);
     return 0;
@@ -1580,6 +1589,76 @@ void ms_trace_close(ms_trace *trace)
     close(trace->fd);
     free(trace->path);
     free(trace);
+}
+
+/* Reads exactly n bytes at off; 0, or -1 (a short file, or an error). */
+static int pread_full(int fd, void *buf, size_t n, uint64_t off)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = pread(fd, (uint8_t *)buf + got, n - got, (off_t)(off + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        got += (size_t)k;
+    }
+    return 0;
+}
+
+int ms_trace_tail_get(const char *path, ms_trace_tail *tail)
+{
+    if (!tail || tail->size < sizeof(tail->size)) {
+        snprintf(open_err, sizeof(open_err), "tail->size must be sizeof(ms_trace_tail)");
+        return MS_EINVAL;
+    }
+    ms_trace *t;
+    int rc = ms_trace_open(&t, path);
+    if (rc)
+        return rc;
+    ms_trace_tail out = {.size = sizeof(out)};
+    struct stat st;
+    uint8_t h[MS_TRACE_HEADER_SIZE], frame[MS_CHUNK_FRAME_SIZE], last[MS_CHUNK_FRAME_SIZE];
+    uint32_t hs;
+    char why[256];
+    if (fstat(t->fd, &st) != 0 || pread_full(t->fd, h, sizeof(h), 0) != 0 ||
+        ms__trace_header_check(h, sizeof(h), &hs, why, sizeof(why)) != 0) {
+        snprintf(open_err, sizeof(open_err), "%s: cannot read its header", path);
+        ms_trace_close(t);
+        return MS_EIO;
+    }
+    out.file_bytes = (uint64_t)st.st_size;
+    uint64_t off = hs, last_off = 0;
+    while (pread_full(t->fd, frame, sizeof(frame), off) == 0 &&
+           ms_get_u32(frame) == MS_CHUNK_MAGIC) {
+        uint64_t next = off + sizeof(frame) + ms_get_u32(frame + 8);
+        if (next > out.file_bytes)
+            break; /* cut */
+        memcpy(last, frame, sizeof(frame));
+        last_off = off;
+        out.chunks++;
+        off = next;
+    }
+    out.good_bytes = out.chunks ? off : hs;
+    /* The END chunk: stored as it is (too short to compress), one END record, a good CRC. */
+    uint32_t stored = out.chunks ? ms_get_u32(last + 8) : 0;
+    uint8_t payload[64];
+    if (out.chunks && (ms_get_u32(last + 4) & MS_CHUNK_CODEC_MASK) == MS_CHUNK_CODEC_NONE &&
+        stored == ms_get_u32(last + 12) && stored > 0 && stored <= sizeof(payload) &&
+        pread_full(t->fd, payload, stored, last_off + sizeof(last)) == 0 &&
+        ms_chunk_crc(last, payload, stored) == ms_get_u32(last + 16) && payload[0] == MS_REC_END) {
+        const uint8_t *p = payload + 1, *end = payload + stored;
+        uint64_t ticks, kind;
+        if (ms_get_varint(&p, end, &ticks) == 0 && ms_get_varint(&p, end, &kind) == 0 && p == end) {
+            out.complete = true;
+            out.exit_kind = kind;
+        }
+    }
+    ms_trace_close(t);
+    size_t size = tail->size < sizeof(out) ? tail->size : sizeof(out);
+    memcpy(tail, &out, size);
+    tail->size = size;
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -180,7 +180,8 @@ struct ms__trace_data {
     size_t strings_len;
     bool complete;       /* an END record was read */
     uint64_t end_time;   /* ns: the END record's time, or the last time seen */
-    uint64_t exit_kind;  /* END: 0 exit, 1 _exit, 2 abort */
+    uint64_t exit_kind;  /* END: 0 exit, 1 _exit, 2 abort, 3 quick_exit */
+    uint64_t lost;       /* events the tracker could not record (LOST records) */
     uint64_t file_bytes; /* the file's size (bytes read for a non-regular file) */
     uint64_t file_read;  /* bytes read through the last good chunk (grows while loading) */
     uint64_t chunks;     /* good chunks read */

@@ -116,6 +116,8 @@ int ms__trace_stats_compute(const struct ms__trace_data *td, ms_trace_stats *st)
     st->images = (uint32_t)td->nimages;
     st->forked = (im0->flags & 0x2u) != 0; /* MS_PROC_FORKED */
     st->complete = td->complete;
+    st->exit_kind = td->exit_kind;
+    st->lost_events = td->lost;
     st->truncated = td->truncated;
     st->sample_rate = im0->sample_rate;
     st->duration_ns = td->end_time;

@@ -228,9 +228,15 @@ envcheck() {
     if python3 "$T/envcheck.py" "$@" >"$T/why" 2>&1; then ok "$desc"; else not_ok "$desc" "$(cat "$T/why")"; fi
 }
 envcheck "every option reaches the tracker; an existing LD_PRELOAD is kept after it" \
-    "$T/env1.txt" MEMSNAP_TRACE_FILE="$T/env1.mst" MEMSNAP_TRACE_DEPTH=12 \
+    "$T/env1.txt" MEMSNAP_TRACE_DEPTH=12 \
     MEMSNAP_TRACE_UNWIND=fp MEMSNAP_TRACE_SAMPLE_RATE=65536 MEMSNAP_TRACE_MMAP=1 \
     MEMSNAP_TRACE_NO_FOLLOW=1
+# The tracker writes a temporary name beside -o, renamed over it when the program has ended.
+tf=$(sed -n 's/^MEMSNAP_TRACE_FILE=//p' "$T/env1.txt")
+check "the tracker writes a temporary name beside -o" \
+    sh -c 'case "$1" in "$2"/.env1.mst.??????) exit 0 ;; esac; exit 1' _ "$tf" "$T"
+check "... renamed over -o when the program has ended" \
+    sh -c '[ -f "$1/env1.mst" ] && [ ! -e "$2" ]' _ "$T" "$tf"
 pre=$(sed -n 's/^LD_PRELOAD=//p' "$T/env1.txt")
 check "LD_PRELOAD is the tracker, then the previous LD_PRELOAD" [ "${pre#*:}" = "$P/liballoc.so" ]
 
@@ -244,7 +250,7 @@ envcheck "memsnap's own MEMSNAP_TRACE_* settings never reach the program" "$T/en
     MEMSNAP_TRACE_SAMPLE_RATE="<unset>" MEMSNAP_TRACE_MMAP="<unset>" \
     MEMSNAP_TRACE_NO_FOLLOW="<unset>" MEMSNAP_TRACE_APPEND="<unset>"
 check "a relative -o is made absolute against the working directory" \
-    grep -qxF "MEMSNAP_TRACE_FILE=$T/env2.mst" "$T/env2.txt"
+    grep -qx "MEMSNAP_TRACE_FILE=$T/\.env2\.mst\.[A-Za-z0-9]\{6\}" "$T/env2.txt"
 check "without an LD_PRELOAD before, LD_PRELOAD is the tracker alone" \
     [ "$(grep -c '^LD_PRELOAD=[^:]*$' "$T/env2.txt")" = 1 ]
 "$BIN" record -o "$T/env3.mst" --sample-rate 1M sh -c "$ENVDUMP" >"$T/env3.txt" 2>/dev/null
