@@ -491,9 +491,13 @@ static int analysis_text(FILE *fp, const struct an_input *in, const struct an_me
 /* Monitor output and traces                                                                */
 /* ---------------------------------------------------------------------------------------- */
 
+/* --html OUT as given, for the errors of write_html. */
+static const char *an_html_name;
+
 /* Writes the HTML report to fp (NULL: none asked for); prints the error. */
 static int write_html(FILE *fp, json_t *analysis, const struct an_series *s, const char *folded)
 {
+    errno = 0;
     if (fp && an_write_html(fp, analysis, s, folded) != 0) {
         if (ferror(fp)) /* a full disk: the temporary file is removed, OUT stays */
             cli_error("analyze", "cannot write %s: %s; it was left unchanged", an_html_name,
@@ -502,13 +506,9 @@ static int write_html(FILE *fp, json_t *analysis, const struct an_series *s, con
             cli_error("analyze", "writing the HTML report failed: out of memory");
         return CLI_FAIL;
     }
-/* --html OUT as given, for the errors of write_html. */
-static const char *an_html_name;
-
     return CLI_OK;
 }
 
-    errno = 0;
 /* Prints o as one line of JSON on stdout. */
 static int print_json(json_t *o)
 {
@@ -693,7 +693,6 @@ static void an_on_sigbus(int sig)
         unlink(an_bus_html);
     _exit(CLI_FAIL);
 }
-    an_html_name = html;
 
 int cmd_analyze(int argc, char **argv)
 {
@@ -763,6 +762,7 @@ int cmd_analyze(int argc, char **argv)
         return CLI_FAIL;
     }
     FILE *hf = ho.fp;
+    an_html_name = html;
     struct sigaction sa = {.sa_handler = an_on_sigbus}, old;
     an_bus_path = path;
     an_bus_html = ho.tmp;
