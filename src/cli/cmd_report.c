@@ -88,6 +88,14 @@ static double events_per_second(const ms_trace_stats *st)
     return st->duration_ns ? (double)st->events * 1e9 / (double)st->duration_ns : -1;
 }
 
+/* How the recorded process ended, by the END record's exit kind. */
+static const char *exit_name(uint64_t kind)
+{
+    static const char *const names[] = {"exit", "_exit", "abort", "quick_exit",
+                                        "exec of a program not recorded here"};
+    return kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "unknown";
+}
+
 static int report_text(FILE *fp, const ms_trace_stats *st)
 {
     char a[96], b[96];
@@ -100,10 +108,11 @@ static int report_text(FILE *fp, const ms_trace_stats *st)
     LINE("process", "pid %u (ppid %u)%s", st->pid, st->ppid,
          st->forked ? ", forked from a recorded parent" : "");
     LINE("images", "%u%s", st->images, st->images > 1 ? " (exec)" : "");
-    LINE("complete", "%s",
-         st->complete ? "yes"
-                      : "no (no END record: the program did not exit "
-                        "normally, or the trace was cut)");
+    if (st->complete)
+        LINE("complete", "yes (%s)", exit_name(st->exit_kind));
+    else
+        LINE("complete", "no (no END record: the program did not exit normally, or the trace "
+                         "was cut)");
     if (st->truncated)
         LINE("truncated", "yes (see the warning)");
     if (st->sample_rate)
@@ -124,6 +133,9 @@ static int report_text(FILE *fp, const ms_trace_stats *st)
     LINE("leaked", "%s in %llu allocation%s", fmt_bytes(a, sizeof(a), st->leaked_bytes),
          (unsigned long long)st->leaked_allocations, st->leaked_allocations == 1 ? "" : "s");
     LINE("unmatched frees", "%llu", (unsigned long long)st->unmatched_frees);
+    if (st->lost_events)
+        LINE("lost events", "%llu (not recorded: signal handlers nested too deep)",
+             (unsigned long long)st->lost_events);
     LINE("threads", "%llu", (unsigned long long)st->threads);
     LINE("stacks", "%llu", (unsigned long long)st->stacks);
     LINE("modules", "%llu", (unsigned long long)st->modules);
@@ -162,6 +174,9 @@ static int report_json(FILE *fp, const ms_trace_stats *st, const char *warning)
     U("leaked_bytes", st->leaked_bytes);
     U("leaked_allocations", st->leaked_allocations);
     U("unmatched_frees", st->unmatched_frees);
+    U("lost_events", st->lost_events);
+    bad |= json_object_set_new(o, "exit",
+                               st->complete ? json_string(exit_name(st->exit_kind)) : json_null());
     U("threads", st->threads);
     U("duration_ns", st->duration_ns);
     U("pid", st->pid);
@@ -648,6 +663,22 @@ out:
     return rc;
 }
 
+/* The notes every mode prints on stderr about how the trace ends: cut short (a warning says
+ * where), without its END record, or with events the tracker could not record. */
+static void trace_notes(const char *cmd, const char *warning, bool complete, uint64_t lost)
+{
+    if (warning)
+        cli_error(cmd, "warning: %s", warning);
+    if (!complete)
+        cli_error(cmd, "note: the trace has no END record: the program was killed or is still "
+                       "running, or the trace was cut; the figures stop at its last record");
+    if (lost)
+        cli_error(cmd,
+                  "warning: %llu allocation event%s could not be recorded (signal handlers "
+                  "nested too deep); the figures miss %s",
+                  (unsigned long long)lost, lost == 1 ? "" : "s", lost == 1 ? "it" : "them");
+}
+
 int cli_heap_report(const char *cmd, const char *path, const struct cli_heap_out *outs, size_t n,
                     const char *w1, const char *w2, bool threads, unsigned long top)
 {
@@ -662,8 +693,7 @@ int cli_heap_report(const char *cmd, const char *path, const struct cli_heap_out
         return rc;
     }
     hr->td = ms__engine_trace(hr->e);
-    if (hr->td->truncated)
-        cli_error(cmd, "warning: %s", hr->td->warning);
+    trace_notes(cmd, hr->td->truncated ? hr->td->warning : NULL, hr->td->complete, hr->td->lost);
     if (ms__sym_open(&hr->sym, hr->td) != 0)
         hr->sym = NULL; /* frames stay module+offset */
     for (size_t i = 0; i < n && rc == CLI_OK; i++)
@@ -695,8 +725,7 @@ static int stats_report(const char *path, ms_format fmt)
         return CLI_FAIL;
     }
     const char *warning = ms_trace_warning(t);
-    if (warning)
-        cli_error("report", "warning: %s", warning);
+    trace_notes("report", warning, st.complete, st.lost_events);
     rc = fmt == MS_FORMAT_JSON ? report_json(stdout, &st, warning) : report_text(stdout, &st);
     ms_trace_close(t);
     if (rc || fflush(stdout) != 0) {

@@ -366,7 +366,7 @@ static void defer(uint8_t op, void *p, size_t n)
             atomic_fetch_add_explicit(&r->lost, 1, memory_order_relaxed);
         return;
     }
-    ms_tls.defer[i] = (struct ms_deferred){.op = op, .ptr = (uintptr_t)p, .size = n};
+    ms_tls.defer[i] = (struct ms_deferred){(uintptr_t)p, op == MS_OP_FREE ? MS_DEFER_FREE : n};
 }
 
 static inline void deferred(uint8_t op, void *p, size_t n)
@@ -387,9 +387,10 @@ static void drain_deferred(void)
         unsigned upto = n < MS_DEFER_MAX ? n : MS_DEFER_MAX;
         for (; done < upto; done++) {
             const struct ms_deferred *d = &ms_tls.defer[done];
-            if (!r || (ms_g.sample_rate && d->op == MS_OP_ALLOC))
+            bool alloc = d->size != MS_DEFER_FREE;
+            if (!r || (ms_g.sample_rate && alloc))
                 continue; /* sampled mode: a handler's allocation is not a sample */
-            if (d->op == MS_OP_ALLOC) {
+            if (alloc) {
                 record_alloc(r, (void *)d->ptr, d->size, 0);
             } else if (!ms_g.sample_rate || sampled_take(d->ptr)) {
                 record_free(r, (void *)d->ptr);

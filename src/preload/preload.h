@@ -138,11 +138,11 @@ enum {
 
 /* Events made by a signal handler while a hook was running: the hook records them when it
  * leaves. Slots are taken with an atomic add, so a handler interrupted by another is safe. */
-#define MS_DEFER_MAX 8
+#define MS_DEFER_MAX  32
+#define MS_DEFER_FREE ((size_t)1 << 63) /* in size: the event is a free */
 struct ms_deferred {
-    uint8_t op; /* MS_OP_ALLOC or MS_OP_FREE */
     uintptr_t ptr;
-    size_t size;
+    size_t size; /* bytes allocated, or MS_DEFER_FREE */
 };
 
 /* The per-thread state, in initial-exec TLS so that reading it never allocates. */

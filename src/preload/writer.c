@@ -38,6 +38,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_createCCtx_advanced */
 #include <zstd.h>
 
 #define STAGE_LIMIT (4u << 20) /* a chunk holds at most this much before compression */
@@ -120,6 +121,29 @@ static void buf_put(struct buf *b, const void *data, size_t len)
         memcpy(b->p + b->len, data, len);
         b->len += len;
     }
+}
+
+/* zstd's memory, from mmap: the compressor runs on program threads too (a full ring), where
+ * an allocation through the hooked allocator would count as the program's. */
+static void *zstd_alloc(void *opaque, size_t size)
+{
+    (void)opaque;
+    uint8_t *p = ms_os_alloc(size + 16);
+    if (!p)
+        return NULL;
+    memcpy(p, &size, sizeof(size));
+    return p + 16;
+}
+
+static void zstd_free(void *opaque, void *address)
+{
+    (void)opaque;
+    if (!address)
+        return;
+    uint8_t *p = (uint8_t *)address - 16;
+    size_t size;
+    memcpy(&size, p, sizeof(size));
+    ms_os_free(p, size + 16);
 }
 
 /* ---- descriptors kept out of the program's way ---- */
@@ -438,8 +462,8 @@ void ms_writer_unlock(void)
 
 void ms_writer_ring_full(struct ms_ring *r, size_t need)
 {
-    int busy = ms_tls.busy;
-    ms_tls.busy = MS_SELF; /* zstd may allocate */
+    /* Still MS_HOOK (nothing here allocates: zstd has ms_os_alloc): a signal handler's
+     * allocation meanwhile is deferred, not lost. */
     pthread_mutex_lock(&w.lock);
     flush_locked();
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
@@ -449,7 +473,6 @@ void ms_writer_ring_full(struct ms_ring *r, size_t need)
         atomic_store_explicit(&r->tail, r->head, memory_order_release);
     }
     pthread_mutex_unlock(&w.lock);
-    ms_tls.busy = busy;
 }
 
 /* The END record, in a chunk of its own and last: ms_trace_tail_get() finds it without
@@ -678,7 +701,7 @@ int ms_writer_start(bool append, bool forked, pid_t ppid)
         return -1;
     }
     if (!w.zc)
-        w.zc = ZSTD_createCCtx();
+        w.zc = ZSTD_createCCtx_advanced((ZSTD_customMem){zstd_alloc, zstd_free, NULL});
     if (!append) {
         uint8_t hdr[MS_TRACE_HEADER_SIZE] = {0};
         memcpy(hdr, MS_TRACE_MAGIC, 8);
