@@ -432,6 +432,8 @@ typedef struct ms_trace_stats {
     uint64_t exit_kind;    /* with complete: 0 exit, 1 _exit, 2 abort, 3 quick_exit */
     uint64_t lost_events;  /* allocations and frees the tracker could not record (made by
                               signal handlers nested deeper than it can defer) */
+    bool saturated;        /* a byte figure passed 2^64 - 1 and is held there: no program's
+                              heap does, so the trace is crafted or corrupt */
 } ms_trace_stats;
 
 /* Opens a trace file and checks its header. Errors: MS_ENOENT, MS_EACCES, MS_EPARSE (not a

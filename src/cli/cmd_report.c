@@ -185,6 +185,7 @@ static int report_json(FILE *fp, const ms_trace_stats *st, const char *warning)
     B("forked", st->forked);
     B("complete", st->complete);
     B("truncated", st->truncated);
+    B("saturated", st->saturated);
     bad |= json_object_set_new(o, "warning", warning ? json_string(warning) : json_null());
     U("sample_rate", st->sample_rate);
     U("events", st->events);
@@ -726,6 +727,9 @@ static int stats_report(const char *path, ms_format fmt)
     }
     const char *warning = ms_trace_warning(t);
     trace_notes("report", warning, st.complete, st.lost_events);
+    if (st.saturated)
+        cli_error("report", "warning: byte figures pass 2^64 - 1 and are held there: no "
+                            "program's heap does, the trace is crafted or corrupt");
     rc = fmt == MS_FORMAT_JSON ? report_json(stdout, &st, warning) : report_text(stdout, &st);
     ms_trace_close(t);
     if (rc || fflush(stdout) != 0) {

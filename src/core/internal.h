@@ -214,4 +214,29 @@ static inline bool ms__delta_valid(const ms_delta *d, const struct ms__section *
     return ms__section_valid(d, sec, true) >> f->bit & 1u;
 }
 
+/* Arithmetic on figures read from files (traces, procfs, monitor files), which a crafted file
+ * can push past 64 bits: held at the limit instead of wrapping (or, signed, undefined). */
+static inline uint64_t ms__sat_add(uint64_t a, uint64_t b)
+{
+    uint64_t r;
+    return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+static inline uint64_t ms__sat_mul(uint64_t a, uint64_t b)
+{
+    uint64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+static inline int64_t ms__sat_add_i64(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? (b < 0 ? INT64_MIN : INT64_MAX) : r;
+}
+
+static inline int64_t ms__sat_i64(uint64_t v)
+{
+    return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
 #endif /* MEMSNAP_INTERNAL_H */

@@ -266,7 +266,7 @@ static int consume(void *ctx, const struct ms__trace_data *td, size_t from, size
                 e->nlive++;
                 *(ev->kind == MS__EV_ALLOC ? &t->allocations : &t->reallocations) += 1;
                 if (!sampled) {
-                    e->cur += infos[info].size;
+                    e->cur = ms__sat_add(e->cur, infos[info].size);
                     if (e->cur > e->peak || !e->have_peak) {
                         e->peak = e->cur;
                         t->peak_event = i + 1;
@@ -295,8 +295,8 @@ static int consume(void *ctx, const struct ms__trace_data *td, size_t from, size
                 op = (info + 1) | END_BIT;
                 cnt[info]--;
                 e->nlive--;
-                if (!sampled)
-                    e->cur -= infos[info].size;
+                if (!sampled) /* less only after a saturation of a crafted trace */
+                    e->cur = e->cur >= infos[info].size ? e->cur - infos[info].size : 0;
                 else {
                     e->wcur -= (double)infos[info].size * w[info];
                     e->wlive -= w[info];
@@ -305,7 +305,7 @@ static int consume(void *ctx, const struct ms__trace_data *td, size_t from, size
                     t->frees++;
                     if (b + 1 == e->next) { /* no ALLOC since this block's */
                         t->temporaries++;
-                        t->temporary_bytes += infos[info].size;
+                        t->temporary_bytes = ms__sat_add(t->temporary_bytes, infos[info].size);
                     }
                 }
                 break;
@@ -608,8 +608,8 @@ static int view_build(struct ms__engine *e, uint32_t im, uint64_t event, uint64_
         uint64_t size = td->infos[i].size;
         if (!e->tot.sampled) {
             s->count = c;
-            s->bytes = (int64_t)(size * c);
-            out->live_bytes += s->bytes;
+            s->bytes = ms__sat_i64(ms__sat_mul(size, c));
+            out->live_bytes = ms__sat_add_i64(out->live_bytes, s->bytes);
             out->live_allocations += c;
         } else {
             double w = e->weight[i];
@@ -758,8 +758,8 @@ static int group_add(struct grouper *g, uint64_t key, const char *name,
             break;
         struct ms__group_row *r = &g->rows[idx];
         if (!name || strcmp(r->name, name) == 0) {
-            r->bytes += bytes;
-            r->count += count;
+            r->bytes = ms__sat_add_i64(r->bytes, bytes);
+            r->count = ms__sat_add_i64(r->count, count);
             return 0;
         }
     }

@@ -10,6 +10,8 @@
  */
 #include "reader.h"
 
+#include "../core/internal.h"
+
 #include <math.h>
 
 #include <stdlib.h>
@@ -47,6 +49,7 @@ struct acc {
     uint32_t *live;       /* block number -> its info + 1, 0 when not live */
     uint64_t nlive;       /* blocks live */
     uint64_t allocs, reallocs, frees, bytes, cur, peak, peak_time /* ticks */, unmatched;
+    bool saturated; /* bytes or cur passed 2^64 - 1 (a crafted trace) and were held there */
     double wallocs, wreallocs, wfrees, wbytes, wcur, wpeak;
 };
 
@@ -71,8 +74,9 @@ static inline void block_add(struct acc *a, uint64_t block, uint32_t info, bool 
     a->nlive++;
     if (!a->sampled) {
         *(realloc_ ? &a->reallocs : &a->allocs) += 1;
-        a->bytes += size;
-        a->cur += size;
+        a->saturated |= a->bytes > UINT64_MAX - size || a->cur > UINT64_MAX - size;
+        a->bytes = ms__sat_add(a->bytes, size);
+        a->cur = ms__sat_add(a->cur, size);
     } else {
         double w = a->weight[info];
         *(realloc_ ? &a->wreallocs : &a->wallocs) += w;
@@ -96,7 +100,7 @@ static inline void block_end(struct acc *a, uint64_t block, bool count)
     a->live[block] = 0;
     a->nlive--;
     if (!a->sampled) {
-        a->cur -= size;
+        a->cur = a->cur >= size ? a->cur - size : 0; /* less only after a saturation */
         a->frees += count;
     } else {
         double w = a->weight[v - 1];
@@ -225,7 +229,9 @@ int ms__trace_stats_compute(const struct ms__trace_data *td, ms_trace_stats *st)
             if (a.live[b])
                 wleaked += weight[a.live[b] - 1];
         st->leaked_allocations = round_u64(wleaked);
+        a.saturated |= st->allocated_bytes == UINT64_MAX || st->peak_bytes == UINT64_MAX;
     }
+    st->saturated = a.saturated;
     free(weight);
     free(a.live);
     return 0;

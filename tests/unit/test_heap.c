@@ -300,6 +300,41 @@ static void errors(void **state)
     unlink(bad);
 }
 
+/* A crafted trace whose live blocks add up past 2^63 bytes: views and groupings hold their
+ * figures at the limit (the sanitizer build checks that no sum overflows). */
+static void figures_past_63_bits_saturate(void **state)
+{
+    (void)state;
+    struct tw w;
+    char big[64];
+    tw_begin(&w);
+    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 0);
+    rec_clock(&w, 0, 0);
+    rec_stack(&w, 1, 0, 0x1100);
+    rec_thread(&w, 1, 101, 0, "main");
+    for (int i = 0; i < 6; i++)
+        ev_alloc(&w, 10 + (uint64_t)i, UINT64_C(1) << 62, 1, 1);
+    rec_end(&w, 70, 0);
+    tw_chunk(&w, MS_CHUNK_CODEC_NONE);
+    save_trace(&w, "test_heap_big", big);
+    ms_heap *h;
+    ms_heap_view *v;
+    ms_heap_rows *r;
+    assert_int_equal(ms_heap_open(&h, big), 0);
+    assert_int_equal(ms_heap_leaks(h, &v), 0);
+    assert_true(ms_heap_view_bytes(v) == INT64_MAX);
+    assert_int_equal(ms_heap_view_count(v), 6);
+    assert_int_equal(ms_heap_group(h, v, MS_HEAP_BY_SITE, MS_HEAP_ORDER_BYTES, 0, &r), 0);
+    assert_int_equal(ms_heap_rows_count(r), 1);
+    assert_true(ms_heap_rows_at(r, 0)->bytes == INT64_MAX);
+    ms_heap_rows_free(r);
+    ms_heap_view_free(v);
+    assert_int_equal(ms_heap_peak(h, &v), 0);
+    ms_heap_view_free(v);
+    ms_heap_close(h);
+    unlink(big);
+}
+
 int main(void)
 {
     write_trace();
@@ -309,6 +344,7 @@ int main(void)
         cmocka_unit_test(live_blocks_with_their_times),
         cmocka_unit_test(modules_over_one_another),
         cmocka_unit_test(errors),
+        cmocka_unit_test(figures_past_63_bits_saturate),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     unlink(path);

@@ -274,6 +274,36 @@ static void stats_count_allocations_frees_and_reallocations_exactly(void **state
     tw_free(&w);
 }
 
+/* A crafted trace whose blocks add up past 2^64 bytes: the figures are held at the limit and
+ * flagged, never wrapped (and never undefined: the sanitizer build runs this). */
+static void figures_past_64_bits_saturate_and_are_flagged(void **state)
+{
+    (void)state;
+    struct tw w;
+    tw_begin(&w);
+    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 0);
+    rec_clock(&w, 1, 1);
+    rec_thread(&w, 1, 7, 1, "main");
+    uint64_t blocks[6];
+    for (int i = 0; i < 6; i++)
+        blocks[i] = ev_alloc(&w, 10 + (uint64_t)i, UINT64_C(1) << 62, 0, 1);
+    ev_free(&w, 20, blocks[0]);
+    rec_end(&w, 30, 0);
+    tw_chunk(&w, MS_CHUNK_CODEC_NONE);
+    ms_trace_stats st = stats_of(&w);
+    assert_int_equal(st.allocations, 6);
+    assert_int_equal(st.frees, 1);
+    assert_true(st.saturated);
+    assert_true(st.allocated_bytes == UINT64_MAX);
+    assert_true(st.peak_bytes == UINT64_MAX);
+    tw_free(&w);
+
+    write_basic(&w, MS_CHUNK_CODEC_NONE); /* an ordinary one is not flagged */
+    st = stats_of(&w);
+    assert_false(st.saturated);
+    tw_free(&w);
+}
+
 static void zstd_chunks_read_the_same_as_plain_ones(void **state)
 {
     (void)state;
@@ -1215,6 +1245,7 @@ int main(void)
         cmocka_unit_test(varints_past_64_bits_are_rejected),
         cmocka_unit_test(ptrmap_matches_a_reference_under_random_operations),
         cmocka_unit_test(stats_count_allocations_frees_and_reallocations_exactly),
+        cmocka_unit_test(figures_past_64_bits_saturate_and_are_flagged),
         cmocka_unit_test(zstd_chunks_read_the_same_as_plain_ones),
         cmocka_unit_test(decoded_events_keep_every_field),
         cmocka_unit_test(release_ends_a_block_and_a_double_free_is_unmatched),
