@@ -574,14 +574,17 @@ static int open_engine(const char *cmd, const char *path, struct ms__engine **e)
 static int parse_when(const char *cmd, struct ms__engine *e, const char *when, uint64_t *ns)
 {
     const struct ms__trace_data *td = ms__engine_trace(e);
+    /* a time is plain decimal seconds ("2", "0.25"); " 5", "+5", "0x5" or "1e3" are not
+     * (strtod would take them): such a WHEN is a marker's label or an error */
+    size_t digits = strspn(when, "0123456789");
+    bool plain =
+        digits > 0 &&
+        (when[digits] == 0 ||
+         (when[digits] == '.' && !when[digits + 1 + strspn(when + digits + 1, "0123456789")]));
     char *end;
     errno = 0;
-    double s = strtod(when, &end);
-    if (*when && !*end && !errno && isfinite(s)) {
-        if (s < 0) {
-            cli_error(cmd, "time '%s' is before the trace start", when);
-            return CLI_USAGE;
-        }
+    double s = plain ? strtod(when, &end) : 0;
+    if (plain && !*end && !errno && isfinite(s)) {
         double t = s * 1e9;
         if (t > (double)td->end_time + 0.5) {
             char a[64];
@@ -591,6 +594,11 @@ static int parse_when(const char *cmd, struct ms__engine *e, const char *when, u
         }
         *ns = (uint64_t)(t + 0.5);
         return CLI_OK;
+    }
+    if (when[0] == '-' && strspn(when + 1, "0123456789.") == strlen(when + 1) && when[1] &&
+        ms__engine_marker_time(e, when, ns) != 0) {
+        cli_error(cmd, "time '%s' is before the trace start", when);
+        return CLI_USAGE;
     }
     if (ms__engine_marker_time(e, when, ns) != 0) {
         cli_error(cmd, "no marker is labelled '%s' (and it is not a time in seconds)", when);

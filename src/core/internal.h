@@ -73,6 +73,10 @@ int ms__errno_code(int err);
  * fits. Returns the length, or a negative errno value. */
 ssize_t ms__read_fd(ms_session *s, int fd);
 /* Opens "<root>/<rel>" read-only with O_CLOEXEC; returns the fd or a negative errno value. */
+/* Opens path for reading, a regular file only (a FIFO, socket, device or directory of a
+ * --procfs or --sysfs tree is refused without blocking): the descriptor, or -errno (EISDIR,
+ * EINVAL for the others). */
+int ms__open_file(const char *path);
 int ms__open_at_root(const char *root, const char *rel);
 /* Reads the whole of "<root>/<rel>" into s->buf (open, ms__read_fd, close) for files read once;
  * returns the length or a negative errno value. */

@@ -40,12 +40,8 @@ ssize_t ms__read_fd(ms_session *s, int fd)
     return (ssize_t)len;
 }
 
-int ms__open_at_root(const char *root, const char *rel)
+int ms__open_file(const char *path)
 {
-    char path[PATH_MAX];
-    int n = snprintf(path, sizeof(path), "%s/%s", root, rel);
-    if (n < 0 || (size_t)n >= sizeof(path))
-        return -ENAMETOOLONG;
     /* A --procfs or --sysfs tree is any directory: a FIFO there must not block the open, and
      * a FIFO, socket, device or directory is not read (a device could be read for ever).
      * procfs, sysfs and cgroupfs files are regular files to fstat. One fstat per open: the
@@ -64,6 +60,15 @@ int ms__open_at_root(const char *root, const char *rel)
         return -err;
     }
     return fd;
+}
+
+int ms__open_at_root(const char *root, const char *rel)
+{
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof(path), "%s/%s", root, rel);
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return -ENAMETOOLONG;
+    return ms__open_file(path);
 }
 
 ssize_t ms__read_file(ms_session *s, const char *root, const char *rel)

@@ -137,7 +137,7 @@ static bool ms__cg_open(struct ms__slot *slot, const char *dir, const char *cons
     for (int i = 0; i < MS__CG_COUNT; i++) {
         char path[PATH_MAX];
         snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-        slot->cg_fd[i] = open(path, O_RDONLY | O_CLOEXEC);
+        slot->cg_fd[i] = ms__open_file(path);
         if (i == 0 && slot->cg_fd[i] < 0)
             return false;
     }

@@ -55,7 +55,7 @@ struct ms__drm {
 /* Reads a small file into buf (NUL-terminated); returns its length or -1. */
 static ssize_t ms__drm_read(const char *path, char *buf, size_t len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = ms__open_file(path);
     if (fd < 0)
         return -1;
     ssize_t n = read(fd, buf, len - 1);

@@ -215,6 +215,21 @@ expect_error "--procfs tree whose PID's statm is a FIFO" 1 "$T/tree/proc/4242/st
     snapshot $ROOTS --pid 4242
 ms monitor $ROOTS --pid 4242 --no-gpu --duration 0.1 -o "$T/fifo-tree.jsonl"
 check "monitor --pid over that tree fails at once (exit $rc)" [ "$rc" -eq 1 ]
+# The cgroup and the DRM backends read the same trees through the same check.
+cg="$T/tree/sys/fs/cgroup/app.slice/fixture.service"
+cp "$FIX/cli-basic/proc/4242/statm" "$T/tree/proc/4242/statm.new"
+mv "$T/tree/proc/4242/statm.new" "$T/tree/proc/4242/statm"
+rm "$cg/memory.peak"
+mkfifo "$cg/memory.peak"
+ms snapshot $ROOTS --pid 4242 --format json
+check "--sysfs tree whose cgroup memory.peak is a FIFO: no wait (exit $rc)" [ "$rc" -lt 124 ]
+cp -R "$FIX/gpu-amdgpu" "$T/gtree"
+vram="$T/gtree/sys/class/drm/card0/device/mem_info_vram_used"
+rm "$vram"
+mkfifo "$vram"
+MEMSNAP_GPU_BACKENDS=drm ms gpu ps --procfs "$T/gtree/proc" --sysfs "$T/gtree/sys"
+check "--sysfs tree whose DRM mem_info_vram_used is a FIFO: no wait, used unknown (exit $rc)" \
+    sh -c '[ "$1" -eq 0 ] && grep -q "? / 15.98 GiB" "$2"' _ "$rc" "$T/out"
 
 # ---------------------------------------------------------------------------------------------
 echo "# item 16: I/O errors name the file and the cause in words"

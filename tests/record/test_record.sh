@@ -672,6 +672,10 @@ expect_error "report --at a time past the end: exit 1, one line" 1 "past the end
     report "$T/snap.mst" --at 1000
 expect_error "report --at a negative time: exit 2" 2 "before the trace start" \
     report "$T/snap.mst" --at -1
+for w in " 1" "+1" "0x1" "1e-3"; do
+    expect_error "report --at '$w' is not a time (plain decimal seconds only)" 1 \
+        "no marker is labelled '$w'" report "$T/snap.mst" --at "$w"
+done
 expect_error "report --diff with one moment: exit 2" 2 "two moments" \
     report "$T/snap.mst" --diff three
 expect_error "report with two modes: exit 2" 2 "exclude" \
