@@ -267,7 +267,8 @@ MS_EXTERN const char *ms_session_sysfs(const ms_session *s);
 /* Captures a snapshot of pid (0: the calling process) reading the MS_CAPTURE_* sections in
  * `what`. snap must have been set up with ms_snapshot_init(); its label is kept. Fields a
  * source cannot give stay invalid. Returns 0, or MS_ESRCH / MS_EACCES / MS_EPARSE / ... with
- * ms_session_error() naming the file. */
+ * ms_session_error() naming the file. With MS_CAPTURE_PSS, a task without an address space (a
+ * kernel thread such as kthreadd) gives MS_ENOTSUP: capture it without PSS. */
 MS_EXTERN int ms_capture(ms_session *s, pid_t pid, unsigned what, ms_snapshot *snap);
 
 /* ---------------------------------------------------------------------------------------- */

@@ -57,8 +57,9 @@ static void record_usage(FILE *fp)
             "LD_PRELOAD, so PROGRAM must be dynamically linked. Processes that PROGRAM forks\n"
             "are recorded too, each into FILE.<pid>, and so are the programs they exec.\n\n"
             "  -o, --output FILE        the trace (default memsnap.<program>.<pid>.mst in the\n"
-            "                           current directory). An existing FILE is replaced; the\n"
-            "                           tracker creates it with mode 0600\n"
+            "                           current directory). The tracker writes a new file\n"
+            "                           beside it (mode 0600), renamed over FILE when PROGRAM\n"
+            "                           has ended; FILE must be a regular file or absent\n"
             "      --depth N            stack frames kept per allocation, 1..256 (default 64)\n"
             "      --unwind HOW         auto (default): frame pointers through code built\n"
             "                           with them, DWARF call-frame information elsewhere;\n"
@@ -86,7 +87,9 @@ static void record_usage(FILE *fp)
             "Exit status: PROGRAM's; 128+N when signal N killed it (SIGINT, SIGTERM, SIGHUP\n"
             "and SIGQUIT sent to memsnap are passed on to PROGRAM); 127 when PROGRAM cannot\n"
             "be found or executed; 1 when memsnap cannot start it (statically linked, no\n"
-            "tracker library, FILE's directory not writable); 2 on a usage error.\n\n"
+            "tracker library, FILE's directory not writable), or when PROGRAM exited 0 but\n"
+            "the trace stopped early (a full disk: FILE is then left as it was, and the part\n"
+            "written is kept under a name that memsnap prints); 2 on a usage error.\n\n"
             "example: memsnap record -o app.mst -- ./app --input data.txt\n"
             "         memsnap report app.mst --stats\n");
 }
