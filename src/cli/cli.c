@@ -657,6 +657,11 @@ char *cli_find_preload(const char *cmd)
     return NULL;
 }
 
+json_t *cli_json_u64(uint64_t v)
+{
+    return v > (uint64_t)INT64_MAX ? json_real((double)v) : json_integer((json_int_t)v);
+}
+
 char *cli_find_program(const char *name)
 {
     if (!*name) {

@@ -8,6 +8,7 @@
 #include "memsnap.h"
 
 #include <getopt.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -179,6 +180,9 @@ int cli_capture(ms_session *s, pid_t pid, unsigned what, ms_snapshot *snap, char
 /* Parses BYTES: digits with an optional K, M or G suffix (powers of 1024; "64K", "64k",
  * "64KiB" and "64KB" alike). 0 is allowed. Returns 0 or -1. */
 int cli_parse_bytes(const char *text, unsigned long long *out);
+/* A count, byte figure or time as a JSON integer; one past json_int_t (2^63 and more, from a
+ * crafted file) as a real, never as a negative number. */
+json_t *cli_json_u64(uint64_t v);
 /* Finds the file execvp() would run for name: name itself when it has a '/', else the first
  * executable regular file in $PATH (an empty entry is the current directory). Returns it
  * (malloc'd), or NULL with errno ENOENT (none) or EACCES (found, but none executable). */

@@ -66,13 +66,6 @@ static json_t *jreal(double d)
     return isfinite(d) ? json_real(d) : json_null();
 }
 
-/* A byte count or time as a JSON integer; one past json_int_t (2^63 and more, from a crafted
- * file) as a real, never as a negative number. */
-static json_t *jint(uint64_t v)
-{
-    return v > (uint64_t)INT64_MAX ? json_real((double)v) : json_integer((json_int_t)v);
-}
-
 /* Seconds from t0 to t (negative when t is earlier). */
 static double offset_s(uint64_t t, uint64_t t0)
 {
@@ -112,8 +105,8 @@ static double sample_offset_s(const struct an_series *s, size_t i, uint64_t t0)
 /* One sample's place: its seq, time (the wall clock's, for display) and offset. */
 static int set_when(json_t *o, const struct an_series *s, size_t i, uint64_t t0)
 {
-    return json_object_set_new(o, "seq", jint(s->seq[i])) |
-           json_object_set_new(o, "time_ns", jint(s->time_ns[i])) |
+    return json_object_set_new(o, "seq", cli_json_u64(s->seq[i])) |
+           json_object_set_new(o, "time_ns", cli_json_u64(s->time_ns[i])) |
            json_object_set_new(o, "offset_s", jreal(sample_offset_s(s, i, t0)));
 }
 
@@ -130,16 +123,16 @@ static json_t *metric_json(const struct an_input *in, int m, const struct an_met
         return NULL;
     }
     bad |= json_object_set_new(o, "label", json_string(an_metric_label(m)));
-    bad |= json_object_set_new(o, "samples", jint(sm->n));
-    bad |= json_object_set_new(o, "min", jint(sm->min));
-    bad |= json_object_set_new(o, "max", jint(sm->max));
+    bad |= json_object_set_new(o, "samples", cli_json_u64(sm->n));
+    bad |= json_object_set_new(o, "min", cli_json_u64(sm->min));
+    bad |= json_object_set_new(o, "max", cli_json_u64(sm->max));
     bad |= json_object_set_new(o, "mean", jreal(sm->mean));
-    bad |= json_object_set_new(o, "p50", jint(sm->p50));
-    bad |= json_object_set_new(o, "p90", jint(sm->p90));
-    bad |= json_object_set_new(o, "p99", jint(sm->p99));
+    bad |= json_object_set_new(o, "p50", cli_json_u64(sm->p50));
+    bad |= json_object_set_new(o, "p90", cli_json_u64(sm->p90));
+    bad |= json_object_set_new(o, "p99", cli_json_u64(sm->p99));
     bad |= set_when(peak, &in->s, sm->peak, t0);
     bad |= json_object_set_new(o, "peak", peak);
-    bad |= json_object_set_new(trend, "points", jint(tr->points));
+    bad |= json_object_set_new(trend, "points", cli_json_u64(tr->points));
     bad |= json_object_set_new(trend, "slope_bytes_per_s", jreal(tr->slope));
     bad |= json_object_set_new(trend, "ci95_bytes_per_s",
                                json_pack("[oo]", jreal(tr->ci_low), jreal(tr->ci_high)));
@@ -154,7 +147,7 @@ static json_t *metric_json(const struct an_input *in, int m, const struct an_met
     bad |= json_object_set_new(trend, "severity", json_string(an_severity_name(tr->severity)));
     bad |= json_object_set_new(trend, "reason", json_string(tr->reason ? tr->reason : ""));
     bad |= json_object_set_new(o, "trend", trend);
-    bad |= json_object_set_new(sp, "count", jint(st->spikes.count));
+    bad |= json_object_set_new(sp, "count", cli_json_u64(st->spikes.count));
     bad |= json_object_set_new(sp, "sigma_bytes", jreal(st->spikes.sigma));
     for (size_t k = 0; k < st->spikes.listed && !bad; k++) {
         const struct an_spike *s = &st->spikes.list[k];
@@ -163,9 +156,9 @@ static json_t *metric_json(const struct an_input *in, int m, const struct an_met
         if (bad)
             break;
         bad |= set_when(e, &in->s, s->index, t0);
-        bad |= json_object_set_new(e, "bytes", jint(s->value));
-        bad |= json_object_set_new(e, "median_bytes", jint(s->median));
-        bad |= json_object_set_new(e, "excess_bytes", jint(s->value - s->median));
+        bad |= json_object_set_new(e, "bytes", cli_json_u64(s->value));
+        bad |= json_object_set_new(e, "median_bytes", cli_json_u64(s->median));
+        bad |= json_object_set_new(e, "excess_bytes", cli_json_u64(s->value - s->median));
     }
     bad |= json_object_set_new(sp, "list", list);
     bad |= json_object_set_new(o, "spikes", sp);
@@ -244,15 +237,18 @@ static json_t *analysis_json(const struct an_input *in, const struct an_metric_s
     bad |= json_object_set_new(o, "format", json_string(in->csv ? "csv" : "json"));
     bad |= json_object_set_new(o, "start", in->start ? json_copy(in->start) : json_null());
     bad |= json_object_set_new(o, "end", in->end ? json_copy(in->end) : json_null());
-    bad |= json_object_set_new(o, "samples", jint(s->n));
-    bad |= json_object_set_new(o, "time_origin_ns", jint(t0));
-    bad |= json_object_set_new(o, "first_time_ns", s->n ? jint(s->time_ns[0]) : json_null());
-    bad |= json_object_set_new(o, "last_time_ns", s->n ? jint(s->time_ns[s->n - 1]) : json_null());
+    bad |= json_object_set_new(o, "samples", cli_json_u64(s->n));
+    bad |= json_object_set_new(o, "time_origin_ns", cli_json_u64(t0));
+    bad |=
+        json_object_set_new(o, "first_time_ns", s->n ? cli_json_u64(s->time_ns[0]) : json_null());
+    bad |= json_object_set_new(o, "last_time_ns",
+                               s->n ? cli_json_u64(s->time_ns[s->n - 1]) : json_null());
     bad |= json_object_set_new(o, "duration_s",
                                jreal(s->n ? (double)an_elapsed_ns(s, s->n - 1) / 1e9 : 0));
     for (int l = 0; l < AN_LIMITS; l++)
         bad |= json_object_set_new(lim, an_limit_keys[l],
-                                   in->limit_valid >> l & 1 ? jint(in->limit[l]) : json_null());
+                                   in->limit_valid >> l & 1 ? cli_json_u64(in->limit[l])
+                                                            : json_null());
     bad |= json_object_set_new(o, "limits", lim);
     bad |= json_object_set_new(o, "thresholds", thresholds_json(in));
     enum an_severity worst = AN_SEV_NONE;
@@ -271,8 +267,9 @@ static json_t *analysis_json(const struct an_input *in, const struct an_metric_s
     bad |= json_object_set_new(o, "alerts", records_json(in->alerts, t0));
     bad |= json_object_set_new(o, "ooms", records_json(in->ooms, t0));
     bad |= json_object_set_new(o, "markers", records_json(in->markers, t0));
-    bad |= json_object_set_new(o, "cut_line", in->cut_line ? jint(in->cut_line) : json_null());
-    bad |= json_object_set_new(o, "unknown_records", jint(in->unknown));
+    bad |=
+        json_object_set_new(o, "cut_line", in->cut_line ? cli_json_u64(in->cut_line) : json_null());
+    bad |= json_object_set_new(o, "unknown_records", cli_json_u64(in->unknown));
     if (bad) {
         json_decref(o);
         return NULL;

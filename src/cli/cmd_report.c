@@ -163,7 +163,7 @@ static int report_json(FILE *fp, const ms_trace_stats *st, const char *warning)
     if (!o)
         return -1;
     int bad = 0;
-#define U(key, v) bad |= json_object_set_new(o, key, json_integer((json_int_t)(v)))
+#define U(key, v) bad |= json_object_set_new(o, key, cli_json_u64(v))
 #define B(key, v) bad |= json_object_set_new(o, key, json_boolean(v))
     U("allocations", st->allocations);
     U("frees", st->frees);
