@@ -5,6 +5,8 @@
  */
 #include "cli.h"
 
+#include "../core/internal.h" /* ms__utf8_len, as the JSON sink */
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -490,46 +492,12 @@ void cli_trace_abort(struct cli_trace *t)
     memset(t, 0, sizeof(*t));
 }
 
-/* Length of the well-formed UTF-8 sequence at p (at most n bytes; RFC 3629: no overlongs,
- * no surrogates, nothing above U+10FFFF), or 0 when it is not one. The rule of
- * src/sink/json.c, bounded by n. */
-static size_t cli_utf8_len(const unsigned char *p, size_t n)
-{
-    size_t k;
-    uint32_t cp;
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-        k = 2;
-        cp = p[0] & 0x1fu;
-    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-        k = 3;
-        cp = p[0] & 0x0fu;
-    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        k = 4;
-        cp = p[0] & 0x07u;
-    } else {
-        return 0;
-    }
-    if (k > n)
-        return 0;
-    for (size_t i = 1; i < k; i++) {
-        if ((p[i] & 0xc0u) != 0x80u)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3fu);
-    }
-    if ((k == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (k == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return k;
-}
-
 char *cli_utf8_clean(const char *s, size_t len, size_t *out_len)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t bad = 0;
     for (size_t i = 0; i < len;) {
-        size_t k = cli_utf8_len(p + i, len - i);
+        size_t k = ms__utf8_len(p + i, len - i);
         bad += k == 0;
         i += k ? k : 1;
     }
@@ -539,7 +507,7 @@ char *cli_utf8_clean(const char *s, size_t len, size_t *out_len)
     if (!out)
         return NULL;
     for (size_t i = 0; i < len;) {
-        size_t k = cli_utf8_len(p + i, len - i);
+        size_t k = ms__utf8_len(p + i, len - i);
         if (k) {
             memcpy(q, p + i, k);
             q += k;

@@ -20,7 +20,7 @@
  */
 #include "cli.h"
 #include "monitor_loop.h"
-#include "../core/internal.h" /* ms__json_string */
+#include "../core/internal.h" /* ms__json_string, ms__csv_string */
 #include "../monitor/cglimit.h"
 #include "../monitor/flight.h"
 
@@ -662,17 +662,7 @@ static void mon_csv_string(FILE *fp, const char *str)
             break;
         }
     }
-    if (!strpbrk(str, ",\"\r\n")) {
-        fputs(str, fp);
-    } else {
-        fputc('"', fp);
-        for (const char *p = str; *p; p++) {
-            if (*p == '"')
-                fputc('"', fp);
-            fputc(*p, fp);
-        }
-        fputc('"', fp);
-    }
+    ms__csv_string(fp, str);
     free(clean);
 }
 

@@ -10,7 +10,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-static void ms__csv_string(FILE *fp, const char *str)
+void ms__csv_string(FILE *fp, const char *str)
 {
     if (!strpbrk(str, ",\"\r\n")) {
         fputs(str, fp);

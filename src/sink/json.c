@@ -9,33 +9,37 @@
 #include <inttypes.h>
 #include <string.h>
 
-/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates,
- * nothing above U+10FFFF), or 0 when it is not one. */
-static size_t ms__utf8_len(const unsigned char *p)
+size_t ms__utf8_len(const unsigned char *p, size_t n)
 {
-    size_t n;
+    size_t k;
     uint32_t cp;
+    if (n == 0)
+        return 0;
+    if (p[0] < 0x80)
+        return 1;
     if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-        n = 2;
+        k = 2;
         cp = p[0] & 0x1fu;
     } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-        n = 3;
+        k = 3;
         cp = p[0] & 0x0fu;
     } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        n = 4;
+        k = 4;
         cp = p[0] & 0x07u;
     } else {
         return 0;
     }
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0u) != 0x80u) /* also stops at the terminating NUL */
+    if (k > n)
+        return 0;
+    for (size_t i = 1; i < k; i++) {
+        if ((p[i] & 0xc0u) != 0x80u) /* also stops at a terminating NUL */
             return 0;
         cp = (cp << 6) | (p[i] & 0x3fu);
     }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+    if ((k == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (k == 4 && (cp < 0x10000 || cp > 0x10ffff)))
         return 0;
-    return n;
+    return k;
 }
 
 void ms__json_string(FILE *fp, const char *str)
@@ -70,7 +74,7 @@ void ms__json_string(FILE *fp, const char *str)
             if (*p < 0x20) {
                 fprintf(fp, "\\u%04x", *p);
             } else {
-                size_t n = ms__utf8_len(p);
+                size_t n = ms__utf8_len(p, SIZE_MAX); /* the NUL ends a sequence */
                 if (n == 0) { /* not UTF-8 (a label from a Latin-1 shell): U+FFFD */
                     fputs("\\ufffd", fp);
                 } else {
