@@ -166,14 +166,20 @@ fi
 # ---------------------------------------------------------------------------------------------
 echo "# item 5: memsnap record inside memsnap record"
 
-tracked nested "$BIN" record -o "$T/inner.mst" -- "$P/pexit" 0 alloc return
-native nested "$P/pexit" 0 alloc return
-same_run "nested record: the program's output and status" nested
-check "... the inner trace is written" [ -f "$T/inner.mst" ]
-stats "... and holds exactly the program's allocations" inner \
-    'd["complete"] and d["allocations"] == 10 and d["frees"] == 5'
-stats "... the outer one holds the inner memsnap's, complete" nested \
-    'd["complete"] and d["exit"] == "exit" and d["allocations"] > 0'
+if ldd "$BIN" 2>/dev/null | grep -q libasan; then
+    # ASan's runtime must be the first library loaded, before any LD_PRELOAD: a sanitized
+    # memsnap cannot run under the tracker (the normal build runs these checks)
+    skip "nested record: this memsnap is built with AddressSanitizer"
+else
+    tracked nested "$BIN" record -o "$T/inner.mst" -- "$P/pexit" 0 alloc return
+    native nested "$P/pexit" 0 alloc return
+    same_run "nested record: the program's output and status" nested
+    check "... the inner trace is written" [ -f "$T/inner.mst" ]
+    stats "... and holds exactly the program's allocations" inner \
+        'd["complete"] and d["allocations"] == 10 and d["frees"] == 5'
+    stats "... the outer one holds the inner memsnap's, complete" nested \
+        'd["complete"] and d["exit"] == "exit" and d["allocations"] > 0'
+fi
 
 # ---------------------------------------------------------------------------------------------
 echo "# item 8: trace files are created, never written into"
