@@ -57,6 +57,10 @@ struct an_input {
     json_t *alerts;            /* array of normalized alert records */
     json_t *ooms;              /* array of normalized OOM records */
     json_t *markers;           /* array of normalized marker records */
+    size_t *alert_at;          /* per alert: the samples before it in the file (its place) */
+    size_t *oom_at;            /* per OOM record: idem */
+    size_t *marker_at;         /* per marker: idem */
+    size_t end_at;             /* the samples before the end record */
     uint64_t limit[AN_LIMITS]; /* the limits seen (start record, else the last sample) */
     uint8_t limit_valid;       /* bit l set when limit[l] is known */
     double warning_pct;        /* from the start record; < 0 when not set */
@@ -86,6 +90,14 @@ void an_series_clock(struct an_series *s);
 /* Nanoseconds from sample 0 to sample i of s by that clock (negative only on the wall clock
  * when it went back, with no monotonic times to use). */
 int64_t an_elapsed_ns(const struct an_series *s, size_t i);
+/* Nanoseconds from sample 0 of s (which has samples) to a record other than a sample (an
+ * alert, OOM record, marker, the end) whose wall time is time_ns and which follows the first
+ * `at` samples in the file. These records carry no monotonic time: on the monotonic clock it is
+ * placed by the sample before it, at that sample's offset plus the wall-clock distance from it,
+ * no earlier than that sample and no later than the next one, so that a wall-clock step moves
+ * it no further than between its neighbours; on the wall clock (no monotonic times), at its
+ * own time_ns. */
+int64_t an_record_elapsed_ns(const struct an_series *s, size_t at, uint64_t time_ns);
 
 /* Frees what an_read() allocated. */
 void an_input_free(struct an_input *in);

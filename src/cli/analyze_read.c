@@ -253,11 +253,22 @@ static int set_str(json_t *o, const char *key, const char *s, size_t len)
     return v ? json_object_set_new(o, key, v) : -1;
 }
 
-/* Appends the normalized record o to list (taking it); prints the error on failure. */
-static int add_record(struct rd *r, json_t *list, json_t *o)
+/* Appends the normalized record o to list (taking it), and to *at (one entry per record of
+ * list) its place: the samples read before it; prints the error on failure. */
+static int add_record(struct rd *r, json_t *list, size_t **at, json_t *o)
 {
+    size_t n = json_array_size(list);
+    if (n == 0 || (n & (n - 1)) == 0) { /* full at 0, 1, 2, 4, ...: room for twice as many */
+        size_t *p = realloc(*at, (n ? 2 * n : 1) * sizeof(**at));
+        if (!p) {
+            json_decref(o);
+            return rd_error(r, "out of memory");
+        }
+        *at = p;
+    }
     if (!o || json_array_append_new(list, o) != 0)
         return rd_error(r, "out of memory");
+    (*at)[n] = r->in->s.n;
     return 0;
 }
 
@@ -703,11 +714,11 @@ static int csv_event(struct rd *r, struct csv *c, const char *kind, size_t klen,
               csv_set_u64(r, c, o, "used_bytes", C_EV_USED) ||
               csv_set_u64(r, c, o, "limit_bytes", C_EV_LIMIT) ||
               json_object_set_new(o, "percent", hp == 1 ? json_real(pct) : json_null());
-        return bad ? (json_decref(o), -1) : add_record(r, in->alerts, o);
+        return bad ? (json_decref(o), -1) : add_record(r, in->alerts, &in->alert_at, o);
     }
     if (IS("marker")) {
         bad = csv_set_str(r, c, o, "label", C_EV_TEXT);
-        return bad ? (json_decref(o), -1) : add_record(r, in->markers, o);
+        return bad ? (json_decref(o), -1) : add_record(r, in->markers, &in->marker_at, o);
     }
     size_t tlen = 0;
     const char *t = c->col[C_EV_TEXT] >= 0 ? csv_text(c, &c->f[c->col[C_EV_TEXT]], &tlen) : "";
@@ -720,7 +731,7 @@ static int csv_event(struct rd *r, struct csv *c, const char *kind, size_t klen,
         bad = kv_set(r, o, text, "reason", 's') || csv_set_str(r, c, o, "backend", C_EV_METRIC) ||
               kv_set(r, o, text, "pid", 'u') || kv_set(r, o, text, "bundle", 's');
         free(text);
-        return bad ? (json_decref(o), -1) : add_record(r, in->ooms, o);
+        return bad ? (json_decref(o), -1) : add_record(r, in->ooms, &in->oom_at, o);
     }
     if (IS("end")) {
         bad = in->end
@@ -731,6 +742,7 @@ static int csv_event(struct rd *r, struct csv *c, const char *kind, size_t klen,
         if (bad)
             return json_decref(o), -1;
         in->end = o;
+        in->end_at = in->s.n;
         return 0;
     }
     if (IS("start")) {
@@ -1588,18 +1600,18 @@ static int j_line(struct rd *r, const char *line, size_t len)
             j_copy_str(r, o, "metric", n) || j_copy_u64(r, o, "", "used_bytes", n) ||
             j_copy_u64(r, o, "", "limit_bytes", n) || j_copy_num(r, o, "percent", n))
             goto out;
-        rc = add_record(r, in->alerts, n);
+        rc = add_record(r, in->alerts, &in->alert_at, n);
         n = NULL;
     } else if (strcmp(kind, "marker") == 0) {
         if (j_copy_str(r, o, "label", n))
             goto out;
-        rc = add_record(r, in->markers, n);
+        rc = add_record(r, in->markers, &in->marker_at, n);
         n = NULL;
     } else if (strcmp(kind, "oom") == 0) {
         if (j_copy_str(r, o, "reason", n) || j_copy_str(r, o, "backend", n) ||
             j_copy_u64(r, o, "", "pid", n) || j_copy_str(r, o, "bundle", n))
             goto out;
-        rc = add_record(r, in->ooms, n);
+        rc = add_record(r, in->ooms, &in->oom_at, n);
         n = NULL;
     } else if (strcmp(kind, "start") == 0 || strcmp(kind, "end") == 0) {
         bool start = kind[0] == 's';
@@ -1613,8 +1625,10 @@ static int j_line(struct rd *r, const char *line, size_t len)
             goto out;
         if (start)
             in->start = n;
-        else
+        else {
             in->end = n;
+            in->end_at = in->s.n;
+        }
         n = NULL;
         rc = 0;
     } else {
@@ -2016,5 +2030,8 @@ void an_input_free(struct an_input *in)
     json_decref(in->alerts);
     json_decref(in->ooms);
     json_decref(in->markers);
+    free(in->alert_at);
+    free(in->oom_at);
+    free(in->marker_at);
     memset(in, 0, sizeof(*in));
 }

@@ -73,6 +73,26 @@ int64_t an_elapsed_ns(const struct an_series *s, size_t i)
     return s->mono ? diff_ns(s->mono_ns[i], s->mono_ns[0]) : diff_ns(s->time_ns[i], s->time_ns[0]);
 }
 
+int64_t an_record_elapsed_ns(const struct an_series *s, size_t at, uint64_t time_ns)
+{
+    if (!s->mono)
+        return diff_ns(time_ns, s->time_ns[0]);
+    if (at > s->n)
+        at = s->n;
+    int64_t t; /* before the first sample: by the wall clock from it (then capped at 0) */
+    if (at == 0)
+        t = diff_ns(time_ns, s->time_ns[0]);
+    else {
+        int64_t d = diff_ns(time_ns, s->time_ns[at - 1]);
+        t = an_elapsed_ns(s, at - 1);
+        if (d > 0 && __builtin_add_overflow(t, d, &t))
+            t = INT64_MAX;
+    }
+    if (at < s->n && t > an_elapsed_ns(s, at))
+        t = an_elapsed_ns(s, at);
+    return t;
+}
+
 /* Seconds from sample i to sample j of s (by the clock an_series_clock chose). */
 static double span_s(const struct an_series *s, size_t i, size_t j)
 {

@@ -102,6 +102,23 @@ static double sample_offset_s(const struct an_series *s, size_t i, uint64_t t0)
     return offset_s(s->time_ns[0], t0) + (double)an_elapsed_ns(s, i) / 1e9;
 }
 
+/* Seconds from t0 to a record other than a sample (wall time t, after the first `at` samples
+ * of the file): placed by the samples around it on their clock (an_record_elapsed_ns), so that
+ * a wall-clock step moves it no more than it moves them. */
+static double record_offset_s(const struct an_input *in, size_t at, uint64_t t, uint64_t t0)
+{
+    const struct an_series *s = &in->s;
+    if (!s->n)
+        return offset_s(t, t0);
+    return offset_s(s->time_ns[0], t0) + (double)an_record_elapsed_ns(s, at, t) / 1e9;
+}
+
+/* The wall time of the normalized record r (its time_ns, for display). */
+static uint64_t record_time(json_t *r)
+{
+    return (uint64_t)json_integer_value(json_object_get(r, "time_ns"));
+}
+
 /* One sample's place: its seq, time (the wall clock's, for display) and offset. */
 static int set_when(json_t *o, const struct an_series *s, size_t i, uint64_t t0)
 {
@@ -169,8 +186,21 @@ static json_t *metric_json(const struct an_input *in, int m, const struct an_met
     return o;
 }
 
-/* Copies the records of list, each with its offset from t0. */
-static json_t *records_json(json_t *list, uint64_t t0)
+/* A copy of the record r (after the first `at` samples) with its offset from t0; NULL when
+ * out of memory. */
+static json_t *record_json(const struct an_input *in, json_t *r, size_t at, uint64_t t0)
+{
+    json_t *c = json_copy(r);
+    if (c && json_object_set_new(c, "offset_s",
+                                 jreal(record_offset_s(in, at, record_time(r), t0))) != 0) {
+        json_decref(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Copies the records of list (at: the place of each), each with its offset from t0. */
+static json_t *records_json(const struct an_input *in, json_t *list, const size_t *at, uint64_t t0)
 {
     json_t *out = json_array(), *r;
     size_t i;
@@ -178,10 +208,7 @@ static json_t *records_json(json_t *list, uint64_t t0)
         return NULL;
     json_array_foreach(list, i, r)
     {
-        json_t *c = json_copy(r);
-        uint64_t t = (uint64_t)json_integer_value(json_object_get(r, "time_ns"));
-        if (!c || json_object_set_new(c, "offset_s", jreal(offset_s(t, t0))) ||
-            json_array_append_new(out, c)) {
+        if (json_array_append_new(out, record_json(in, r, at[i], t0))) {
             json_decref(out);
             return NULL;
         }
@@ -236,7 +263,8 @@ static json_t *analysis_json(const struct an_input *in, const struct an_metric_s
     bad |= json_object_set_new(o, "kind", json_string("monitor"));
     bad |= json_object_set_new(o, "format", json_string(in->csv ? "csv" : "json"));
     bad |= json_object_set_new(o, "start", in->start ? json_copy(in->start) : json_null());
-    bad |= json_object_set_new(o, "end", in->end ? json_copy(in->end) : json_null());
+    bad |= json_object_set_new(o, "end",
+                               in->end ? record_json(in, in->end, in->end_at, t0) : json_null());
     bad |= json_object_set_new(o, "samples", cli_json_u64(s->n));
     bad |= json_object_set_new(o, "time_origin_ns", cli_json_u64(t0));
     bad |=
@@ -264,9 +292,9 @@ static json_t *analysis_json(const struct an_input *in, const struct an_metric_s
     bad |= json_object_set_new(o, "metrics", metrics);
     bad |= json_object_set_new(
         o, "leak", json_pack("{s:s, s:o}", "severity", an_severity_name(worst), "metrics", leaky));
-    bad |= json_object_set_new(o, "alerts", records_json(in->alerts, t0));
-    bad |= json_object_set_new(o, "ooms", records_json(in->ooms, t0));
-    bad |= json_object_set_new(o, "markers", records_json(in->markers, t0));
+    bad |= json_object_set_new(o, "alerts", records_json(in, in->alerts, in->alert_at, t0));
+    bad |= json_object_set_new(o, "ooms", records_json(in, in->ooms, in->oom_at, t0));
+    bad |= json_object_set_new(o, "markers", records_json(in, in->markers, in->marker_at, t0));
     bad |=
         json_object_set_new(o, "cut_line", in->cut_line ? cli_json_u64(in->cut_line) : json_null());
     bad |= json_object_set_new(o, "unknown_records", cli_json_u64(in->unknown));
@@ -436,10 +464,10 @@ static int analysis_text(FILE *fp, const struct an_input *in, const struct an_me
     fprintf(fp, "\nalerts: %zu\n", json_array_size(in->alerts));
     json_array_foreach(in->alerts, i, r)
     {
-        uint64_t t = (uint64_t)json_integer_value(json_object_get(r, "time_ns"));
+        double at = record_offset_s(in, in->alert_at[i], record_time(r), t0);
         json_t *used = json_object_get(r, "used_bytes"), *lim = json_object_get(r, "limit_bytes");
         json_t *pct = json_object_get(r, "percent");
-        fprintf(fp, "  %12s  #%-6lld %-8s %-8s", fmt_secs(a, sizeof(a), offset_s(t, t0)),
+        fprintf(fp, "  %12s  #%-6lld %-8s %-8s", fmt_secs(a, sizeof(a), at),
                 (long long)json_integer_value(json_object_get(r, "seq")), jstr(r, "level", "?"),
                 jstr(r, "metric", "?"));
         if (json_is_integer(used))
@@ -453,8 +481,8 @@ static int analysis_text(FILE *fp, const struct an_input *in, const struct an_me
     fprintf(fp, "OOM records: %zu\n", json_array_size(in->ooms));
     json_array_foreach(in->ooms, i, r)
     {
-        uint64_t t = (uint64_t)json_integer_value(json_object_get(r, "time_ns"));
-        fprintf(fp, "  %12s  %s", fmt_secs(a, sizeof(a), offset_s(t, t0)), jstr(r, "reason", "?"));
+        double at = record_offset_s(in, in->oom_at[i], record_time(r), t0);
+        fprintf(fp, "  %12s  %s", fmt_secs(a, sizeof(a), at), jstr(r, "reason", "?"));
         if (json_string_value(json_object_get(r, "backend")))
             fprintf(fp, " (%s)", jstr(r, "backend", ""));
         if (json_is_integer(json_object_get(r, "pid")))
@@ -466,12 +494,12 @@ static int analysis_text(FILE *fp, const struct an_input *in, const struct an_me
     fprintf(fp, "markers: %zu\n", json_array_size(in->markers));
     json_array_foreach(in->markers, i, r)
     {
-        uint64_t t = (uint64_t)json_integer_value(json_object_get(r, "time_ns"));
-        fprintf(fp, "  %12s  %s\n", fmt_secs(a, sizeof(a), offset_s(t, t0)), jstr(r, "label", ""));
+        double at = record_offset_s(in, in->marker_at[i], record_time(r), t0);
+        fprintf(fp, "  %12s  %s\n", fmt_secs(a, sizeof(a), at), jstr(r, "label", ""));
     }
     if (in->end) {
-        uint64_t t = (uint64_t)json_integer_value(json_object_get(in->end, "time_ns"));
-        fprintf(fp, "end at %s: ", fmt_secs(a, sizeof(a), offset_s(t, t0)));
+        double at = record_offset_s(in, in->end_at, record_time(in->end), t0);
+        fprintf(fp, "end at %s: ", fmt_secs(a, sizeof(a), at));
         fprintf(fp, "%s", jstr(in->end, "reason", "?"));
         json_t *es = json_object_get(in->end, "exit_status"),
                *sig = json_object_get(in->end, "signal");

@@ -85,28 +85,41 @@ fi
 
 # ---- item 12: a wall-clock step during a monitored run ---------------------------------------
 
-# step IN OUT: the monitor output IN with the wall clock (time_ns, timestamp_ns) of every sample
-# from seq 300 on stepped back an hour, as NTP or `date -s` would; monotonic_ns is unchanged.
+# step IN OUT [SEQ [WHERE [HOURS]]]: the monitor output IN with the wall clock (time_ns, and a
+# sample's timestamp_ns) of every record from the sample with seq SEQ (default 300) on, in file
+# order, stepped back HOURS (default 1; negative: forward) as NTP or `date -s` would;
+# monotonic_ns is unchanged. WHERE "after": the step comes just after sample SEQ instead, so
+# that the records between it and the next sample are stepped with no stepped sample before them.
 step() {
-    python3 - "$1" "$2" <<'PY'
+    python3 - "$1" "$2" "${3:-300}" "${4:-at}" "${5:-1}" <<'PY'
 import csv, json, sys
-src, dst = sys.argv[1], sys.argv[2]
-H = 3600 * 10**9
+src, dst, seq, where = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+H = int(float(sys.argv[5]) * 3600 * 10**9)
+on = False
+def stepped(kind, s):
+    """Whether a record of kind (s: a sample's seq) is stepped; the step happens in file order."""
+    global on
+    on = on or (where == "at" and kind == "sample" and s >= seq)
+    now = on
+    on = on or (where == "after" and kind == "sample" and s == seq)
+    return now
 if src.endswith(".csv"):
     rows = list(csv.reader(open(src, newline="")))
     head = rows[0]
     for r in rows[1:]:
-        if r[0] == "sample" and int(r[head.index("seq")]) >= 300:
+        if stepped(r[0], int(r[head.index("seq")] or -1)):
             for col in ("time_ns", "timestamp_ns"):
-                r[head.index(col)] = str(int(r[head.index(col)]) - H)
+                if r[head.index(col)]:
+                    r[head.index(col)] = str(int(r[head.index(col)]) - H)
     csv.writer(open(dst, "w", newline=""), lineterminator="\n").writerows(rows)
 else:
     with open(dst, "w") as out:
         for line in open(src):
             r = json.loads(line)
-            if r["record"] == "sample" and r["seq"] >= 300:
+            if stepped(r["record"], r.get("seq") if r["record"] == "sample" else -1):
                 r["time_ns"] -= H
-                r["snapshot"]["timestamp_ns"] -= H
+                if r["record"] == "sample":
+                    r["snapshot"]["timestamp_ns"] -= H
             out.write(json.dumps(r, separators=(",", ":")) + "\n")
 PY
 }
@@ -139,6 +152,56 @@ for scenario in leak slowleak flat; do
         fi
     done
 done
+# events FILE: the offsets analyze --format json gives the alerts, markers, OOM records and the
+# end record of FILE, one per line.
+events() {
+    "$BIN" analyze --format json "$1" 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+for a in d["alerts"]:
+    print("alert", a["seq"], a["level"], a["offset_s"])
+for m in d["markers"]:
+    print("marker", m["offset_s"])
+for o in d["ooms"]:
+    print("oom", o["reason"], o["offset_s"])
+print("end", d["end"]["offset_s"])'
+}
+
+# gen_monitor's events file: alerts at samples 50, 120 and 150, a marker between samples 99 and
+# 100, an OOM record before sample 180, the end record after sample 199. From sample 99 on, the
+# wall clock of every record is an hour back: each is placed by the sample before it.
+python3 "$HERE/../analyze/gen_monitor.py" events "$T" >/dev/null || not_ok "gen_monitor.py events"
+for ext in jsonl csv; do
+    step "$T/events.$ext" "$T/events-step.$ext" 99
+    events "$T/events.$ext" >"$T/e-plain"
+    events "$T/events-step.$ext" >"$T/e-step"
+    if [ "$(lines "$T/e-plain")" = 6 ] && cmp -s "$T/e-plain" "$T/e-step"; then
+        ok "analyze events.$ext: a wall-clock step back of an hour moves no alert, marker, OOM or end"
+    else
+        not_ok "analyze events.$ext: a wall-clock step back of an hour moves no alert, marker, OOM or end" \
+            "$(diff "$T/e-plain" "$T/e-step" | head -8)"
+    fi
+done
+# A step between sample 99 and the marker (back, or forward) leaves the marker between the two
+# samples around it (offsets 100 s and 101 s), and moves nothing else.
+for hours in 1 -1; do
+    step "$T/events.jsonl" "$T/events-step.jsonl" 99 after $hours
+    events "$T/events-step.jsonl" >"$T/e-step"
+    marker=$(sed -n 's/^marker //p' "$T/e-step")
+    if [ -n "$marker" ] && python3 -c "import sys; sys.exit(not 100 <= $marker <= 101)" &&
+        [ "$(grep -v '^marker' "$T/e-plain")" = "$(grep -v '^marker' "$T/e-step")" ]; then
+        ok "analyze events.jsonl: a step of $hours h just before the marker keeps it between its samples"
+    else
+        not_ok "analyze events.jsonl: a step of $hours h just before the marker keeps it between its samples" \
+            "marker at '$marker' s; $(diff "$T/e-plain" "$T/e-step" | head -8)"
+    fi
+done
+# Their wall time is still what is shown.
+"$BIN" analyze --format json "$T/events.jsonl" >"$T/a.json" 2>"$T/err"
+"$BIN" analyze --format json "$T/events-step.jsonl" >"$T/b.json" 2>"$T/err"
+check "analyze: the wall time of the end record is kept for display" \
+    [ "$(json_get "$T/b.json" 'd["end"]["time_ns"]')" = \
+    "$(json_get "$T/a.json" 'd["end"]["time_ns"] + 3600 * 10**9')" ]
 # The wall clock is still what is shown: the step's sample keeps its own time_ns.
 "$BIN" analyze --format json "$T/leak-step.jsonl" >"$T/a.json" 2>"$T/err"
 check "analyze: the wall time of samples is kept for display" \
