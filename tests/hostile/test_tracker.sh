@@ -31,7 +31,7 @@ cleanup() {
 native() {
     name=$1
     shift
-    (cd "$T" && timeout 20 "$@") >"$T/$name.native" 2>/dev/null
+    (cd "$T" && timeout -k 2 20 "$@") >"$T/$name.native" 2>/dev/null
     echo $? >"$T/$name.native.rc"
 }
 
@@ -40,7 +40,7 @@ native() {
 tracked() {
     name=$1
     shift
-    (cd "$T" && timeout 20 "$BIN" record -o "$T/$name.mst" -- "$@") >"$T/$name.tracked" \
+    (cd "$T" && timeout -k 2 20 "$BIN" record -o "$T/$name.mst" -- "$@") >"$T/$name.tracked" \
         2>"$T/$name.err"
     echo $? >"$T/$name.tracked.rc"
 }
@@ -107,11 +107,14 @@ rec=$!
 BG="$BG $rec"
 prog() { pgrep -P "$rec" -x pexit; }
 if wait_for prog && wait_for grep -q "main done" "$T/pause.out"; then
-    kill -TERM "$(prog)"
+    pid=$(prog)
+    kill -TERM "$pid"
     i=0
     while kill -0 "$rec" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -KILL "$pid" "$rec" 2>/dev/null # held back: fail, not hang
     wait "$rec"
-    check "... a SIGTERM after main's pthread_exit() ends it as untracked (exit $?)" [ $? -eq 143 ]
+    st=$?
+    check "... a SIGTERM after main's pthread_exit() ends it as untracked (exit $st)" [ $st -eq 143 ]
 else
     not_ok "... the program started"
 fi
@@ -195,7 +198,8 @@ check "a program whose trace name is taken still runs as untracked" \
 mentions "... the tracker says it is not recording" "$T/planted.err" "not recording"
 check "... and the file there is untouched" sh -c '[ "$(cat "$1".*)" = x ]' _ "$T/planted.mst"
 
-(cd "$T" && "$BIN" record -o "$T/mode.mst" -- "$P/pexit" 0 alloc) >/dev/null 2>&1
+(cd "$T" && timeout -k 2 20 "$BIN" record -o "$T/mode.mst" -- "$P/pexit" 0 alloc return) \
+    >/dev/null 2>&1
 check "a trace is created with mode 0600" [ "$(stat -c %a "$T/mode.mst")" = 600 ]
 long=$(python3 -c 'print("d" * 250)')
 mkdir -p "$T/$long/$long/$long/$long/$long/$long/$long/$long/$long/$long/$long/$long/$long/$long/$long" 2>/dev/null
