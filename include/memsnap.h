@@ -318,6 +318,12 @@ MS_EXTERN int ms_format_bytes(char *buf, size_t len, uint64_t bytes);
 /* Same with a sign for deltas ("+1.50 MiB", "-512 B", "0 B"). */
 MS_EXTERN int ms_format_bytes_signed(char *buf, size_t len, int64_t bytes);
 
+/* Copies len bytes of s with each byte that is not part of well-formed UTF-8 replaced by
+ * U+FFFD, as the JSON sink does: what every memsnap writer and reader does with text that came
+ * from a command line or the environment. Returns a malloc'd, NUL-terminated string and its
+ * length in *out_len (unless NULL), or NULL when out of memory. */
+MS_EXTERN char *ms_utf8_clean(const char *s, size_t len, size_t *out_len);
+
 /* Writes a one-line delta: "[label] RSS 1.00 GiB -> 1.25 GiB (+256.00 MiB) | ..." and '\n'. */
 MS_EXTERN int ms_report_line(FILE *fp, const ms_snapshot *before, const ms_snapshot *after);
 /* Writes a before/after table of every field valid in either snapshot. */

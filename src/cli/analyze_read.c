@@ -240,7 +240,7 @@ static json_t *rd_string(const char *s, size_t len)
     if (v)
         return v;
     size_t clen;
-    char *clean = cli_utf8_clean(s, len, &clen);
+    char *clean = ms_utf8_clean(s, len, &clen);
     v = clean ? json_stringn(clean, clen) : NULL;
     free(clean);
     return v;

@@ -5,8 +5,6 @@
  */
 #include "cli.h"
 
-#include "../core/internal.h" /* ms__utf8_len, as the JSON sink */
-
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -490,38 +488,6 @@ void cli_trace_abort(struct cli_trace *t)
     free(t->tmp);
     free(t->path);
     memset(t, 0, sizeof(*t));
-}
-
-char *cli_utf8_clean(const char *s, size_t len, size_t *out_len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t bad = 0;
-    for (size_t i = 0; i < len;) {
-        size_t k = ms__utf8_len(p + i, len - i);
-        bad += k == 0;
-        i += k ? k : 1;
-    }
-    if (bad > (SIZE_MAX - len - 1) / 2)
-        return NULL;
-    char *out = malloc(len + 2 * bad + 1), *q = out;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < len;) {
-        size_t k = ms__utf8_len(p + i, len - i);
-        if (k) {
-            memcpy(q, p + i, k);
-            q += k;
-            i += k;
-        } else {
-            memcpy(q, "\xef\xbf\xbd", 3);
-            q += 3;
-            i++;
-        }
-    }
-    *q = '\0';
-    if (out_len)
-        *out_len = (size_t)(q - out);
-    return out;
 }
 
 int cli_capture(ms_session *s, pid_t pid, unsigned what, ms_snapshot *snap, char *denied,

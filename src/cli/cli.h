@@ -157,11 +157,6 @@ int cli_trace_commit(const char *cmd, struct cli_trace *t);
 /* Removes whatever the tracker wrote under t->tmp (the command never ran) and empties t; an
  * empty t is ignored. */
 void cli_trace_abort(struct cli_trace *t);
-/* Copies len bytes of s with each byte that is not part of well-formed UTF-8 replaced by
- * U+FFFD, as the JSON sink does: what every memsnap writer and reader does with text that
- * came from a command line or the environment. Returns a malloc'd, NUL-terminated string and
- * its length in *out_len (unless NULL), or NULL when out of memory. */
-char *cli_utf8_clean(const char *s, size_t len, size_t *out_len);
 /* True when a GPU backend of session s found a device; otherwise why names, on one line,
  * why each backend is unavailable. */
 bool cli_gpu_available(ms_session *s, char *why, size_t len);

@@ -42,7 +42,6 @@ struct record_opts {
     const char *path;     /* the program's file, found through PATH */
     char **argv;          /* the program's arguments, argv[0] as given */
     struct cli_trace tr;  /* the trace: the tracker writes tr.tmp, renamed over tr.path */
-    const char *trace;    /* tr.tmp, for the program's environment */
 };
 
 static void record_usage(FILE *fp)
@@ -164,7 +163,7 @@ static char *record_absolute(const char *cwd, const char *path)
 static int record_child_env(const struct record_opts *o)
 {
     const struct cli_tracker t = {.preload = o->preload,
-                                  .trace = o->trace,
+                                  .trace = o->tr.tmp,
                                   .depth = o->depth,
                                   .unwind = o->unwind,
                                   .sample_rate = o->sample_rate[0] ? o->sample_rate : NULL,
@@ -431,9 +430,9 @@ static int record_run(struct record_opts *o)
         char done[64];
         ms_format_bytes(done, sizeof(done), tail.good_bytes);
         cli_error("record",
-                  "the trace is incomplete: the tracker stopped writing after %s (%llu chunks)%s;"
+                  "the trace is incomplete: the tracker stopped writing after %s (%llu chunk%s)%s;"
                   " what it wrote is kept as %s, %s left as it was; %s exited with status %d",
-                  done, (unsigned long long)tail.chunks,
+                  done, (unsigned long long)tail.chunks, tail.chunks == 1 ? "" : "s",
                   full ? " because the file system is full" : "", o->tr.tmp, display, o->argv[0],
                   rc);
         rc = rc ? rc : CLI_FAIL;
@@ -507,14 +506,15 @@ int cmd_record(int argc, char **argv)
                   o.output ? o.output : trace);
         goto out;
     }
-    o.trace = o.tr.tmp;
     o.path = path;
     o.preload = preload;
     o.cwd = cwd;
     rc = record_run(&o);
 out:
-    if (o.tr.tmp) /* not committed: the program never ran, or the trace was kept aside */
-        free(o.tr.tmp), free(o.tr.path);
+    if (o.tr.tmp) { /* not committed: the program never ran, or the trace was kept aside */
+        free(o.tr.tmp);
+        free(o.tr.path);
+    }
     free(trace);
     free(cwd);
     free(preload);

@@ -657,7 +657,7 @@ static void mon_csv_string(FILE *fp, const char *str)
     char *clean = NULL;
     for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
         if (*p >= 0x80) { /* not ASCII: checked (out of memory: one U+FFFD for the cell) */
-            clean = cli_utf8_clean(str, strlen(str), NULL);
+            clean = ms_utf8_clean(str, strlen(str), NULL);
             str = clean ? clean : "\xef\xbf\xbd";
             break;
         }

@@ -218,10 +218,6 @@ static inline bool ms__delta_valid(const ms_delta *d, const struct ms__section *
     return ms__section_valid(d, sec, true) >> f->bit & 1u;
 }
 
-/* Length of the well-formed UTF-8 sequence at p, at most n bytes (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF), or 0 when it is not one: the rule of every writer and
- * reader of memsnap's text (json.c). */
-size_t ms__utf8_len(const unsigned char *p, size_t n);
 /* Writes str as one CSV cell, RFC 4180 quoting (csv.c). */
 void ms__csv_string(FILE *fp, const char *str);
 

@@ -494,7 +494,7 @@ EXPORT void *realloc(void *old, size_t n)
     }
     if (!enter()) {
         void *p = ms_g.real.realloc(old, n);
-        if (MS_UNLIKELY(ms_tls.busy == MS_HOOK) && (p || n == 0)) {
+        if (p || n == 0) { /* a failed realloc freed nothing */
             deferred(MS_OP_FREE, old, 0);
             deferred(MS_OP_ALLOC, p, n);
         }

@@ -208,6 +208,12 @@ static int kept_get(struct kept *k, const char *path, int flags, bool same)
     return kept_adopt(k, fd);
 }
 
+/* The trace's descriptor, reopened if the program took the number; -1 once writing stopped. */
+static int trace_fd(void)
+{
+    return w.broken ? -1 : kept_get(&w.trace, ms_g.path, O_WRONLY | O_APPEND, true);
+}
+
 /* ---- the side buffer of global records ---- */
 
 void ms_meta_append(const uint8_t *rec, size_t len)
@@ -374,7 +380,7 @@ static void write_stage(void)
     ms_put_u32(frame + 8, (uint32_t)stored);
     ms_put_u32(frame + 12, (uint32_t)w.stage.len);
     ms_put_u32(frame + 16, ms_chunk_crc(frame, payload, stored));
-    int fd = w.broken ? -1 : kept_get(&w.trace, ms_g.path, O_WRONLY | O_APPEND, true);
+    int fd = trace_fd();
     if (fd < 0 || write_all(fd, frame, sizeof(frame)) < 0 || write_all(fd, payload, stored) < 0) {
         /* A full disk, or a trace that is gone: stop rather than write a chunk with a hole
          * in it (`memsnap record` says the trace is incomplete: it has no END record). */
@@ -503,7 +509,7 @@ void ms_writer_finish(unsigned exit_kind)
 off_t ms_writer_exec_end(void)
 {
     struct stat st;
-    int fd = w.broken || w.finished ? -1 : kept_get(&w.trace, ms_g.path, O_WRONLY | O_APPEND, true);
+    int fd = w.finished ? -1 : trace_fd();
     if (fd < 0 || fstat(fd, &st) != 0)
         return -1;
     write_end(4);
@@ -512,7 +518,7 @@ off_t ms_writer_exec_end(void)
 
 void ms_writer_exec_failed(off_t size)
 {
-    int fd = size < 0 || w.broken ? -1 : kept_get(&w.trace, ms_g.path, O_WRONLY | O_APPEND, true);
+    int fd = size < 0 ? -1 : trace_fd();
     if (fd >= 0 && ftruncate(fd, size) != 0) {
         kept_close(&w.trace);
         w.broken = true; /* an END in the middle would end the trace there */
@@ -595,7 +601,7 @@ static void *writer_main(void *arg)
             /* What the last thread of the program does natively after its pthread_exit():
              * exit(0), which runs the atexit handlers (ours writes the END record). Its
              * allocations are the program's: recorded from this thread's ring. */
-            ms_tls.busy = 0;
+            ms_tls.busy = MS_IDLE;
             exit(0);
         }
         sample_rss();

@@ -7,9 +7,13 @@
 #include "sink.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
-size_t ms__utf8_len(const unsigned char *p, size_t n)
+/* Length of the well-formed UTF-8 sequence at p, at most n bytes (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF), or 0 when it is not one: the rule of every writer and
+ * reader of memsnap's text. */
+static size_t ms__utf8_len(const unsigned char *p, size_t n)
 {
     size_t k;
     uint32_t cp;
@@ -40,6 +44,38 @@ size_t ms__utf8_len(const unsigned char *p, size_t n)
         (k == 4 && (cp < 0x10000 || cp > 0x10ffff)))
         return 0;
     return k;
+}
+
+char *ms_utf8_clean(const char *s, size_t len, size_t *out_len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t bad = 0;
+    for (size_t i = 0; i < len;) {
+        size_t k = ms__utf8_len(p + i, len - i);
+        bad += k == 0;
+        i += k ? k : 1;
+    }
+    if (bad > (SIZE_MAX - len - 1) / 2)
+        return NULL;
+    char *out = malloc(len + 2 * bad + 1), *q = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        size_t k = ms__utf8_len(p + i, len - i);
+        if (k) {
+            memcpy(q, p + i, k);
+            q += k;
+            i += k;
+        } else {
+            memcpy(q, "\xef\xbf\xbd", 3);
+            q += 3;
+            i++;
+        }
+    }
+    *q = '\0';
+    if (out_len)
+        *out_len = (size_t)(q - out);
+    return out;
 }
 
 void ms__json_string(FILE *fp, const char *str)
