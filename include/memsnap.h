@@ -596,6 +596,42 @@ MS_EXTERN size_t ms_heap_stack(ms_heap *h, const ms_heap_view *v, uint32_t stack
                                ms_heap_frame *out, size_t max);
 
 /* ---------------------------------------------------------------------------------------- */
+/* Heap output: the one renderer of heap rows (text, JSON, folded)                          */
+/* ---------------------------------------------------------------------------------------- */
+
+/* (section: heap output) */
+
+/* ---------------------------------------------------------------------------------------- */
+/* Sampling: the one sampler behind monitor, track, the bindings and the exporter           */
+/* ---------------------------------------------------------------------------------------- */
+
+/* (section: sampler) */
+
+/* ---------------------------------------------------------------------------------------- */
+/* Alerts: thresholds against the tightest limit, re-arming, OOM detection                  */
+/* ---------------------------------------------------------------------------------------- */
+
+/* (section: alerts) */
+
+/* ---------------------------------------------------------------------------------------- */
+/* Timelines: writing the monitor format (docs/monitor-format.md)                           */
+/* ---------------------------------------------------------------------------------------- */
+
+/* (section: timeline writer) */
+
+/* ---------------------------------------------------------------------------------------- */
+/* Timelines: reading and analysing monitor output (docs/analyze-format.md)                 */
+/* ---------------------------------------------------------------------------------------- */
+
+/* (section: timeline reader) */
+
+/* ---------------------------------------------------------------------------------------- */
+/* The OOM flight recorder                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+/* (section: flight recorder) */
+
+/* ---------------------------------------------------------------------------------------- */
 /* The tracker API: for a program that wants to label phases or report its own pools while  */
 /* it runs under `memsnap record`. The symbols are weak: outside a recording they are NULL  */
 /* and each macro costs one test of a pointer.                                              */
