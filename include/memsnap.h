@@ -75,6 +75,11 @@ typedef enum ms_errno {
 MS_EXTERN const char *ms_strerror(int err);
 /* Symbolic name of an MS_E* code ("EINVAL"); never NULL. */
 MS_EXTERN const char *ms_err_name(int err);
+/* One line on the calling thread's last failure in any libmemsnap call ("" when none yet); it
+ * names what failed ("/proc/42/status: no such process"). The per-handle *_error() functions
+ * (ms_session_error, ms_trace_error, ms_heap_error) give the same message. A successful call
+ * does not clear it: read it right after a call returned an error. */
+MS_EXTERN const char *ms_last_error(void);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Metrics, declared once                                                                   */

@@ -2,7 +2,8 @@
  * error.c - the error table of libmemsnap.
  *
  * MS_ERRNO_MAP in memsnap.h lists every code once; this file expands it into ms_strerror()
- * and ms_err_name(), and keeps the session's one-line "what went wrong" message.
+ * and ms_err_name(), and keeps the one-line "what went wrong" messages: the calling thread's
+ * last one (ms_last_error(), set by every failing call through ms__error()) and the session's.
  */
 #include "internal.h"
 
@@ -60,12 +61,35 @@ int ms__errno_code(int err)
     }
 }
 
+static __thread char last_error[512];
+
+int ms__verror(int code, const char *fmt, va_list ap)
+{
+    vsnprintf(last_error, sizeof(last_error), fmt, ap);
+    return code;
+}
+
+int ms__error(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ms__verror(code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *ms_last_error(void)
+{
+    return last_error;
+}
+
 int ms__fail(ms_session *s, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(s->err, sizeof(s->err), fmt, ap);
     va_end(ap);
+    snprintf(last_error, sizeof(last_error), "%s", s->err);
     return code;
 }
 

@@ -64,6 +64,10 @@ struct ms_session {
     struct ms__gpu *gpu;          /* GPU backends (src/probe/gpu.c), NULL until the first GPU use */
 };
 
+/* Records a one-line error as the calling thread's last (ms_last_error()) and returns code:
+ * every public call that fails goes through it (or ms__fail, which calls it). */
+int ms__error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int ms__verror(int code, const char *fmt, va_list ap);
 /* Records a one-line error on the session and returns code. */
 int ms__fail(ms_session *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Maps an errno value from open/read to an MS_E* code. */
