@@ -8,8 +8,11 @@ set -u
 TEST_NAME=golden-cli
 . "$(dirname "$0")/../lib.sh"
 G=$MEMSNAP_GOLDEN/cli
-TR=$(dirname "$0")/../fuzz/corpus-trace
-AN=$(dirname "$0")/../fuzz/corpus-analyze
+# Inputs by paths relative to tests/, so that outputs naming them do not depend on where the
+# source tree is.
+cd "$(dirname "$0")/.." || exit 1
+TR=fuzz/corpus-trace
+AN=fuzz/corpus-analyze
 
 # golden NAME CMD...: stdout, stderr and the exit status of CMD against $G/NAME.
 golden() {
