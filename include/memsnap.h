@@ -333,9 +333,65 @@ MS_EXTERN char *ms_utf8_clean(const char *s, size_t len, size_t *out_len);
 MS_EXTERN int ms_report_line(FILE *fp, const ms_snapshot *before, const ms_snapshot *after);
 /* Writes a before/after table of every field valid in either snapshot. */
 MS_EXTERN int ms_report_table(FILE *fp, const ms_snapshot *before, const ms_snapshot *after);
+/* The same two reports into buf, with snprintf's rules: the text is cut to fit len bytes and
+ * NUL-terminated when len > 0 (buf may be NULL when len is 0); the result is the length of the
+ * whole text, without the NUL, so a result >= len means it was cut. Errors: MS_EINVAL (a NULL
+ * snapshot, or a NULL buf with len > 0). */
+MS_EXTERN int ms_report_line_buf(char *buf, size_t len, const ms_snapshot *before,
+                                 const ms_snapshot *after);
+MS_EXTERN int ms_report_table_buf(char *buf, size_t len, const ms_snapshot *before,
+                                  const ms_snapshot *after);
 /* Writes the delta as one JSON object: {"schema":"memsnap.delta/1","elapsed_ns":...,
  * "before_label":...,"after_label":...,"process":{"rss_bytes":<signed or null>,...},...}. */
 MS_EXTERN int ms_report_json(FILE *fp, const ms_snapshot *before, const ms_snapshot *after);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Field reflection: the metric lists as data, for bindings and exporters                   */
+/* ---------------------------------------------------------------------------------------- */
+
+/* The sections of a snapshot that hold metrics, in the order of ms_snapshot. */
+typedef enum ms_section {
+    MS_SECTION_PROCESS, /* ms_snapshot.process (ms_process_mem), ms_delta.process */
+    MS_SECTION_SYSTEM,  /* ms_snapshot.system (ms_system_mem), ms_delta.system */
+    MS_SECTION_CGROUP,  /* ms_snapshot.cgroup (ms_cgroup_mem), ms_delta.cgroup */
+    MS_SECTION_GPU,     /* each of ms_snapshot.gpus[] (ms_gpu), of ms_delta.gpus[] */
+    MS_SECTION_COUNT
+} ms_section;
+
+/* One metric of a section, as its X-macro list declares it. */
+typedef struct ms_field_info {
+    const char *name;        /* JSON name: "rss_bytes" */
+    const char *label;       /* text label: "RSS" */
+    const char *description; /* one line: "resident set size (statm)" */
+    ms_unit unit;
+    uint32_t bit;        /* its validity bit in the section's `valid` mask (MS_PF_rss_bytes) */
+    size_t offset;       /* of its uint64_t in the section struct (ms_process_mem, ms_gpu, ...) */
+    size_t delta_offset; /* of its int64_t in the section's delta (ms_process_delta, ...) */
+} ms_field_info;
+
+/* A section and its metrics, in list order (fields[i].bit == i). Owned by the library. */
+typedef struct ms_field_table {
+    size_t size;               /* sizeof(ms_field_table) of the library */
+    ms_section section;        /* which one */
+    const char *name;          /* "process", "system", "cgroup", "gpu" (the JSON key; "gpus" holds
+                                  the list of GPUs) */
+    unsigned capture;          /* the MS_CAPTURE_* flags that fill it */
+    size_t snapshot_offset;    /* of the section struct in ms_snapshot (GPU: of gpus[0]) */
+    size_t delta_offset;       /* of the section's delta in ms_delta (GPU: of gpus[0]) */
+    size_t valid_offset;       /* of the uint64_t `valid` mask in the section struct */
+    size_t delta_valid_offset; /* of the `valid` mask in the section's delta */
+    size_t struct_size;        /* sizeof the section struct (ms_process_mem ... ms_gpu) */
+    size_t delta_struct_size;  /* sizeof the section's delta (ms_process_delta ... ms_gpu_delta) */
+    size_t count;              /* entries of fields */
+    const ms_field_info *fields;
+} ms_field_table;
+
+/* Points *out at the (static, immutable) table of section's metrics: what a binding walks
+ * instead of expanding the X-macros itself, so a metric added to a list reaches it with no
+ * change. Errors: MS_EINVAL (section out of range, or out NULL). */
+MS_EXTERN int ms_fields(ms_section section, const ms_field_table **out);
+/* The field of section named name ("rss_bytes"), or NULL (ms_last_error() then says so). */
+MS_EXTERN const ms_field_info *ms_field_find(ms_section section, const char *name);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Sinks                                                                                    */
