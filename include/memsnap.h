@@ -258,12 +258,13 @@ typedef struct ms_options {
 } ms_options;
 
 /* Opens a session; opts may be NULL. The session keeps /proc descriptors open between
- * captures, so a repeated capture of the same process costs one pread per file. */
+ * captures, so a repeated capture of the same process costs one pread per file. Errors:
+ * MS_EINVAL (out NULL, opts->size too small), MS_ENOMEM; ms_last_error() says which. */
 MS_EXTERN int ms_session_open(ms_session **out, const ms_options *opts);
 /* Closes every descriptor and frees the session; NULL is allowed. */
 MS_EXTERN void ms_session_close(ms_session *s);
 /* One line describing the last failure of this session ("" when none); valid until the next
- * call on the session. */
+ * call on the session. A failing ms_capture() leaves the same line in ms_last_error(). */
 MS_EXTERN const char *ms_session_error(const ms_session *s);
 /* The procfs and sysfs roots in use. */
 MS_EXTERN const char *ms_session_procfs(const ms_session *s);
@@ -329,7 +330,9 @@ MS_EXTERN int ms_format_bytes_signed(char *buf, size_t len, int64_t bytes);
  * length in *out_len (unless NULL), or NULL when out of memory. */
 MS_EXTERN char *ms_utf8_clean(const char *s, size_t len, size_t *out_len);
 
-/* Writes a one-line delta: "[label] RSS 1.00 GiB -> 1.25 GiB (+256.00 MiB) | ..." and '\n'. */
+/* Writes a one-line delta: "[label] RSS 1.00 GiB -> 1.25 GiB (+256.00 MiB) | ..." and '\n'.
+ * The reports return 0, MS_EINVAL (a NULL argument) or MS_EIO (the stream failed), each with
+ * its ms_last_error() line. */
 MS_EXTERN int ms_report_line(FILE *fp, const ms_snapshot *before, const ms_snapshot *after);
 /* Writes a before/after table of every field valid in either snapshot. */
 MS_EXTERN int ms_report_table(FILE *fp, const ms_snapshot *before, const ms_snapshot *after);
@@ -403,20 +406,23 @@ typedef enum ms_format {
     MS_FORMAT_CSV,  /* a header row, then one row per snapshot */
 } ms_format;
 
-/* Parses "text" / "json" / "csv". */
+/* Parses "text" / "json" / "csv"; MS_EINVAL otherwise (ms_last_error(): unknown format "x"). */
 MS_EXTERN int ms_format_parse(const char *name, ms_format *out);
 
 typedef struct ms_writer ms_writer;
 
-/* Opens a writer of the given format on fp (not closed by the writer). */
+/* Opens a writer of the given format on fp (not closed by the writer). Errors: MS_EINVAL,
+ * MS_ENOMEM, each with its ms_last_error() line. */
 MS_EXTERN int ms_writer_open(ms_writer **out, ms_format fmt, FILE *fp);
-/* Writes one snapshot; returns MS_EIO when the stream failed. */
+/* Writes one snapshot; returns MS_EIO when the stream failed (ms_last_error() names the sink
+ * and the snapshot). */
 MS_EXTERN int ms_writer_snapshot(ms_writer *w, const ms_snapshot *snap);
 /* Flushes, frees the writer and returns MS_EIO if any write failed. */
 MS_EXTERN int ms_writer_close(ms_writer *w);
 
 /* Reads a snapshot written by the JSON sink. On failure returns MS_EPARSE and writes a one
- * line reason into err. */
+ * line reason ("field process.rss_bytes: expected a non-negative integer or null") into err
+ * (which may be NULL) and as ms_last_error(); MS_EINVAL for a NULL text or out. */
 MS_EXTERN int ms_snapshot_from_json(const char *text, size_t len, ms_snapshot *out, char *err,
                                     size_t errlen);
 
@@ -512,8 +518,8 @@ MS_EXTERN int ms_trace_open(ms_trace **out, const char *path);
 MS_EXTERN int ms_trace_stats_get(ms_trace *trace, ms_trace_stats *stats);
 /* NULL, or one line on why reading stopped early. */
 MS_EXTERN const char *ms_trace_warning(const ms_trace *trace);
-/* The message of the last failure on this trace; with NULL, that of the calling thread's last
- * failed ms_trace_open() (which has no handle to keep it). */
+/* The message of the last failure on this trace; with NULL, ms_last_error() (an alias kept
+ * for callers of a failed ms_trace_open(), which has no handle to keep it). */
 MS_EXTERN const char *ms_trace_error(const ms_trace *trace);
 MS_EXTERN void ms_trace_close(ms_trace *trace);
 
@@ -574,7 +580,8 @@ MS_EXTERN int ms_heap_open(ms_heap **out, const char *path);
 MS_EXTERN void ms_heap_close(ms_heap *h);
 /* NULL, or one line on why reading stopped early (a cut or corrupt trace). */
 MS_EXTERN const char *ms_heap_warning(const ms_heap *h);
-/* Why the calling thread's last ms_heap_open() failed (the other calls return only codes). */
+/* An alias of ms_last_error(), kept for callers written before it: why the calling thread's
+ * last ms_heap_open() (or any later failing call) failed. */
 MS_EXTERN const char *ms_heap_error(void);
 MS_EXTERN int ms_heap_totals_get(const ms_heap *h, ms_heap_totals *out);
 /* The time of the first marker (MS_TRACE_MARKER) labelled label; MS_ENOENT when none is. */
