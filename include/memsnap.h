@@ -258,12 +258,13 @@ typedef struct ms_options {
 } ms_options;
 
 /* Opens a session; opts may be NULL. The session keeps /proc descriptors open between
- * captures, so a repeated capture of the same process costs one pread per file. */
+ * captures, so a repeated capture of the same process costs one pread per file. Errors:
+ * MS_EINVAL (out NULL, opts->size too small), MS_ENOMEM; ms_last_error() says which. */
 MS_EXTERN int ms_session_open(ms_session **out, const ms_options *opts);
 /* Closes every descriptor and frees the session; NULL is allowed. */
 MS_EXTERN void ms_session_close(ms_session *s);
 /* One line describing the last failure of this session ("" when none); valid until the next
- * call on the session. */
+ * call on the session. A failing ms_capture() leaves the same line in ms_last_error(). */
 MS_EXTERN const char *ms_session_error(const ms_session *s);
 /* The procfs and sysfs roots in use. */
 MS_EXTERN const char *ms_session_procfs(const ms_session *s);
@@ -329,13 +330,71 @@ MS_EXTERN int ms_format_bytes_signed(char *buf, size_t len, int64_t bytes);
  * length in *out_len (unless NULL), or NULL when out of memory. */
 MS_EXTERN char *ms_utf8_clean(const char *s, size_t len, size_t *out_len);
 
-/* Writes a one-line delta: "[label] RSS 1.00 GiB -> 1.25 GiB (+256.00 MiB) | ..." and '\n'. */
+/* Writes a one-line delta: "[label] RSS 1.00 GiB -> 1.25 GiB (+256.00 MiB) | ..." and '\n'.
+ * The reports return 0, MS_EINVAL (a NULL argument) or MS_EIO (the stream failed), each with
+ * its ms_last_error() line. */
 MS_EXTERN int ms_report_line(FILE *fp, const ms_snapshot *before, const ms_snapshot *after);
 /* Writes a before/after table of every field valid in either snapshot. */
 MS_EXTERN int ms_report_table(FILE *fp, const ms_snapshot *before, const ms_snapshot *after);
+/* The same two reports into buf, with snprintf's rules: the text is cut to fit len bytes and
+ * NUL-terminated when len > 0 (buf may be NULL when len is 0); the result is the length of the
+ * whole text, without the NUL, so a result >= len means it was cut. Errors: MS_EINVAL (a NULL
+ * snapshot, or a NULL buf with len > 0). */
+MS_EXTERN int ms_report_line_buf(char *buf, size_t len, const ms_snapshot *before,
+                                 const ms_snapshot *after);
+MS_EXTERN int ms_report_table_buf(char *buf, size_t len, const ms_snapshot *before,
+                                  const ms_snapshot *after);
 /* Writes the delta as one JSON object: {"schema":"memsnap.delta/1","elapsed_ns":...,
  * "before_label":...,"after_label":...,"process":{"rss_bytes":<signed or null>,...},...}. */
 MS_EXTERN int ms_report_json(FILE *fp, const ms_snapshot *before, const ms_snapshot *after);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Field reflection: the metric lists as data, for bindings and exporters                   */
+/* ---------------------------------------------------------------------------------------- */
+
+/* The sections of a snapshot that hold metrics, in the order of ms_snapshot. */
+typedef enum ms_section {
+    MS_SECTION_PROCESS, /* ms_snapshot.process (ms_process_mem), ms_delta.process */
+    MS_SECTION_SYSTEM,  /* ms_snapshot.system (ms_system_mem), ms_delta.system */
+    MS_SECTION_CGROUP,  /* ms_snapshot.cgroup (ms_cgroup_mem), ms_delta.cgroup */
+    MS_SECTION_GPU,     /* each of ms_snapshot.gpus[] (ms_gpu), of ms_delta.gpus[] */
+    MS_SECTION_COUNT
+} ms_section;
+
+/* One metric of a section, as its X-macro list declares it. */
+typedef struct ms_field_info {
+    const char *name;        /* JSON name: "rss_bytes" */
+    const char *label;       /* text label: "RSS" */
+    const char *description; /* one line: "resident set size (statm)" */
+    ms_unit unit;
+    uint32_t bit;        /* its validity bit in the section's `valid` mask (MS_PF_rss_bytes) */
+    size_t offset;       /* of its uint64_t in the section struct (ms_process_mem, ms_gpu, ...) */
+    size_t delta_offset; /* of its int64_t in the section's delta (ms_process_delta, ...) */
+} ms_field_info;
+
+/* A section and its metrics, in list order (fields[i].bit == i). Owned by the library. */
+typedef struct ms_field_table {
+    size_t size;               /* sizeof(ms_field_table) of the library */
+    ms_section section;        /* which one */
+    const char *name;          /* "process", "system", "cgroup", "gpu" (the JSON key; "gpus" holds
+                                  the list of GPUs) */
+    unsigned capture;          /* the MS_CAPTURE_* flags that fill it */
+    size_t snapshot_offset;    /* of the section struct in ms_snapshot (GPU: of gpus[0]) */
+    size_t delta_offset;       /* of the section's delta in ms_delta (GPU: of gpus[0]) */
+    size_t valid_offset;       /* of the uint64_t `valid` mask in the section struct */
+    size_t delta_valid_offset; /* of the `valid` mask in the section's delta */
+    size_t struct_size;        /* sizeof the section struct (ms_process_mem ... ms_gpu) */
+    size_t delta_struct_size;  /* sizeof the section's delta (ms_process_delta ... ms_gpu_delta) */
+    size_t count;              /* entries of fields */
+    const ms_field_info *fields;
+} ms_field_table;
+
+/* Points *out at the (static, immutable) table of section's metrics: what a binding walks
+ * instead of expanding the X-macros itself, so a metric added to a list reaches it with no
+ * change. Errors: MS_EINVAL (section out of range, or out NULL). */
+MS_EXTERN int ms_fields(ms_section section, const ms_field_table **out);
+/* The field of section named name ("rss_bytes"), or NULL (ms_last_error() then says so). */
+MS_EXTERN const ms_field_info *ms_field_find(ms_section section, const char *name);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Sinks                                                                                    */
@@ -347,20 +406,23 @@ typedef enum ms_format {
     MS_FORMAT_CSV,  /* a header row, then one row per snapshot */
 } ms_format;
 
-/* Parses "text" / "json" / "csv". */
+/* Parses "text" / "json" / "csv"; MS_EINVAL otherwise (ms_last_error(): unknown format "x"). */
 MS_EXTERN int ms_format_parse(const char *name, ms_format *out);
 
 typedef struct ms_writer ms_writer;
 
-/* Opens a writer of the given format on fp (not closed by the writer). */
+/* Opens a writer of the given format on fp (not closed by the writer). Errors: MS_EINVAL,
+ * MS_ENOMEM, each with its ms_last_error() line. */
 MS_EXTERN int ms_writer_open(ms_writer **out, ms_format fmt, FILE *fp);
-/* Writes one snapshot; returns MS_EIO when the stream failed. */
+/* Writes one snapshot; returns MS_EIO when the stream failed (ms_last_error() names the sink
+ * and the snapshot). */
 MS_EXTERN int ms_writer_snapshot(ms_writer *w, const ms_snapshot *snap);
 /* Flushes, frees the writer and returns MS_EIO if any write failed. */
 MS_EXTERN int ms_writer_close(ms_writer *w);
 
 /* Reads a snapshot written by the JSON sink. On failure returns MS_EPARSE and writes a one
- * line reason into err. */
+ * line reason ("field process.rss_bytes: expected a non-negative integer or null") into err
+ * (which may be NULL) and as ms_last_error(); MS_EINVAL for a NULL text or out. */
 MS_EXTERN int ms_snapshot_from_json(const char *text, size_t len, ms_snapshot *out, char *err,
                                     size_t errlen);
 
@@ -456,8 +518,8 @@ MS_EXTERN int ms_trace_open(ms_trace **out, const char *path);
 MS_EXTERN int ms_trace_stats_get(ms_trace *trace, ms_trace_stats *stats);
 /* NULL, or one line on why reading stopped early. */
 MS_EXTERN const char *ms_trace_warning(const ms_trace *trace);
-/* The message of the last failure on this trace; with NULL, that of the calling thread's last
- * failed ms_trace_open() (which has no handle to keep it). */
+/* The message of the last failure on this trace; with NULL, ms_last_error() (an alias kept
+ * for callers of a failed ms_trace_open(), which has no handle to keep it). */
 MS_EXTERN const char *ms_trace_error(const ms_trace *trace);
 MS_EXTERN void ms_trace_close(ms_trace *trace);
 
@@ -518,7 +580,8 @@ MS_EXTERN int ms_heap_open(ms_heap **out, const char *path);
 MS_EXTERN void ms_heap_close(ms_heap *h);
 /* NULL, or one line on why reading stopped early (a cut or corrupt trace). */
 MS_EXTERN const char *ms_heap_warning(const ms_heap *h);
-/* Why the calling thread's last ms_heap_open() failed (the other calls return only codes). */
+/* An alias of ms_last_error(), kept for callers written before it: why the calling thread's
+ * last ms_heap_open() (or any later failing call) failed. */
 MS_EXTERN const char *ms_heap_error(void);
 MS_EXTERN int ms_heap_totals_get(const ms_heap *h, ms_heap_totals *out);
 /* The time of the first marker (MS_TRACE_MARKER) labelled label; MS_ENOENT when none is. */

@@ -111,6 +111,7 @@ static PyTypeObject SnapshotType;
 /* Where one figure lives: in a SnapshotObject, and in an ms_delta for the library's sections. */
 struct field {
     const char *name;     /* attribute and dict key */
+    const char *doc;      /* the attribute's docstring */
     ms_unit unit;         /* byte counts get a rounded _mb twin in dicts */
     size_t valid_off;     /* offset of the uint64_t validity mask in SnapshotObject */
     size_t value_off;     /* offset of the uint64_t value in SnapshotObject */
@@ -119,51 +120,89 @@ struct field {
     ptrdiff_t dvalue_off; /* offset of the int64_t difference in ms_delta */
 };
 
-enum {
-    F_PROC = 0,
-    F_SYS = F_PROC + MS_PF__COUNT,
-    F_CG = F_SYS + MS_SF__COUNT,
-    F_PY = F_CG + MS_CF__COUNT,
-    F__COUNT = F_PY + PYF__COUNT,
+/* Every figure, in attribute and dict order: the library's process, system and cgroup fields
+ * (from ms_fields(), so a metric added to memsnap.h appears here with no change), then
+ * Python's own. Built by fields_init(), for the life of the process. */
+static struct field *fields;
+static int nfields, f_py; /* entries of fields; the first of Python's own */
+
+/* The library's sections a SnapshotObject holds, where, and the prefix of their attributes. */
+static const struct {
+    ms_section section;
+    size_t obj_off; /* of the section struct in SnapshotObject */
+    const char *prefix;
+} obj_sections[] = {
+    {MS_SECTION_PROCESS, offsetof(SnapshotObject, process), ""},
+    {MS_SECTION_SYSTEM, offsetof(SnapshotObject, system), "system_"},
+    {MS_SECTION_CGROUP, offsetof(SnapshotObject, cgroup), "cgroup_"},
 };
 
-#define SECTION_ROW(sec, prefix, name, unit, bit)                                                  \
-    {prefix #name,                                                                                 \
-     unit,                                                                                         \
-     offsetof(SnapshotObject, sec.valid),                                                          \
-     offsetof(SnapshotObject, sec.name),                                                           \
-     bit,                                                                                          \
-     offsetof(ms_delta, sec.valid),                                                                \
-     offsetof(ms_delta, sec.name)},
-#define PROC_ROW(name, unit, label, desc) SECTION_ROW(process, "", name, unit, MS_PF_##name)
-#define SYS_ROW(name, unit, label, desc)  SECTION_ROW(system, "system_", name, unit, MS_SF_##name)
-#define CG_ROW(name, unit, label, desc)   SECTION_ROW(cgroup, "cgroup_", name, unit, MS_CF_##name)
 #define PY_ROW(name, unit, desc)                                                                   \
     {                                                                                              \
         #name,                                                                                     \
+        desc,                                                                                      \
         unit,                                                                                      \
         offsetof(SnapshotObject, py.valid),                                                        \
         offsetof(SnapshotObject, py.name),                                                         \
         PYF_##name,                                                                                \
         -1,                                                                                        \
         -1},
+static const struct field py_fields[PYF__COUNT] = {MSPY_FIELDS(PY_ROW)};
 
-static const struct field fields[F__COUNT] = {MS_PROCESS_FIELDS(PROC_ROW) MS_SYSTEM_FIELDS(SYS_ROW)
-                                                  MS_CGROUP_FIELDS(CG_ROW) MSPY_FIELDS(PY_ROW)};
+/* The GPU fields (offsets in ms_gpu and ms_gpu_delta), from ms_fields(). */
+static const ms_field_table *gpu_table;
 
-/* The GPU fields: name, offset in ms_gpu, offset in ms_gpu_delta. */
-static const struct gpu_field {
-    const char *name;
-    size_t off, doff;
-} gpu_fields[MS_GF__COUNT] = {
-#define X(name, unit, label, desc) {#name, offsetof(ms_gpu, name), offsetof(ms_gpu_delta, name)},
-    MS_GPU_FIELDS(X)
-#undef X
-};
+/* Builds fields[] from the library's tables and Python's own; returns 0 or -1 (exception
+ * set). */
+static int fields_init(void)
+{
+    size_t n = PYF__COUNT;
+    const ms_field_table *t[sizeof(obj_sections) / sizeof(obj_sections[0])];
+    for (size_t s = 0; s < sizeof(obj_sections) / sizeof(obj_sections[0]); s++) {
+        if (ms_fields(obj_sections[s].section, &t[s]) != 0) {
+            PyErr_SetString(PyExc_ImportError, ms_last_error());
+            return -1;
+        }
+        n += t[s]->count;
+    }
+    if (ms_fields(MS_SECTION_GPU, &gpu_table) != 0) {
+        PyErr_SetString(PyExc_ImportError, ms_last_error());
+        return -1;
+    }
+    fields = PyMem_Calloc(n, sizeof(*fields));
+    if (!fields) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t s = 0; s < sizeof(obj_sections) / sizeof(obj_sections[0]); s++)
+        for (size_t k = 0; k < t[s]->count; k++) {
+            const ms_field_info *fi = &t[s]->fields[k];
+            struct field *f = &fields[nfields++];
+            size_t len = strlen(obj_sections[s].prefix) + strlen(fi->name) + 1;
+            char *name = PyMem_Malloc(len);
+            if (!name) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            snprintf(name, len, "%s%s", obj_sections[s].prefix, fi->name);
+            f->name = name;
+            f->doc = fi->description;
+            f->unit = fi->unit;
+            f->valid_off = obj_sections[s].obj_off + t[s]->valid_offset;
+            f->value_off = obj_sections[s].obj_off + fi->offset;
+            f->bit = (int)fi->bit;
+            f->dvalid_off = (ptrdiff_t)(t[s]->delta_offset + t[s]->delta_valid_offset);
+            f->dvalue_off = (ptrdiff_t)(t[s]->delta_offset + fi->delta_offset);
+        }
+    f_py = nfields;
+    for (int i = 0; i < PYF__COUNT; i++)
+        fields[nfields++] = py_fields[i];
+    return 0;
+}
 
 /* Interned dict keys: each field's name and, for byte counts, its _mb twin (else NULL). */
-static PyObject *key_bytes[F__COUNT], *key_mb[F__COUNT];
-static PyObject *gpu_key[MS_GF__COUNT], *gpu_key_mb[MS_GF__COUNT];
+static PyObject **key_bytes, **key_mb;
+static PyObject **gpu_key, **gpu_key_mb;
 
 /* The _mb twin of a name ending in "_bytes" ("rss_bytes" -> "rss_mb"), interned, or NULL with
  * no exception when the name is not a byte count. */
@@ -180,7 +219,15 @@ static PyObject *mb_key_for(const char *name)
 /* Builds the interned key tables; returns 0 or -1. */
 static int keys_init(void)
 {
-    for (int i = 0; i < F__COUNT; i++) {
+    key_bytes = PyMem_Calloc((size_t)nfields, sizeof(PyObject *));
+    key_mb = PyMem_Calloc((size_t)nfields, sizeof(PyObject *));
+    gpu_key = PyMem_Calloc(gpu_table->count, sizeof(PyObject *));
+    gpu_key_mb = PyMem_Calloc(gpu_table->count, sizeof(PyObject *));
+    if (!key_bytes || !key_mb || !gpu_key || !gpu_key_mb) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int i = 0; i < nfields; i++) {
         key_bytes[i] = PyUnicode_InternFromString(fields[i].name);
         if (!key_bytes[i])
             return -1;
@@ -192,9 +239,9 @@ static int keys_init(void)
                 PyUnicode_InternInPlace(&key_mb[i]);
         }
     }
-    for (int i = 0; i < MS_GF__COUNT; i++) {
-        gpu_key[i] = PyUnicode_InternFromString(gpu_fields[i].name);
-        gpu_key_mb[i] = mb_key_for(gpu_fields[i].name);
+    for (size_t i = 0; i < gpu_table->count; i++) {
+        gpu_key[i] = PyUnicode_InternFromString(gpu_table->fields[i].name);
+        gpu_key_mb[i] = mb_key_for(gpu_table->fields[i].name);
         if (!gpu_key[i] || !gpu_key_mb[i])
             return -1;
         PyUnicode_InternInPlace(&gpu_key_mb[i]);
@@ -216,7 +263,7 @@ static bool field_get(const SnapshotObject *o, const struct field *f, uint64_t *
 /* Sets one of Python's figures of o and its validity bit. */
 static void py_set(SnapshotObject *o, enum py_field i, uint64_t v)
 {
-    memcpy((char *)o + fields[F_PY + i].value_off, &v, sizeof(v));
+    memcpy((char *)o + fields[f_py + i].value_off, &v, sizeof(v));
     o->py.valid |= UINT64_C(1) << i;
 }
 
@@ -296,11 +343,12 @@ static PyObject *gpu_dict(const ms_gpu *g, bool with_mb)
         put_str(d, "name", str_or_none(g->name)) || put_str(d, "uuid", str_or_none(g->uuid)) ||
         put_str(d, "pci_bus_id", str_or_none(g->pci_bus_id)))
         goto fail;
-    for (int i = 0; i < MS_GF__COUNT; i++) {
+    for (size_t i = 0; i < gpu_table->count; i++) {
+        const ms_field_info *f = &gpu_table->fields[i];
         uint64_t v;
-        memcpy(&v, (const char *)g + gpu_fields[i].off, sizeof(v));
-        if (put_figure(d, gpu_key[i], with_mb ? gpu_key_mb[i] : NULL, ms_valid(g, i), (int64_t)v,
-                       false))
+        memcpy(&v, (const char *)g + f->offset, sizeof(v));
+        if (put_figure(d, gpu_key[i], with_mb ? gpu_key_mb[i] : NULL, ms_valid(g, f->bit),
+                       (int64_t)v, false))
             goto fail;
     }
     if (put_str(d, "is_per_process", PyBool_FromLong(g->is_per_process)))
@@ -815,7 +863,7 @@ static PyObject *snapshot_to_dict(PyObject *self, PyObject *unused)
         return NULL;
     if (put_header(d, self) != 0)
         goto fail;
-    for (int i = 0; i < F__COUNT; i++) {
+    for (int i = 0; i < nfields; i++) {
         uint64_t v = 0;
         bool valid = field_get(o, &fields[i], &v);
         if (put_figure(d, key_bytes[i], key_mb[i], valid, (int64_t)v, false) != 0)
@@ -856,10 +904,11 @@ static PyObject *gpu_delta_list(const ms_delta *dl, bool captured)
         if (!d || put_str(d, "index", PyLong_FromUnsignedLong(g->index)) != 0 ||
             put_str(d, "is_per_process", PyBool_FromLong(g->is_per_process)) != 0)
             goto fail;
-        for (int k = 0; k < MS_GF__COUNT; k++) {
+        for (size_t k = 0; k < gpu_table->count; k++) {
+            const ms_field_info *f = &gpu_table->fields[k];
             int64_t v;
-            memcpy(&v, (const char *)g + gpu_fields[k].doff, sizeof(v));
-            if (put_figure(d, gpu_key[k], gpu_key_mb[k], ms_valid(g, k), v, true) != 0)
+            memcpy(&v, (const char *)g + f->delta_offset, sizeof(v));
+            if (put_figure(d, gpu_key[k], gpu_key_mb[k], ms_valid(g, f->bit), v, true) != 0)
                 goto fail;
         }
         if (PyList_Append(list, d) != 0)
@@ -902,7 +951,7 @@ static PyObject *snapshot_delta(PyObject *self, PyObject *other)
         put_str(d, "label", snapshot_get_label(self, NULL)) != 0 ||
         put_str(d, "before_label", snapshot_get_label(other, NULL)) != 0)
         goto fail;
-    for (int i = 0; i < F__COUNT; i++) {
+    for (int i = 0; i < nfields; i++) {
         const struct field *f = &fields[i];
         bool valid;
         int64_t v = 0;
@@ -928,6 +977,76 @@ fail:
     return NULL;
 }
 
+/* The two sides of self (after) and other (before) in da and db, labels included, for the
+ * library's reports; false with TypeError when other is not a snapshot. */
+static bool report_sides(PyObject *self, PyObject *other, const char *method)
+{
+    if (!PyObject_TypeCheck(other, &SnapshotType)) {
+        PyErr_Format(PyExc_TypeError, "%s() needs a MemorySnapshot, not %s", method,
+                     Py_TYPE(other)->tp_name);
+        return false;
+    }
+    const SnapshotObject *sides[2] = {(const SnapshotObject *)other, (const SnapshotObject *)self};
+    ms_snapshot *snaps[2] = {&da, &db};
+    for (int i = 0; i < 2; i++) {
+        snapshot_fill(snaps[i], sides[i]);
+        const char *label = sides[i]->label ? PyUnicode_AsUTF8(sides[i]->label) : "";
+        if (!label)
+            return false;
+        ms_snapshot_set_label(snaps[i], label);
+    }
+    return true;
+}
+
+/* One of the library's reports of other -> self as a str, without the final newline. */
+static PyObject *report_str(PyObject *self, PyObject *other, const char *method, bool table)
+{
+    if (!report_sides(self, other, method))
+        return NULL;
+    int (*fn)(char *, size_t, const ms_snapshot *, const ms_snapshot *) =
+        table ? ms_report_table_buf : ms_report_line_buf;
+    char small[512], *buf = small;
+    int n = fn(small, sizeof(small), &da, &db);
+    if (n >= (int)sizeof(small)) { /* the whole text did not fit: once more, to size */
+        buf = PyMem_Malloc((size_t)n + 1);
+        if (!buf)
+            return PyErr_NoMemory();
+        n = fn(buf, (size_t)n + 1, &da, &db);
+    }
+    PyObject *r = NULL;
+    if (n < 0)
+        PyErr_Format(Error, "%s: %s", method, ms_last_error());
+    else {
+        if (n > 0 && buf[n - 1] == '\n')
+            n--; /* a str: print() gives the library's text */
+        r = PyUnicode_DecodeUTF8(buf, n, "replace");
+    }
+    if (buf != small)
+        PyMem_Free(buf);
+    return r;
+}
+
+PyDoc_STRVAR(format_delta_doc,
+             "format_delta(other) -> str\n\n"
+             "The one-line delta from other to self, as `memsnap diff` prints it:\n"
+             "'[label] RSS 1.00 MiB -> 3.00 MiB (+2.00 MiB) | ... in 1.500 s'.");
+
+static PyObject *snapshot_format_delta(PyObject *self, PyObject *other)
+{
+    return report_str(self, other, "format_delta", false);
+}
+
+PyDoc_STRVAR(format_before_after_doc,
+             "format_before_after(other) -> str\n\n"
+             "The before/after table of every figure read in either snapshot (other before,\n"
+             "self after), one line per figure, as `memsnap diff` prints it (without the\n"
+             "last newline).");
+
+static PyObject *snapshot_format_before_after(PyObject *self, PyObject *other)
+{
+    return report_str(self, other, "format_before_after", true);
+}
+
 static PyObject *snapshot_repr(PyObject *self)
 {
     const SnapshotObject *o = (const SnapshotObject *)self;
@@ -945,23 +1064,16 @@ static PyObject *snapshot_repr(PyObject *self)
 
 static PyMethodDef snapshot_methods[] = {
     {"delta", snapshot_delta, METH_O, delta_doc},
+    {"format_delta", snapshot_format_delta, METH_O, format_delta_doc},
+    {"format_before_after", snapshot_format_before_after, METH_O, format_before_after_doc},
     {"to_dict", snapshot_to_dict, METH_NOARGS,
      "to_dict() -> dict\n\nEvery field (None when not read), byte counts with a _mb twin in MiB\n"
      "rounded to 2 decimals, gpus as a list of dicts (None when GPUs were not read)."},
     {NULL, NULL, 0, NULL},
 };
 
-#define GETSET_ROW(prefix, name, desc, row)                                                        \
-    {prefix #name, snapshot_get_field, NULL, desc, (void *)&fields[row]},
-#define PROC_GS(name, unit, label, desc) GETSET_ROW("", name, desc, F_PROC + MS_PF_##name)
-#define SYS_GS(name, unit, label, desc)  GETSET_ROW("system_", name, desc, F_SYS + MS_SF_##name)
-#define CG_GS(name, unit, label, desc)   GETSET_ROW("cgroup_", name, desc, F_CG + MS_CF_##name)
-#define PY_GS(name, unit, desc)          GETSET_ROW("", name, desc, F_PY + PYF_##name)
-
-static PyGetSetDef snapshot_getset[] = {
-    /* every figure, expanded from the same lists as fields[] */
-    MS_PROCESS_FIELDS(PROC_GS) MS_SYSTEM_FIELDS(SYS_GS) MS_CGROUP_FIELDS(CG_GS) MSPY_FIELDS(PY_GS)
-    /* the rest */
+/* The attributes other than the figures; getset_init() puts one per figure before them. */
+static PyGetSetDef snapshot_getset_rest[] = {
     {"pid", snapshot_get_pid, NULL, "the process captured", NULL},
     {"label", snapshot_get_label, NULL, "the label given to capture_memory_snapshot, or None",
      NULL},
@@ -994,8 +1106,26 @@ static PyTypeObject SnapshotType = {
     .tp_doc = "A memory snapshot made by capture_memory_snapshot(); a figure that was not read "
               "is None.",
     .tp_methods = snapshot_methods,
-    .tp_getset = snapshot_getset,
+    /* .tp_getset: set by getset_init() */
 };
+
+/* SnapshotType's attributes: one per entry of fields[] (the closure is its row), then
+ * snapshot_getset_rest. Returns 0 or -1 (exception set). */
+static int getset_init(void)
+{
+    size_t rest = sizeof(snapshot_getset_rest) / sizeof(snapshot_getset_rest[0]);
+    PyGetSetDef *gs = PyMem_Calloc((size_t)nfields + rest, sizeof(*gs));
+    if (!gs) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int i = 0; i < nfields; i++)
+        gs[i] = (PyGetSetDef){fields[i].name, snapshot_get_field, NULL, fields[i].doc,
+                              (void *)&fields[i]};
+    memcpy(gs + nfields, snapshot_getset_rest, rest * sizeof(*gs)); /* with its sentinel */
+    SnapshotType.tp_getset = gs;
+    return 0;
+}
 
 /* ---------------------------------------------------------------------------------------- */
 /* The peak sampler                                                                         */
@@ -1546,7 +1676,8 @@ static int get_callable(const char *module, const char *attr, PyObject **out)
 PyMODINIT_FUNC PyInit__memsnap(void);
 PyMODINIT_FUNC PyInit__memsnap(void)
 {
-    if (PyType_Ready(&SnapshotType) != 0 || PyType_Ready(&FlightType) != 0 || keys_init() != 0)
+    if ((!fields && (fields_init() != 0 || getset_init() != 0)) ||
+        PyType_Ready(&SnapshotType) != 0 || PyType_Ready(&FlightType) != 0 || keys_init() != 0)
         return NULL;
     if (!str_torch && !(str_torch = PyUnicode_InternFromString("torch")))
         return NULL;

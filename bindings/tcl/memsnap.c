@@ -178,44 +178,20 @@ int ms__tcl_trim(Tcl_Interp *interp, ms_session *s, uint64_t *released)
     return TCL_OK;
 }
 
-/* ---- the field tables, from the X-macro lists of memsnap.h ---------------------------------- */
+/* ---- the field tables: ms_fields() ----------------------------------------------------------- */
 
-/* One metric: its JSON name and where it is in the snapshot's and the delta's section. Its
- * validity bit is its position in the list. */
-struct ms__tcl_field {
-    const char *name;
-    size_t snap_off;  /* offset in ms_process_mem / ms_system_mem / ms_cgroup_mem / ms_gpu */
-    size_t delta_off; /* offset in the matching ms_*_delta */
-};
+/* The library's table of each section (process, system, cgroup, gpu), set by Memsnap_Init: the
+ * dict keys are its field names, its offsets say where each figure is in the section struct
+ * and in its delta, and the section's key in a snapshot dict is the table's name. */
+static const ms_field_table *ms__tcl_tables[MS_SECTION_COUNT];
+#define MS__TCL_NSECTIONS 3 /* the sections held as dicts: process, system, cgroup */
 
-#define MS__TCL_F(stype, dtype, name)       {#name, offsetof(stype, name), offsetof(dtype, name)},
-#define MS__TCL_PF(name, unit, label, desc) MS__TCL_F(ms_process_mem, ms_process_delta, name)
-#define MS__TCL_SF(name, unit, label, desc) MS__TCL_F(ms_system_mem, ms_system_delta, name)
-#define MS__TCL_CF(name, unit, label, desc) MS__TCL_F(ms_cgroup_mem, ms_cgroup_delta, name)
-#define MS__TCL_GF(name, unit, label, desc) MS__TCL_F(ms_gpu, ms_gpu_delta, name)
-static const struct ms__tcl_field ms__tcl_pfields[] = {MS_PROCESS_FIELDS(MS__TCL_PF)};
-static const struct ms__tcl_field ms__tcl_sfields[] = {MS_SYSTEM_FIELDS(MS__TCL_SF)};
-static const struct ms__tcl_field ms__tcl_cfields[] = {MS_CGROUP_FIELDS(MS__TCL_CF)};
-static const struct ms__tcl_field ms__tcl_gfields[] = {MS_GPU_FIELDS(MS__TCL_GF)};
-
-/* A section of a snapshot: its key, fields, and where it is in ms_snapshot and ms_delta (its
- * `valid` word comes first in both). */
-enum { MS__TCL_PROCESS, MS__TCL_SYSTEM, MS__TCL_CGROUP };
-static const struct ms__tcl_section {
-    const char *key;
-    const struct ms__tcl_field *fields;
-    size_t nfields;
-    size_t snap_off, delta_off;
-    unsigned capture; /* the MS_CAPTURE_* bit a valid field of it implies */
-} ms__tcl_sections[] = {
-    {"process", ms__tcl_pfields, MS_PF__COUNT, offsetof(ms_snapshot, process),
-     offsetof(ms_delta, process), MS_CAPTURE_BASIC},
-    {"system", ms__tcl_sfields, MS_SF__COUNT, offsetof(ms_snapshot, system),
-     offsetof(ms_delta, system), MS_CAPTURE_SYSTEM},
-    {"cgroup", ms__tcl_cfields, MS_CF__COUNT, offsetof(ms_snapshot, cgroup),
-     offsetof(ms_delta, cgroup), MS_CAPTURE_CGROUP},
-};
-#define MS__TCL_NSECTIONS (sizeof(ms__tcl_sections) / sizeof(ms__tcl_sections[0]))
+/* The MS_CAPTURE_* bit a valid field of t implies: the first of the flags that fill it (BASIC
+ * for the process). */
+static unsigned ms__tcl_capture_bit(const ms_field_table *t)
+{
+    return t->capture & (0u - t->capture);
+}
 
 /* ---- snapshot -> dict ---------------------------------------------------------------------- */
 
@@ -241,15 +217,16 @@ static void ms__tcl_put_str(Tcl_Obj *dict, const char *key, const char *str)
         ms__tcl_put(dict, key, Tcl_NewStringObj(str, -1));
 }
 
-/* Puts name -> value into dict for each field whose bit is set in valid; base is the section
- * (delta: signed values of a delta section). */
-static void ms__tcl_put_fields(Tcl_Obj *dict, const struct ms__tcl_field *f, size_t n,
-                               uint64_t valid, const void *base, bool delta)
+/* Puts name -> value into dict for each field of t whose bit is set in valid; base is the
+ * section (delta: signed values of a delta section). */
+static void ms__tcl_put_fields(Tcl_Obj *dict, const ms_field_table *t, uint64_t valid,
+                               const void *base, bool delta)
 {
-    for (size_t k = 0; k < n; k++) {
-        if (!(valid >> k & 1u))
+    const ms_field_info *f = t->fields;
+    for (size_t k = 0; k < t->count; k++) {
+        if (!(valid >> f[k].bit & 1u))
             continue;
-        const char *at = (const char *)base + (delta ? f[k].delta_off : f[k].snap_off);
+        const char *at = (const char *)base + (delta ? f[k].delta_offset : f[k].offset);
         Tcl_Obj *v = delta ? Tcl_NewWideIntObj(*(const int64_t *)(const void *)at)
                            : ms__tcl_u64(*(const uint64_t *)(const void *)at);
         ms__tcl_put(dict, f[k].name, v);
@@ -265,7 +242,7 @@ static Tcl_Obj *ms__tcl_gpu_dict(const ms_gpu *g)
     ms__tcl_put_str(d, "name", g->name);
     ms__tcl_put_str(d, "uuid", g->uuid);
     ms__tcl_put_str(d, "pci_bus_id", g->pci_bus_id);
-    ms__tcl_put_fields(d, ms__tcl_gfields, MS_GF__COUNT, g->valid, g, false);
+    ms__tcl_put_fields(d, ms__tcl_tables[MS_SECTION_GPU], g->valid, g, false);
     ms__tcl_put(d, "is_per_process", Tcl_NewBooleanObj(g->is_per_process));
     Tcl_Obj *procs = Tcl_NewListObj(0, NULL);
     for (uint32_t k = 0; k < g->process_count && k < MS_GPU_PROC_MAX; k++) {
@@ -290,15 +267,15 @@ static Tcl_Obj *ms__tcl_gpus_list(const ms_snapshot *snap)
 /* A section of the snapshot as a dict of its valid fields. */
 static Tcl_Obj *ms__tcl_section_dict(const ms_snapshot *snap, int which)
 {
-    const struct ms__tcl_section *sec = &ms__tcl_sections[which];
+    const ms_field_table *sec = ms__tcl_tables[which];
     Tcl_Obj *d = Tcl_NewDictObj();
-    const char *base = (const char *)snap + sec->snap_off;
-    if (which == MS__TCL_CGROUP && snap->cgroup.version != MS_CGROUP_NONE) {
+    const char *base = (const char *)snap + sec->snapshot_offset;
+    if (which == MS_SECTION_CGROUP && snap->cgroup.version != MS_CGROUP_NONE) {
         ms__tcl_put(d, "version", Tcl_NewIntObj((int)snap->cgroup.version));
         ms__tcl_put(d, "path", Tcl_NewStringObj(snap->cgroup.path, -1));
         ms__tcl_put(d, "unlimited", Tcl_NewBooleanObj(snap->cgroup.unlimited));
     }
-    ms__tcl_put_fields(d, sec->fields, sec->nfields, *(const uint64_t *)(const void *)base, base,
+    ms__tcl_put_fields(d, sec, *(const uint64_t *)(const void *)(base + sec->valid_offset), base,
                        false);
     return d;
 }
@@ -313,7 +290,7 @@ static Tcl_Obj *ms__tcl_snapshot_dict(const ms_snapshot *snap)
     ms__tcl_put_str(d, "label", snap->label);
     ms__tcl_put(d, "pid", Tcl_NewWideIntObj(snap->pid));
     for (size_t i = 0; i < MS__TCL_NSECTIONS; i++)
-        ms__tcl_put(d, ms__tcl_sections[i].key, ms__tcl_section_dict(snap, (int)i));
+        ms__tcl_put(d, ms__tcl_tables[i]->name, ms__tcl_section_dict(snap, (int)i));
     if (snap->captured & MS_CAPTURE_GPU)
         ms__tcl_put(d, "gpus", ms__tcl_gpus_list(snap));
     return d;
@@ -353,13 +330,14 @@ static int ms__tcl_get(Tcl_Interp *interp, Tcl_Obj *dict, const char *key, Tcl_O
     return rc;
 }
 
-/* Reads the fields of one section dict into base (a section of ms_snapshot or an ms_gpu),
- * setting their validity bits; where names the dict in errors ("process", "gpus 0"). */
-static int ms__tcl_read_fields(Tcl_Interp *interp, Tcl_Obj *dict, const struct ms__tcl_field *f,
-                               size_t n, char *base, const char *where)
+/* Reads the fields of t from one section dict into base (a section of ms_snapshot or an
+ * ms_gpu), setting their validity bits; where names the dict in errors ("process", "gpus 0"). */
+static int ms__tcl_read_fields(Tcl_Interp *interp, Tcl_Obj *dict, const ms_field_table *t,
+                               char *base, const char *where)
 {
-    uint64_t *valid = (uint64_t *)(void *)base;
-    for (size_t k = 0; k < n; k++) {
+    uint64_t *valid = (uint64_t *)(void *)(base + t->valid_offset);
+    const ms_field_info *f = t->fields;
+    for (size_t k = 0; k < t->count; k++) {
         Tcl_Obj *v;
         if (ms__tcl_get(interp, dict, f[k].name, &v) != TCL_OK)
             return TCL_ERROR;
@@ -367,9 +345,9 @@ static int ms__tcl_read_fields(Tcl_Interp *interp, Tcl_Obj *dict, const struct m
             continue;
         char what[96];
         snprintf(what, sizeof(what), "%s.%s", where, f[k].name);
-        if (ms__tcl_get_u64(interp, v, what, (uint64_t *)(void *)(base + f[k].snap_off)) != TCL_OK)
+        if (ms__tcl_get_u64(interp, v, what, (uint64_t *)(void *)(base + f[k].offset)) != TCL_OK)
             return TCL_ERROR;
-        *valid |= UINT64_C(1) << k;
+        *valid |= UINT64_C(1) << f[k].bit;
     }
     return TCL_OK;
 }
@@ -419,7 +397,7 @@ static int ms__tcl_read_gpus(Tcl_Interp *interp, Tcl_Obj *list, ms_snapshot *sna
         if (v && Tcl_GetBooleanFromObj(interp, v, &b) != TCL_OK)
             return TCL_ERROR;
         g->is_per_process = b;
-        if (ms__tcl_read_fields(interp, items[i], ms__tcl_gfields, MS_GF__COUNT, (char *)g,
+        if (ms__tcl_read_fields(interp, items[i], ms__tcl_tables[MS_SECTION_GPU], (char *)g,
                                 where) != TCL_OK)
             return TCL_ERROR;
         snap->gpu_count = (uint32_t)i + 1;
@@ -456,17 +434,17 @@ static int ms__tcl_dict_snapshot(Tcl_Interp *interp, Tcl_Obj *dict, ms_snapshot 
         return TCL_ERROR;
     snap->pid = pid;
     for (size_t i = 0; i < MS__TCL_NSECTIONS; i++) {
-        const struct ms__tcl_section *sec = &ms__tcl_sections[i];
+        const ms_field_table *sec = ms__tcl_tables[i];
         Tcl_Obj *sd;
-        if (ms__tcl_get(interp, dict, sec->key, &sd) != TCL_OK)
+        if (ms__tcl_get(interp, dict, sec->name, &sd) != TCL_OK)
             return TCL_ERROR;
         if (!sd)
             continue;
-        char *base = (char *)snap + sec->snap_off;
-        if (ms__tcl_read_fields(interp, sd, sec->fields, sec->nfields, base, sec->key) != TCL_OK)
+        char *base = (char *)snap + sec->snapshot_offset;
+        if (ms__tcl_read_fields(interp, sd, sec, base, sec->name) != TCL_OK)
             return TCL_ERROR;
-        if (*(uint64_t *)(void *)base)
-            snap->captured |= sec->capture;
+        if (*(uint64_t *)(void *)(base + sec->valid_offset))
+            snap->captured |= ms__tcl_capture_bit(sec);
     }
     if (ms__tcl_get(interp, dict, "gpus", &v) != TCL_OK)
         return TCL_ERROR;
@@ -483,12 +461,12 @@ static Tcl_Obj *ms__tcl_delta_dict(const ms_snapshot *before, const ms_snapshot 
     ms__tcl_put_str(o, "before_label", before->label);
     ms__tcl_put_str(o, "after_label", after->label);
     for (size_t i = 0; i < MS__TCL_NSECTIONS; i++) {
-        const struct ms__tcl_section *sec = &ms__tcl_sections[i];
-        const char *base = (const char *)d + sec->delta_off;
+        const ms_field_table *sec = ms__tcl_tables[i];
+        const char *base = (const char *)d + sec->delta_offset;
         Tcl_Obj *sd = Tcl_NewDictObj();
-        ms__tcl_put_fields(sd, sec->fields, sec->nfields, *(const uint64_t *)(const void *)base,
-                           base, true);
-        ms__tcl_put(o, sec->key, sd);
+        ms__tcl_put_fields(
+            sd, sec, *(const uint64_t *)(const void *)(base + sec->delta_valid_offset), base, true);
+        ms__tcl_put(o, sec->name, sd);
     }
     if (before->captured & after->captured & MS_CAPTURE_GPU) {
         Tcl_Obj *list = Tcl_NewListObj(0, NULL);
@@ -497,7 +475,7 @@ static Tcl_Obj *ms__tcl_delta_dict(const ms_snapshot *before, const ms_snapshot 
             Tcl_Obj *gd = Tcl_NewDictObj();
             ms__tcl_put(gd, "index", Tcl_NewWideIntObj(g->index));
             ms__tcl_put(gd, "is_per_process", Tcl_NewBooleanObj(g->is_per_process));
-            ms__tcl_put_fields(gd, ms__tcl_gfields, MS_GF__COUNT, g->valid, g, true);
+            ms__tcl_put_fields(gd, ms__tcl_tables[MS_SECTION_GPU], g->valid, g, true);
             Tcl_ListObjAppendElement(NULL, list, gd);
         }
         ms__tcl_put(o, "gpus", list);
@@ -682,8 +660,8 @@ static int ms__tcl_cmd_summary(ClientData cd, Tcl_Interp *interp, int objc, Tcl_
     ms__tcl_put(d, "cuda_available", Tcl_NewBooleanObj(st.cuda_devices > 0));
     ms__tcl_put(d, "device_count", Tcl_NewIntObj(st.cuda_devices));
     ms__tcl_put(d, "gpus", ms__tcl_gpus_list(snap));
-    ms__tcl_put(d, "system", ms__tcl_section_dict(snap, MS__TCL_SYSTEM));
-    ms__tcl_put(d, "process", ms__tcl_section_dict(snap, MS__TCL_PROCESS));
+    ms__tcl_put(d, "system", ms__tcl_section_dict(snap, MS_SECTION_SYSTEM));
+    ms__tcl_put(d, "process", ms__tcl_section_dict(snap, MS_SECTION_PROCESS));
     ckfree((char *)snap);
     Tcl_SetObjResult(interp, d);
     return TCL_OK;
@@ -708,6 +686,22 @@ static int ms__tcl_cmd_trim(ClientData cd, Tcl_Interp *interp, int objc, Tcl_Obj
     return ret;
 }
 
+/* Reads the before and after snapshot dicts of objv[0..1] into snaps (ckalloc'd; the caller
+ * frees both, also after an error, which names the argument). */
+static int ms__tcl_two_snapshots(Tcl_Interp *interp, Tcl_Obj *const objv[], ms_snapshot *snaps[2])
+{
+    snaps[0] = ms__tcl_snapshot_new();
+    snaps[1] = ms__tcl_snapshot_new();
+    for (int i = 0; i < 2; i++)
+        if (ms__tcl_dict_snapshot(interp, objv[i], snaps[i]) != TCL_OK) {
+            /* name the argument: "bad after snapshot: process.rss_bytes: ..." */
+            Tcl_SetObjResult(interp, Tcl_ObjPrintf("bad %s snapshot: %s", i ? "after" : "before",
+                                                   Tcl_GetStringResult(interp)));
+            return TCL_ERROR;
+        }
+    return TCL_OK;
+}
+
 /* memsnap::delta before after: after - before of two snapshot dicts, as a delta dict. */
 static int ms__tcl_cmd_delta(ClientData cd, Tcl_Interp *interp, int objc, Tcl_Obj *const objv[])
 {
@@ -716,14 +710,8 @@ static int ms__tcl_cmd_delta(ClientData cd, Tcl_Interp *interp, int objc, Tcl_Ob
         Tcl_WrongNumArgs(interp, 1, objv, "before after");
         return TCL_ERROR;
     }
-    ms_snapshot *snaps[2] = {ms__tcl_snapshot_new(), ms__tcl_snapshot_new()};
-    int ret = TCL_OK;
-    for (int i = 0; i < 2 && ret == TCL_OK; i++) {
-        ret = ms__tcl_dict_snapshot(interp, objv[i + 1], snaps[i]);
-        if (ret != TCL_OK) /* name the argument: "bad after snapshot: process.rss_bytes: ..." */
-            Tcl_SetObjResult(interp, Tcl_ObjPrintf("bad %s snapshot: %s", i ? "after" : "before",
-                                                   Tcl_GetStringResult(interp)));
-    }
+    ms_snapshot *snaps[2];
+    int ret = ms__tcl_two_snapshots(interp, objv + 1, snaps);
     if (ret == TCL_OK) {
         ms_delta *d = (ms_delta *)ckalloc(sizeof(*d));
         ms_delta_compute(snaps[0], snaps[1], d);
@@ -735,12 +723,50 @@ static int ms__tcl_cmd_delta(ClientData cd, Tcl_Interp *interp, int objc, Tcl_Ob
     return ret;
 }
 
-/* memsnap::format bytes: a byte count in binary units ("1.50 MiB"; negative: "-1.50 MiB"). */
+/* memsnap::format -delta|-table before after: the library's one-line delta or its before/after
+ * table (ms_report_line_buf, ms_report_table_buf) of two snapshot dicts, without the final
+ * newline. */
+static int ms__tcl_format_report(Tcl_Interp *interp, int table, Tcl_Obj *const objv[])
+{
+    ms_snapshot *snaps[2];
+    int ret = ms__tcl_two_snapshots(interp, objv, snaps);
+    if (ret == TCL_OK) {
+        int (*fn)(char *, size_t, const ms_snapshot *, const ms_snapshot *) =
+            table ? ms_report_table_buf : ms_report_line_buf;
+        char small[512], *buf = small;
+        int n = fn(small, sizeof(small), snaps[0], snaps[1]);
+        if (n >= (int)sizeof(small)) { /* the whole text did not fit: once more, to size */
+            buf = ckalloc((unsigned)n + 1);
+            n = fn(buf, (size_t)n + 1, snaps[0], snaps[1]);
+        }
+        if (n < 0)
+            ret = ms__tcl_error(interp, n, NULL, "memsnap::format: %s", ms_last_error());
+        else {
+            if (n > 0 && buf[n - 1] == '\n')
+                n--; /* a Tcl string: `puts` gives the library's text */
+            Tcl_SetObjResult(interp, Tcl_NewStringObj(buf, n));
+        }
+        if (buf != small)
+            ckfree(buf);
+    }
+    ckfree((char *)snaps[0]);
+    ckfree((char *)snaps[1]);
+    return ret;
+}
+
+/* memsnap::format bytes: a byte count in binary units ("1.50 MiB"; negative: "-1.50 MiB").
+ * memsnap::format -delta|-table before after: see ms__tcl_format_report. */
 static int ms__tcl_cmd_format(ClientData cd, Tcl_Interp *interp, int objc, Tcl_Obj *const objv[])
 {
     (void)cd;
+    static const char *const forms[] = {"-delta", "-table", NULL};
+    int form;
+    if (objc == 4 && Tcl_GetIndexFromObj(interp, objv[1], forms, "option", 0, &form) != TCL_OK)
+        return TCL_ERROR;
+    if (objc == 4)
+        return ms__tcl_format_report(interp, form, objv + 2);
     if (objc != 2) {
-        Tcl_WrongNumArgs(interp, 1, objv, "bytes");
+        Tcl_WrongNumArgs(interp, 1, objv, "bytes | -delta before after | -table before after");
         return TCL_ERROR;
     }
     char buf[48];
@@ -777,6 +803,11 @@ int Memsnap_Init(Tcl_Interp *interp)
 {
     if (Tcl_InitStubs(interp, "8.6", 0) == NULL)
         return TCL_ERROR;
+    for (int i = 0; i < MS_SECTION_COUNT; i++) {
+        int rc = ms_fields((ms_section)i, &ms__tcl_tables[i]);
+        if (rc != 0)
+            return ms__tcl_error(interp, rc, NULL, "memsnap: %s", ms_last_error());
+    }
     for (size_t i = 0; i < sizeof(ms__tcl_commands) / sizeof(ms__tcl_commands[0]); i++)
         if (!Tcl_CreateObjCommand(interp, ms__tcl_commands[i].name, ms__tcl_commands[i].proc, NULL,
                                   NULL))

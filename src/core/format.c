@@ -2,12 +2,41 @@
  * format.c - human units and the before/after reports.
  *
  * ms_format_bytes() prints binary units ("1.50 GiB"); ms_report_line() is the one-line delta
- * a script logs after a step, ms_report_table() the before/after table of every metric.
+ * a script logs after a step, ms_report_table() the before/after table of every metric; each
+ * writes to a stream or (the _buf forms) into a caller's buffer with snprintf's rules.
  */
 #include "internal.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <string.h>
+
+/* Where a report goes: a stream, or a caller's buffer with snprintf's rules (the text is cut to
+ * fit, always NUL-terminated when len > 0, and pos counts every byte the whole text needs). One
+ * writer serves both, so the string forms the bindings print cannot drift from the CLI's. */
+struct ms__out {
+    FILE *fp;   /* the stream, or NULL for the buffer */
+    char *buf;  /* the buffer (may be NULL when len is 0) */
+    size_t len; /* its size in bytes */
+    size_t pos; /* bytes written so far (for the buffer: needed, even past len) */
+};
+
+static void ms__outf(struct ms__out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ms__outf(struct ms__out *o, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n;
+    if (o->fp)
+        n = vfprintf(o->fp, fmt, ap);
+    else if (o->pos < o->len)
+        n = vsnprintf(o->buf + o->pos, o->len - o->pos, fmt, ap);
+    else
+        n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        o->pos += (size_t)n;
+}
 
 int ms_format_bytes(char *buf, size_t len, uint64_t bytes)
 {
@@ -88,21 +117,21 @@ static const ms_gpu *ms__gpu_find(const ms_snapshot *snap, uint32_t index)
 
 /* Appends "LABEL before -> after (delta)" to the one-line report, " | " before all but the
  * first item. */
-static void ms__line_item(FILE *fp, int *printed, const char *label, ms_unit unit, uint64_t before,
-                          uint64_t after, int64_t delta)
+static void ms__line_item(struct ms__out *o, int *printed, const char *label, ms_unit unit,
+                          uint64_t before, uint64_t after, int64_t delta)
 {
     char a[32], b[32], c[32];
     ms__fmt_value(a, sizeof(a), unit, before);
     ms__fmt_value(b, sizeof(b), unit, after);
     ms__fmt_delta(c, sizeof(c), unit, delta);
-    fprintf(fp, "%s%s %s -> %s (%s)", *printed ? " | " : "", label, a, b, c);
+    ms__outf(o, "%s%s %s -> %s (%s)", *printed ? " | " : "", label, a, b, c);
     (*printed)++;
 }
 
 /* Writes a table row; a NULL before or after prints as its `absent` text, a NULL delta as
  * "-". */
-static void ms__table_row(FILE *fp, const char *label, ms_unit unit, const uint64_t *before,
-                          const char *absent_before, const uint64_t *after,
+static void ms__table_row(struct ms__out *o, const char *label, ms_unit unit,
+                          const uint64_t *before, const char *absent_before, const uint64_t *after,
                           const char *absent_after, const int64_t *delta)
 {
     char a[32], b[32], c[32] = "-";
@@ -116,11 +145,11 @@ static void ms__table_row(FILE *fp, const char *label, ms_unit unit, const uint6
         snprintf(b, sizeof(b), "%s", absent_after);
     if (delta)
         ms__fmt_delta(c, sizeof(c), unit, *delta);
-    fprintf(fp, "  %-16s %14s %14s %14s\n", label, a, b, c);
+    ms__outf(o, "  %-16s %14s %14s %14s\n", label, a, b, c);
 }
 
 /* The before/after rows of the GPUs of after (matched in before by index and backend). */
-static void ms__report_gpus(FILE *fp, const ms_snapshot *before, const ms_snapshot *after,
+static void ms__report_gpus(struct ms__out *o, const ms_snapshot *before, const ms_snapshot *after,
                             const ms_delta *d)
 {
     if (!((before->captured | after->captured) & MS_CAPTURE_GPU))
@@ -133,8 +162,8 @@ static void ms__report_gpus(FILE *fp, const ms_snapshot *before, const ms_snapsh
                 gd = &d->gpus[k];
                 gb = ms__gpu_find(before, ga->index);
             }
-        fprintf(fp, "gpu %u %s (%s) %s\n", (unsigned)ga->index, ga->name[0] ? ga->name : "?",
-                ga->backend, ms__gpu_scope(ga->is_per_process && (!gb || gb->is_per_process)));
+        ms__outf(o, "gpu %u %s (%s) %s\n", (unsigned)ga->index, ga->name[0] ? ga->name : "?",
+                 ga->backend, ms__gpu_scope(ga->is_per_process && (!gb || gb->is_per_process)));
         for (int f = 0; f < MS_GF__COUNT; f++) {
             const struct ms__field *fd = &ms__gpu_fields[f];
             bool vb = gb && ms_valid(gb, f), va = ms_valid(ga, f);
@@ -143,26 +172,27 @@ static void ms__report_gpus(FILE *fp, const ms_snapshot *before, const ms_snapsh
             uint64_t vbefore = vb ? ms__gpu_value(gb, fd) : 0,
                      vafter = va ? ms__gpu_value(ga, fd) : 0;
             int64_t vdelta = gd && ms_valid(gd, f) ? ms__gpu_delta_value(gd, fd) : 0;
-            ms__table_row(fp, fd->label, fd->unit, vb ? &vbefore : NULL, "-", va ? &vafter : NULL,
+            ms__table_row(o, fd->label, fd->unit, vb ? &vbefore : NULL, "-", va ? &vafter : NULL,
                           "-", gd && ms_valid(gd, f) ? &vdelta : NULL);
         }
     }
 }
 
-int ms_report_line(FILE *fp, const ms_snapshot *before, const ms_snapshot *after)
+/* The one-line report into o. */
+static void ms__report_line(struct ms__out *o, const ms_snapshot *before, const ms_snapshot *after)
 {
     ms_delta d;
     ms_delta_compute(before, after, &d);
     const char *label = ms__report_label(before, after);
     if (label[0])
-        fprintf(fp, "[%s] ", label);
+        ms__outf(o, "[%s] ", label);
     int printed = 0;
     for (size_t i = 0; i < sizeof(ms__headline) / sizeof(ms__headline[0]); i++) {
         const struct ms__section *sec = &ms__sections[ms__headline[i].section];
         const struct ms__field *f = ms__find_field(sec, ms__headline[i].name);
         if (!f || !ms__delta_valid(&d, sec, f))
             continue;
-        ms__line_item(fp, &printed, ms__headline[i].label, f->unit, ms__snap_value(before, f),
+        ms__line_item(o, &printed, ms__headline[i].label, f->unit, ms__snap_value(before, f),
                       ms__snap_value(after, f), ms__delta_value(&d, f));
     }
     for (uint32_t i = 0; i < d.gpu_count; i++) {
@@ -179,23 +209,23 @@ int ms_report_line(FILE *fp, const ms_snapshot *before, const ms_snapshot *after
         char what[64];
         snprintf(what, sizeof(what), "VRAM gpu%u %s", (unsigned)g->index,
                  ms__gpu_scope(f == MS_GF_process_used_bytes));
-        ms__line_item(fp, &printed, what, fd->unit, ms__gpu_value(gb, fd), ms__gpu_value(ga, fd),
+        ms__line_item(o, &printed, what, fd->unit, ms__gpu_value(gb, fd), ms__gpu_value(ga, fd),
                       ms__gpu_delta_value(g, fd));
     }
     if (!printed)
-        fprintf(fp, "no metric common to both snapshots");
-    fprintf(fp, " in %.3f s\n", (double)d.elapsed_ns / 1e9);
-    return ferror(fp) ? MS_EIO : 0;
+        ms__outf(o, "no metric common to both snapshots");
+    ms__outf(o, " in %.3f s\n", (double)d.elapsed_ns / 1e9);
 }
 
-int ms_report_table(FILE *fp, const ms_snapshot *before, const ms_snapshot *after)
+/* The before/after table into o. */
+static void ms__report_table(struct ms__out *o, const ms_snapshot *before, const ms_snapshot *after)
 {
     ms_delta d;
     ms_delta_compute(before, after, &d);
     const char *label = ms__report_label(before, after);
-    fprintf(fp, "memory report%s%s (%.3f s)\n", label[0] ? ": " : "", label,
-            (double)d.elapsed_ns / 1e9);
-    fprintf(fp, "  %-16s %14s %14s %14s\n", "", "before", "after", "delta");
+    ms__outf(o, "memory report%s%s (%.3f s)\n", label[0] ? ": " : "", label,
+             (double)d.elapsed_ns / 1e9);
+    ms__outf(o, "  %-16s %14s %14s %14s\n", "", "before", "after", "delta");
     for (int i = 0; i < MS__SEC_COUNT; i++) {
         const struct ms__section *sec = &ms__sections[i];
         bool header = false;
@@ -209,15 +239,73 @@ int ms_report_table(FILE *fp, const ms_snapshot *before, const ms_snapshot *afte
             if (!vb && !va && !ub && !ua)
                 continue;
             if (!header) {
-                fprintf(fp, "%s\n", sec->name);
+                ms__outf(o, "%s\n", sec->name);
                 header = true;
             }
             uint64_t vbefore = ms__snap_value(before, f), vafter = ms__snap_value(after, f);
             int64_t vdelta = ms__delta_value(&d, f);
-            ms__table_row(fp, f->label, f->unit, vb ? &vbefore : NULL, ub ? "unlimited" : "-",
+            ms__table_row(o, f->label, f->unit, vb ? &vbefore : NULL, ub ? "unlimited" : "-",
                           va ? &vafter : NULL, ua ? "unlimited" : "-", vb && va ? &vdelta : NULL);
         }
     }
-    ms__report_gpus(fp, before, after, &d);
-    return ferror(fp) ? MS_EIO : 0;
+    ms__report_gpus(o, before, after, &d);
+}
+
+/* Checks the arguments every report takes; name is the public function's, for the message. */
+static int ms__report_args(const char *name, const void *dst, const ms_snapshot *before,
+                           const ms_snapshot *after)
+{
+    if (!dst || !before || !after)
+        return ms__error(MS_EINVAL, "%s: %s is NULL", name,
+                         !dst      ? "the output"
+                         : !before ? "before"
+                                   : "after");
+    return 0;
+}
+
+int ms_report_line(FILE *fp, const ms_snapshot *before, const ms_snapshot *after)
+{
+    int rc = ms__report_args("ms_report_line", fp, before, after);
+    if (rc)
+        return rc;
+    struct ms__out o = {.fp = fp};
+    ms__report_line(&o, before, after);
+    return ferror(fp) ? ms__error(MS_EIO, "ms_report_line: write failed") : 0;
+}
+
+int ms_report_table(FILE *fp, const ms_snapshot *before, const ms_snapshot *after)
+{
+    int rc = ms__report_args("ms_report_table", fp, before, after);
+    if (rc)
+        return rc;
+    struct ms__out o = {.fp = fp};
+    ms__report_table(&o, before, after);
+    return ferror(fp) ? ms__error(MS_EIO, "ms_report_table: write failed") : 0;
+}
+
+/* The buffer forms: buf may be NULL only with len 0 (to ask for the length). */
+static int ms__report_buf(const char *name, char *buf, size_t len, const ms_snapshot *before,
+                          const ms_snapshot *after,
+                          void (*fn)(struct ms__out *, const ms_snapshot *, const ms_snapshot *))
+{
+    int rc = ms__report_args(name, buf || !len ? "" : NULL, before, after);
+    if (rc)
+        return rc;
+    struct ms__out o = {.buf = buf, .len = len};
+    if (len)
+        buf[0] = '\0';
+    fn(&o, before, after);
+    if (o.pos > INT_MAX)
+        return ms__error(MS_ERANGE, "%s: the report is over INT_MAX bytes", name);
+    return (int)o.pos;
+}
+
+int ms_report_line_buf(char *buf, size_t len, const ms_snapshot *before, const ms_snapshot *after)
+{
+    return ms__report_buf("ms_report_line_buf", buf, len, before, after, ms__report_line);
+}
+
+int ms_report_table_buf(char *buf, size_t len, const ms_snapshot *before, const ms_snapshot *after)
+{
+    return ms__report_buf("ms_report_table_buf", buf, len, before, after, ms__report_table);
 }

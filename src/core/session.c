@@ -65,17 +65,18 @@ static void ms__root(char *dst, size_t len, const char *opt, const char *env, co
 int ms_session_open(ms_session **out, const ms_options *opts)
 {
     if (!out)
-        return MS_EINVAL;
+        return ms__error(MS_EINVAL, "ms_session_open: no handle pointer");
     *out = NULL;
     if (opts && opts->size != 0 && opts->size < offsetof(ms_options, sysfs) + sizeof(char *))
-        return MS_EINVAL;
+        return ms__error(MS_EINVAL, "ms_session_open: opts->size %u is too small (%zu or 0)",
+                         (unsigned)opts->size, sizeof(ms_options));
     ms_session *s = calloc(1, sizeof(*s));
     if (!s)
-        return MS_ENOMEM;
+        return ms__error(MS_ENOMEM, "ms_session_open: out of memory");
     s->buf = malloc(MS__BUF_INITIAL);
     if (!s->buf) {
         free(s);
-        return MS_ENOMEM;
+        return ms__error(MS_ENOMEM, "ms_session_open: out of memory");
     }
     s->cap = MS__BUF_INITIAL;
     pthread_once(&ms__atfork_once, ms__atfork_register);
@@ -167,12 +168,34 @@ static uint64_t ms__clock_ns(clockid_t id)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static int ms__capture(ms_session *s, pid_t pid, unsigned what, ms_snapshot *snap);
+
 int ms_capture(ms_session *s, pid_t pid, unsigned what, ms_snapshot *snap)
 {
-    if (!s || !snap || pid < 0 || snap->size < sizeof(ms_snapshot) ||
+    if (!s)
+        return ms__error(MS_EINVAL, "ms_capture: no session");
+    if (!snap || pid < 0 || snap->size < sizeof(ms_snapshot) ||
         (what & ~(unsigned)(MS_CAPTURE_FULL | MS_CAPTURE_GPU)) != 0)
-        return s ? ms__fail(s, MS_EINVAL, "invalid capture request") : MS_EINVAL;
+        return ms__fail(s, MS_EINVAL, "invalid capture request (%s)",
+                        !snap     ? "no snapshot"
+                        : pid < 0 ? "negative pid"
+                        : snap->size < sizeof(ms_snapshot)
+                            ? "snapshot not set up by ms_snapshot_init"
+                            : "unknown MS_CAPTURE_* flags");
     s->err[0] = '\0';
+    int rc = ms__capture(s, pid, what, snap);
+    /* every probe names its failure through ms__fail; one that did not still leaves a line,
+     * and the thread's message is the session's whatever ran in between */
+    if (rc && !s->err[0])
+        return ms__fail(s, rc, "capture of pid %d failed: %s", (int)snap->pid, ms_strerror(rc));
+    if (rc)
+        ms__error(rc, "%s", s->err);
+    return rc;
+}
+
+/* ms_capture() once its arguments are checked. */
+static int ms__capture(ms_session *s, pid_t pid, unsigned what, ms_snapshot *snap)
+{
     s->tick++;
     ms__check_fork(s);
     /* Validity bits make clearing the fields unnecessary: reset only the bits. */

@@ -37,30 +37,28 @@ struct ms_heap_rows {
     ms_heap_frame *frames; /* every row's frames, one after another */
 };
 
-static __thread char open_err[512];
-
 int ms_heap_open(ms_heap **out, const char *path)
 {
+    if (!out || !path)
+        return ms__error(MS_EINVAL, "ms_heap_open: %s",
+                         !out ? "no handle pointer" : "no trace file given");
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int err = errno;
-        snprintf(open_err, sizeof(open_err), "%s: %s", path, strerror(err));
-        return ms__errno_code(err);
+        return ms__error(ms__errno_code(err), "%s: %s", path, strerror(err));
     }
     ms_heap *h = calloc(1, sizeof(*h));
     if (!h) {
         close(fd);
-        snprintf(open_err, sizeof(open_err), "out of memory");
-        return MS_ENOMEM;
+        return ms__error(MS_ENOMEM, "%s: out of memory", path);
     }
     char err[400];
     int rc = ms__engine_open_fd(&h->e, fd, NULL, err, sizeof(err));
     close(fd);
     if (rc) {
-        snprintf(open_err, sizeof(open_err), "%s: %s", path, err);
         free(h);
-        return rc;
+        return ms__error(rc, "%s: %s", path, err);
     }
     *out = h;
     return 0;
@@ -82,9 +80,10 @@ const char *ms_heap_warning(const ms_heap *h)
     return td->truncated ? td->warning : NULL;
 }
 
+/* An alias kept for callers written before ms_last_error(). */
 const char *ms_heap_error(void)
 {
-    return open_err;
+    return ms_last_error();
 }
 
 int ms_heap_totals_get(const ms_heap *h, ms_heap_totals *out)

@@ -342,6 +342,11 @@ const struct ms__sink_ops ms__sink_json = {"json", NULL, ms__json_snapshot, NULL
 
 int ms_report_json(FILE *fp, const ms_snapshot *before, const ms_snapshot *after)
 {
+    if (!fp || !before || !after)
+        return ms__error(MS_EINVAL, "ms_report_json: %s is NULL",
+                         !fp       ? "the output"
+                         : !before ? "before"
+                                   : "after");
     ms_delta d;
     ms_delta_compute(before, after, &d);
     struct ms__jbuf b;
@@ -378,5 +383,5 @@ int ms_report_json(FILE *fp, const ms_snapshot *before, const ms_snapshot *after
     }
     MS__JB_LIT(&b, "}\n");
     ms__jb_flush(&b);
-    return ferror(fp) ? MS_EIO : 0;
+    return ferror(fp) ? ms__error(MS_EIO, "ms_report_json: write failed") : 0;
 }

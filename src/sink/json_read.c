@@ -11,15 +11,17 @@
 #include <stdarg.h>
 #include <string.h>
 
-/* Writes an error into err and returns MS_EPARSE. */
+/* Writes an error into err (when given) and as the thread's last (ms_last_error()); returns
+ * MS_EPARSE. */
 __attribute__((format(printf, 3, 4))) static int ms__json_err(char *err, size_t errlen,
                                                               const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    if (err && errlen)
-        vsnprintf(err, errlen, fmt, ap);
+    ms__verror(MS_EPARSE, fmt, ap);
     va_end(ap);
+    if (err && errlen)
+        snprintf(err, errlen, "%s", ms_last_error());
     return MS_EPARSE;
 }
 
@@ -148,7 +150,7 @@ static int ms__json_gpus(json_t *root, ms_snapshot *out, char *err, size_t errle
 int ms_snapshot_from_json(const char *text, size_t len, ms_snapshot *out, char *err, size_t errlen)
 {
     if (!text || !out)
-        return MS_EINVAL;
+        return ms__error(MS_EINVAL, "ms_snapshot_from_json: %s", !text ? "no text" : "no snapshot");
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {

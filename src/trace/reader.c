@@ -1474,34 +1474,42 @@ struct ms_trace {
     char err[512];
 };
 
-/* Why the last ms_trace_open() of this thread failed: ms_trace_error(NULL). */
-static __thread char open_err[512];
+/* Records a failure on trace as the calling thread's last (ms_last_error()) and in trace->err
+ * (ms_trace_error(trace)); returns code. */
+static int trace_fail(ms_trace *trace, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int trace_fail(ms_trace *trace, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ms__verror(code, fmt, ap);
+    va_end(ap);
+    snprintf(trace->err, sizeof(trace->err), "%s", ms_last_error());
+    return code;
+}
 
 int ms_trace_open(ms_trace **out, const char *path)
 {
-    if (!out || !path) {
-        snprintf(open_err, sizeof(open_err), "no trace file given");
-        return MS_EINVAL;
-    }
+    if (!out || !path)
+        return ms__error(MS_EINVAL, "ms_trace_open: %s",
+                         !out ? "no handle pointer" : "no trace file given");
     *out = NULL;
     /* O_NONBLOCK: a FIFO that nobody writes must not block the open; only a regular file is
      * read, and then in blocking mode again */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        snprintf(open_err, sizeof(open_err), "%s: %s", path, strerror(e));
-        return ms__errno_code(e);
+        return ms__error(ms__errno_code(e), "%s: %s", path, strerror(e));
     }
     struct stat st;
     uint8_t h[MS_TRACE_HEADER_SIZE];
     ssize_t n = -1;
     if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
-        snprintf(open_err, sizeof(open_err), "%s: %s, not a memsnap trace", path,
-                 S_ISDIR(st.st_mode)    ? "is a directory"
-                 : S_ISFIFO(st.st_mode) ? "is a named pipe (FIFO)"
-                                        : "is not a regular file");
         close(fd);
-        return MS_EPARSE;
+        return ms__error(MS_EPARSE, "%s: %s, not a memsnap trace", path,
+                         S_ISDIR(st.st_mode)    ? "is a directory"
+                         : S_ISFIFO(st.st_mode) ? "is a named pipe (FIFO)"
+                                                : "is not a regular file");
     }
     fcntl(fd, F_SETFL, 0);
     size_t got = 0;
@@ -1515,24 +1523,21 @@ int ms_trace_open(ms_trace **out, const char *path)
     }
     if (n < 0) {
         int e = errno;
-        snprintf(open_err, sizeof(open_err), "%s: %s", path, strerror(e));
         close(fd);
-        return ms__errno_code(e);
+        return ms__error(ms__errno_code(e), "%s: %s", path, strerror(e));
     }
     char why[256];
     uint32_t hs;
     int rc = ms__trace_header_check(h, got, &hs, why, sizeof(why));
     if (rc) {
-        snprintf(open_err, sizeof(open_err), "%s: %s", path, why);
         close(fd);
-        return rc;
+        return ms__error(rc, "%s: %s", path, why);
     }
     ms_trace *t = calloc(1, sizeof(*t));
     if (!t || !(t->path = strdup(path))) {
         free(t);
         close(fd);
-        snprintf(open_err, sizeof(open_err), "%s: out of memory", path);
-        return MS_ENOMEM;
+        return ms__error(MS_ENOMEM, "%s: out of memory", path);
     }
     t->fd = fd;
     *out = t;
@@ -1542,24 +1547,19 @@ int ms_trace_open(ms_trace **out, const char *path)
 int ms_trace_stats_get(ms_trace *trace, ms_trace_stats *stats)
 {
     if (!trace)
-        return MS_EINVAL;
-    if (!stats || stats->size < sizeof(stats->size)) {
-        snprintf(trace->err, sizeof(trace->err), "stats->size must be sizeof(ms_trace_stats)");
-        return MS_EINVAL;
-    }
+        return ms__error(MS_EINVAL, "ms_trace_stats_get: no trace");
+    if (!stats || stats->size < sizeof(stats->size))
+        return trace_fail(trace, MS_EINVAL, "stats->size must be sizeof(ms_trace_stats)");
     if (!trace->read) {
         struct ms__trace_data *td;
         char why[448];
         int rc = ms__trace_load_fd(&td, trace->fd, why, sizeof(why));
-        if (rc) {
-            snprintf(trace->err, sizeof(trace->err), "%s: %s", trace->path, why);
-            return rc;
-        }
+        if (rc)
+            return trace_fail(trace, rc, "%s: %s", trace->path, why);
         rc = ms__trace_stats_compute(td, &trace->stats);
         if (rc) {
-            snprintf(trace->err, sizeof(trace->err), "%s: out of memory", trace->path);
             ms__trace_data_free(td);
-            return rc;
+            return trace_fail(trace, rc, "%s: out of memory", trace->path);
         }
         trace->has_warning = td->truncated;
         snprintf(trace->warning, sizeof(trace->warning), "%s", td->warning);
@@ -1579,7 +1579,7 @@ const char *ms_trace_warning(const ms_trace *trace)
 
 const char *ms_trace_error(const ms_trace *trace)
 {
-    return trace ? trace->err : open_err;
+    return trace ? trace->err : ms_last_error();
 }
 
 void ms_trace_close(ms_trace *trace)
@@ -1608,10 +1608,8 @@ static int pread_full(int fd, void *buf, size_t n, uint64_t off)
 
 int ms_trace_tail_get(const char *path, ms_trace_tail *tail)
 {
-    if (!tail || tail->size < sizeof(tail->size)) {
-        snprintf(open_err, sizeof(open_err), "tail->size must be sizeof(ms_trace_tail)");
-        return MS_EINVAL;
-    }
+    if (!tail || tail->size < sizeof(tail->size))
+        return ms__error(MS_EINVAL, "tail->size must be sizeof(ms_trace_tail)");
     ms_trace *t;
     int rc = ms_trace_open(&t, path);
     if (rc)
@@ -1623,9 +1621,8 @@ int ms_trace_tail_get(const char *path, ms_trace_tail *tail)
     char why[256];
     if (fstat(t->fd, &st) != 0 || pread_full(t->fd, h, sizeof(h), 0) != 0 ||
         ms__trace_header_check(h, sizeof(h), &hs, why, sizeof(why)) != 0) {
-        snprintf(open_err, sizeof(open_err), "%s: cannot read its header", path);
         ms_trace_close(t);
-        return MS_EIO;
+        return ms__error(MS_EIO, "%s: cannot read its header", path);
     }
     out.file_bytes = (uint64_t)st.st_size;
     uint64_t off = hs, last_off = 0;

@@ -405,6 +405,66 @@ static void reports_return_eio_on_a_failing_stream(void **state)
     fclose(fp);
 }
 
+/* The buffer forms give exactly the stream's text, and cut it the way snprintf does. */
+static void report_buffers_hold_the_stream_text_and_truncate_safely(void **state)
+{
+    (void)state;
+    ms_snapshot before, after;
+    before_after(&before, &after);
+    struct pair p = {&before, &after};
+    int (*const stream[])(FILE *, const void *) = {line_fn, table_fn};
+    int (*const buffer[])(char *, size_t, const ms_snapshot *,
+                          const ms_snapshot *) = {ms_report_line_buf, ms_report_table_buf};
+    for (int i = 0; i < 2; i++) {
+        char *want = capture_output(stream[i], &p);
+        int n = (int)strlen(want);
+        assert_int_equal(buffer[i](NULL, 0, &before, &after), n); /* the length alone */
+        char big[4096];
+        assert_int_equal(buffer[i](big, sizeof(big), &before, &after), n);
+        assert_string_equal(big, want);
+        char small[17];
+        memset(small, 'x', sizeof(small));
+        assert_int_equal(buffer[i](small, 11, &before, &after), n);
+        assert_int_equal(strlen(small), 10); /* cut, NUL-terminated, nothing past len */
+        assert_int_equal(strncmp(small, want, 10), 0);
+        assert_int_equal(small[11], 'x');
+        char one[1] = {'x'};
+        assert_int_equal(buffer[i](one, 1, &before, &after), n);
+        assert_int_equal(one[0], '\0');
+        free(want);
+    }
+}
+
+static void report_line_buffer_exact_text(void **state)
+{
+    (void)state;
+    ms_snapshot before, after;
+    before_after(&before, &after);
+    char buf[512];
+    ms_report_line_buf(buf, sizeof(buf), &before, &after);
+    assert_string_equal(buf, "[step 1] RSS 20.00 MiB -> 276.00 MiB (+256.00 MiB) | PSS 10.00 MiB "
+                             "-> 9.00 MiB (-1.00 MiB) | cgroup 256.00 MiB -> 320.00 MiB (+64.00 "
+                             "MiB) | sys avail 12.00 GiB -> 11.50 GiB (-512.00 MiB) in 1.500 s\n");
+    /* cut inside "RSS 20.00": the first 15 bytes, whatever the whole text needs */
+    char cut[16];
+    assert_int_equal(ms_report_line_buf(cut, sizeof(cut), &before, &after), (int)strlen(buf));
+    assert_string_equal(cut, "[step 1] RSS 20");
+}
+
+static void report_buffers_refuse_null_arguments_with_a_message(void **state)
+{
+    (void)state;
+    ms_snapshot before, after;
+    before_after(&before, &after);
+    char buf[8];
+    assert_int_equal(ms_report_line_buf(NULL, 8, &before, &after), MS_EINVAL);
+    assert_string_equal(ms_last_error(), "ms_report_line_buf: the output is NULL");
+    assert_int_equal(ms_report_table_buf(buf, sizeof(buf), NULL, &after), MS_EINVAL);
+    assert_string_equal(ms_last_error(), "ms_report_table_buf: before is NULL");
+    assert_int_equal(ms_report_line(stdout, &before, NULL), MS_EINVAL);
+    assert_string_equal(ms_last_error(), "ms_report_line: after is NULL");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -427,6 +487,9 @@ int main(void)
         cmocka_unit_test(report_json_golden),
         cmocka_unit_test(report_json_gives_signed_deltas_and_null_where_not_comparable),
         cmocka_unit_test(reports_return_eio_on_a_failing_stream),
+        cmocka_unit_test(report_buffers_hold_the_stream_text_and_truncate_safely),
+        cmocka_unit_test(report_line_buffer_exact_text),
+        cmocka_unit_test(report_buffers_refuse_null_arguments_with_a_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,9 @@
 """memsnap.capture_memory_snapshot and MemorySnapshot: figures against /proc, another
 process, errors, full captures, delta, to_dict, Python's own figures, torch, helpers."""
 import gc
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -295,6 +297,63 @@ class DeltaAndDict(unittest.TestCase):
         self.assertIn("pid=%d" % os.getpid(), r)
         self.assertIn("'here'", r)
         self.assertIn("MiB", r)
+
+
+class Formats(unittest.TestCase):
+    """format_delta and format_before_after: the library's report strings (ms_report_line_buf,
+    ms_report_table_buf), exact on the v2-host fixture's pid 4242."""
+
+    CODE = ("import json, memsnap\n"
+            "a = memsnap.capture_memory_snapshot(pid=4242, label='a', include_gpu=False)\n"
+            "b = memsnap.capture_memory_snapshot(pid=4242, label='b', include_gpu=False, full=True)\n"
+            "u = memsnap.capture_memory_snapshot(pid=4242, include_gpu=False)\n"
+            "print(json.dumps([b.format_delta(a), b.format_before_after(a), u.format_delta(u),\n"
+            "                  a.format_before_after(u)]))")
+
+    def run_fixture(self):
+        root = os.path.join(FIXTURES, "v2-host")
+        env = dict(os.environ, MEMSNAP_PROCFS=os.path.join(root, "proc"),
+                   MEMSNAP_SYSFS=os.path.join(root, "sys"))
+        out = subprocess.run([sys.executable, "-c", self.CODE], env=env, check=True,
+                             capture_output=True, text=True).stdout
+        # the one figure that is not the fixture's: the time between two captures
+        return [re.sub(r"-?\d+\.\d{3} s\b", "T s", x)
+                for x in json.loads(out)]
+
+    def test_exact_strings(self):
+        line, table, unlabelled, basic = self.run_fixture()
+        self.assertEqual(line, "[b] RSS 64.00 MiB -> 64.00 MiB (0 B) in T s")
+        self.assertEqual(unlabelled, "RSS 64.00 MiB -> 64.00 MiB (0 B) in T s")
+        self.assertEqual(basic, "\n".join([
+            "memory report: a (T s)",
+            "                           before          after          delta",
+            "process",
+            "  RSS                   64.00 MiB      64.00 MiB            0 B",
+            "  VMS                  200.00 MiB     200.00 MiB            0 B",
+            "  shared                 8.00 MiB       8.00 MiB            0 B",
+            "  text                   2.00 MiB       2.00 MiB            0 B",
+            "  data                  32.00 MiB      32.00 MiB            0 B"]))
+        rows = table.split("\n")
+        self.assertEqual(rows[0], "memory report: b (T s)")
+        self.assertIn("  PSS                           -      48.00 MiB              -", rows)
+        self.assertIn("  limit                         -      unlimited              -", rows)
+        self.assertIn("  OOM kills                     -              3              -", rows)
+        self.assertEqual(rows[-1], "  OOM kills                     -              3              -")
+        self.assertGreater(len(table), 512)  # past the binding's first buffer
+
+    def test_live_and_bad_arguments(self):
+        a = capture(label="x")
+        buf = touched(16 * MiB)
+        b = capture()
+        line = b.format_delta(a)
+        self.assertTrue(line.startswith("[x] RSS "), line)
+        self.assertNotIn("\n", line)
+        self.assertTrue(b.format_before_after(a).startswith("memory report: x ("))
+        with self.assertRaisesRegex(TypeError, "format_delta\\(\\) needs a MemorySnapshot, not int"):
+            b.format_delta(1)
+        with self.assertRaisesRegex(TypeError, "format_before_after\\(\\) needs a MemorySnapshot"):
+            b.format_before_after(None)
+        del buf
 
 
 class PythonFigures(unittest.TestCase):
