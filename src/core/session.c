@@ -129,6 +129,32 @@ const char *ms_session_sysfs(const ms_session *s)
     return s->sysfs;
 }
 
+int ms_session_fds(ms_session *s, pid_t pid, unsigned what, int *fds, size_t n)
+{
+    if (!s || pid < 0 || (n && !fds))
+        return ms__error(MS_EINVAL, "ms_session_fds: invalid arguments");
+    /* the capture flag each per-process file is read for, in enum ms__pfile's order */
+    static const unsigned pfile_what[MS__F_COUNT] = {MS_CAPTURE_BASIC, MS_CAPTURE_PROCESS,
+                                                     MS_CAPTURE_PROCESS, MS_CAPTURE_PSS,
+                                                     MS_CAPTURE_CGROUP};
+    size_t count = 0;
+    const struct ms__slot *slot = NULL;
+    for (int i = 0; i < MS__SLOTS; i++)
+        if (s->slots[i].used && s->slots[i].pid == pid)
+            slot = &s->slots[i];
+    if (!slot)
+        return 0;
+    for (int i = 0; i < MS__F_COUNT; i++)
+        if ((what & pfile_what[i]) && slot->fd[i] >= 0 && count++ < n)
+            fds[count - 1] = slot->fd[i];
+    if ((what & MS_CAPTURE_SYSTEM) && s->meminfo_fd >= 0 && count++ < n)
+        fds[count - 1] = s->meminfo_fd;
+    for (int i = 0; i < MS__CG_COUNT; i++)
+        if ((what & MS_CAPTURE_CGROUP) && slot->cg_fd[i] >= 0 && count++ < n)
+            fds[count - 1] = slot->cg_fd[i];
+    return (int)count;
+}
+
 void ms__proc_path(const ms_session *s, pid_t pid, const char *file, char *buf, size_t len)
 {
     if (pid == 0)

@@ -294,6 +294,25 @@ int ms__gpu_capture(ms_session *s, ms_snapshot *snap)
     return 0;
 }
 
+int ms_gpu_query_once(const char *backend)
+{
+    if (!backend)
+        return ms__error(MS_EINVAL, "ms_gpu_query_once: no backend named");
+    int rc = MS_ENOTSUP;
+#ifdef MS_HAVE_NVML
+    uint64_t used;
+    if (strcmp(backend, "nvml") == 0)
+        rc = ms__nvml_oneshot(&used);
+#endif
+#ifdef MS_HAVE_NVSMI
+    if (strcmp(backend, "nvidia-smi") == 0)
+        rc = ms__nvsmi_oneshot();
+#endif
+    return rc ? ms__error(rc, "%s: one query without a session failed: %s", backend,
+                          ms_strerror(rc))
+              : 0;
+}
+
 int ms_gpu_backends(ms_session *s, ms_gpu_backend_info *out, size_t n)
 {
     static const char *const all[MS__GPU_NB_MAX] = {"nvml", "nvidia-smi", "drm"};
