@@ -29,7 +29,10 @@ void cli_error(const char *cmd, const char *fmt, ...)
 int cli_bad_option(const char *cmd, int c, char **argv)
 {
     const char *arg = argv[optind - 1];
-    if (c == ':')
+    if (c == '?' && optopt && strncmp(arg, "--", 2) == 0) /* --flag=VALUE: optopt is its code */
+        cli_error(cmd, "option '%.*s' takes no value (see 'memsnap %s --help')",
+                  (int)strcspn(arg, "="), arg, cmd);
+    else if (c == ':')
         cli_error(cmd, "option '%s' needs a value (see 'memsnap %s --help')", arg, cmd);
     else if (optopt)
         cli_error(cmd, "unknown option '-%c' (see 'memsnap %s --help')", optopt, cmd);
