@@ -190,7 +190,8 @@ typedef struct ms_gpu_proc {
 /* One GPU: device-wide figures and the processes on it. */
 typedef struct ms_gpu {
     uint64_t valid;           /* bit MS_GF_x set when field x was read */
-    uint32_t index;           /* position in the snapshot's gpus[] (NVIDIA first, NVML order) */
+    uint32_t index;           /* position among every GPU found (NVIDIA first, NVML order): the
+                                 one in gpus[] unless ms_options.device picked this GPU */
     char backend[16];         /* "nvml", "nvidia-smi", "drm" */
     char name[96];            /* product name, "" when unknown */
     char uuid[96];            /* "GPU-..." (NVIDIA), "" when unknown */
@@ -255,10 +256,16 @@ typedef struct ms_options {
     uint32_t size;      /* sizeof(ms_options); 0 is taken as the current size */
     const char *procfs; /* procfs root, NULL: $MEMSNAP_PROCFS or "/proc" */
     const char *sysfs;  /* sysfs root, NULL: $MEMSNAP_SYSFS or "/sys" */
+    const char *device; /* the one GPU an MS_CAPTURE_GPU capture returns: "N" (its index among
+                           every GPU found, as `memsnap gpu ps` lists them), its UUID or its PCI
+                           bus id; NULL: every GPU. Copied by ms_session_open() */
 } ms_options;
 
 /* Opens a session; opts may be NULL. The session keeps /proc descriptors open between
- * captures, so a repeated capture of the same process costs one pread per file. */
+ * captures, so a repeated capture of the same process costs one pread per file. Errors:
+ * MS_EINVAL (opts->size too small, an empty or over-long opts->device), MS_ENOMEM. With
+ * opts->device, a GPU capture that finds no such GPU fails with MS_ENOENT, naming the GPUs
+ * there are. */
 MS_EXTERN int ms_session_open(ms_session **out, const ms_options *opts);
 /* Closes every descriptor and frees the session; NULL is allowed. */
 MS_EXTERN void ms_session_close(ms_session *s);

@@ -11,10 +11,11 @@
 
 /* What the options ask for. */
 struct snapshot_opts {
-    pid_t pid;     /* 0: memsnap itself */
-    bool full;     /* --full */
-    ms_format fmt; /* --format */
-    int gpu;       /* -1: default (included), 0: --no-gpu, 1: --gpu (required) */
+    pid_t pid;          /* 0: memsnap itself */
+    bool full;          /* --full */
+    ms_format fmt;      /* --format */
+    int gpu;            /* -1: default (included), 0: --no-gpu, 1: --gpu (required) */
+    const char *device; /* --device: the one GPU, NULL for every GPU */
     const char *label, *output, *procfs, *sysfs;
 };
 
@@ -32,6 +33,9 @@ static const struct cli_opt snapshot_table[] = {
                 "error when no GPU backend is available. By default every\n"
                 "GPU is included, and none found is an empty list"),
     OPT_SET_INT(0, "no-gpu", struct snapshot_opts, gpu, 0, "leave GPUs out"),
+    OPT_NONEMPTY(0, "device", "GPU", struct snapshot_opts, device,
+                 "only this GPU: its index (as 'memsnap gpu ps' lists them),\n"
+                 "its UUID or its PCI bus id; an error when there is none"),
     OPT_STRING('l', "label", "L", struct snapshot_opts, label,
                "label stored in the snapshot (shown by 'memsnap diff')"),
     OPT_STRING('o', "output", "FILE", struct snapshot_opts, output,
@@ -51,7 +55,7 @@ static void snapshot_usage(FILE *fp)
 {
     fputs("usage: memsnap snapshot [--pid PID] [--full] [--format text|json|csv] [--label L]\n"
           "                        [--output FILE] [--procfs DIR] [--sysfs DIR]\n"
-          "                        [--gpu | --no-gpu]\n\n"
+          "                        [--gpu | --no-gpu] [--device GPU]\n\n"
           "Capture a memory snapshot of a process (default: memsnap itself), of the system\n"
           "and of the process's memory cgroup.\n\n",
           fp);
@@ -74,17 +78,27 @@ int cmd_snapshot(int argc, char **argv)
                   argv[optind]);
         return CLI_USAGE;
     }
+    if (o.device && o.gpu == 0) {
+        cli_error("snapshot", "--device and --no-gpu exclude each other");
+        return CLI_USAGE;
+    }
     unsigned what = o.full ? MS_CAPTURE_FULL : MS_CAPTURE_DEFAULT;
 
     ms_session *s;
-    if (cli_open_session("snapshot", o.procfs, o.sysfs, &s) != 0)
+    if (cli_open_session_with("snapshot",
+                              &(ms_options){.size = sizeof(ms_options),
+                                            .procfs = o.procfs,
+                                            .sysfs = o.sysfs,
+                                            .device = o.device},
+                              &s) != 0)
         return CLI_FAIL;
     /* GPUs are captured by default: with no backend the snapshot says so with an empty list. */
     char why[1024];
     if (o.gpu != 0)
         what |= MS_CAPTURE_GPU;
-    if (o.gpu == 1 && !cli_gpu_available(s, why, sizeof(why))) {
-        cli_error("snapshot", "--gpu: no GPU backend is available (%s)", why);
+    if ((o.gpu == 1 || o.device) && !cli_gpu_available(s, why, sizeof(why))) {
+        cli_error("snapshot", "%s: no GPU backend is available (%s)",
+                  o.device ? "--device" : "--gpu", why);
         ms_session_close(s);
         return CLI_FAIL;
     }

@@ -68,7 +68,15 @@ int ms_session_open(ms_session **out, const ms_options *opts)
         return MS_EINVAL;
     *out = NULL;
     if (opts && opts->size != 0 && opts->size < offsetof(ms_options, sysfs) + sizeof(char *))
-        return MS_EINVAL;
+        return ms__error(MS_EINVAL, "ms_session_open: opts->size %u is too small", opts->size);
+    /* device came after sysfs: a caller built before it has a smaller size, and no filter */
+    const char *device =
+        opts && (opts->size == 0 || opts->size >= offsetof(ms_options, device) + sizeof(char *))
+            ? opts->device
+            : NULL;
+    if (device && (!*device || strlen(device) >= sizeof(((ms_session *)0)->gpu_device)))
+        return ms__error(MS_EINVAL, "ms_session_open: device '%s' is %s", device,
+                         *device ? "too long" : "empty (NULL: every GPU)");
     ms_session *s = calloc(1, sizeof(*s));
     if (!s)
         return MS_ENOMEM;
@@ -90,6 +98,8 @@ int ms_session_open(ms_session **out, const ms_options *opts)
              &s->procfs_from);
     ms__root(s->sysfs, sizeof(s->sysfs), opts ? opts->sysfs : NULL, "MEMSNAP_SYSFS", "/sys",
              &sysfs_from);
+    if (device)
+        snprintf(s->gpu_device, sizeof(s->gpu_device), "%s", device);
     *out = s;
     return 0;
 }

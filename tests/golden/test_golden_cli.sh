@@ -40,6 +40,7 @@ golden usage-monitor.txt "$MEMSNAP_BIN" monitor --interval nope -- true
 golden usage-snapshot-unknown.txt "$MEMSNAP_BIN" snapshot --no-such-option
 golden usage-snapshot-missing.txt "$MEMSNAP_BIN" snapshot --pid
 golden usage-snapshot-bad.txt "$MEMSNAP_BIN" snapshot --format xml
+golden usage-snapshot-device.txt "$MEMSNAP_BIN" snapshot --device ''
 golden usage-snapshot-flag-value.txt "$MEMSNAP_BIN" snapshot --full=yes
 golden usage-diff-unknown.txt "$MEMSNAP_BIN" diff -x a b
 golden usage-diff-missing.txt "$MEMSNAP_BIN" diff -F
