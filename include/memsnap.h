@@ -190,7 +190,8 @@ typedef struct ms_gpu_proc {
 /* One GPU: device-wide figures and the processes on it. */
 typedef struct ms_gpu {
     uint64_t valid;           /* bit MS_GF_x set when field x was read */
-    uint32_t index;           /* position in the snapshot's gpus[] (NVIDIA first, NVML order) */
+    uint32_t index;           /* position among every GPU found (NVIDIA first, NVML order): the
+                                 one in gpus[] unless ms_options.device picked this GPU */
     char backend[16];         /* "nvml", "nvidia-smi", "drm" */
     char name[96];            /* product name, "" when unknown */
     char uuid[96];            /* "GPU-..." (NVIDIA), "" when unknown */
@@ -255,11 +256,16 @@ typedef struct ms_options {
     uint32_t size;      /* sizeof(ms_options); 0 is taken as the current size */
     const char *procfs; /* procfs root, NULL: $MEMSNAP_PROCFS or "/proc" */
     const char *sysfs;  /* sysfs root, NULL: $MEMSNAP_SYSFS or "/sys" */
+    const char *device; /* the one GPU an MS_CAPTURE_GPU capture returns: "N" (its index among
+                           every GPU found, as `memsnap gpu ps` lists them), its UUID or its PCI
+                           bus id; NULL: every GPU. Copied by ms_session_open() */
 } ms_options;
 
 /* Opens a session; opts may be NULL. The session keeps /proc descriptors open between
  * captures, so a repeated capture of the same process costs one pread per file. Errors:
- * MS_EINVAL (out NULL, opts->size too small), MS_ENOMEM; ms_last_error() says which. */
+ * MS_EINVAL (out NULL, opts->size too small, an empty or over-long opts->device), MS_ENOMEM;
+ * ms_last_error() says which. With opts->device, a GPU capture that finds no such GPU fails
+ * with MS_ENOENT, naming the GPUs there are. */
 MS_EXTERN int ms_session_open(ms_session **out, const ms_options *opts);
 /* Closes every descriptor and frees the session; NULL is allowed. */
 MS_EXTERN void ms_session_close(ms_session *s);
@@ -276,6 +282,14 @@ MS_EXTERN const char *ms_session_sysfs(const ms_session *s);
  * ms_session_error() naming the file. With MS_CAPTURE_PSS, a task without an address space (a
  * kernel thread such as kthreadd) gives MS_ENOTSUP: capture it without PSS. */
 MS_EXTERN int ms_capture(ms_session *s, pid_t pid, unsigned what, ms_snapshot *snap);
+
+/* The descriptors session s keeps open for captures of pid (0: the calling process) that read
+ * the MS_CAPTURE_* sections in `what`, opened by an earlier capture: at most n into fds, /proc
+ * files first, then meminfo, then the cgroup's files. Returns how many there are (which may
+ * exceed n); 0 when no capture of pid has opened them. For measurements that need the very
+ * files a capture reads (`memsnap bench` times pread() on them); the descriptors stay the
+ * session's: do not close them. */
+MS_EXTERN int ms_session_fds(ms_session *s, pid_t pid, unsigned what, int *fds, size_t n);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Deltas and reports                                                                       */
@@ -329,6 +343,10 @@ MS_EXTERN int ms_format_bytes_signed(char *buf, size_t len, int64_t bytes);
  * from a command line or the environment. Returns a malloc'd, NUL-terminated string and its
  * length in *out_len (unless NULL), or NULL when out of memory. */
 MS_EXTERN char *ms_utf8_clean(const char *s, size_t len, size_t *out_len);
+/* Writes str as a JSON string, quotes included, escaped as every memsnap JSON writer escapes
+ * (bytes that are not well-formed UTF-8 become U+FFFD), for a front end that writes JSON of its
+ * own around memsnap's figures. Returns 0, or MS_EIO when the stream has failed. */
+MS_EXTERN int ms_json_string(FILE *fp, const char *str);
 
 /* Writes a one-line delta: "[label] RSS 1.00 GiB -> 1.25 GiB (+256.00 MiB) | ..." and '\n'.
  * The reports return 0, MS_EINVAL (a NULL argument) or MS_EIO (the stream failed), each with
@@ -457,6 +475,13 @@ typedef struct ms_gpu_backend_info {
 /* Fills up to n entries describing each GPU backend compiled in (initialising them on first
  * use, once per session); returns the number of backends (which may exceed n). */
 MS_EXTERN int ms_gpu_backends(ms_session *s, ms_gpu_backend_info *out, size_t n);
+
+/* One query of the first GPU's used memory done the way a tool that keeps nothing loaded does
+ * it, for comparing its cost with a session's long-lived backends (`memsnap bench --gpu`):
+ * "nvml" is a fresh dlopen + nvmlInit + query + nvmlShutdown + dlclose, "nvidia-smi" one run of
+ * nvidia-smi --query-gpu=memory.used. Returns 0, MS_ENOTSUP (the backend is unknown, not built,
+ * or cannot be loaded here) or the query's failure. */
+MS_EXTERN int ms_gpu_query_once(const char *backend);
 
 /* Library version string, MS_VERSION_STRING of the built library. */
 MS_EXTERN const char *ms_version(void);

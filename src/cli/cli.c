@@ -29,7 +29,10 @@ void cli_error(const char *cmd, const char *fmt, ...)
 int cli_bad_option(const char *cmd, int c, char **argv)
 {
     const char *arg = argv[optind - 1];
-    if (c == ':')
+    if (c == '?' && optopt && strncmp(arg, "--", 2) == 0) /* --flag=VALUE: optopt is its code */
+        cli_error(cmd, "option '%.*s' takes no value (see 'memsnap %s --help')",
+                  (int)strcspn(arg, "="), arg, cmd);
+    else if (c == ':')
         cli_error(cmd, "option '%s' needs a value (see 'memsnap %s --help')", arg, cmd);
     else if (optopt)
         cli_error(cmd, "unknown option '-%c' (see 'memsnap %s --help')", optopt, cmd);
@@ -116,6 +119,13 @@ static int cli_check_dir(const char *cmd, const char *what, const char *path)
 
 int cli_open_session(const char *cmd, const char *procfs, const char *sysfs, ms_session **out)
 {
+    ms_options opts = {.size = sizeof(opts), .procfs = procfs, .sysfs = sysfs};
+    return cli_open_session_with(cmd, &opts, out);
+}
+
+int cli_open_session_with(const char *cmd, const ms_options *opts, ms_session **out)
+{
+    const char *procfs = opts->procfs, *sysfs = opts->sysfs;
     if ((procfs && cli_check_dir(cmd, "--procfs ", procfs) != 0) ||
         (sysfs && cli_check_dir(cmd, "--sysfs ", sysfs) != 0))
         return -1;
@@ -125,8 +135,7 @@ int cli_open_session(const char *cmd, const char *procfs, const char *sysfs, ms_
     if ((env_procfs && *env_procfs && cli_check_dir(cmd, "MEMSNAP_PROCFS=", env_procfs) != 0) ||
         (env_sysfs && *env_sysfs && cli_check_dir(cmd, "MEMSNAP_SYSFS=", env_sysfs) != 0))
         return -1;
-    ms_options opts = {.size = sizeof(opts), .procfs = procfs, .sysfs = sysfs};
-    int rc = ms_session_open(out, &opts);
+    int rc = ms_session_open(out, opts);
     if (rc) {
         cli_error(cmd, "cannot open a session: %s", ms_strerror(rc));
         return -1;

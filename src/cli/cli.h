@@ -85,6 +85,8 @@ int cli_parse_uint(const char *text, unsigned long *out);
 /* Opens a session on the given roots (NULL: defaults), checking that they are directories.
  * Prints the error and returns non-zero on failure. */
 int cli_open_session(const char *cmd, const char *procfs, const char *sysfs, ms_session **out);
+/* The same with every session option (opts->procfs and opts->sysfs are checked). */
+int cli_open_session_with(const char *cmd, const ms_options *opts, ms_session **out);
 /* Opens path for reading (O_NONBLOCK while opening, so that a FIFO nobody writes cannot block)
  * and refuses anything but a regular file. Prints one line "memsnap CMD: cannot read PATH:
  * it is a named pipe (FIFO)" (or a directory, a device, a socket, or strerror's words) and

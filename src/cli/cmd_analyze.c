@@ -11,6 +11,7 @@
  */
 #include "analyze.h"
 #include "cli.h"
+#include "opts.h"
 
 #include "trace/format.h"
 
@@ -26,34 +27,56 @@
 
 #define ANALYZE_SCHEMA "memsnap.analyze/1"
 
+/* What the options ask for. */
+struct analyze_opts {
+    ms_format fmt;
+    const char *html; /* --html OUT, NULL when not given */
+    unsigned long top;
+};
+
+static void analyze_usage(FILE *fp);
+
+static const struct cli_opt analyze_table[] = {
+    OPT_FORMAT(struct analyze_opts, fmt, CLI_FMT_TEXT | CLI_FMT_JSON,
+               "text (default) or json (one object)"),
+    OPT_STRING('H', "html", "OUT", struct analyze_opts, html,
+               "also write a self-contained HTML report to OUT (a new file,\n"
+               "0600, renamed over OUT when complete; no network needed):\n"
+               "the timeline of the metrics with\n"
+               "the thresholds, alerts and markers, or for a trace an\n"
+               "interactive flame graph of the heap at its peak"),
+    OPT_UINT('n', "top", "N", struct analyze_opts, top, 0,
+             "invalid --top '%s' (a positive integer)",
+             "call sites listed for a trace (default 10)"),
+    OPT_HELP(),
+    OPT_END(),
+};
+
+static const struct cli_options analyze_options = {
+    .cmd = "analyze", .opts = analyze_table, .column = 21, .usage = analyze_usage};
+
 static void analyze_usage(FILE *fp)
 {
-    fprintf(fp,
-            "usage: memsnap analyze FILE [--format text|json] [--html OUT.html] [--top N]\n\n"
-            "Analyze what 'memsnap monitor' or 'memsnap track' wrote (CSV or JSON lines), or a\n"
-            "trace written by 'memsnap record' (recognized by its contents).\n\n"
-            "Monitor output: for process RSS and PSS, cgroup usage, system used memory, GPU\n"
-            "used memory and the process tree's RSS (those the file has):\n"
-            "  summary  min, max, mean, p50/p90/p99 (nearest rank) and the time of the peak\n"
-            "  leaks    the Theil-Sen slope over up to 500 evenly spaced samples, its 95%%\n"
-            "           confidence interval, the Mann-Kendall p-value, the share of rising\n"
-            "           steps, and a severity: none, low, medium or high\n"
-            "  spikes   samples more than 5 robust sigmas above the rolling median of 31\n"
-            "  events   the alerts, OOM records and markers, with their times\n"
-            "Trace: the heap at its peak and what was never freed, by call site.\n\n"
-            "  -F, --format FMT   text (default) or json (one object)\n"
-            "  -H, --html OUT     also write a self-contained HTML report to OUT (a new file,\n"
-            "                     0600, renamed over OUT when complete; no network needed):\n"
-            "                     the timeline of the metrics with\n"
-            "                     the thresholds, alerts and markers, or for a trace an\n"
-            "                     interactive flame graph of the heap at its peak\n"
-            "  -n, --top N        call sites listed for a trace (default 10)\n"
-            "  -h, --help         this help\n\n"
-            "A malformed file is an error naming the line (exit status 1); a last line cut\n"
-            "short (the monitor was killed) is a warning and is ignored. The severity rules and\n"
-            "the JSON are described in docs/analyze-format.md.\n\n"
-            "example: memsnap analyze run.jsonl --html run.html\n"
-            "         memsnap analyze app.mst --format json\n");
+    fputs("usage: memsnap analyze FILE [--format text|json] [--html OUT.html] [--top N]\n\n"
+          "Analyze what 'memsnap monitor' or 'memsnap track' wrote (CSV or JSON lines), or a\n"
+          "trace written by 'memsnap record' (recognized by its contents).\n\n"
+          "Monitor output: for process RSS and PSS, cgroup usage, system used memory, GPU\n"
+          "used memory and the process tree's RSS (those the file has):\n"
+          "  summary  min, max, mean, p50/p90/p99 (nearest rank) and the time of the peak\n"
+          "  leaks    the Theil-Sen slope over up to 500 evenly spaced samples, its 95%\n"
+          "           confidence interval, the Mann-Kendall p-value, the share of rising\n"
+          "           steps, and a severity: none, low, medium or high\n"
+          "  spikes   samples more than 5 robust sigmas above the rolling median of 31\n"
+          "  events   the alerts, OOM records and markers, with their times\n"
+          "Trace: the heap at its peak and what was never freed, by call site.\n\n",
+          fp);
+    cli_opts_help(fp, &analyze_options);
+    fputs("\nA malformed file is an error naming the line (exit status 1); a last line cut\n"
+          "short (the monitor was killed) is a warning and is ignored. The severity rules and\n"
+          "the JSON are described in docs/analyze-format.md.\n\n"
+          "example: memsnap analyze run.jsonl --html run.html\n"
+          "         memsnap analyze app.mst --format json\n",
+          fp);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -721,37 +744,12 @@ static void an_on_sigbus(int sig)
 
 int cmd_analyze(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"format", required_argument, NULL, 'F'},
-        {"help", no_argument, NULL, 'h'},
-        {"html", required_argument, NULL, 'H'},
-        {"top", required_argument, NULL, 'n'},
-        {NULL, 0, NULL, 0},
-    };
-    struct cli_common co = {.formats = 1u << MS_FORMAT_TEXT | 1u << MS_FORMAT_JSON};
-    const char *html = NULL;
-    unsigned long top = 10;
-    int c;
-    CLI_GETOPT_RESET();
-    while ((c = getopt_long(argc, argv, ":F:hH:n:", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            analyze_usage(stdout);
-            return CLI_OK;
-        case 'H':
-            html = optarg;
-            break;
-        case 'n':
-            if (cli_parse_uint(optarg, &top) != 0) {
-                cli_error("analyze", "invalid --top '%s' (a positive integer)", optarg);
-                return CLI_USAGE;
-            }
-            break;
-        default:
-            if (cli_shared_option("analyze", c, argv, &co) != 0)
-                return CLI_USAGE;
-        }
-    }
+    struct analyze_opts co = {.fmt = MS_FORMAT_TEXT, .top = 10};
+    int prc = cli_parse(&analyze_options, argc, argv, &co);
+    if (prc)
+        return prc == CLI_HELP ? CLI_OK : prc;
+    const char *html = co.html;
+    unsigned long top = co.top;
     if (argc - optind != 1) {
         cli_error("analyze", "expected one file, got %d (see 'memsnap analyze --help')",
                   argc - optind);

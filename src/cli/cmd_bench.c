@@ -2,13 +2,12 @@
  * cmd_bench.c - `memsnap bench snapshot`: what a capture costs, next to the raw cost of
  * reading the very same files (and `memsnap bench engine`, in bench_engine.c).
  *
- * The raw loops pread the descriptors the session itself keeps open (read from its slot
- * through the internal header), so the ratio is memsnap's own overhead: parsing, validity
- * bits, timestamps. Rounds interleave the four loops; the median round is reported.
+ * The raw loops pread the descriptors the session itself keeps open (ms_session_fds), so the
+ * ratio is memsnap's own overhead: parsing, validity bits, timestamps. Rounds interleave the
+ * four loops; the median round is reported.
  */
 #include "cli.h"
-#include "../core/internal.h"
-#include "../probe/gpu.h"
+#include "opts.h"
 
 #include <spawn.h>
 #include <stdio.h>
@@ -21,36 +20,56 @@
 extern char **environ;
 
 #define BENCH_TARGET_NS 40000000.0 /* aim at ~40 ms per loop per round */
-#define BENCH_MAX_FDS   (MS__F_COUNT + MS__CG_COUNT + 1)
+#define BENCH_MAX_FDS   16         /* more than a full capture reads */
 
 struct bench_raw {
     int fds[BENCH_MAX_FDS];
     int n;
-    char *buf;
-    size_t cap;
+    char *buf;  /* grown until the largest file fits, as the session's own buffer is */
+    size_t cap; /* bytes at buf */
 };
+
+/* What the options ask for. */
+struct bench_opts {
+    pid_t pid;            /* 0: memsnap itself */
+    unsigned long rounds; /* --rounds */
+    bool gpu, json;
+};
+
+static void bench_usage(FILE *fp);
+
+static const struct cli_opt bench_table[] = {
+    OPT_PID(struct bench_opts, pid, "process to capture (default: memsnap itself)"),
+    OPT_UINT('r', "rounds", "N", struct bench_opts, rounds, 1000,
+             "invalid round count '%s' (1 to 1000)", "rounds, the median is reported (default 7)"),
+    OPT_BOOL('g', "gpu", struct bench_opts, gpu,
+             "also time GPU-only captures (gpu_ns) and, where they run, one\n"
+             "'nvidia-smi --query-gpu=memory.used' (nvsmi_ns) and a fresh\n"
+             "dlopen+nvmlInit+query+nvmlShutdown in a child process that\n"
+             "has no NVML open (init_per_call_ns)"),
+    OPT_BOOL('j', "json", struct bench_opts, json,
+             "print {\"basic_ns\",\"raw_basic_ns\",\"full_ns\",\"raw_full_ns\",...}"),
+    OPT_HELP(),
+    OPT_END(),
+};
+
+static const struct cli_options bench_options = {
+    .cmd = "bench", .opts = bench_table, .column = 21, .usage = bench_usage};
 
 static void bench_usage(FILE *fp)
 {
-    fprintf(fp,
-            "usage: memsnap bench snapshot [--pid PID] [--rounds N] [--json] [--gpu]\n"
-            "       memsnap bench engine TRACE [--json]\n\n"
-            "Time snapshot captures in a loop, basic (statm) and full (statm, status, stat,\n"
-            "smaps_rollup, meminfo, cgroup), and in the same run the raw cost of pread() on the\n"
-            "same open descriptors; print ns per capture and the ratio (like 'zstd -b').\n\n"
-            "  -p, --pid PID      process to capture (default: memsnap itself)\n"
-            "  -r, --rounds N     rounds, the median is reported (default 7)\n"
-            "  -g, --gpu          also time GPU-only captures (gpu_ns) and, where they run, one\n"
-            "                     'nvidia-smi --query-gpu=memory.used' (nvsmi_ns) and a fresh\n"
-            "                     dlopen+nvmlInit+query+nvmlShutdown in a child process that\n"
-            "                     has no NVML open (init_per_call_ns)\n"
-            "  -j, --json         print "
-            "{\"basic_ns\",\"raw_basic_ns\",\"full_ns\",\"raw_full_ns\",...}\n"
-            "  -h, --help         this help\n\n"
-            "'bench engine TRACE' loads a trace written by 'memsnap record' once, then times the\n"
-            "engine: the load with its replay pass (events/s), a snapshot of the heap at 200\n"
-            "random moments (median and worst) and the peak (--json: load_ns,\n"
-            "replay_events_per_s, snapshot_ns_median, snapshot_ns_max, peak_ns).\n");
+    fputs("usage: memsnap bench snapshot [--pid PID] [--rounds N] [--json] [--gpu]\n"
+          "       memsnap bench engine TRACE [--json]\n\n"
+          "Time snapshot captures in a loop, basic (statm) and full (statm, status, stat,\n"
+          "smaps_rollup, meminfo, cgroup), and in the same run the raw cost of pread() on the\n"
+          "same open descriptors; print ns per capture and the ratio (like 'zstd -b').\n\n",
+          fp);
+    cli_opts_help(fp, &bench_options);
+    fputs("\n'bench engine TRACE' loads a trace written by 'memsnap record' once, then times the\n"
+          "engine: the load with its replay pass (events/s), a snapshot of the heap at 200\n"
+          "random moments (median and worst) and the peak (--json: load_ns,\n"
+          "replay_events_per_s, snapshot_ns_median, snapshot_ns_max, peak_ns).\n",
+          fp);
 }
 
 static double bench_now(void)
@@ -60,19 +79,25 @@ static double bench_now(void)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-/* One pass over every raw descriptor, reading each whole file as the session does. */
+/* One pass over every raw descriptor, reading each whole file as the session does (the
+ * buffer grows in the warm-up, as the session's own did in its first capture). */
 static int bench_raw_pass(struct bench_raw *r)
 {
     for (int i = 0; i < r->n; i++) {
         size_t len = 0;
         for (;;) {
             size_t room = r->cap - len;
-            ssize_t got = room ? pread(r->fds[i], r->buf + len, room, (off_t)len) : 0;
+            ssize_t got = pread(r->fds[i], r->buf + len, room, (off_t)len);
             if (got < 0)
                 return -1;
             len += (size_t)got;
-            if ((size_t)got < room || room == 0)
+            if ((size_t)got < room)
                 break;
+            char *nb = realloc(r->buf, r->cap * 2);
+            if (!nb)
+                return -1;
+            r->buf = nb;
+            r->cap *= 2;
         }
     }
     return 0;
@@ -132,8 +157,6 @@ struct bench_gpu {
 
 enum { G_CAPTURE, G_NVSMI, G_INIT, G_COUNT };
 
-/* Runs GPU loop `which` iters times; ns per call, or a negative value on failure. */
-#ifdef MS_HAVE_NVML
 /* `memsnap bench nvml-oneshot N` (internal): N dlopen+nvmlInit+query+nvmlShutdown+dlclose in
  * a process that has no NVML of its own, so each init is a real one; prints ns per call. */
 static int bench_nvml_oneshot_main(const char *count)
@@ -142,11 +165,9 @@ static int bench_nvml_oneshot_main(const char *count)
     if (cli_parse_uint(count, &n) != 0)
         return CLI_USAGE;
     double t0 = bench_now();
-    for (unsigned long i = 0; i < n; i++) {
-        uint64_t used;
-        if (ms__nvml_oneshot(&used) != 0)
+    for (unsigned long i = 0; i < n; i++)
+        if (ms_gpu_query_once("nvml") != 0)
             return CLI_FAIL;
-    }
     printf("%.1f\n", (bench_now() - t0) / (double)n);
     return CLI_OK;
 }
@@ -184,8 +205,8 @@ static double bench_nvml_fresh(unsigned long iters)
     out[got] = 0;
     return strtod(out, NULL);
 }
-#endif
 
+/* Runs GPU loop `which` iters times; ns per call, or a negative value on failure. */
 static double bench_gpu_loop(int which, unsigned long iters, ms_session *s, pid_t pid,
                              ms_snapshot *snap)
 {
@@ -194,16 +215,10 @@ static double bench_gpu_loop(int which, unsigned long iters, ms_session *s, pid_
         int rc;
         if (which == G_CAPTURE)
             rc = ms_capture(s, pid, MS_CAPTURE_GPU, snap);
-#ifdef MS_HAVE_NVSMI
         else if (which == G_NVSMI)
-            rc = ms__nvsmi_oneshot();
-#endif
-#ifdef MS_HAVE_NVML
-        else if (which == G_INIT)
+            rc = ms_gpu_query_once("nvidia-smi");
+        else /* G_INIT, in a child process: -1 where NVML is not built or cannot load */
             return bench_nvml_fresh(iters);
-#endif
-        else
-            rc = MS_ENOTSUP;
         if (rc)
             return -1;
     }
@@ -300,16 +315,14 @@ static int bench_measure(ms_session *s, pid_t pid, unsigned long rounds, double 
         goto out;
     }
     /* The raw loops read the session's own descriptors, opened by the capture above. */
-    struct ms__slot *slot = ms__slot_get(s, pid);
-    basic.fds[basic.n++] = slot->fd[MS__F_STATM];
-    for (int i = 0; i < MS__F_COUNT; i++)
-        full.fds[full.n++] = slot->fd[i];
-    full.fds[full.n++] = s->meminfo_fd;
-    for (int i = 0; i < MS__CG_COUNT; i++)
-        if (slot->cg_fd[i] >= 0)
-            full.fds[full.n++] = slot->cg_fd[i];
+    basic.n = ms_session_fds(s, pid, MS_CAPTURE_BASIC, basic.fds, BENCH_MAX_FDS);
+    full.n = ms_session_fds(s, pid, MS_CAPTURE_FULL, full.fds, BENCH_MAX_FDS);
+    if (basic.n < 1 || full.n < 1 || full.n > BENCH_MAX_FDS) {
+        cli_error("bench", "the session's descriptors cannot be listed: %s", ms_last_error());
+        goto out;
+    }
     *nfiles = full.n;
-    basic.cap = full.cap = s->cap - 1;
+    basic.cap = full.cap = 4096;
     basic.buf = malloc(basic.cap);
     full.buf = malloc(full.cap);
     for (int b = 0; b < B_COUNT; b++)
@@ -353,44 +366,17 @@ out:
 
 int cmd_bench(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"gpu", no_argument, NULL, 'g'},          {"help", no_argument, NULL, 'h'},
-        {"json", no_argument, NULL, 'j'},         {"pid", required_argument, NULL, 'p'},
-        {"rounds", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0},
-    };
-    struct cli_common co = {.formats = 0};
-    bool json = false, gpu = false;
-    unsigned long rounds = 7;
-    int c;
-    CLI_GETOPT_RESET();
-    while ((c = getopt_long(argc, argv, ":ghjp:r:", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            bench_usage(stdout);
-            return CLI_OK;
-        case 'g':
-            gpu = true;
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 'r':
-            if (cli_parse_uint(optarg, &rounds) != 0 || rounds > 1000) {
-                cli_error("bench", "invalid round count '%s' (1 to 1000)", optarg);
-                return CLI_USAGE;
-            }
-            break;
-        default:
-            if (cli_shared_option("bench", c, argv, &co) != 0)
-                return CLI_USAGE;
-        }
-    }
+    struct bench_opts o = {.rounds = 7};
+    int rc = cli_parse(&bench_options, argc, argv, &o);
+    if (rc)
+        return rc == CLI_HELP ? CLI_OK : rc;
+    pid_t pid = o.pid;
+    bool json = o.json, gpu = o.gpu;
+    unsigned long rounds = o.rounds;
     if (optind + 2 == argc && strcmp(argv[optind], "engine") == 0)
         return cli_bench_engine(argv[optind + 1], json);
-#ifdef MS_HAVE_NVML
     if (optind + 2 == argc && strcmp(argv[optind], "nvml-oneshot") == 0)
         return bench_nvml_oneshot_main(argv[optind + 1]);
-#endif
     if (optind >= argc || strcmp(argv[optind], "snapshot") != 0 || optind + 1 != argc) {
         cli_error("bench", "expected 'snapshot' or 'engine TRACE' (see 'memsnap bench --help')");
         return CLI_USAGE;
@@ -406,18 +392,18 @@ int cmd_bench(int argc, char **argv)
         return CLI_FAIL;
     }
     struct bench_gpu gm = {.gpu_ns = -1, .nvsmi_ns = -1, .init_ns = -1};
-    if (gpu && bench_gpu_run(s, co.pid, rounds, &gm) != 0) {
+    if (gpu && bench_gpu_run(s, pid, rounds, &gm) != 0) {
         cli_error("bench", "GPU capture failed: %s", ms_session_error(s));
         ms_session_close(s);
         return CLI_FAIL;
     }
     double med[B_COUNT];
     int nfiles = 0;
-    if (bench_measure(s, co.pid, rounds, med, &nfiles) != 0) {
+    if (bench_measure(s, pid, rounds, med, &nfiles) != 0) {
         ms_session_close(s);
         return CLI_FAIL;
     }
-    int shown_pid = co.pid ? (int)co.pid : (int)getpid();
+    int shown_pid = pid ? (int)pid : (int)getpid();
     if (json) {
         printf("{\"pid\":%d,\"rounds\":%lu,\"basic_ns\":%.1f,\"raw_basic_ns\":%.1f,"
                "\"full_ns\":%.1f,\"raw_full_ns\":%.1f,\"basic_ratio\":%.3f,\"full_ratio\":%.3f,"

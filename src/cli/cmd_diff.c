@@ -2,20 +2,36 @@
  * cmd_diff.c - `memsnap diff A.json B.json`: the delta report of two saved snapshots.
  */
 #include "cli.h"
+#include "opts.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+struct diff_opts {
+    ms_format fmt;
+};
+
+static void diff_usage(FILE *fp);
+
+static const struct cli_opt diff_table[] = {
+    OPT_FORMAT(struct diff_opts, fmt, CLI_FMT_TEXT | CLI_FMT_JSON, "text (default) or json"),
+    OPT_HELP(),
+    OPT_END(),
+};
+
+static const struct cli_options diff_options = {
+    .cmd = "diff", .opts = diff_table, .column = 21, .usage = diff_usage};
+
 static void diff_usage(FILE *fp)
 {
-    fprintf(fp, "usage: memsnap diff [--format text|json] BEFORE.json AFTER.json\n\n"
-                "Compare two snapshots saved with 'memsnap snapshot --format json' ('-' reads\n"
-                "standard input). Text prints the one-line delta, then a before/after table of\n"
-                "every field; json prints the signed differences (null where a side lacks it).\n\n"
-                "  -F, --format FMT   text (default) or json\n"
-                "  -h, --help         this help\n\n"
-                "example: memsnap diff before.json after.json\n");
+    fputs("usage: memsnap diff [--format text|json] BEFORE.json AFTER.json\n\n"
+          "Compare two snapshots saved with 'memsnap snapshot --format json' ('-' reads\n"
+          "standard input). Text prints the one-line delta, then a before/after table of\n"
+          "every field; json prints the signed differences (null where a side lacks it).\n\n",
+          fp);
+    cli_opts_help(fp, &diff_options);
+    fputs("\nexample: memsnap diff before.json after.json\n", fp);
 }
 
 /* Loads one snapshot file; prints the reason and returns -1 on failure. */
@@ -37,24 +53,10 @@ static int diff_load(const char *path, ms_snapshot *snap)
 
 int cmd_diff(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"format", required_argument, NULL, 'F'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    struct cli_common co = {.formats = 1u << MS_FORMAT_TEXT | 1u << MS_FORMAT_JSON};
-    int c;
-    CLI_GETOPT_RESET();
-    while ((c = getopt_long(argc, argv, ":F:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            diff_usage(stdout);
-            return CLI_OK;
-        default:
-            if (cli_shared_option("diff", c, argv, &co) != 0)
-                return CLI_USAGE;
-        }
-    }
+    struct diff_opts o = {.fmt = MS_FORMAT_TEXT};
+    int rc = cli_parse(&diff_options, argc, argv, &o);
+    if (rc)
+        return rc == CLI_HELP ? CLI_OK : rc;
     if (argc - optind != 2) {
         cli_error("diff", "expected two snapshot files, got %d (see 'memsnap diff --help')",
                   argc - optind);
@@ -70,8 +72,7 @@ int cmd_diff(int argc, char **argv)
                   (int)before.pid, apath, (int)after.pid);
     if (after.timestamp_ns && after.timestamp_ns < before.timestamp_ns)
         cli_error("diff", "note: %s was taken before %s (the order is BEFORE AFTER)", apath, bpath);
-    int rc;
-    if (co.fmt == MS_FORMAT_JSON) {
+    if (o.fmt == MS_FORMAT_JSON) {
         rc = ms_report_json(stdout, &before, &after);
     } else {
         rc = ms_report_line(stdout, &before, &after);

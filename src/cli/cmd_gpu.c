@@ -3,22 +3,38 @@
  * nvidia-smi's process table, for NVIDIA (NVML or nvidia-smi), AMD and Intel (DRM) alike.
  */
 #include "cli.h"
-#include "../core/internal.h" /* ms__json_string */
+#include "opts.h"
 
 #include <inttypes.h>
 #include <string.h>
 
+struct gpu_opts {
+    ms_format fmt;
+    const char *procfs, *sysfs;
+};
+
+static void gpu_usage(FILE *fp);
+
+static const struct cli_opt gpu_table[] = {
+    OPT_FORMAT(struct gpu_opts, fmt, CLI_FMT_TEXT | CLI_FMT_JSON, "text (default) or json"),
+    OPT_PROCFS(struct gpu_opts, procfs),
+    OPT_SYSFS(struct gpu_opts, sysfs),
+    OPT_HELP(),
+    OPT_END(),
+};
+
+static const struct cli_options gpu_options = {
+    .cmd = "gpu", .opts = gpu_table, .column = 21, .usage = gpu_usage};
+
 static void gpu_usage(FILE *fp)
 {
-    fprintf(fp, "usage: memsnap gpu ps [--format text|json] [--procfs DIR] [--sysfs DIR]\n\n"
-                "List every GPU with its memory and the processes on it, largest first.\n"
-                "[per-process] marks GPUs whose process figures are real per-process figures;\n"
-                "[device-wide] GPUs only give device totals (or incomplete process figures).\n\n"
-                "  -F, --format FMT   text (default) or json\n"
-                "      --procfs DIR   procfs root (default $MEMSNAP_PROCFS or /proc)\n"
-                "      --sysfs DIR    sysfs root (default $MEMSNAP_SYSFS or /sys)\n"
-                "  -h, --help         this help\n\n"
-                "Environment: MEMSNAP_GPU_BACKENDS=nvml,nvidia-smi,drm limits the backends.\n");
+    fputs("usage: memsnap gpu ps [--format text|json] [--procfs DIR] [--sysfs DIR]\n\n"
+          "List every GPU with its memory and the processes on it, largest first.\n"
+          "[per-process] marks GPUs whose process figures are real per-process figures;\n"
+          "[device-wide] GPUs only give device totals (or incomplete process figures).\n\n",
+          fp);
+    cli_opts_help(fp, &gpu_options);
+    fputs("\nEnvironment: MEMSNAP_GPU_BACKENDS=nvml,nvidia-smi,drm limits the backends.\n", fp);
 }
 
 /* The command name of pid from <procfs>/PID/comm, "?" when unreadable. */
@@ -69,9 +85,9 @@ static void gpu_json(ms_session *s, const ms_snapshot *snap)
         const ms_gpu *g = &snap->gpus[i];
         printf("%s{\"index\":%u,\"backend\":\"%s\",\"name\":", i ? "," : "", (unsigned)g->index,
                g->backend);
-        ms__json_string(stdout, g->name);
+        ms_json_string(stdout, g->name);
         printf(",\"pci_bus_id\":");
-        ms__json_string(stdout, g->pci_bus_id);
+        ms_json_string(stdout, g->pci_bus_id);
         if (ms_valid(g, MS_GF_total_bytes))
             printf(",\"total_bytes\":%" PRIu64, g->total_bytes);
         else
@@ -87,7 +103,7 @@ static void gpu_json(ms_session *s, const ms_snapshot *snap)
             gpu_comm(s, g->processes[k].pid, comm, sizeof(comm));
             printf("%s{\"pid\":%d,\"used_bytes\":%" PRIu64 ",\"name\":", k ? "," : "",
                    (int)g->processes[k].pid, g->processes[k].used_bytes);
-            ms__json_string(stdout, comm);
+            ms_json_string(stdout, comm);
             putchar('}');
         }
         printf("]}");
@@ -97,25 +113,10 @@ static void gpu_json(ms_session *s, const ms_snapshot *snap)
 
 int cmd_gpu(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"format", required_argument, NULL, 'F'},
-        {"help", no_argument, NULL, 'h'},
-        CLI_LONGOPTS_ROOTS,
-        {NULL, 0, NULL, 0},
-    };
-    struct cli_common co = {.formats = 1u << MS_FORMAT_TEXT | 1u << MS_FORMAT_JSON};
-    int c;
-    CLI_GETOPT_RESET();
-    while ((c = getopt_long(argc, argv, ":F:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            gpu_usage(stdout);
-            return CLI_OK;
-        default:
-            if (cli_shared_option("gpu", c, argv, &co) != 0)
-                return CLI_USAGE;
-        }
-    }
+    struct gpu_opts co = {.fmt = MS_FORMAT_TEXT};
+    int rc = cli_parse(&gpu_options, argc, argv, &co);
+    if (rc)
+        return rc == CLI_HELP ? CLI_OK : rc;
     if (optind >= argc || strcmp(argv[optind], "ps") != 0 || optind + 1 != argc) {
         cli_error("gpu", "expected 'ps' (see 'memsnap gpu --help')");
         return CLI_USAGE;

@@ -2,22 +2,38 @@
  * cmd_info.c - `memsnap info`: the host, its memory and cgroup, and each probe's reach.
  */
 #include "cli.h"
+#include "opts.h"
 
 #include <string.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
+struct info_opts {
+    pid_t pid;
+    const char *procfs, *sysfs;
+};
+
+static void info_usage(FILE *fp);
+
+static const struct cli_opt info_table[] = {
+    OPT_PID(struct info_opts, pid, "process whose probes and cgroup are described"),
+    OPT_PROCFS(struct info_opts, procfs),
+    OPT_SYSFS(struct info_opts, sysfs),
+    OPT_HELP(),
+    OPT_END(),
+};
+
+static const struct cli_options info_options = {
+    .cmd = "info", .opts = info_table, .column = 21, .usage = info_usage};
+
 static void info_usage(FILE *fp)
 {
-    fprintf(fp,
-            "usage: memsnap info [--pid PID] [--procfs DIR] [--sysfs DIR]\n\n"
-            "Describe the kernel, page size, system memory, the memory cgroup of PID (default:\n"
-            "memsnap itself) and, for each probe, whether it can run here and what it\n"
-            "measures, or why not.\n\n"
-            "  -p, --pid PID      process whose probes and cgroup are described\n"
-            "      --procfs DIR   procfs root (default $MEMSNAP_PROCFS or /proc)\n"
-            "      --sysfs DIR    sysfs root (default $MEMSNAP_SYSFS or /sys)\n"
-            "  -h, --help         this help\n");
+    fputs("usage: memsnap info [--pid PID] [--procfs DIR] [--sysfs DIR]\n\n"
+          "Describe the kernel, page size, system memory, the memory cgroup of PID (default:\n"
+          "memsnap itself) and, for each probe, whether it can run here and what it\n"
+          "measures, or why not.\n\n",
+          fp);
+    cli_opts_help(fp, &info_options);
 }
 
 /* Prints each GPU backend (capabilities, or why it is unavailable) and each GPU found. */
@@ -58,25 +74,10 @@ static void info_gpus(ms_session *s)
 
 int cmd_info(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"pid", required_argument, NULL, 'p'},
-        CLI_LONGOPTS_ROOTS,
-        {NULL, 0, NULL, 0},
-    };
-    struct cli_common co = {.formats = 0};
-    int c;
-    CLI_GETOPT_RESET();
-    while ((c = getopt_long(argc, argv, ":hp:", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            info_usage(stdout);
-            return CLI_OK;
-        default:
-            if (cli_shared_option("info", c, argv, &co) != 0)
-                return CLI_USAGE;
-        }
-    }
+    struct info_opts co = {0};
+    int rc = cli_parse(&info_options, argc, argv, &co);
+    if (rc)
+        return rc == CLI_HELP ? CLI_OK : rc;
     if (optind < argc) {
         cli_error("info", "unexpected argument '%s'", argv[optind]);
         return CLI_USAGE;
@@ -94,7 +95,7 @@ int cmd_info(int argc, char **argv)
 
     ms_snapshot snap;
     ms_snapshot_init(&snap);
-    int rc = ms_capture(s, co.pid, MS_CAPTURE_SYSTEM | MS_CAPTURE_CGROUP, &snap);
+    rc = ms_capture(s, co.pid, MS_CAPTURE_SYSTEM | MS_CAPTURE_CGROUP, &snap);
     if (rc) {
         cli_error("info", "%s", ms_session_error(s));
         ms_session_close(s);

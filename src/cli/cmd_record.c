@@ -11,6 +11,7 @@
  * trace went and which forked children left traces of their own (FILE.<pid>).
  */
 #include "cli.h"
+#include "opts.h"
 
 #include <dirent.h>
 #include <elf.h>
@@ -44,53 +45,77 @@ struct record_opts {
     struct cli_trace tr;  /* the trace: the tracker writes tr.tmp, renamed over tr.path */
 };
 
+static void record_usage(FILE *fp);
+static int record_option(const struct cli_options *p, const struct cli_opt *o, const char *arg,
+                         void *ctx);
+
+enum { OPT_DEPTH, OPT_UNWIND, OPT_SAMPLE_RATE };
+
+static const struct cli_opt record_table[] = {
+    OPT_NONEMPTY('o', "output", "FILE", struct record_opts, output,
+                 "the trace (default memsnap.<program>.<pid>.mst in the\n"
+                 "current directory). The tracker writes a new file\n"
+                 "beside it (mode 0600), renamed over FILE when PROGRAM\n"
+                 "has ended; FILE must be a regular file or absent"),
+    OPT_CALLBACK(0, "depth", "N", record_option, OPT_DEPTH,
+                 "stack frames kept per allocation, 1..256 (default 64)"),
+    OPT_CALLBACK(0, "unwind", "HOW", record_option, OPT_UNWIND,
+                 "auto (default): frame pointers through code built\n"
+                 "with them, DWARF call-frame information elsewhere;\n"
+                 "fp: frame pointers only; dwarf: DWARF CFI only (rules\n"
+                 "read from .eh_frame once per return address, libunwind\n"
+                 "for frames they cannot express); libunwind: libunwind's\n"
+                 "unw_backtrace for every stack (the slowest; the\n"
+                 "reference the others are tested against)"),
+    OPT_CALLBACK(0, "sample-rate", "BYTES", record_option, OPT_SAMPLE_RATE,
+                 "record a sample: about one allocation per BYTES bytes\n"
+                 "allocated (suffixes K, M, G: 64K); the report scales\n"
+                 "the figures back up. 0 (default) records every one"),
+    OPT_BOOL(0, "mmap", struct record_opts, mmap, "also record mmap, mremap and munmap calls"),
+    OPT_BOOL(0, "no-follow", struct record_opts, no_follow,
+             "record neither the programs exec'd by PROGRAM (or by\n"
+             "its children) nor their allocations"),
+    OPT_HELP(),
+    OPT_END(),
+};
+
+/* '+': options end at the program's name, so that its own options stay its own. */
+static const struct cli_options record_options_def = {.cmd = "record",
+                                                      .opts = record_table,
+                                                      .column = 27,
+                                                      .stop_at_operand = true,
+                                                      .usage = record_usage};
+
 static void record_usage(FILE *fp)
 {
-    fprintf(fp,
-            "usage: memsnap record [-o FILE] [--depth N] [--unwind HOW]\n"
-            "                      [--sample-rate BYTES] [--mmap] [--no-follow]\n"
-            "                      [--] PROGRAM [ARGS...]\n\n"
-            "Run PROGRAM with every heap allocation recorded - malloc, calloc, realloc, free,\n"
-            "the aligned family and C++ new/delete, each with its call stack - into a trace\n"
-            "file for 'memsnap report'. The tracker, " PRELOAD_NAME ", is injected with\n"
-            "LD_PRELOAD, so PROGRAM must be dynamically linked. Processes that PROGRAM forks\n"
-            "are recorded too, each into FILE.<pid>, and so are the programs they exec.\n\n"
-            "  -o, --output FILE        the trace (default memsnap.<program>.<pid>.mst in the\n"
-            "                           current directory). The tracker writes a new file\n"
-            "                           beside it (mode 0600), renamed over FILE when PROGRAM\n"
-            "                           has ended; FILE must be a regular file or absent\n"
-            "      --depth N            stack frames kept per allocation, 1..256 (default 64)\n"
-            "      --unwind HOW         auto (default): frame pointers through code built\n"
-            "                           with them, DWARF call-frame information elsewhere;\n"
-            "                           fp: frame pointers only; dwarf: DWARF CFI only (rules\n"
-            "                           read from .eh_frame once per return address, libunwind\n"
-            "                           for frames they cannot express); libunwind: libunwind's\n"
-            "                           unw_backtrace for every stack (the slowest; the\n"
-            "                           reference the others are tested against)\n"
-            "      --sample-rate BYTES  record a sample: about one allocation per BYTES bytes\n"
-            "                           allocated (suffixes K, M, G: 64K); the report scales\n"
-            "                           the figures back up. 0 (default) records every one\n"
-            "      --mmap               also record mmap, mremap and munmap calls\n"
-            "      --no-follow          record neither the programs exec'd by PROGRAM (or by\n"
-            "                           its children) nor their allocations\n"
-            "  -h, --help               this help\n\n"
-            "Options end at PROGRAM, or at '--' (needed when PROGRAM starts with '-'). PROGRAM\n"
-            "is looked up in PATH as a shell does. When it ends, memsnap names the trace and\n"
-            "the traces of forked children written during the run.\n\n"
-            "Environment: MEMSNAP_PRELOAD names the tracker library; without it memsnap\n"
-            "takes its build tree's (../preload/ beside memsnap's directory), else\n"
-            "  " MEMSNAP_PRELOAD_INSTALLED "\n"
-            "PROGRAM gets LD_PRELOAD (the tracker first), MEMSNAP_TRACE_FILE, _ROOT, _DEPTH,\n"
-            "_UNWIND, _SAMPLE_RATE, _MMAP and _NO_FOLLOW as the options say; memsnap's own\n"
-            "values of those never reach it (MEMSNAP_TRACE_SEED, the sampling's seed, does).\n\n"
-            "Exit status: PROGRAM's; 128+N when signal N killed it (SIGINT, SIGTERM, SIGHUP\n"
-            "and SIGQUIT sent to memsnap are passed on to PROGRAM); 127 when PROGRAM cannot\n"
-            "be found or executed; 1 when memsnap cannot start it (statically linked, no\n"
-            "tracker library, FILE's directory not writable), or when PROGRAM exited 0 but\n"
-            "the trace stopped early (a full disk: FILE is then left as it was, and the part\n"
-            "written is kept under a name that memsnap prints); 2 on a usage error.\n\n"
-            "example: memsnap record -o app.mst -- ./app --input data.txt\n"
-            "         memsnap report app.mst --stats\n");
+    fputs("usage: memsnap record [-o FILE] [--depth N] [--unwind HOW]\n"
+          "                      [--sample-rate BYTES] [--mmap] [--no-follow]\n"
+          "                      [--] PROGRAM [ARGS...]\n\n"
+          "Run PROGRAM with every heap allocation recorded - malloc, calloc, realloc, free,\n"
+          "the aligned family and C++ new/delete, each with its call stack - into a trace\n"
+          "file for 'memsnap report'. The tracker, " PRELOAD_NAME ", is injected with\n"
+          "LD_PRELOAD, so PROGRAM must be dynamically linked. Processes that PROGRAM forks\n"
+          "are recorded too, each into FILE.<pid>, and so are the programs they exec.\n\n",
+          fp);
+    cli_opts_help(fp, &record_options_def);
+    fputs("\nOptions end at PROGRAM, or at '--' (needed when PROGRAM starts with '-'). PROGRAM\n"
+          "is looked up in PATH as a shell does. When it ends, memsnap names the trace and\n"
+          "the traces of forked children written during the run.\n\n"
+          "Environment: MEMSNAP_PRELOAD names the tracker library; without it memsnap\n"
+          "takes its build tree's (../preload/ beside memsnap's directory), else\n"
+          "  " MEMSNAP_PRELOAD_INSTALLED "\n"
+          "PROGRAM gets LD_PRELOAD (the tracker first), MEMSNAP_TRACE_FILE, _ROOT, _DEPTH,\n"
+          "_UNWIND, _SAMPLE_RATE, _MMAP and _NO_FOLLOW as the options say; memsnap's own\n"
+          "values of those never reach it (MEMSNAP_TRACE_SEED, the sampling's seed, does).\n\n"
+          "Exit status: PROGRAM's; 128+N when signal N killed it (SIGINT, SIGTERM, SIGHUP\n"
+          "and SIGQUIT sent to memsnap are passed on to PROGRAM); 127 when PROGRAM cannot\n"
+          "be found or executed; 1 when memsnap cannot start it (statically linked, no\n"
+          "tracker library, FILE's directory not writable), or when PROGRAM exited 0 but\n"
+          "the trace stopped early (a full disk: FILE is then left as it was, and the part\n"
+          "written is kept under a name that memsnap prints); 2 on a usage error.\n\n"
+          "example: memsnap record -o app.mst -- ./app --input data.txt\n"
+          "         memsnap report app.mst --stats\n",
+          fp);
 }
 
 /* True when path is an ELF executable without a PT_INTERP program header: statically
@@ -251,71 +276,47 @@ static void record_list_children(const char *trace, const char *display,
     free(pids);
 }
 
-/* Parses the options into o and points o->argv at the program; returns 0 or CLI_USAGE (after
- * printing the error), or -1 after --help. */
-static int record_options(int argc, char **argv, struct record_opts *o)
+/* Takes --depth, --unwind and --sample-rate, each checked as the tracker would take it. */
+static int record_option(const struct cli_options *p, const struct cli_opt *opt, const char *arg,
+                         void *ctx)
 {
-    enum { OPT_DEPTH = CLI_OPT_OWN, OPT_UNWIND, OPT_SAMPLE_RATE, OPT_MMAP, OPT_NO_FOLLOW };
-    static const struct option longopts[] = {
-        {"depth", required_argument, NULL, OPT_DEPTH},
-        {"help", no_argument, NULL, 'h'},
-        {"mmap", no_argument, NULL, OPT_MMAP},
-        {"no-follow", no_argument, NULL, OPT_NO_FOLLOW},
-        {"output", required_argument, NULL, 'o'},
-        {"sample-rate", required_argument, NULL, OPT_SAMPLE_RATE},
-        {"unwind", required_argument, NULL, OPT_UNWIND},
-        {NULL, 0, NULL, 0},
-    };
+    struct record_opts *o = ctx;
     unsigned long depth;
     unsigned long long rate;
-    int c;
-    CLI_GETOPT_RESET();
-    /* '+': stop at the program's name, so that its own options stay its own. */
-    while ((c = getopt_long(argc, argv, "+:ho:", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            record_usage(stdout);
-            return -1;
-        case 'o':
-            if (!*optarg) {
-                cli_error("record", "empty --output (see 'memsnap record --help')");
-                return CLI_USAGE;
-            }
-            o->output = optarg;
-            break;
-        case OPT_DEPTH:
-            if (cli_parse_uint(optarg, &depth) != 0 || depth > RECORD_DEPTH_MAX) {
-                cli_error("record", "invalid --depth '%s' (1..%d)", optarg, RECORD_DEPTH_MAX);
-                return CLI_USAGE;
-            }
-            o->depth = optarg;
-            break;
-        case OPT_UNWIND:
-            if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "fp") != 0 &&
-                strcmp(optarg, "dwarf") != 0 && strcmp(optarg, "libunwind") != 0) {
-                cli_error("record", "unknown --unwind '%s' (auto, fp, dwarf, libunwind)", optarg);
-                return CLI_USAGE;
-            }
-            o->unwind = optarg;
-            break;
-        case OPT_SAMPLE_RATE:
-            if (cli_parse_bytes(optarg, &rate) != 0) {
-                cli_error("record", "invalid --sample-rate '%s' (bytes, e.g. 4096, 64K, 1M)",
-                          optarg);
-                return CLI_USAGE;
-            }
-            snprintf(o->sample_rate, sizeof(o->sample_rate), "%llu", rate);
-            break;
-        case OPT_MMAP:
-            o->mmap = true;
-            break;
-        case OPT_NO_FOLLOW:
-            o->no_follow = true;
-            break;
-        default:
-            return cli_bad_option("record", c, argv);
+    (void)p;
+    switch (opt->id) {
+    case OPT_DEPTH:
+        if (cli_parse_uint(arg, &depth) != 0 || depth > RECORD_DEPTH_MAX) {
+            cli_error("record", "invalid --depth '%s' (1..%d)", arg, RECORD_DEPTH_MAX);
+            return CLI_USAGE;
         }
+        o->depth = arg;
+        return 0;
+    case OPT_UNWIND:
+        if (strcmp(arg, "auto") != 0 && strcmp(arg, "fp") != 0 && strcmp(arg, "dwarf") != 0 &&
+            strcmp(arg, "libunwind") != 0) {
+            cli_error("record", "unknown --unwind '%s' (auto, fp, dwarf, libunwind)", arg);
+            return CLI_USAGE;
+        }
+        o->unwind = arg;
+        return 0;
+    default: /* OPT_SAMPLE_RATE */
+        if (cli_parse_bytes(arg, &rate) != 0) {
+            cli_error("record", "invalid --sample-rate '%s' (bytes, e.g. 4096, 64K, 1M)", arg);
+            return CLI_USAGE;
+        }
+        snprintf(o->sample_rate, sizeof(o->sample_rate), "%llu", rate);
+        return 0;
     }
+}
+
+/* Parses the options into o and points o->argv at the program; returns 0 or CLI_USAGE (after
+ * printing the error), or CLI_HELP after --help. */
+static int record_options(int argc, char **argv, struct record_opts *o)
+{
+    int rc = cli_parse(&record_options_def, argc, argv, o);
+    if (rc)
+        return rc;
     if (optind >= argc) {
         cli_error("record", "no program to record (see 'memsnap record --help')");
         return CLI_USAGE;

@@ -8,6 +8,7 @@
  * The heap views come from the snapshot engine (src/engine/engine.h).
  */
 #include "cli.h"
+#include "opts.h"
 
 #include "engine/engine.h"
 #include "engine/symbolize.h"
@@ -23,43 +24,108 @@
 #include <time.h>
 #include <unistd.h>
 
+/* What the options ask for. */
+struct report_opts {
+    int argc;
+    char **argv;             /* --diff takes its second moment from here */
+    enum cli_heap_mode mode; /* the last of --peak, --at, --leaks, --diff, --stats */
+    int modes;               /* how many of them were given: more than one is an error */
+    enum cli_heap_fmt fmt;
+    const char *w1, *w2; /* --at WHEN, --diff W1 W2 */
+    bool threads;
+    unsigned long top;
+};
+
+static void report_usage(FILE *fp);
+static int report_option(const struct cli_options *p, const struct cli_opt *o, const char *arg,
+                         void *ctx);
+
+enum { OPT_FORMAT_ID = 1 << 8 }; /* --format; the modes are their enum cli_heap_mode */
+
+static const struct cli_opt report_table[] = {
+    OPT_CALLBACK('P', "peak", NULL, report_option, CLI_HEAP_PEAK,
+                 "the heap when live bytes were highest, the first time (the\n"
+                 "default)"),
+    OPT_CALLBACK('a', "at", "WHEN", report_option, CLI_HEAP_AT,
+                 "the heap at WHEN: seconds from the trace start (a number,\n"
+                 "'0.25') or the label of a marker (MS_TRACE_MARKER; its first\n"
+                 "occurrence). Every event at or before that time counts"),
+    OPT_CALLBACK('l', "leaks", NULL, report_option, CLI_HEAP_LEAKS,
+                 "what was still live at the end of the last image"),
+    OPT_CALLBACK('d', "diff", "W1 W2", report_option, CLI_HEAP_DIFF,
+                 "what changed from W1 to W2 (each a time or a label): signed\n"
+                 "bytes and counts, growth first"),
+    OPT_CALLBACK('s', "stats", NULL, report_option, CLI_HEAP_STATS,
+                 "the summary: allocations, reallocations and frees, bytes,\n"
+                 "the peak and when it was reached, leaks, unmatched frees,\n"
+                 "threads, duration, and the trace's own figures"),
+    OPT_BOOL('t', "threads", struct report_opts, threads,
+             "group by the allocating thread instead of the call site (a\n"
+             "block freed by another thread is still charged to it)"),
+    OPT_UINT('n', "top", "N", struct report_opts, top, 0, "invalid --top '%s' (a positive integer)",
+             "the N largest sites or threads (default 10)"),
+    OPT_CALLBACK('F', "format", "FMT", report_option, OPT_FORMAT_ID,
+                 "text (default), json (one object), or folded: one line per\n"
+                 "stack, 'outer;...;inner bytes', for flamegraph.pl or inferno\n"
+                 "(--stats: text or json)"),
+    OPT_HELP(),
+    OPT_END(),
+};
+
+static const struct cli_options report_options = {
+    .cmd = "report", .opts = report_table, .column = 21, .usage = report_usage};
+
 static void report_usage(FILE *fp)
 {
-    fprintf(fp,
-            "usage: memsnap report FILE [--peak | --at TIME|LABEL | --leaks | --diff T1 T2 |\n"
-            "                            --stats] [--threads] [--top N] [--format FMT]\n\n"
-            "Read a trace written by 'memsnap record' and report what its heap held:\n\n"
-            "  -P, --peak         the heap when live bytes were highest, the first time (the\n"
-            "                     default)\n"
-            "  -a, --at WHEN      the heap at WHEN: seconds from the trace start (a number,\n"
-            "                     '0.25') or the label of a marker (MS_TRACE_MARKER; its first\n"
-            "                     occurrence). Every event at or before that time counts\n"
-            "  -l, --leaks        what was still live at the end of the last image\n"
-            "  -d, --diff W1 W2   what changed from W1 to W2 (each a time or a label): signed\n"
-            "                     bytes and counts, growth first\n"
-            "  -s, --stats        the summary: allocations, reallocations and frees, bytes,\n"
-            "                     the peak and when it was reached, leaks, unmatched frees,\n"
-            "                     threads, duration, and the trace's own figures\n"
-            "  -t, --threads      group by the allocating thread instead of the call site (a\n"
-            "                     block freed by another thread is still charged to it)\n"
-            "  -n, --top N        the N largest sites or threads (default 10)\n"
-            "  -F, --format FMT   text (default), json (one object), or folded: one line per\n"
-            "                     stack, 'outer;...;inner bytes', for flamegraph.pl or inferno\n"
-            "                     (--stats: text or json)\n"
-            "  -h, --help         this help\n\n"
-            "Frames are symbolized from the modules the trace recorded (by path and build-id,\n"
-            "with separate debug info when present); a frame that cannot be resolved shows its\n"
-            "module and offset. A time past the end of the trace is an error (exit status 1), as\n"
-            "is a label no marker has. A trace cut short (the program was killed, the disk\n"
-            "filled) or with a corrupt chunk is read up to its last good chunk: the report is\n"
-            "printed, a warning names the byte where reading stopped, the exit status is 0. In a\n"
-            "sampled trace ('memsnap record --sample-rate') the figures are estimates. The JSON\n"
-            "and folded formats are described in docs/report-format.md. On a terminal, a load\n"
-            "that takes over a second shows a progress bar on stderr.\n\n"
-            "example: memsnap report app.mst\n"
-            "         memsnap report app.mst --at after-load --format json\n"
-            "         memsnap report app.mst --diff 1.5 3 --top 20\n"
-            "         memsnap report app.mst --format folded | flamegraph.pl > heap.svg\n");
+    fputs("usage: memsnap report FILE [--peak | --at TIME|LABEL | --leaks | --diff T1 T2 |\n"
+          "                            --stats] [--threads] [--top N] [--format FMT]\n\n"
+          "Read a trace written by 'memsnap record' and report what its heap held:\n\n",
+          fp);
+    cli_opts_help(fp, &report_options);
+    fputs("\nFrames are symbolized from the modules the trace recorded (by path and build-id,\n"
+          "with separate debug info when present); a frame that cannot be resolved shows its\n"
+          "module and offset. A time past the end of the trace is an error (exit status 1), as\n"
+          "is a label no marker has. A trace cut short (the program was killed, the disk\n"
+          "filled) or with a corrupt chunk is read up to its last good chunk: the report is\n"
+          "printed, a warning names the byte where reading stopped, the exit status is 0. In a\n"
+          "sampled trace ('memsnap record --sample-rate') the figures are estimates. The JSON\n"
+          "and folded formats are described in docs/report-format.md. On a terminal, a load\n"
+          "that takes over a second shows a progress bar on stderr.\n\n"
+          "example: memsnap report app.mst\n"
+          "         memsnap report app.mst --at after-load --format json\n"
+          "         memsnap report app.mst --diff 1.5 3 --top 20\n"
+          "         memsnap report app.mst --format folded | flamegraph.pl > heap.svg\n",
+          fp);
+}
+
+/* Takes a mode (--peak, --at, --leaks, --diff, --stats) or --format. */
+static int report_option(const struct cli_options *p, const struct cli_opt *o, const char *arg,
+                         void *ctx)
+{
+    struct report_opts *r = ctx;
+    (void)p;
+    if (o->id == OPT_FORMAT_ID) {
+        static const char *const names[] = {"text", "json", "folded"}; /* enum cli_heap_fmt */
+        for (int i = 0; i < 3; i++)
+            if (strcmp(arg, names[i]) == 0) {
+                r->fmt = (enum cli_heap_fmt)i;
+                return 0;
+            }
+        cli_error("report", "unknown format '%s' (text, json, folded)", arg);
+        return CLI_USAGE;
+    }
+    r->mode = (enum cli_heap_mode)o->id;
+    r->modes++;
+    if (o->id == CLI_HEAP_AT || o->id == CLI_HEAP_DIFF)
+        r->w1 = arg;
+    if (o->id == CLI_HEAP_DIFF) {
+        if (optind >= r->argc) {
+            cli_error("report", "--diff needs two moments: --diff T1 T2");
+            return CLI_USAGE;
+        }
+        r->w2 = r->argv[optind++];
+    }
+    return 0;
 }
 
 /* "12.345678 s" (microseconds, truncated) into buf. */
@@ -749,84 +815,21 @@ static int stats_report(const char *path, ms_format fmt)
 
 int cmd_report(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"at", required_argument, NULL, 'a'},     {"diff", required_argument, NULL, 'd'},
-        {"format", required_argument, NULL, 'F'}, {"help", no_argument, NULL, 'h'},
-        {"leaks", no_argument, NULL, 'l'},        {"peak", no_argument, NULL, 'P'},
-        {"stats", no_argument, NULL, 's'},        {"threads", no_argument, NULL, 't'},
-        {"top", required_argument, NULL, 'n'},    {NULL, 0, NULL, 0},
-    };
-    enum cli_heap_mode mode = CLI_HEAP_PEAK;
-    int modes = 0;
-    enum cli_heap_fmt fmt = CLI_HEAP_TEXT;
-    const char *w1 = NULL, *w2 = NULL;
-    bool threads = false;
-    unsigned long top = 10;
-    int c;
-    CLI_GETOPT_RESET();
-    while ((c = getopt_long(argc, argv, ":a:d:F:hlPstn:", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            report_usage(stdout);
-            return CLI_OK;
-        case 'P':
-            mode = CLI_HEAP_PEAK;
-            modes++;
-            break;
-        case 'l':
-            mode = CLI_HEAP_LEAKS;
-            modes++;
-            break;
-        case 's':
-            mode = CLI_HEAP_STATS;
-            modes++;
-            break;
-        case 'a':
-            mode = CLI_HEAP_AT;
-            w1 = optarg;
-            modes++;
-            break;
-        case 'd':
-            mode = CLI_HEAP_DIFF;
-            w1 = optarg;
-            modes++;
-            if (optind >= argc) {
-                cli_error("report", "--diff needs two moments: --diff T1 T2");
-                return CLI_USAGE;
-            }
-            w2 = argv[optind++];
-            break;
-        case 't':
-            threads = true;
-            break;
-        case 'n':
-            if (cli_parse_uint(optarg, &top) != 0 || top == 0) {
-                cli_error("report", "invalid --top '%s' (a positive integer)", optarg);
-                return CLI_USAGE;
-            }
-            break;
-        case 'F':
-            if (strcmp(optarg, "text") == 0)
-                fmt = CLI_HEAP_TEXT;
-            else if (strcmp(optarg, "json") == 0)
-                fmt = CLI_HEAP_JSON;
-            else if (strcmp(optarg, "folded") == 0)
-                fmt = CLI_HEAP_FOLDED;
-            else {
-                cli_error("report", "unknown format '%s' (text, json, folded)", optarg);
-                return CLI_USAGE;
-            }
-            break;
-        default:
-            return cli_bad_option("report", c, argv);
-        }
-    }
+    struct report_opts o = {.argc = argc, .argv = argv, .top = 10};
+    int rc = cli_parse(&report_options, argc, argv, &o);
+    if (rc)
+        return rc == CLI_HELP ? CLI_OK : rc;
+    enum cli_heap_mode mode = o.mode;
+    enum cli_heap_fmt fmt = o.fmt;
+    const char *w1 = o.w1, *w2 = o.w2;
+    bool threads = o.threads;
+    unsigned long top = o.top;
     if (argc - optind != 1) {
         cli_error("report", "expected one trace file, got %d (see 'memsnap report --help')",
                   argc - optind);
         return CLI_USAGE;
     }
-    if (modes > 1) {
+    if (o.modes > 1) {
         cli_error("report", "--peak, --at, --leaks, --diff and --stats exclude each other");
         return CLI_USAGE;
     }

@@ -2,111 +2,111 @@
  * cmd_snapshot.c - `memsnap snapshot`: capture one snapshot and print it.
  */
 #include "cli.h"
+#include "opts.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+/* What the options ask for. */
+struct snapshot_opts {
+    pid_t pid;          /* 0: memsnap itself */
+    bool full;          /* --full */
+    ms_format fmt;      /* --format */
+    int gpu;            /* -1: default (included), 0: --no-gpu, 1: --gpu (required) */
+    const char *device; /* --device: the one GPU, NULL for every GPU */
+    const char *label, *output, *procfs, *sysfs;
+};
+
+static void snapshot_usage(FILE *fp);
+
+static const struct cli_opt snapshot_table[] = {
+    OPT_PID(struct snapshot_opts, pid, "process to capture"),
+    OPT_BOOL('f', "full", struct snapshot_opts, full,
+             "also read status, stat and smaps_rollup: peak RSS/VMS, swap,\n"
+             "RSS anon/file/shmem, PSS, USS, page faults, threads"),
+    OPT_FORMAT(struct snapshot_opts, fmt, CLI_FMT_TEXT | CLI_FMT_JSON | CLI_FMT_CSV,
+               "text (default), json (one object) or csv (header + row)"),
+    OPT_SET_INT(0, "gpu", struct snapshot_opts, gpu, 1,
+                "require the GPUs (device memory, per-process use): an\n"
+                "error when no GPU backend is available. By default every\n"
+                "GPU is included, and none found is an empty list"),
+    OPT_SET_INT(0, "no-gpu", struct snapshot_opts, gpu, 0, "leave GPUs out"),
+    OPT_NONEMPTY(0, "device", "GPU", struct snapshot_opts, device,
+                 "only this GPU: its index (as 'memsnap gpu ps' lists them),\n"
+                 "its UUID or its PCI bus id; an error when there is none"),
+    OPT_STRING('l', "label", "L", struct snapshot_opts, label,
+               "label stored in the snapshot (shown by 'memsnap diff')"),
+    OPT_STRING('o', "output", "FILE", struct snapshot_opts, output,
+               "write to FILE instead of standard output: a new file (0600)\n"
+               "renamed over FILE when complete; a directory, device, FIFO\n"
+               "or socket is refused"),
+    OPT_PROCFS(struct snapshot_opts, procfs),
+    OPT_SYSFS(struct snapshot_opts, sysfs),
+    OPT_HELP(),
+    OPT_END(),
+};
+
+static const struct cli_options snapshot_options = {
+    .cmd = "snapshot", .opts = snapshot_table, .column = 21, .usage = snapshot_usage};
+
 static void snapshot_usage(FILE *fp)
 {
-    fprintf(fp,
-            "usage: memsnap snapshot [--pid PID] [--full] [--format text|json|csv] [--label L]\n"
-            "                        [--output FILE] [--procfs DIR] [--sysfs DIR]\n"
-            "                        [--gpu | --no-gpu]\n\n"
-            "Capture a memory snapshot of a process (default: memsnap itself), of the system\n"
-            "and of the process's memory cgroup.\n\n"
-            "  -p, --pid PID      process to capture\n"
-            "  -f, --full         also read status, stat and smaps_rollup: peak RSS/VMS, swap,\n"
-            "                     RSS anon/file/shmem, PSS, USS, page faults, threads\n"
-            "  -F, --format FMT   text (default), json (one object) or csv (header + row)\n"
-            "      --gpu          require the GPUs (device memory, per-process use): an\n"
-            "                     error when no GPU backend is available. By default every\n"
-            "                     GPU is included, and none found is an empty list\n"
-            "      --no-gpu       leave GPUs out\n"
-            "  -l, --label L      label stored in the snapshot (shown by 'memsnap diff')\n"
-            "  -o, --output FILE  write to FILE instead of standard output: a new file (0600)\n"
-            "                     renamed over FILE when complete; a directory, device, FIFO\n"
-            "                     or socket is refused\n"
-            "      --procfs DIR   procfs root (default $MEMSNAP_PROCFS or /proc)\n"
-            "      --sysfs DIR    sysfs root (default $MEMSNAP_SYSFS or /sys)\n"
-            "  -h, --help         this help\n\n"
-            "Fields that cannot be read are null in JSON, empty in CSV and left out in text.\n"
-            "PSS and USS need ptrace access: for another user's process they are left out,\n"
-            "with a note on stderr.\n"
-            "example: memsnap snapshot --pid 1234 --full --format json > before.json\n");
+    fputs("usage: memsnap snapshot [--pid PID] [--full] [--format text|json|csv] [--label L]\n"
+          "                        [--output FILE] [--procfs DIR] [--sysfs DIR]\n"
+          "                        [--gpu | --no-gpu] [--device GPU]\n\n"
+          "Capture a memory snapshot of a process (default: memsnap itself), of the system\n"
+          "and of the process's memory cgroup.\n\n",
+          fp);
+    cli_opts_help(fp, &snapshot_options);
+    fputs("\nFields that cannot be read are null in JSON, empty in CSV and left out in text.\n"
+          "PSS and USS need ptrace access: for another user's process they are left out,\n"
+          "with a note on stderr.\n"
+          "example: memsnap snapshot --pid 1234 --full --format json > before.json\n",
+          fp);
 }
 
 int cmd_snapshot(int argc, char **argv)
 {
-    enum { OPT_GPU = CLI_OPT_OWN, OPT_NO_GPU };
-    static const struct option longopts[] = {
-        {"format", required_argument, NULL, 'F'},
-        {"full", no_argument, NULL, 'f'},
-        {"gpu", no_argument, NULL, OPT_GPU},
-        {"no-gpu", no_argument, NULL, OPT_NO_GPU},
-        {"help", no_argument, NULL, 'h'},
-        {"label", required_argument, NULL, 'l'},
-        {"output", required_argument, NULL, 'o'},
-        {"pid", required_argument, NULL, 'p'},
-        CLI_LONGOPTS_ROOTS,
-        {NULL, 0, NULL, 0},
-    };
-    struct cli_common co = {.formats =
-                                1u << MS_FORMAT_TEXT | 1u << MS_FORMAT_JSON | 1u << MS_FORMAT_CSV};
-    unsigned what = MS_CAPTURE_DEFAULT;
-    const char *label = NULL, *output = NULL;
-    int gpu = -1; /* -1: default (included), 0: --no-gpu, 1: --gpu (required) */
-    int c;
-    CLI_GETOPT_RESET();
-    while ((c = getopt_long(argc, argv, ":F:fhl:o:p:", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'f':
-            what = MS_CAPTURE_FULL;
-            break;
-        case 'h':
-            snapshot_usage(stdout);
-            return CLI_OK;
-        case 'l':
-            label = optarg;
-            break;
-        case 'o':
-            output = optarg;
-            break;
-        case OPT_GPU:
-            gpu = 1;
-            break;
-        case OPT_NO_GPU:
-            gpu = 0;
-            break;
-        default:
-            if (cli_shared_option("snapshot", c, argv, &co) != 0)
-                return CLI_USAGE;
-        }
-    }
+    struct snapshot_opts o = {.fmt = MS_FORMAT_TEXT, .gpu = -1};
+    int rc = cli_parse(&snapshot_options, argc, argv, &o);
+    if (rc)
+        return rc == CLI_HELP ? CLI_OK : rc;
     if (optind < argc) {
         cli_error("snapshot", "unexpected argument '%s' (see 'memsnap snapshot --help')",
                   argv[optind]);
         return CLI_USAGE;
     }
+    if (o.device && o.gpu == 0) {
+        cli_error("snapshot", "--device and --no-gpu exclude each other");
+        return CLI_USAGE;
+    }
+    unsigned what = o.full ? MS_CAPTURE_FULL : MS_CAPTURE_DEFAULT;
 
     ms_session *s;
-    if (cli_open_session("snapshot", co.procfs, co.sysfs, &s) != 0)
+    if (cli_open_session_with("snapshot",
+                              &(ms_options){.size = sizeof(ms_options),
+                                            .procfs = o.procfs,
+                                            .sysfs = o.sysfs,
+                                            .device = o.device},
+                              &s) != 0)
         return CLI_FAIL;
     /* GPUs are captured by default: with no backend the snapshot says so with an empty list. */
     char why[1024];
-    if (gpu != 0)
+    if (o.gpu != 0)
         what |= MS_CAPTURE_GPU;
-    if (gpu == 1 && !cli_gpu_available(s, why, sizeof(why))) {
-        cli_error("snapshot", "--gpu: no GPU backend is available (%s)", why);
+    if ((o.gpu == 1 || o.device) && !cli_gpu_available(s, why, sizeof(why))) {
+        cli_error("snapshot", "%s: no GPU backend is available (%s)",
+                  o.device ? "--device" : "--gpu", why);
         ms_session_close(s);
         return CLI_FAIL;
     }
     static ms_snapshot snap; /* large with its GPUs: not on the stack */
     ms_snapshot_init(&snap);
-    ms_snapshot_set_label(&snap, label);
+    ms_snapshot_set_label(&snap, o.label);
     char denied[512];
-    int rc = cli_capture(s, co.pid, what, &snap, denied, sizeof(denied));
+    rc = cli_capture(s, o.pid, what, &snap, denied, sizeof(denied));
     if (rc) {
         cli_error("snapshot", "%s", ms_session_error(s));
         ms_session_close(s);
@@ -120,14 +120,14 @@ int cmd_snapshot(int argc, char **argv)
      * a full disk or an error leaves no empty file and an existing FILE unchanged */
     struct cli_output out = {0};
     FILE *fp = stdout;
-    if (output) {
-        if (cli_output_open("snapshot", output, &out) != 0)
+    if (o.output) {
+        if (cli_output_open("snapshot", o.output, &out) != 0)
             return CLI_FAIL;
         fp = out.fp;
     }
     ms_writer *w;
     errno = 0;
-    rc = ms_writer_open(&w, co.fmt, fp);
+    rc = ms_writer_open(&w, o.fmt, fp);
     if (rc == 0) {
         rc = ms_writer_snapshot(w, &snap);
         int rc2 = ms_writer_close(w);
@@ -135,9 +135,9 @@ int cmd_snapshot(int argc, char **argv)
     }
     /* MS_EIO: the stream failed, and errno says why (ENOSPC) */
     const char *cause = rc == MS_EIO && errno ? strerror(errno) : ms_strerror(rc);
-    if (output) {
+    if (o.output) {
         if (rc) {
-            cli_error("snapshot", "cannot write %s: %s; it was left unchanged", output, cause);
+            cli_error("snapshot", "cannot write %s: %s; it was left unchanged", o.output, cause);
             cli_output_abort(&out);
             return CLI_FAIL;
         }

@@ -62,6 +62,7 @@ struct ms_session {
     size_t cap;                   /* bytes allocated at buf */
     char err[512];                /* last error, one line */
     struct ms__gpu *gpu;          /* GPU backends (src/probe/gpu.c), NULL until the first GPU use */
+    char gpu_device[128];         /* ms_options.device: the one GPU captured, "" for every GPU */
 };
 
 /* Records a one-line error as the calling thread's last (ms_last_error()) and returns code:

@@ -70,6 +70,14 @@ int ms_session_open(ms_session **out, const ms_options *opts)
     if (opts && opts->size != 0 && opts->size < offsetof(ms_options, sysfs) + sizeof(char *))
         return ms__error(MS_EINVAL, "ms_session_open: opts->size %u is too small (%zu or 0)",
                          (unsigned)opts->size, sizeof(ms_options));
+    /* device came after sysfs: a caller built before it has a smaller size, and no filter */
+    const char *device =
+        opts && (opts->size == 0 || opts->size >= offsetof(ms_options, device) + sizeof(char *))
+            ? opts->device
+            : NULL;
+    if (device && (!*device || strlen(device) >= sizeof(((ms_session *)0)->gpu_device)))
+        return ms__error(MS_EINVAL, "ms_session_open: device '%s' is %s", device,
+                         *device ? "too long" : "empty (NULL: every GPU)");
     ms_session *s = calloc(1, sizeof(*s));
     if (!s)
         return ms__error(MS_ENOMEM, "ms_session_open: out of memory");
@@ -91,6 +99,8 @@ int ms_session_open(ms_session **out, const ms_options *opts)
              &s->procfs_from);
     ms__root(s->sysfs, sizeof(s->sysfs), opts ? opts->sysfs : NULL, "MEMSNAP_SYSFS", "/sys",
              &sysfs_from);
+    if (device)
+        snprintf(s->gpu_device, sizeof(s->gpu_device), "%s", device);
     *out = s;
     return 0;
 }
@@ -128,6 +138,32 @@ const char *ms_session_procfs(const ms_session *s)
 const char *ms_session_sysfs(const ms_session *s)
 {
     return s->sysfs;
+}
+
+int ms_session_fds(ms_session *s, pid_t pid, unsigned what, int *fds, size_t n)
+{
+    if (!s || pid < 0 || (n && !fds))
+        return ms__error(MS_EINVAL, "ms_session_fds: invalid arguments");
+    /* the capture flag each per-process file is read for, in enum ms__pfile's order */
+    static const unsigned pfile_what[MS__F_COUNT] = {MS_CAPTURE_BASIC, MS_CAPTURE_PROCESS,
+                                                     MS_CAPTURE_PROCESS, MS_CAPTURE_PSS,
+                                                     MS_CAPTURE_CGROUP};
+    size_t count = 0;
+    const struct ms__slot *slot = NULL;
+    for (int i = 0; i < MS__SLOTS; i++)
+        if (s->slots[i].used && s->slots[i].pid == pid)
+            slot = &s->slots[i];
+    if (!slot)
+        return 0;
+    for (int i = 0; i < MS__F_COUNT; i++)
+        if ((what & pfile_what[i]) && slot->fd[i] >= 0 && count++ < n)
+            fds[count - 1] = slot->fd[i];
+    if ((what & MS_CAPTURE_SYSTEM) && s->meminfo_fd >= 0 && count++ < n)
+        fds[count - 1] = s->meminfo_fd;
+    for (int i = 0; i < MS__CG_COUNT; i++)
+        if ((what & MS_CAPTURE_CGROUP) && slot->cg_fd[i] >= 0 && count++ < n)
+            fds[count - 1] = slot->cg_fd[i];
+    return (int)count;
 }
 
 void ms__proc_path(const ms_session *s, pid_t pid, const char *file, char *buf, size_t len)

@@ -10,11 +10,15 @@
  * (matched through every PID it has in nested PID namespaces, NSpid in <procfs>/PID/status).
  *
  * MEMSNAP_GPU_BACKENDS (a comma list such as "drm" or "nvml,drm") limits the backends tried.
+ * A session opened with ms_options.device captures one GPU: the devices before it are only
+ * counted (a UUID or PCI bus id needs each one's identity, not its processes), and every GPU
+ * keeps the index it has among all of them.
  */
 #include "gpu.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static const struct ms__gpu_ops *const ms__gpu_table[] = {
@@ -259,6 +263,22 @@ static void ms__gpu_finish(struct ms__gpu *g, ms_gpu *gp, bool per_process)
     }
 }
 
+/* The index ms_options.device names, -1 when it is a UUID or PCI bus id (or absent). */
+static long ms__gpu_wanted_index(const ms_session *s)
+{
+    const char *d = s->gpu_device;
+    if (!*d || strspn(d, "0123456789") != strlen(d) || strlen(d) > 9)
+        return -1;
+    return strtol(d, NULL, 10);
+}
+
+/* Whether g (its identity filled) is the GPU ms_options.device names by UUID or PCI bus id. */
+static bool ms__gpu_is_wanted(const ms_session *s, const ms_gpu *g)
+{
+    return (g->uuid[0] && strcasecmp(g->uuid, s->gpu_device) == 0) ||
+           (g->pci_bus_id[0] && strcasecmp(g->pci_bus_id, s->gpu_device) == 0);
+}
+
 int ms__gpu_capture(ms_session *s, ms_snapshot *snap)
 {
     snap->gpu_count = 0;
@@ -266,16 +286,21 @@ int ms__gpu_capture(ms_session *s, ms_snapshot *snap)
     if (!g)
         return ms__fail(s, MS_ENOMEM, "GPU backends: out of memory");
     ms__gpu_target(s, g, snap->pid);
+    bool filter = s->gpu_device[0] != '\0';
+    long want = ms__gpu_wanted_index(s);
+    uint32_t seen = 0; /* GPUs found, the one captured or not */
     for (size_t i = 0; ms__gpu_table[i]; i++) {
         const struct ms__gpu_ops *ops = ms__gpu_table[i];
         struct ms__gpu_backend *b = &g->b[i];
         if (!b->loaded)
             continue;
         b->ndev = ops->refresh(b->ctx);
-        for (int d = 0; d < b->ndev && snap->gpu_count < MS_GPU_MAX; d++) {
+        for (int d = 0; d < b->ndev && snap->gpu_count < MS_GPU_MAX; d++, seen++) {
+            if (filter && want >= 0 && seen != (uint32_t)want)
+                continue; /* not even sampled: a device query can cost a driver call */
             ms_gpu *gp = &snap->gpus[snap->gpu_count];
             gp->valid = 0;
-            gp->index = snap->gpu_count;
+            gp->index = seen;
             snprintf(gp->backend, sizeof(gp->backend), "%s", ops->name);
             gp->name[0] = gp->uuid[0] = gp->pci_bus_id[0] = '\0';
             gp->is_per_process = false;
@@ -283,6 +308,8 @@ int ms__gpu_capture(ms_session *s, ms_snapshot *snap)
             gp->processes_truncated = false;
             if (ops->sample_device(b->ctx, d, gp) != 0)
                 gp->valid = 0;
+            if (filter && want < 0 && !ms__gpu_is_wanted(s, gp))
+                continue;
             g->procs.n = 0;
             int r = ops->sample_processes(b->ctx, d, gp, &g->procs);
             if (r < 0)
@@ -291,7 +318,35 @@ int ms__gpu_capture(ms_session *s, ms_snapshot *snap)
             snap->gpu_count++;
         }
     }
+    if (filter && snap->gpu_count == 0) {
+        if (seen == 0)
+            return ms__fail(s, MS_ENOENT, "no GPU %s: no GPU was found", s->gpu_device);
+        if (seen == 1)
+            return ms__fail(s, MS_ENOENT, "no GPU %s: 1 GPU found (index 0, or its UUID)",
+                            s->gpu_device);
+        return ms__fail(s, MS_ENOENT, "no GPU %s: %u GPUs found (index 0 to %u, or a UUID)",
+                        s->gpu_device, seen, seen - 1);
+    }
     return 0;
+}
+
+int ms_gpu_query_once(const char *backend)
+{
+    if (!backend)
+        return ms__error(MS_EINVAL, "ms_gpu_query_once: no backend named");
+    int rc = MS_ENOTSUP;
+#ifdef MS_HAVE_NVML
+    uint64_t used;
+    if (strcmp(backend, "nvml") == 0)
+        rc = ms__nvml_oneshot(&used);
+#endif
+#ifdef MS_HAVE_NVSMI
+    if (strcmp(backend, "nvidia-smi") == 0)
+        rc = ms__nvsmi_oneshot();
+#endif
+    return rc ? ms__error(rc, "%s: one query without a session failed: %s", backend,
+                          ms_strerror(rc))
+              : 0;
 }
 
 int ms_gpu_backends(ms_session *s, ms_gpu_backend_info *out, size_t n)

@@ -124,6 +124,14 @@ void ms__json_string(FILE *fp, const char *str)
     fputc('"', fp);
 }
 
+int ms_json_string(FILE *fp, const char *str)
+{
+    if (!fp || !str)
+        return ms__error(MS_EINVAL, "ms_json_string: a NULL %s", fp ? "string" : "stream");
+    ms__json_string(fp, str);
+    return ferror(fp) ? ms__error(MS_EIO, "ms_json_string: the stream failed") : 0;
+}
+
 /* A record being put together in memory and written with one fwrite when the buffer fills
  * or the record is done: `memsnap monitor` writes a snapshot every millisecond, and stdio's
  * cost per call (fprintf's format parsing, then fwrite's) was most of the writing. */

@@ -38,6 +38,38 @@ done
 golden help-gpu-ps.txt "$MEMSNAP_BIN" gpu ps --help
 golden usage-unknown.txt "$MEMSNAP_BIN" report --no-such-option x
 golden usage-monitor.txt "$MEMSNAP_BIN" monitor --interval nope -- true
+# The usage errors of the option tables (src/cli/opts.c): an unknown option, a missing value
+# and a bad value for each command whose options are declared in one.
+golden usage-snapshot-unknown.txt "$MEMSNAP_BIN" snapshot --no-such-option
+golden usage-snapshot-missing.txt "$MEMSNAP_BIN" snapshot --pid
+golden usage-snapshot-bad.txt "$MEMSNAP_BIN" snapshot --format xml
+golden usage-snapshot-device.txt "$MEMSNAP_BIN" snapshot --device ''
+golden usage-snapshot-flag-value.txt "$MEMSNAP_BIN" snapshot --full=yes
+golden usage-diff-unknown.txt "$MEMSNAP_BIN" diff -x a b
+golden usage-diff-missing.txt "$MEMSNAP_BIN" diff -F
+golden usage-diff-bad.txt "$MEMSNAP_BIN" diff --format csv a b
+golden usage-gpu-unknown.txt "$MEMSNAP_BIN" gpu --pid 1 ps
+golden usage-gpu-missing.txt "$MEMSNAP_BIN" gpu ps --sysfs
+golden usage-gpu-bad.txt "$MEMSNAP_BIN" gpu --format csv ps
+golden usage-info-unknown.txt "$MEMSNAP_BIN" info --format json
+golden usage-info-missing.txt "$MEMSNAP_BIN" info -p
+golden usage-info-bad.txt "$MEMSNAP_BIN" info --pid 0
+golden usage-record-unknown.txt "$MEMSNAP_BIN" record --bogus true
+golden usage-record-missing.txt "$MEMSNAP_BIN" record --depth
+golden usage-record-bad.txt "$MEMSNAP_BIN" record --depth 257 true
+golden usage-record-unwind.txt "$MEMSNAP_BIN" record --unwind sideways true
+golden usage-record-rate.txt "$MEMSNAP_BIN" record --sample-rate 1X true
+golden usage-record-empty.txt "$MEMSNAP_BIN" record -o '' true
+golden usage-bench-unknown.txt "$MEMSNAP_BIN" bench --format json snapshot
+golden usage-bench-missing.txt "$MEMSNAP_BIN" bench snapshot --rounds
+golden usage-bench-bad.txt "$MEMSNAP_BIN" bench --rounds 1001 snapshot
+golden usage-report-missing.txt "$MEMSNAP_BIN" report x --at
+golden usage-report-bad.txt "$MEMSNAP_BIN" report x --format svg
+golden usage-report-top.txt "$MEMSNAP_BIN" report x --top 0
+golden usage-report-diff.txt "$MEMSNAP_BIN" report x --diff 1
+golden usage-analyze-unknown.txt "$MEMSNAP_BIN" analyze -x f
+golden usage-analyze-missing.txt "$MEMSNAP_BIN" analyze f --html
+golden usage-analyze-bad.txt "$MEMSNAP_BIN" analyze f --top -3
 
 for t in basic-zstd exec-mmap process-twice lost-saturates; do
     golden "report-$t-peak.txt" "$MEMSNAP_BIN" report "$TR/$t"

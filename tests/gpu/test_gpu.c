@@ -116,6 +116,83 @@ static void test_nvml_devices_and_processes(void **state)
     ms_session_close(s);
 }
 
+/* A session like nvml_session's that captures only the GPU named by device. */
+static int device_session(const char *device, ms_session **s)
+{
+    setenv("MEMSNAP_FAKE_NVML", "several", 1);
+    ms_options opts = {
+        .size = sizeof(opts), .sysfs = fixture_path("gpu-none/sys"), .device = device};
+    return ms_session_open(s, &opts);
+}
+
+static void test_device_by_index(void **state)
+{
+    (void)state;
+    ms_session *s;
+    assert_int_equal(device_session("2", &s), 0);
+    capture_gpu(s, 0, &snap);
+    assert_int_equal(snap.gpu_count, 1);
+    const ms_gpu *g = &snap.gpus[0];
+    assert_int_equal(g->index, 2); /* the index it has among every GPU, as gpu ps shows it */
+    assert_string_equal(g->name, "Fake L4");
+    assert_int_equal(g->total_bytes, 24 * GiB);
+    assert_true(ms_valid(g, MS_GF_process_used_bytes)); /* its processes are sampled too */
+    assert_int_equal(g->process_used_bytes, 256 * MiB);
+    ms_session_close(s);
+}
+
+static void test_device_by_uuid_and_pci_bus_id(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"GPU-fake-0001", "gpu-FAKE-0001", "00000000:41:00.0"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        ms_session *s;
+        assert_int_equal(device_session(names[i], &s), 0);
+        capture_gpu(s, 0, &snap);
+        assert_int_equal(snap.gpu_count, 1);
+        assert_int_equal(snap.gpus[0].index, 1);
+        assert_string_equal(snap.gpus[0].uuid, "GPU-fake-0001");
+        assert_string_equal(snap.gpus[0].name, "Fake A100");
+        ms_session_close(s);
+    }
+}
+
+static void test_device_missing_is_an_error(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"3", "GPU-fake-0009"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        ms_session *s;
+        assert_int_equal(device_session(names[i], &s), 0);
+        ms_snapshot_init(&snap);
+        assert_int_equal(ms_capture(s, 0, MS_CAPTURE_GPU, &snap), MS_ENOENT);
+        assert_non_null(strstr(ms_session_error(s), names[i]));
+        assert_non_null(strstr(ms_session_error(s), "3 GPUs found (index 0 to 2"));
+        assert_int_equal(snap.gpu_count, 0);
+        /* a capture without MS_CAPTURE_GPU does not look for it */
+        assert_int_equal(ms_capture(s, 0, MS_CAPTURE_BASIC, &snap), 0);
+        ms_session_close(s);
+    }
+    ms_session *s = NULL;
+    assert_int_equal(device_session("", &s), MS_EINVAL); /* NULL, not "", means every GPU */
+    assert_null(s);
+    assert_non_null(strstr(ms_last_error(), "empty"));
+}
+
+static void test_device_ignored_by_an_older_caller(void **state)
+{
+    (void)state;
+    /* a caller built before ms_options.device passes the smaller size: every GPU */
+    setenv("MEMSNAP_FAKE_NVML", "several", 1);
+    ms_options opts = {
+        .size = offsetof(ms_options, device), .sysfs = fixture_path("gpu-none/sys"), .device = "1"};
+    ms_session *s;
+    assert_int_equal(ms_session_open(&s, &opts), 0);
+    capture_gpu(s, 0, &snap);
+    assert_int_equal(snap.gpu_count, 3);
+    ms_session_close(s);
+}
+
 static void test_nvml_init_once_per_session(void **state)
 {
     (void)state;
@@ -568,6 +645,10 @@ int main(int argc, char **argv)
     const char *group = argc > 1 ? argv[1] : "nvml";
     const struct CMUnitTest nvml[] = {
         cmocka_unit_test(test_nvml_devices_and_processes),
+        cmocka_unit_test(test_device_by_index),
+        cmocka_unit_test(test_device_by_uuid_and_pci_bus_id),
+        cmocka_unit_test(test_device_missing_is_an_error),
+        cmocka_unit_test(test_device_ignored_by_an_older_caller),
         cmocka_unit_test(test_nvml_init_once_per_session),
         cmocka_unit_test(test_nvml_insufficient_size_retry),
         cmocka_unit_test(test_nvml_v2_not_supported_falls_back),

@@ -1,6 +1,6 @@
 #!/bin/sh
-# test_gpu_cli.sh - the GPU side of the memsnap CLI: snapshot --gpu/--no-gpu, info, gpu ps,
-# bench --gpu, against the fake libnvidia-ml.so.1, a fake nvidia-smi and the DRM fixtures.
+# test_gpu_cli.sh - the GPU side of the memsnap CLI: snapshot --gpu/--no-gpu/--device, info,
+# gpu ps, bench --gpu, against the fake libnvidia-ml.so.1, a fake nvidia-smi and the DRM fixtures.
 # Needs MEMSNAP_BIN, MEMSNAP_FIXTURES, MEMSNAP_FAKE_NVML_DIR, MEMSNAP_FAKE_NVSMI_SCRIPT.
 bin=$MEMSNAP_BIN
 fx=$MEMSNAP_FIXTURES
@@ -52,6 +52,25 @@ check "csv gpu columns" "gpu0.total_bytes" "$tmp/snap.csv"
 nvml "$bin" diff "$tmp/snap.json" "$tmp/snap.json" > "$tmp/diff" 2>&1; status "diff" 0 $?
 check "diff VRAM" "VRAM gpu0 \[per-process\]" "$tmp/diff"
 
+# --device: one GPU, by index (as gpu ps lists them), UUID or PCI bus id
+nvml "$bin" snapshot --device 1 --format json > "$tmp/dev.json"; status "snapshot --device 1" 0 $?
+jsonq "--device 1: only GPU 1, with its index" "$tmp/dev.json" \
+    '[(g["index"], g["name"]) for g in d["gpus"]] == [(1, "Fake A100")]'
+nvml "$bin" snapshot --device GPU-fake-0002 --format json > "$tmp/dev.json"
+status "snapshot --device UUID" 0 $?
+jsonq "--device UUID: only that GPU" "$tmp/dev.json" \
+    '[(g["index"], g["uuid"]) for g in d["gpus"]] == [(2, "GPU-fake-0002")]'
+nvml "$bin" snapshot --device 00000000:01:00.0 > "$tmp/dev.txt"; status "snapshot --device PCI" 0 $?
+check "--device PCI bus id: GPU 0 in text" "^gpu 0 Fake H100" "$tmp/dev.txt"
+absent "--device PCI bus id: no other GPU" "^gpu [12] " "$tmp/dev.txt"
+nvml "$bin" snapshot --device 3 > "$tmp/out" 2> "$tmp/err"; status "snapshot --device 3" 1 $?
+check "--device 3 names the GPUs there are" \
+    "^memsnap snapshot: no GPU 3: 3 GPUs found \(index 0 to 2, or a UUID\)$" "$tmp/err"
+if [ ! -s "$tmp/out" ] && [ "$(wc -l < "$tmp/err")" -eq 1 ]; then ok; else bad "--device 3: output or a second line"; cat "$tmp/out" "$tmp/err"; fi
+nvml "$bin" snapshot --device 1 --no-gpu > "$tmp/out" 2> "$tmp/err"
+status "--device with --no-gpu" 2 $?
+check "--device with --no-gpu" "exclude each other" "$tmp/err"
+
 nvml "$bin" info > "$tmp/info" 2>&1; status "info" 0 $?
 check "info nvml" "nvml +yes +3 devices" "$tmp/info"
 check "info versions" "driver 555.42.06, CUDA 12.5" "$tmp/info"
@@ -68,6 +87,8 @@ nogpu "$bin" snapshot --gpu > "$tmp/out" 2> "$tmp/err"; st=$?
 if [ $st -ne 0 ]; then ok; else bad "snapshot --gpu without GPU succeeded"; fi
 if [ "$(wc -l < "$tmp/err")" -eq 1 ]; then ok; else bad "snapshot --gpu error is not one line"; cat "$tmp/err"; fi
 check "why no GPU" "no GPU backend is available" "$tmp/err"
+nogpu "$bin" snapshot --device 0 > "$tmp/out" 2> "$tmp/err"; status "--device without GPU" 1 $?
+check "--device without GPU" "^memsnap snapshot: --device: no GPU backend is available" "$tmp/err"
 nogpu "$bin" snapshot --format json > "$tmp/out"; status "snapshot without GPU" 0 $?
 jsonq "an empty gpus list without a GPU" "$tmp/out" 'd["gpus"] == []'
 nogpu "$bin" info > "$tmp/info" 2>&1; status "info without GPU" 0 $?

@@ -109,6 +109,21 @@ expect_error "memsnap without a command: usage error" 2 "--help"
 expect_error "unknown command: usage error naming it" 2 "frobnicate" frobnicate
 expect_error "unknown top-level option: usage error naming it" 2 "--frob" --frob
 
+# what the option tables (src/cli/opts.c) take, as getopt_long does
+ms snapshot --fo=json --no-gpu
+pycheck "an unambiguous abbreviation and --opt=VALUE: --fo=json" "$T/out" \
+    'd["schema"] == "memsnap.snapshot/1" and "gpus" not in d'
+ms snapshot -fFjson --no-gpu
+pycheck "short options clustered with a value: -fFjson (--full, --format json)" "$T/out" \
+    'd["process"]["threads"] is not None'
+expect_error "an ambiguous abbreviation (--f: --full or --format)" 2 "unknown option '--f'" \
+    snapshot --f
+expect_error "a value given to an option that takes none" 2 "option '--full' takes no value" \
+    snapshot --full=yes
+expect_error "--device with --no-gpu" 2 "exclude each other" snapshot --device 0 --no-gpu
+ms snapshot --help
+mentions "snapshot --help shows --device" "$T/out" "--device GPU"
+
 # ---------------------------------------------------------------------------------------------
 echo "# snapshot of a live process"
 
