@@ -215,6 +215,33 @@ static void ptrmap_matches_a_reference_under_random_operations(void **state)
     ms__ptrmap_free(&m);
 }
 
+static void grow_doubles_from_16_and_fails_without_touching_the_array(void **state)
+{
+    (void)state;
+    int *a = NULL;
+    size_t cap = 0;
+    assert_int_equal(ms__grow(&a, &cap, 0, sizeof(*a), 0), 0); /* nothing needed, nothing done */
+    assert_null(a);
+    assert_int_equal(ms__grow(&a, &cap, 1, sizeof(*a), 0), 0);
+    assert_int_equal(cap, 16);
+    a[15] = 7;
+    assert_int_equal(ms__grow(&a, &cap, 17, sizeof(*a), MS__GROW_POPULATE), 0);
+    assert_int_equal(cap, 32);
+    assert_int_equal(a[15], 7);
+    int *before = a;
+    assert_int_equal(ms__grow(&a, &cap, 20, sizeof(*a), 0), 0); /* fits: untouched */
+    assert_ptr_equal(a, before);
+    /* a size that overflows: MS_ENOMEM, the array and its capacity as they were */
+    assert_int_equal(ms__grow(&a, &cap, SIZE_MAX / 2, sizeof(*a), 0), MS_ENOMEM);
+    assert_ptr_equal(a, before);
+    assert_int_equal(cap, 32);
+    int *b = ms__grow_to(a, &cap, 1000, sizeof(*a));
+    assert_non_null(b);
+    assert_int_equal(cap, 1024);
+    assert_int_equal(b[15], 7);
+    free(b);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Stats                                                                                    */
 /* ---------------------------------------------------------------------------------------- */
@@ -1244,6 +1271,7 @@ int main(void)
         cmocka_unit_test(varints_round_trip_up_to_64_bits),
         cmocka_unit_test(varints_past_64_bits_are_rejected),
         cmocka_unit_test(ptrmap_matches_a_reference_under_random_operations),
+        cmocka_unit_test(grow_doubles_from_16_and_fails_without_touching_the_array),
         cmocka_unit_test(stats_count_allocations_frees_and_reallocations_exactly),
         cmocka_unit_test(figures_past_64_bits_saturate_and_are_flagged),
         cmocka_unit_test(zstd_chunks_read_the_same_as_plain_ones),
