@@ -928,32 +928,20 @@ static int exec_list(enum exec_kind kind, const char *file, const char *arg0, va
     return do_exec(kind, file, -1, (char *const *)argv, envp);
 }
 
-EXPORT int execl(const char *path, const char *arg, ...)
-{
-    va_list ap;
-    va_start(ap, arg);
-    int rc = exec_list(EXEC_PATH, path, arg, ap, false);
-    va_end(ap);
-    return rc;
-}
+/* execl, execlp and execle: exec_list over their variadic arguments. */
+#define EXEC_LIST_HOOK(name, kind, with_env)                                                       \
+    EXPORT int name(const char *file, const char *arg, ...)                                        \
+    {                                                                                              \
+        va_list ap;                                                                                \
+        va_start(ap, arg);                                                                         \
+        int rc = exec_list(kind, file, arg, ap, with_env);                                         \
+        va_end(ap);                                                                                \
+        return rc;                                                                                 \
+    }
 
-EXPORT int execlp(const char *file, const char *arg, ...)
-{
-    va_list ap;
-    va_start(ap, arg);
-    int rc = exec_list(EXEC_SEARCH, file, arg, ap, false);
-    va_end(ap);
-    return rc;
-}
-
-EXPORT int execle(const char *path, const char *arg, ...)
-{
-    va_list ap;
-    va_start(ap, arg);
-    int rc = exec_list(EXEC_PATH, path, arg, ap, true);
-    va_end(ap);
-    return rc;
-}
+EXEC_LIST_HOOK(execl, EXEC_PATH, false)
+EXEC_LIST_HOOK(execlp, EXEC_SEARCH, false)
+EXEC_LIST_HOOK(execle, EXEC_PATH, true)
 
 /* posix_spawn: a new process, recorded in its own file when following (it inherits the
  * environment we fix here, whatever envp the caller built). */
