@@ -21,6 +21,7 @@
 #define MEMSNAP_TRACE_READER_H
 
 #include "memsnap.h"
+/* the loader's tools, which the engine and the symbolizer use through this header too */
 #include "../util/grow.h"
 #include "../util/ptrmap.h"
 

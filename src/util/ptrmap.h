@@ -12,9 +12,8 @@
 
 /* A map from 64-bit keys (addresses, ids) to 64-bit values: open addressing with linear
  * probing (Fibonacci hashing) and backward-shift deletion, at most half full. Any key is
- * allowed, 0 included. The loader keys modules by (image, id) with it; a replay of mmap calls
- * keys mappings by address; the engine and the symbolizer key their
- * caches with it. */
+ * allowed, 0 included. The loader keys modules by (image, id) with it, a replay of mmap calls
+ * keys mappings by address, and the engine and the symbolizer key their caches with it. */
 struct ms__ptrmap_entry {
     uint64_t key; /* 0: an empty slot (the key 0 lives in zero_val) */
     uint64_t val;
