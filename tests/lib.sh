@@ -1,8 +1,9 @@
 # lib.sh - what the shell tests share, sourced (POSIX sh) after setting TEST_NAME: a temporary
 # directory $T (physical path, as memsnap passes them) removed at exit together with the
 # background processes listed in $BG, the pass/fail/skip counters, the reports of each check,
-# the helpers that run memsnap ($BIN) and check what it printed, and finish, which prints
-# "N passed, M failed, K skipped" and returns non-zero on a failure.
+# the helpers that run memsnap ($BIN) and check what it printed, fixture_copy for a private copy
+# of a fixture tree, and finish, which prints "N passed, M failed, K skipped" and returns
+# non-zero on a failure.
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/memsnap-${TEST_NAME:-test}.XXXXXX") || exit 1
 T=$(cd "$T" && pwd -P)
@@ -13,6 +14,20 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
+
+# fixture_copy NAME DEST [PART...]: a private copy, for a test that changes it, of the fixture
+# tree NAME ($MEMSNAP_FIXTURES/NAME) at DEST (created); with PARTs (proc, sys, ...) only those.
+fixture_copy() {
+    fc_src=${MEMSNAP_FIXTURES:?MEMSNAP_FIXTURES must name tests/fixtures}/$1
+    fc_dest=$2
+    shift 2
+    mkdir -p "$fc_dest" || return 1
+    if [ "$#" -eq 0 ]; then
+        cp -R "$fc_src/." "$fc_dest/"
+    else
+        for fc_part in "$@"; do cp -R "$fc_src/$fc_part" "$fc_dest/" || return 1; done
+    fi
+}
 
 passed=0
 failed=0

@@ -247,33 +247,26 @@ static int ms__capture(ms_session *s, pid_t pid, unsigned what, ms_snapshot *sna
     snap->timestamp_ns = ms__clock_ns(CLOCK_REALTIME);
     snap->monotonic_ns = ms__clock_ns(CLOCK_MONOTONIC);
 
+    /* The per-process probes, in the order they have always run. */
+    static const struct {
+        unsigned what;
+        int (*probe)(ms_session *s, struct ms__slot *slot, ms_snapshot *snap);
+    } per_process[] = {
+        {MS_CAPTURE_BASIC, ms__proc_basic},
+        {MS_CAPTURE_PROCESS, ms__proc_full},
+        {MS_CAPTURE_PSS, ms__proc_pss},
+        {MS_CAPTURE_CGROUP, ms__cgroup},
+    };
     int rc = 0;
     if (what & (MS_CAPTURE_BASIC | MS_CAPTURE_PROCESS | MS_CAPTURE_PSS | MS_CAPTURE_CGROUP)) {
         struct ms__slot *slot = ms__slot_get(s, pid);
         slot->last_use = s->tick;
-        if (what & MS_CAPTURE_BASIC) {
-            rc = ms__proc_basic(s, slot, snap);
-            if (rc)
+        for (size_t i = 0; i < sizeof(per_process) / sizeof(per_process[0]); i++) {
+            if (!(what & per_process[i].what))
+                continue;
+            if ((rc = per_process[i].probe(s, slot, snap)) != 0)
                 return rc;
-            snap->captured |= MS_CAPTURE_BASIC;
-        }
-        if (what & MS_CAPTURE_PROCESS) {
-            rc = ms__proc_full(s, slot, snap);
-            if (rc)
-                return rc;
-            snap->captured |= MS_CAPTURE_PROCESS;
-        }
-        if (what & MS_CAPTURE_PSS) {
-            rc = ms__proc_pss(s, slot, snap);
-            if (rc)
-                return rc;
-            snap->captured |= MS_CAPTURE_PSS;
-        }
-        if (what & MS_CAPTURE_CGROUP) {
-            rc = ms__cgroup(s, slot, snap);
-            if (rc)
-                return rc;
-            snap->captured |= MS_CAPTURE_CGROUP;
+            snap->captured |= per_process[i].what;
         }
     }
     if (what & MS_CAPTURE_SYSTEM) {

@@ -88,23 +88,6 @@ static int64_t round_i64(double x)
     return x < 0 ? -(int64_t)round_u64(-x) : (int64_t)round_u64(x);
 }
 
-/* ms__grow_to on *pp (an array pointer), with the new part of a large array faulted in at
- * once. Returns 0 or MS_ENOMEM (*pp untouched). */
-static int grow(void *pp, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t old = *cap;
-    void **p = pp;
-    void *np = ms__grow_to(*p, cap, need, elem);
-    if (!np)
-        return MS_ENOMEM;
-    if (*cap * elem >= ((size_t)1 << 20))
-        ms__populate((char *)np + old * elem, (*cap - old) * elem);
-    *p = np;
-    return 0;
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* Open: the pass                                                                           */
 /* ---------------------------------------------------------------------------------------- */
@@ -144,9 +127,9 @@ static int infos_more(struct ms__engine *e, const struct ms__trace_data *td)
         return fail(e, MS_ENOMEM, "too many allocation sites for the snapshot engine");
     if (n > cap) {
         size_t c1 = cap, c2 = cap, c3 = cap;
-        if (grow(&e->info_image, &c1, n, sizeof(*e->info_image)) ||
-            grow(&e->weight, &c2, n, sizeof(*e->weight)) ||
-            grow(&e->work, &c3, n, sizeof(*e->work)))
+        if (ms__grow(&e->info_image, &c1, n, sizeof(*e->info_image), MS__GROW_POPULATE) ||
+            ms__grow(&e->weight, &c2, n, sizeof(*e->weight), MS__GROW_POPULATE) ||
+            ms__grow(&e->work, &c3, n, sizeof(*e->work), MS__GROW_POPULATE))
             return fail(e, MS_ENOMEM, "out of memory");
         e->infos_cap = c1;
     }
@@ -179,8 +162,8 @@ static size_t cp_count(const struct ms__engine *e, size_t k)
 static int checkpoint(struct ms__engine *e)
 {
     size_t n = e->ninfos;
-    if (grow(&e->cp, &e->cp_cap, e->cp_len + (n ? n : 1), sizeof(*e->cp)) ||
-        grow(&e->cp_off, &e->cpi_cap, e->ncp + 1, sizeof(*e->cp_off)))
+    if (ms__grow(&e->cp, &e->cp_cap, e->cp_len + (n ? n : 1), sizeof(*e->cp), MS__GROW_POPULATE) ||
+        ms__grow(&e->cp_off, &e->cpi_cap, e->ncp + 1, sizeof(*e->cp_off), MS__GROW_POPULATE))
         return fail(e, MS_ENOMEM, "out of memory");
     if (n)
         memcpy(e->cp + e->cp_len, e->work, n * sizeof(*e->cp));
@@ -224,7 +207,7 @@ static int consume(void *ctx, const struct ms__trace_data *td, size_t from, size
         return fail(e, MS_ENOMEM, "too many events for the snapshot engine");
     if ((rc = infos_more(e, td)) != 0)
         return rc;
-    if (grow(&e->ops, &e->ops_cap, to, sizeof(*e->ops)))
+    if (ms__grow(&e->ops, &e->ops_cap, to, sizeof(*e->ops), MS__GROW_POPULATE))
         return fail(e, MS_ENOMEM, "out of memory");
     const struct ms__trace_info *infos = td->infos;
     uint32_t *cnt = e->work;
@@ -239,7 +222,8 @@ static int consume(void *ctx, const struct ms__trace_data *td, size_t from, size
                           ? td->images[im + 1].first_event
                           : to;
         uint64_t nb = td->images[im].nblocks;
-        if (nb > e->blk_cap && grow(&e->blk_info, &e->blk_cap, nb, sizeof(*e->blk_info)))
+        if (nb > e->blk_cap &&
+            ms__grow(&e->blk_info, &e->blk_cap, nb, sizeof(*e->blk_info), MS__GROW_POPULATE))
             return fail(e, MS_ENOMEM, "out of memory");
         uint32_t *binfo = e->blk_info; /* NULL: no blocks */
         const bool sampled = e->tot.sampled;
@@ -248,7 +232,8 @@ static int consume(void *ctx, const struct ms__trace_data *td, size_t from, size
                 return rc;
             const struct ms__trace_event *ev = &td->events[i - td->slot_base];
             if (ev->time != e->last_ticks || e->ntimes == 0) {
-                if (grow(&e->times, &e->times_cap, e->ntimes + 1, sizeof(*e->times)))
+                if (ms__grow(&e->times, &e->times_cap, e->ntimes + 1, sizeof(*e->times),
+                             MS__GROW_POPULATE))
                     return fail(e, MS_ENOMEM, "out of memory");
                 e->times[e->ntimes++] = (struct slot_time){i, ev->time};
                 e->last_ticks = ev->time;
@@ -763,7 +748,7 @@ static int group_add(struct grouper *g, uint64_t key, const char *name,
             return 0;
         }
     }
-    if (grow(&g->rows, &g->cap, g->n + 1, sizeof(*g->rows)))
+    if (ms__grow(&g->rows, &g->cap, g->n + 1, sizeof(*g->rows), MS__GROW_POPULATE))
         return MS_ENOMEM;
     struct ms__group_row *r = &g->rows[g->n];
     *r = *proto;

@@ -433,18 +433,6 @@ static void call_site(Dwarf_Die *die, Dwarf_Files *files, size_t nfiles, const c
 /* Resolution                                                                               */
 /* ---------------------------------------------------------------------------------------- */
 
-/* ms__grow_to when *p holds fewer than need: 0, or MS_ENOMEM with *p untouched. */
-static int grow(void **p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return 0;
-    void *q = ms__grow_to(*p, cap, need, size);
-    if (!q)
-        return MS_ENOMEM;
-    *p = q;
-    return 0;
-}
-
 static int func_cmp(const void *a, const void *b)
 {
     const struct func_range *x = a, *y = b;
@@ -466,7 +454,7 @@ static int collect_funcs(struct cu_funcs *c, Dwarf_Die *die, int depth)
             while ((off = dwarf_ranges(&child, off, &base, &lo, &hi)) > 0) {
                 if (lo >= hi)
                     continue;
-                if (grow((void **)&c->r, &c->cap, c->n + 1, sizeof(*c->r)) != 0)
+                if (ms__grow(&c->r, &c->cap, c->n + 1, sizeof(*c->r), 0) != 0)
                     return MS_ENOMEM;
                 c->r[c->n++] = (struct func_range){.lo = lo, .hi = hi, .die = child};
             }
@@ -484,7 +472,7 @@ static struct cu_funcs *cu_funcs_get(struct ms__symbolizer *s, Dwarf_Die *cu)
     uint64_t v;
     if (ms__ptrmap_get(&s->cu_map, (uint64_t)(uintptr_t)cu, &v))
         return &s->cus[v];
-    if (grow((void **)&s->cus, &s->cus_cap, s->ncus + 1, sizeof(*s->cus)) != 0)
+    if (ms__grow(&s->cus, &s->cus_cap, s->ncus + 1, sizeof(*s->cus), 0) != 0)
         return NULL;
     struct cu_funcs *c = &s->cus[s->ncus];
     *c = (struct cu_funcs){0};
@@ -676,8 +664,8 @@ size_t ms__sym_resolve(struct ms__symbolizer *s, uint32_t image, uint64_t ip,
     }
 
     if (!collision &&
-        grow((void **)&s->frames, &s->frames_cap, s->nframes + n, sizeof(*s->frames)) == 0 &&
-        grow((void **)&s->entries, &s->entries_cap, s->nentries + 1, sizeof(*s->entries)) == 0) {
+        ms__grow(&s->frames, &s->frames_cap, s->nframes + n, sizeof(*s->frames), 0) == 0 &&
+        ms__grow(&s->entries, &s->entries_cap, s->nentries + 1, sizeof(*s->entries), 0) == 0) {
         uint64_t old;
         if (ms__ptrmap_put(&s->cache, key, s->nentries, &old) == 0) {
             memcpy(s->frames + s->nframes, tmp, n * sizeof(*tmp));

@@ -42,6 +42,20 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
+/* Each entry of MS_HOOKS is the C library's prototype (which our hook definitions below must
+ * match too), so that the real functions are called as what they are: an entry that differs
+ * makes this initialization an incompatible-pointer error. Never called. */
+#define SAME_AS_LIBC(name, ret, params)                                                            \
+    {                                                                                              \
+        ret(*libc_) params = name;                                                                 \
+        (void)libc_;                                                                               \
+    }
+__attribute__((unused)) static inline void hooks_are_libc_prototypes(void)
+{
+    MS_HOOKS(SAME_AS_LIBC)
+}
+#undef SAME_AS_LIBC
+
 /* The tracker API of memsnap.h, defined here (memsnap.h declares it weak for programs). */
 EXPORT void ms_trace_marker(const char *label);
 EXPORT void ms_trace_alloc(const void *ptr, size_t size);
@@ -77,33 +91,17 @@ static inline bool is_boot(const void *p)
     return (const uint8_t *)p >= boot_arena && (const uint8_t *)p < boot_arena + sizeof(boot_arena);
 }
 
-#define RESOLVE(name) ms_g.real.name = (__typeof__(ms_g.real.name))dlsym(RTLD_NEXT, #name)
-
+/* Looks up every real function of MS_HOOKS, free last. dlsym() may allocate: those calls
+ * come back into our hooks, which see `resolving` (or a NULL real function) and serve them
+ * from the bootstrap arena. */
 static void resolve(void)
 {
     if (resolving || ms_g.real.free)
         return;
     resolving = 1;
-    RESOLVE(malloc);
-    RESOLVE(calloc);
-    RESOLVE(realloc);
-    RESOLVE(posix_memalign);
-    RESOLVE(aligned_alloc);
-    RESOLVE(memalign);
-    RESOLVE(valloc);
-    RESOLVE(pvalloc);
-    RESOLVE(mmap);
-    RESOLVE(munmap);
-    RESOLVE(mremap);
-    RESOLVE(dlopen);
-    RESOLVE(dlclose);
-    RESOLVE(execve);
-    RESOLVE(execvpe);
-    RESOLVE(fexecve);
-    RESOLVE(pthread_setname_np);
-    RESOLVE(abort);
-    ms_g.real.exit_ = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
-    RESOLVE(free); /* last: it marks the table complete */
+#define RESOLVE(name, ret, params) ms_g.real.name = (ret(*) params)dlsym(RTLD_NEXT, #name);
+    MS_HOOKS(RESOLVE)
+#undef RESOLVE
     resolving = 0;
 }
 
@@ -715,8 +713,8 @@ EXPORT void _exit(int status)
         ms_tls.busy = MS_SELF;
         ms_writer_finish(1);
     }
-    if (ms_g.real.exit_)
-        ms_g.real.exit_(status);
+    if (ms_g.real._exit)
+        ms_g.real._exit(status);
     syscall(SYS_exit_group, status);
     __builtin_unreachable();
 }
@@ -930,43 +928,30 @@ static int exec_list(enum exec_kind kind, const char *file, const char *arg0, va
     return do_exec(kind, file, -1, (char *const *)argv, envp);
 }
 
-EXPORT int execl(const char *path, const char *arg, ...)
-{
-    va_list ap;
-    va_start(ap, arg);
-    int rc = exec_list(EXEC_PATH, path, arg, ap, false);
-    va_end(ap);
-    return rc;
-}
+/* execl, execlp and execle: exec_list over their variadic arguments. */
+#define EXEC_LIST_HOOK(name, kind, with_env)                                                       \
+    EXPORT int name(const char *file, const char *arg, ...)                                        \
+    {                                                                                              \
+        va_list ap;                                                                                \
+        va_start(ap, arg);                                                                         \
+        int rc = exec_list(kind, file, arg, ap, with_env);                                         \
+        va_end(ap);                                                                                \
+        return rc;                                                                                 \
+    }
 
-EXPORT int execlp(const char *file, const char *arg, ...)
-{
-    va_list ap;
-    va_start(ap, arg);
-    int rc = exec_list(EXEC_SEARCH, file, arg, ap, false);
-    va_end(ap);
-    return rc;
-}
-
-EXPORT int execle(const char *path, const char *arg, ...)
-{
-    va_list ap;
-    va_start(ap, arg);
-    int rc = exec_list(EXEC_PATH, path, arg, ap, true);
-    va_end(ap);
-    return rc;
-}
+EXEC_LIST_HOOK(execl, EXEC_PATH, false)
+EXEC_LIST_HOOK(execlp, EXEC_SEARCH, false)
+EXEC_LIST_HOOK(execle, EXEC_PATH, true)
 
 /* posix_spawn: a new process, recorded in its own file when following (it inherits the
  * environment we fix here, whatever envp the caller built). */
-typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
-                        const posix_spawnattr_t *, char *const[], char *const[]);
-
-static int do_spawn(const char *name, pid_t *pid, const char *file,
-                    const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr,
-                    char *const argv[], char *const envp[])
+static int do_spawn(bool search, pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                    const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-    spawn_fn real = (spawn_fn)dlsym(RTLD_NEXT, name);
+    if (MS_UNLIKELY(!ms_g.real.free))
+        resolve();
+    __typeof__(ms_g.real.posix_spawn) real =
+        search ? ms_g.real.posix_spawnp : ms_g.real.posix_spawn;
     if (!real)
         return ENOSYS;
     if (!own_process() || ms_tls.busy)
@@ -982,13 +967,13 @@ static int do_spawn(const char *name, pid_t *pid, const char *file,
 EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
                        const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-    return do_spawn("posix_spawn", pid, path, fa, attr, argv, envp);
+    return do_spawn(false, pid, path, fa, attr, argv, envp);
 }
 
 EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
                         const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-    return do_spawn("posix_spawnp", pid, file, fa, attr, argv, envp);
+    return do_spawn(true, pid, file, fa, attr, argv, envp);
 }
 
 /* ---- fork ---- */

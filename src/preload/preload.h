@@ -18,6 +18,7 @@
 #include "trace/format.h"
 
 #include <pthread.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -81,28 +82,48 @@ enum { MS_RING_FREE, MS_RING_LIVE, MS_RING_EXITING };
 
 enum ms_unwind { MS_UNWIND_AUTO, MS_UNWIND_FP, MS_UNWIND_DWARF, MS_UNWIND_LIBUNWIND };
 
-/* The real allocator and the other functions the hooks forward to. */
+/*
+ * Every function that a hook forwards to, listed once (like heaptrack's HOOK list):
+ * X(name, return type, parameter types). The list expands to struct ms_real (a pointer to the
+ * real function of each), to its lookup (resolve() in preload.c: dlsym(RTLD_NEXT, name), in
+ * this order) and to a compile-time check that each entry is the C library's own prototype.
+ * free is last: resolve() sets it last, and its pointer says that the table is complete.
+ * The hooks that forward to another hook (execv, execl... to execve, reallocarray to
+ * realloc) or are an alias (mmap64, _Exit) need no entry.
+ */
+#define MS_HOOKS(X)                                                                                \
+    X(malloc, void *, (size_t))                                                                    \
+    X(calloc, void *, (size_t, size_t))                                                            \
+    X(realloc, void *, (void *, size_t))                                                           \
+    X(posix_memalign, int, (void **, size_t, size_t))                                              \
+    X(aligned_alloc, void *, (size_t, size_t))                                                     \
+    X(memalign, void *, (size_t, size_t))                                                          \
+    X(valloc, void *, (size_t))                                                                    \
+    X(pvalloc, void *, (size_t))                                                                   \
+    X(mmap, void *, (void *, size_t, int, int, int, off_t))                                        \
+    X(munmap, int, (void *, size_t))                                                               \
+    X(mremap, void *, (void *, size_t, size_t, int, ...))                                          \
+    X(dlopen, void *, (const char *, int))                                                         \
+    X(dlclose, int, (void *))                                                                      \
+    X(execve, int, (const char *, char *const[], char *const[]))                                   \
+    X(execvpe, int, (const char *, char *const[], char *const[]))                                  \
+    X(fexecve, int, (int, char *const[], char *const[]))                                           \
+    X(posix_spawn, int,                                                                            \
+      (pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,       \
+       char *const[], char *const[]))                                                              \
+    X(posix_spawnp, int,                                                                           \
+      (pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,       \
+       char *const[], char *const[]))                                                              \
+    X(pthread_setname_np, int, (pthread_t, const char *))                                          \
+    X(abort, void, (void))                                                                         \
+    X(_exit, void, (int))                                                                          \
+    X(free, void, (void *))
+
+/* The real functions the hooks forward to: one pointer for each entry of MS_HOOKS. */
 struct ms_real {
-    void *(*malloc)(size_t);
-    void (*free)(void *);
-    void *(*calloc)(size_t, size_t);
-    void *(*realloc)(void *, size_t);
-    int (*posix_memalign)(void **, size_t, size_t);
-    void *(*aligned_alloc)(size_t, size_t);
-    void *(*memalign)(size_t, size_t);
-    void *(*valloc)(size_t);
-    void *(*pvalloc)(size_t);
-    void *(*mmap)(void *, size_t, int, int, int, off_t);
-    int (*munmap)(void *, size_t);
-    void *(*mremap)(void *, size_t, size_t, int, ...);
-    void *(*dlopen)(const char *, int);
-    int (*dlclose)(void *);
-    int (*execve)(const char *, char *const[], char *const[]);
-    int (*execvpe)(const char *, char *const[], char *const[]);
-    int (*fexecve)(int, char *const[], char *const[]);
-    int (*pthread_setname_np)(pthread_t, const char *);
-    void (*exit_)(int);
-    void (*abort)(void);
+#define MS_REAL_FIELD(name, ret, params) ret(*name) params;
+    MS_HOOKS(MS_REAL_FIELD)
+#undef MS_REAL_FIELD
 };
 
 struct ms_global {

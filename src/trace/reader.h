@@ -21,6 +21,9 @@
 #define MEMSNAP_TRACE_READER_H
 
 #include "memsnap.h"
+/* the loader's tools, which the engine and the symbolizer use through this header too */
+#include "../util/grow.h"
+#include "../util/ptrmap.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -236,42 +239,6 @@ static inline const char *ms__trace_str_ptr(const struct ms__trace_data *td, str
 {
     return td->strings ? td->strings + s.off : "";
 }
-
-/* A map from 64-bit keys (addresses, ids) to 64-bit values: open addressing with linear
- * probing (Fibonacci hashing) and backward-shift deletion, at most half full. Any key is
- * allowed, 0 included. The loader keys modules by (image, id) with it; a replay of mmap calls
- * keys mappings by address. */
-struct ms__ptrmap_entry {
-    uint64_t key; /* 0: an empty slot (the key 0 lives in zero_val) */
-    uint64_t val;
-};
-struct ms__ptrmap {
-    struct ms__ptrmap_entry *e;
-    size_t mask;    /* capacity - 1, capacity a power of two */
-    unsigned shift; /* 64 - log2(capacity) */
-    size_t count;   /* keys held, the key 0 included */
-    bool has_zero;
-    uint64_t zero_val;
-};
-
-int ms__ptrmap_init(struct ms__ptrmap *m, size_t expect);
-void ms__ptrmap_free(struct ms__ptrmap *m);
-void ms__ptrmap_clear(struct ms__ptrmap *m);
-/* Sets key to val; returns 1 and the previous value in *old when key was present, 0 when it
- * was added, MS_ENOMEM when growing failed. */
-int ms__ptrmap_put(struct ms__ptrmap *m, uint64_t key, uint64_t val, uint64_t *old);
-/* Looks key up; returns true and its value in *val when it is present. */
-bool ms__ptrmap_get(const struct ms__ptrmap *m, uint64_t key, uint64_t *val);
-/* Removes key; returns true and its value in *val when it was present. */
-bool ms__ptrmap_remove(struct ms__ptrmap *m, uint64_t key, uint64_t *val);
-
-/* Grows an array of elem-sized items (*cap of them, doubling from 16) to hold at least need;
- * returns the new pointer, or NULL (p and *cap untouched) when out of memory. */
-void *ms__grow_to(void *p, size_t *cap, size_t need, size_t elem);
-
-/* Faults in the pages of [p, p + len) in one system call (MADV_POPULATE_WRITE) before they
- * are written; a no-op where the kernel lacks it. */
-void ms__populate(void *p, size_t len);
 
 /* A module's address range, for lookups by address: ranges sorted by image, then start. */
 struct ms__mod_range {

@@ -92,7 +92,7 @@ golden analyze-monitor.html cat "$T/a.html"
 
 # Monitor records from the fixture tree: the first sample and the start and end records, with
 # every clock, duration and age set to 0 (a full sample, then a light one).
-cp -r "$MEMSNAP_FIXTURES/cli-basic" "$T/fx"
+fixture_copy cli-basic "$T/fx"
 pin() {
     /usr/bin/python3 -c '
 import re, sys

@@ -211,7 +211,7 @@ check "analyze: the wall time of samples is kept for display" \
 
 # A procfs tree (v1-host's, copied) with a --tree of three processes of 2^63 bytes and a page
 # each: their sum passes 2^64 and is saturated, never wrapped to a small number.
-cp -R "$FIX/v1-host" "$T/big"
+fixture_copy v1-host "$T/big"
 page=$(getconf PAGESIZE)
 pages=$(python3 -c "print(2**63 // $page + 1)")
 for p in 300 301 302; do

@@ -200,7 +200,7 @@ if [ -n "$DEV" ]; then
     expect_error "diff a device" 1 "cannot read $T/zero: it is a device" diff "$T/zero" "$T/snap.json"
 fi
 # A --procfs tree is any directory: a FIFO in it is refused, not waited on.
-cp -R "$FIX/cli-basic" "$T/tree"
+fixture_copy cli-basic "$T/tree"
 ROOTS="--procfs $T/tree/proc --sysfs $T/tree/sys"
 ms snapshot $ROOTS --pid 4242
 check "the fixture tree can be read (exit $rc)" [ "$rc" -eq 0 ]
@@ -223,7 +223,7 @@ rm "$cg/memory.peak"
 mkfifo "$cg/memory.peak"
 ms snapshot $ROOTS --pid 4242 --format json
 check "--sysfs tree whose cgroup memory.peak is a FIFO: no wait (exit $rc)" [ "$rc" -lt 124 ]
-cp -R "$FIX/gpu-amdgpu" "$T/gtree"
+fixture_copy gpu-amdgpu "$T/gtree"
 vram="$T/gtree/sys/class/drm/card0/device/mem_info_vram_used"
 rm "$vram"
 mkfifo "$vram"

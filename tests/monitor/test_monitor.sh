@@ -320,8 +320,7 @@ fmt "job identity from RANK, WORLD_SIZE, SLURM_JOB_ID in every record" "$T/env.j
 # ---------------------------------------------------------------------------------------------
 echo "# thresholds on a fixture cgroup (memory.max 1000000000)"
 
-mkdir -p "$T/fx"
-cp -R "$FIX/v2-host/proc" "$FIX/v2-host/sys" "$T/fx/"
+fixture_copy v2-host "$T/fx" proc sys
 CG="$T/fx/sys/fs/cgroup/user.slice/user-1000.slice/session-1.scope"
 echo 1000000000 >"$CG/memory.max"
 # set_current BYTES: rewrites memory.current in place at a fixed width (one write, no
@@ -410,8 +409,7 @@ fmt "CSV: an alert row fills the event columns" "$T/out" csv \
 # 4242 (4 threads) has children 4343 (listed by thread 4245) and 4444 (by thread 4242) and a
 # process 4555 whose stat names 4242 but no list does; 4444 (one thread) has a child 4666.
 # (RSS comes from statm: stat says 9 pages, an approximate count that memsnap does not use.)
-mkdir -p "$T/ft"
-cp -R "$FIX/v2-host/proc" "$FIX/v2-host/sys" "$T/ft/"
+fixture_copy v2-host "$T/ft" proc sys
 for c in 4343:4242:1111 4444:4242:2222 4555:4242:3333 4666:4444:4444; do
     IFS=: read -r pid ppid rss <<EOF_C
 $c

@@ -6,10 +6,16 @@
  * fork: malloc(4321), fork; the child does 2 x malloc(500) then execv(PROGRAM, ARGS), so its
  * trace FILE.<pid> holds two images; the parent waits, frees its block, prints the child's
  * pid (write(2)) and exits with the child's status.
+ * spawn, spawnp: malloc(4321), posix_spawn (posix_spawnp) of PROGRAM ARGS with environ; then
+ * like fork: the parent waits, frees its block, prints the child's pid and exits with its
+ * status.
  */
 #include "progs.h"
 
+#include <spawn.h>
 #include <sys/wait.h>
+
+extern char **environ;
 
 int main(int argc, char **argv)
 {
@@ -22,10 +28,16 @@ int main(int argc, char **argv)
         return 127;
     }
     void *mine = rp_keep(malloc(4321));
-    pid_t pid = fork();
-    if (pid < 0)
+    pid_t pid;
+    if (strncmp(argv[1], "spawn", 5) == 0) {
+        int (*spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+                     const posix_spawnattr_t *, char *const[], char *const[]) =
+            strcmp(argv[1], "spawnp") == 0 ? posix_spawnp : posix_spawn;
+        if (spawn(&pid, argv[2], NULL, NULL, argv + 2, environ) != 0)
+            return 3;
+    } else if ((pid = fork()) < 0) {
         return 3;
-    if (pid == 0) {
+    } else if (pid == 0) {
         rp_keep(malloc(500));
         rp_keep(malloc(500));
         execv(argv[2], argv + 2);

@@ -425,6 +425,18 @@ report_stats fxnfchild "$T/fxnf.mst.$fxnpid"
 expect "fxnfchild: --no-follow: a forked child is recorded, its exec'd image is not" fxnfchild \
     'want(forked=True, images=1, allocations=2, allocated_bytes=1000, reallocations=0)'
 
+for mode in spawn spawnp; do
+    record "$mode" 0 "$P/fork_exec" "$mode" "$P/st_pattern" 10
+    spid=$(cat "$T/$mode.out")
+    expect "$mode: the parent's trace" "$mode" \
+        'want(images=1, allocations=1, frees=1, allocated_bytes=4321, leaked_bytes=0) and '"$CLEAN"
+    check "$mode: the spawned program's trace is FILE.<its pid>" [ -f "$T/$mode.mst.$spid" ]
+    report_stats "${mode}child" "$T/$mode.mst.$spid"
+    expect "${mode}child: the spawned program is recorded, not forked, exactly" "${mode}child" \
+        'want(pid=a[0], ppid=load("'"$mode"'")["pid"], forked=False, images=1, allocations=120,
+              frees=60, reallocations=10, allocated_bytes=135000, leaked_bytes=60000)' "$spid"
+done
+
 echo "# dlopen (dlopen_prog.c, liballoc.c)"
 
 record dln 0 "$P/dlopen_prog" - 0

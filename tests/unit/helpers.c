@@ -1,11 +1,16 @@
 /*
- * helpers.c - fixture paths, fixture sessions and golden files for the unit tests.
+ * helpers.c - fixture paths, fixture sessions, golden files, temporary directories, files and
+ * fixture copies for the unit tests (helpers.h).
  */
 #include "helpers.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 const char *fixture_path(const char *name)
@@ -28,7 +33,7 @@ ms_session *fixture_session(const char *fixture)
     return s;
 }
 
-static char *read_all(const char *path)
+char *read_text(const char *path)
 {
     FILE *fp = fopen(path, "rb");
     if (!fp)
@@ -60,7 +65,7 @@ void assert_golden(const char *name, const char *got)
         fclose(fp);
         return;
     }
-    char *want = read_all(path);
+    char *want = read_text(path);
     if (!want)
         fail_msg("golden file %s is missing (run with MEMSNAP_UPDATE_GOLDEN=1 to create it)", path);
     if (strcmp(want, got) != 0) {
@@ -110,4 +115,61 @@ void snapshot_pin(ms_snapshot *snap)
                          &snap->process.data_bytes};
     for (size_t i = 0; i < sizeof(statm) / sizeof(statm[0]); i++)
         *statm[i] = *statm[i] / page * 4096;
+}
+
+void temp_dir(char *dir, size_t cap, const char *stem)
+{
+    int n = snprintf(dir, cap, "/tmp/memsnap-%s-XXXXXX", stem);
+    assert_true(n > 0 && (size_t)n < cap);
+    if (!mkdtemp(dir))
+        fail_msg("mkdtemp %s: %s", dir, strerror(errno));
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+int temp_dir_remove(const char *dir)
+{
+    return dir[0] && nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
+void write_bytes(const char *path, const void *data, size_t len)
+{
+    FILE *fp = fopen(path, "wb");
+    if (!fp)
+        fail_msg("cannot write %s: %s", path, strerror(errno));
+    assert_int_equal(fwrite(data, 1, len, fp), len);
+    assert_int_equal(fclose(fp), 0);
+}
+
+void write_text(const char *path, const char *text)
+{
+    write_bytes(path, text, strlen(text));
+}
+
+void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb");
+    if (!in)
+        fail_msg("cannot read %s: %s", from, strerror(errno));
+    int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *out = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!out)
+        fail_msg("cannot write %s: %s", to, strerror(errno));
+    char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+void copy_fixture(const char *fixture, const char *dir)
+{
+    char cmd[8400];
+    snprintf(cmd, sizeof(cmd), "cp -R '%s/.' '%s'", fixture_path(fixture), dir);
+    assert_int_equal(system(cmd), 0);
 }

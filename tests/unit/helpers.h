@@ -1,6 +1,6 @@
 /*
  * helpers.h - what the unit tests share: fixture paths, sessions on fixture trees, golden
- * file comparison.
+ * file comparison, temporary directories, files and fixture copies.
  */
 #ifndef MEMSNAP_TEST_HELPERS_H
 #define MEMSNAP_TEST_HELPERS_H
@@ -36,5 +36,22 @@ int fixture_capture(const char *fixture, pid_t pid, unsigned what, ms_snapshot *
 void snapshot_pin(ms_snapshot *snap);
 /* Fails the test, showing both, unless haystack contains needle. */
 void assert_contains(const char *haystack, const char *needle);
+
+/* Makes a new directory /tmp/memsnap-<stem>-XXXXXX (mode 0700), its path into dir (cap
+ * bytes); fails the test on error. */
+void temp_dir(char *dir, size_t cap, const char *stem);
+/* Removes dir and everything below it (links are removed, not followed); 0, or -1 when
+ * something could not be removed. For cmocka teardowns too. */
+int temp_dir_remove(const char *dir);
+/* Writes len bytes (write_text: text) to path, replacing it; fails the test on error. */
+void write_bytes(const char *path, const void *data, size_t len);
+void write_text(const char *path, const char *text);
+/* The whole of path, NUL-terminated, malloc'd; NULL when it cannot be read. */
+char *read_text(const char *path);
+/* Copies the file from to the file to (created 0600, or replaced); fails the test on error. */
+void copy_file(const char *from, const char *to);
+/* Copies the fixture tree <fixture> (its proc and sys and whatever else it holds) into dir,
+ * which exists; fails the test on error. */
+void copy_fixture(const char *fixture, const char *dir);
 
 #endif

@@ -53,20 +53,11 @@ static void mkparents(const char *path)
 }
 
 /* Writes text to <root>/<rel>, creating its directories. */
-/* Writes text into path (its directory exists). */
-static void write_file(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    assert_int_equal(fclose(fp), 0);
-}
-
 static void put(const char *rel, const char *text)
 {
     const char *path = at_root(rel);
     mkparents(path);
-    write_file(path, text);
+    write_text(path, text);
 }
 
 /* Writes text into the file name of the cgroup directory dir. */
@@ -74,7 +65,7 @@ static void put_in(const char *dir, const char *name, const char *text)
 {
     char f[4096];
     snprintf(f, sizeof(f), "%s/%s", dir, name);
-    write_file(f, text);
+    write_text(f, text);
 }
 
 /* The text of <root>/<rel> in a static buffer, "<missing>" when it cannot be read. */
@@ -109,24 +100,17 @@ static bool exists(const char *path)
     return stat(path, &st) == 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static int setup_tree(void **state)
 {
     (void)state;
-    snprintf(root, sizeof(root), "/tmp/memsnap-cglimit-XXXXXX");
-    assert_non_null(mkdtemp(root));
+    temp_dir(root, sizeof(root), "cglimit");
     return 0;
 }
 
 static int teardown_tree(void **state)
 {
     (void)state;
-    nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    temp_dir_remove(root);
     return 0;
 }
 

@@ -208,24 +208,13 @@ static void no_cgroup_mounts_is_version_none_not_an_error(void **state)
     assert_int_equal(snap.captured, MS_CAPTURE_CGROUP);
 }
 
-/* Writes text to path, replacing it. */
-static void write_file(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    assert_int_equal(fclose(fp), 0);
-}
-
 static void a_process_moved_to_another_cgroup_is_followed_in_the_same_session(void **state)
 {
     (void)state;
     /* A private copy of the v2 host, whose /proc/4242/cgroup the test rewrites. */
-    char dir[] = "/tmp/memsnap-cgmove.XXXXXX", cmd[8192], file[4200];
-    assert_non_null(mkdtemp(dir));
-    snprintf(cmd, sizeof(cmd), "cp -R '%s/proc' '%s/sys' '%s'", fixture_path("v2-host"),
-             fixture_path("v2-host"), dir);
-    assert_int_equal(system(cmd), 0);
+    char dir[64], file[4200];
+    temp_dir(dir, sizeof(dir), "cgmove");
+    copy_fixture("v2-host", dir);
     char procfs[4200], sysfs[4200];
     snprintf(procfs, sizeof(procfs), "%s/proc", dir);
     snprintf(sysfs, sizeof(sysfs), "%s/sys", dir);
@@ -240,7 +229,7 @@ static void a_process_moved_to_another_cgroup_is_followed_in_the_same_session(vo
     assert_true(snap.cgroup.unlimited);
 
     snprintf(file, sizeof(file), "%s/4242/cgroup", procfs);
-    write_file(file, "0::/system.slice/db.service\n");
+    write_text(file, "0::/system.slice/db.service\n");
     assert_int_equal(ms_capture(s, 4242, MS_CAPTURE_CGROUP, &snap), 0);
     assert_string_equal(snap.cgroup.path, "/system.slice/db.service");
     assert_false(snap.cgroup.unlimited); /* db.service has a limit and no memory.peak */
@@ -254,8 +243,7 @@ static void a_process_moved_to_another_cgroup_is_followed_in_the_same_session(vo
     assert_int_equal(snap.cgroup.max_bytes, other.cgroup.max_bytes);
 
     ms_session_close(s);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(temp_dir_remove(dir), 0);
 }
 
 static void missing_pid_is_esrch_naming_the_pid(void **state)

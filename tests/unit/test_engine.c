@@ -90,15 +90,12 @@ static void assert_views_equal(const struct ms__heap_view *a, const struct ms__h
  */
 static void write_basic(struct tw *w)
 {
-    tw_begin(w);
-    rec_process(w, MS_REC_PROCESS, 7, 1, 0, 0);
-    rec_clock(w, 0, 0);
-    rec_thread(w, 1, 7, 0, "main");
-    rec_thread(w, 2, 8, 0, "worker");
-    rec_module(w, 1, 0x1000, 0x2000, "/usr/bin/prog");
-    rec_module(w, 2, 0x10000, 0x20000, "/lib/libc.so.6");
-    rec_stack(w, 1, 0, 0x1100);
-    rec_stack(w, 2, 0, 0x10100);
+    tw_start(w, &(struct tw_start){.pid = 7,
+                                   .ppid = 1,
+                                   .threads = TW_THREADS({1, 7, 0, "main"}, {2, 8, 0, "worker"}),
+                                   .modules = TW_MODULES({1, 0x1000, 0x2000, "/usr/bin/prog"},
+                                                         {2, 0x10000, 0x20000, "/lib/libc.so.6"}),
+                                   .stacks = TW_STACKS({1, 0, 0x1100}, {2, 0, 0x10100})});
     rec_marker(w, 1, 25, "two");
     rec_marker(w, 2, 45, "after-free");
     uint64_t a = ev_alloc(w, 10, 100, 1, 1);

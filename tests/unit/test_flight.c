@@ -12,7 +12,6 @@
 #include "trace_writer.h"
 
 #include <dirent.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <regex.h>
 #include <stdio.h>
@@ -23,24 +22,17 @@
 
 static char dir[256];
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static int setup_dir(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/memsnap-flight-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    temp_dir(dir, sizeof(dir), "flight");
     return 0;
 }
 
 static int teardown_dir(void **state)
 {
     (void)state;
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    temp_dir_remove(dir);
     return 0;
 }
 
@@ -411,12 +403,9 @@ static void names_match_the_pattern_and_seq_goes_up(void **state)
 /* What retention must never touch: files and directories whose names are not bundles'. */
 static void plant_unrelated(void)
 {
-    FILE *fp = fopen(in_dir("notes.txt"), "w");
-    fputs("keep me", fp);
-    fclose(fp);
-    fp = fopen(in_dir("oom_dump_20000101T000000Z_1_cpu_0"), "w"); /* a file, not a bundle */
-    fputs("keep me too", fp);
-    fclose(fp);
+    write_text(in_dir("notes.txt"), "keep me");
+    /* a file, not a bundle */
+    write_text(in_dir("oom_dump_20000101T000000Z_1_cpu_0"), "keep me too");
     plant("oom_dump_junk", 5);                      /* not the pattern */
     plant("oom_dump_20000101T000000Z_1_cpu_0x", 5); /* seq not a number */
     plant("xoom_dump_20000101T000000Z_1_cpu_0", 5); /* a prefix before it */
@@ -520,13 +509,11 @@ static void retention_by_size_deletes_the_oldest_first(void **state)
  * Live at the end: stack 1 1,000 x 100 = 100,000 bytes; stack 2 15,000 bytes. */
 static void write_trace(struct tw *w, size_t *first_chunk_end)
 {
-    tw_begin(w);
-    rec_process(w, MS_REC_PROCESS, 4242, 1, 0, 0);
-    rec_clock(w, 0, 0);
-    rec_thread(w, 1, 4242, 0, "main");
-    rec_module(w, 1, 0x1000, 0x2000, "/usr/bin/prog");
-    rec_stack(w, 1, 0, 0x1100);
-    rec_stack(w, 2, 1, 0x1200);
+    tw_start(w, &(struct tw_start){.pid = 4242,
+                                   .ppid = 1,
+                                   .threads = TW_THREADS({1, 4242, 0, "main"}),
+                                   .modules = TW_MODULES({1, 0x1000, 0x2000, "/usr/bin/prog"}),
+                                   .stacks = TW_STACKS({1, 0, 0x1100}, {2, 1, 0x1200})});
     for (int i = 0; i < 1200; i++)
         ev_alloc(w, 1 + (uint64_t)i, 100, 1, 1);
     for (int i = 0; i < 3; i++)
@@ -538,14 +525,6 @@ static void write_trace(struct tw *w, size_t *first_chunk_end)
     tw_chunk(w, MS_CHUNK_CODEC_ZSTD);
 }
 
-static void save(const char *path, const void *p, size_t len)
-{
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(p, 1, len, fp), len);
-    fclose(fp);
-}
-
 static void trace_tail_has_the_last_events_and_the_top_live_sites(void **state)
 {
     (void)state;
@@ -553,7 +532,7 @@ static void trace_tail_has_the_last_events_and_the_top_live_sites(void **state)
     size_t first;
     write_trace(&w, &first);
     const char *trace = in_dir("app.mst");
-    save(trace, w.file.p, w.file.len);
+    tw_save(&w, trace);
     char tpath[4096];
     snprintf(tpath, sizeof(tpath), "%s", trace);
     ms__flight *f = open_recorder(4, 0, 0, tpath, NULL);
@@ -613,7 +592,7 @@ static void trace_tail_of_a_cut_trace_reads_up_to_the_last_good_chunk(void **sta
     size_t first;
     write_trace(&w, &first);
     const char *trace = in_dir("cut.mst");
-    save(trace, w.file.p, first + 30); /* the second chunk cut short */
+    write_bytes(trace, w.file.p, first + 30); /* the second chunk cut short */
     char tpath[4096];
     snprintf(tpath, sizeof(tpath), "%s", trace);
     ms__flight *f = open_recorder(4, 0, 0, tpath, NULL);
@@ -649,9 +628,7 @@ static void an_unreadable_trace_still_gives_a_bundle(void **state)
     assert_true(json_is_null(json_object_get(tt, "live_bytes")));
     json_decref(tt);
     /* not a trace at all */
-    FILE *fp = fopen(tpath, "w");
-    fputs("hello, not a trace\n", fp);
-    fclose(fp);
+    write_text(tpath, "hello, not a trace\n");
     dump(f, NULL, path, sizeof(path));
     tt = load(path, "trace_tail.json");
     assert_non_null(json_string_value(json_object_get(tt, "error")));
@@ -668,9 +645,7 @@ static void an_unusable_dump_directory_is_an_error(void **state)
     (void)state;
     char file[4096], sub[4096], err[512];
     snprintf(file, sizeof(file), "%s", in_dir("a-file"));
-    FILE *fp = fopen(file, "w");
-    fputs("x", fp);
-    fclose(fp);
+    write_text(file, "x");
     snprintf(sub, sizeof(sub), "%s/sub", file);
     ms__flight *f = NULL;
     struct ms__flight_opts o = {.dump_dir = file};
@@ -694,8 +669,7 @@ static void an_unusable_dump_directory_is_an_error(void **state)
     assert_int_equal(st.st_mode & 0777, 0700);
     /* it goes away and a file takes its place: the dump fails, saying why */
     assert_int_equal(rmdir(made), 0);
-    fp = fopen(made, "w");
-    fclose(fp);
+    write_text(made, "");
     char path[4096] = "x";
     int rc = ms__flight_dump(f, "cpu", 1, "sigkill_at_limit", NULL, path, sizeof(path), err,
                              sizeof(err));

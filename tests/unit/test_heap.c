@@ -21,10 +21,7 @@ static char path[64];
 static void save_trace(struct tw *w, const char *stem, char *out)
 {
     snprintf(out, 64, "/tmp/%s.%d.mst", stem, (int)getpid());
-    FILE *fp = fopen(out, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(w->file.p, 1, w->file.len, fp), w->file.len);
-    fclose(fp);
+    tw_save(w, out);
     tw_free(w);
 }
 
@@ -34,15 +31,12 @@ static void save_trace(struct tw *w, const char *stem, char *out)
 static void write_trace(void)
 {
     struct tw w;
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 0);
-    rec_clock(&w, 0, 0);
-    rec_module(&w, 1, 0x1000, 0x9000, "/nonexistent/libfake.so");
-    rec_stack(&w, 1, 0, 0x1100);
-    rec_stack(&w, 2, 0, 0x2200);
-    rec_stack(&w, 3, 1, 0x3300);
-    rec_thread(&w, 1, 101, 0, "main");
-    rec_thread(&w, 2, 102, 0, "worker");
+    tw_start(&w, &(struct tw_start){
+                     .pid = 7,
+                     .ppid = 1,
+                     .threads = TW_THREADS({1, 101, 0, "main"}, {2, 102, 0, "worker"}),
+                     .modules = TW_MODULES({1, 0x1000, 0x9000, "/nonexistent/libfake.so"}),
+                     .stacks = TW_STACKS({1, 0, 0x1100}, {2, 0, 0x2200}, {3, 1, 0x3300})});
     uint64_t a = ev_alloc(&w, 10, 1000, 2, 2);
     for (int i = 0; i < 5; i++)
         ev_alloc(&w, 20 + (uint64_t)i, 10, 3, 1);

@@ -89,7 +89,7 @@ static uint64_t exe_bias;
 static uint64_t exe_text_lo, exe_text_hi; /* its executable PT_LOAD */
 static uint8_t exe_build_id[64];
 static size_t exe_build_id_len;
-static char tmpdir[] = "/tmp/memsnap-sym-XXXXXX";
+static char tmpdir[64];
 
 static struct ms__trace_str add_str(const void *p, size_t n)
 {
@@ -177,19 +177,6 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
-static void copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-    assert_non_null(in);
-    assert_non_null(out);
-    char buf[1 << 16];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-        assert_int_equal(fwrite(buf, 1, n, out), n);
-    fclose(in);
-    assert_int_equal(fclose(out), 0);
-}
-
 static char hex_id[2 * 64 + 1];
 
 static int setup(void **state)
@@ -205,17 +192,14 @@ static int setup(void **state)
     F.td.strings_len = F.len;
     for (size_t i = 0; i < exe_build_id_len; i++)
         snprintf(hex_id + 2 * i, 3, "%02x", exe_build_id[i]);
-    if (!mkdtemp(tmpdir))
-        return -1;
+    temp_dir(tmpdir, sizeof(tmpdir), "sym");
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[sizeof(tmpdir) + 32];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return temp_dir_remove(tmpdir);
 }
 
 static struct ms__symbolizer *open_sym(void)

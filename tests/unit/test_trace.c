@@ -56,16 +56,14 @@ static char tmpdir[64];
 static int setup_tmpdir(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/memsnap-test-trace-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    temp_dir(tmpdir, sizeof(tmpdir), "test-trace");
+    return 0;
 }
 
 static int remove_tmpdir(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return temp_dir_remove(tmpdir);
 }
 
 /* Writes len bytes to <tmpdir>/<name>; returns the path (static buffer). */
@@ -73,10 +71,7 @@ static const char *write_temp(const char *name, const void *data, size_t len)
 {
     static char path[128];
     snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(data, 1, len, fp), len);
-    assert_int_equal(fclose(fp), 0);
+    write_bytes(path, data, len);
     return path;
 }
 
@@ -215,6 +210,33 @@ static void ptrmap_matches_a_reference_under_random_operations(void **state)
     ms__ptrmap_free(&m);
 }
 
+static void grow_doubles_from_16_and_fails_without_touching_the_array(void **state)
+{
+    (void)state;
+    int *a = NULL;
+    size_t cap = 0;
+    assert_int_equal(ms__grow(&a, &cap, 0, sizeof(*a), 0), 0); /* nothing needed, nothing done */
+    assert_null(a);
+    assert_int_equal(ms__grow(&a, &cap, 1, sizeof(*a), 0), 0);
+    assert_int_equal(cap, 16);
+    a[15] = 7;
+    assert_int_equal(ms__grow(&a, &cap, 17, sizeof(*a), MS__GROW_POPULATE), 0);
+    assert_int_equal(cap, 32);
+    assert_int_equal(a[15], 7);
+    int *before = a;
+    assert_int_equal(ms__grow(&a, &cap, 20, sizeof(*a), 0), 0); /* fits: untouched */
+    assert_ptr_equal(a, before);
+    /* a size that overflows: MS_ENOMEM, the array and its capacity as they were */
+    assert_int_equal(ms__grow(&a, &cap, SIZE_MAX / 2, sizeof(*a), 0), MS_ENOMEM);
+    assert_ptr_equal(a, before);
+    assert_int_equal(cap, 32);
+    int *b = ms__grow_to(a, &cap, 1000, sizeof(*a));
+    assert_non_null(b);
+    assert_int_equal(cap, 1024);
+    assert_int_equal(b[15], 7);
+    free(b);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Stats                                                                                    */
 /* ---------------------------------------------------------------------------------------- */
@@ -223,11 +245,12 @@ static void ptrmap_matches_a_reference_under_random_operations(void **state)
  * unknown memory -> Z, END. CLOCK at tick 5 starts the trace. */
 static void write_basic(struct tw *w, unsigned codec)
 {
-    tw_begin(w);
-    rec_process(w, MS_REC_PROCESS, 4242, 1, 0, 0);
-    rec_clock(w, 5, 1000);
-    rec_thread(w, 1, 42, 5, "main");
-    rec_stack(w, 1, 0, 0x401000);
+    tw_start(w, &(struct tw_start){.pid = 4242,
+                                   .ppid = 1,
+                                   .clock_ticks = 5,
+                                   .clock_ns = 1000,
+                                   .threads = TW_THREADS({1, 42, 5, "main"}),
+                                   .stacks = TW_STACKS({1, 0, 0x401000})});
     uint64_t a = ev_alloc(w, 10, 100, 1, 1); /* live 100 */
     uint64_t b = ev_alloc(w, 20, 200, 1, 1); /* live 300 */
     ev_realloc(w, 30, b, 300, 1, 1);         /* B -> C: live 400, the peak */
@@ -280,10 +303,11 @@ static void figures_past_64_bits_saturate_and_are_flagged(void **state)
 {
     (void)state;
     struct tw w;
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 0);
-    rec_clock(&w, 1, 1);
-    rec_thread(&w, 1, 7, 1, "main");
+    tw_start(&w, &(struct tw_start){.pid = 7,
+                                    .ppid = 1,
+                                    .clock_ticks = 1,
+                                    .clock_ns = 1,
+                                    .threads = TW_THREADS({1, 7, 1, "main"})});
     uint64_t blocks[6];
     for (int i = 0; i < 6; i++)
         blocks[i] = ev_alloc(&w, 10 + (uint64_t)i, UINT64_C(1) << 62, 0, 1);
@@ -372,8 +396,7 @@ static void release_ends_a_block_and_a_double_free_is_unmatched(void **state)
 {
     (void)state;
     struct tw w;
-    tw_begin(&w);
-    rec_clock(&w, 0, 0);
+    tw_start(&w, &(struct tw_start){0});
     at(&w, 10);
     b_u8(&w.chunk, MS_REC_INFO);
     b_v(&w.chunk, 30);
@@ -412,8 +435,7 @@ static void the_peak_time_is_when_it_was_first_reached(void **state)
 {
     (void)state;
     struct tw w;
-    tw_begin(&w);
-    rec_clock(&w, 100, 0);
+    tw_start(&w, &(struct tw_start){.clock_ticks = 100});
     uint64_t a = ev_alloc(&w, 110, 64, 0, 1);
     uint64_t b = ev_alloc(&w, 120, 36, 0, 1); /* 100 bytes: the peak */
     ev_free(&w, 130, b);
@@ -426,8 +448,7 @@ static void the_peak_time_is_when_it_was_first_reached(void **state)
     assert_int_equal(st.peak_bytes, 101);
     assert_int_equal(st.peak_time_ns, 60);
     tw_free(&w);
-    tw_begin(&w);
-    rec_clock(&w, 100, 0);
+    tw_start(&w, &(struct tw_start){.clock_ticks = 100});
     a = ev_alloc(&w, 110, 64, 0, 1);
     b = ev_alloc(&w, 120, 36, 0, 1);
     ev_free(&w, 130, b);
@@ -444,9 +465,8 @@ static void mmap_calls_are_counted_apart_from_the_heap(void **state)
 {
     (void)state;
     struct tw w;
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 7, 1, MS_PROC_MMAP, 0);
-    rec_clock(&w, 100, 0);
+    tw_start(&w,
+             &(struct tw_start){.pid = 7, .ppid = 1, .flags = MS_PROC_MMAP, .clock_ticks = 100});
     ev_mmap(&w, 110, 0x7f0000000000, 4096, 0, 1);
     ev_mremap(&w, 120, 0x7f0000000000, 4096, 0x7f0000100000, 8192, 0, 1);
     ev_munmap(&w, 130, 0x7f0000100000, 8192, 1);
@@ -479,12 +499,14 @@ static void global_records_fill_their_tables(void **state)
 {
     (void)state;
     struct tw w;
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 9, 2, MS_PROC_FORKED, 0);
-    rec_clock(&w, 1000, 0);
-    rec_thread(&w, 1, 9, 1000, "main");
-    rec_module(&w, 1, 0x400000, 0x500000, "/usr/bin/prog");
-    rec_module(&w, 2, 0x7f0000, 0x7f8000, "/lib/libplugin.so");
+    tw_start(&w, &(struct tw_start){.pid = 9,
+                                    .ppid = 2,
+                                    .flags = MS_PROC_FORKED,
+                                    .clock_ticks = 1000,
+                                    .threads = TW_THREADS({1, 9, 1000, "main"}),
+                                    .modules =
+                                        TW_MODULES({1, 0x400000, 0x500000, "/usr/bin/prog"},
+                                                   {2, 0x7f0000, 0x7f8000, "/lib/libplugin.so"})});
     rec_rss(&w, 1500, 4 << 20);
     rec_marker(&w, 1, 1600, "phase 1");
     rec_rss(&w, 1400, 8 << 20); /* out of order in the file: sorted by time */
@@ -536,8 +558,7 @@ static void threads_are_serials_named_by_their_thread_records(void **state)
 {
     (void)state;
     struct tw w;
-    tw_begin(&w);
-    rec_clock(&w, 0, 0);
+    tw_start(&w, &(struct tw_start){0});
     ev_alloc(&w, 5, 1, 0, 1);
     rec_thread(&w, 1, 555, 3, "first");
     rec_thread_end(&w, 1, 8);
@@ -570,9 +591,7 @@ static void random_workloads_match_a_reference_model(void **state)
     enum { EVENTS = 5000, POOL = 300 };
     for (unsigned round = 0; round < 4; round++) {
         struct tw w;
-        tw_begin(&w);
-        rec_process(&w, MS_REC_PROCESS, 1, 0, 0, 0);
-        rec_clock(&w, 1000, 0);
+        tw_start(&w, &(struct tw_start){.pid = 1, .ppid = 0, .clock_ticks = 1000});
         uint64_t block[POOL], size[POOL], now = 1000;
         bool live[POOL] = {false};
         uint64_t cur = 0, peak = 0, peak_t = 0, allocs = 0, reallocs = 0, frees = 0, bytes = 0;
@@ -640,8 +659,7 @@ static void a_million_events_load_whole_and_in_order(void **state)
 {
     (void)state;
     struct tw w;
-    tw_begin(&w);
-    rec_clock(&w, 0, 0);
+    tw_start(&w, &(struct tw_start){0});
     uint64_t prev = NO_BLOCK;
     for (uint64_t i = 0; i < 500000; i++) { /* alloc, then free the previous block */
         uint64_t b = ev_alloc(&w, i, 8 + i % 4, 0, 1 + i % 2);
@@ -678,8 +696,7 @@ static void stack_ids_may_be_defined_after_their_use(void **state)
 {
     (void)state;
     struct tw w;
-    tw_begin(&w);
-    rec_clock(&w, 0, 0);
+    tw_start(&w, &(struct tw_start){0});
     ev_alloc(&w, 1, 10, 3, 1);
     ev_alloc(&w, 2, 10, 9, 1); /* 9 is never defined */
     tw_chunk(&w, MS_CHUNK_CODEC_ZSTD);
@@ -711,11 +728,10 @@ static void exec_starts_a_new_heap_threads_infos_and_stacks(void **state)
 {
     (void)state;
     struct tw w;
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 77, 1, 0, 0);
-    rec_clock(&w, 0, 0);
-    rec_thread(&w, 1, 77, 0, "sh");
-    rec_stack(&w, 1, 0, 0xaaaa);
+    tw_start(&w, &(struct tw_start){.pid = 77,
+                                    .ppid = 1,
+                                    .threads = TW_THREADS({1, 77, 0, "sh"}),
+                                    .stacks = TW_STACKS({1, 0, 0xaaaa})});
     ev_alloc(&w, 10, 1000, 1, 1); /* still live at exec: not a leak */
     rec_process(&w, MS_REC_EXEC, 77, 1, 0, 0);
     rec_thread(&w, 1, 77, 20, "prog"); /* serial 1 again: another thread entry */
@@ -758,8 +774,7 @@ static void clock_slope_maps_tsc_ticks_to_nanoseconds(void **state)
 {
     (void)state;
     struct tw w;
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 3, 1, MS_PROC_TSC, 0);
+    tw_start(&w, &(struct tw_start){.pid = 3, .ppid = 1, .flags = MS_PROC_TSC, .no_clock = true});
     rec_clock(&w, 1000, 5000); /* 3 ticks a nanosecond; the middle pair leaves the slope */
     rec_clock(&w, 2000000, 700000);
     ev_alloc(&w, 1000 + 3 * 12345, 64, 0, 1);
@@ -799,9 +814,7 @@ static void sampled_blocks_weigh_by_their_probability(void **state)
     assert_true(ms__trace_sample_weight(123, 0) == 1.0);
 
     struct tw w;
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 1, 0, 0, 1000);
-    rec_clock(&w, 0, 0);
+    tw_start(&w, &(struct tw_start){.pid = 1, .ppid = 0, .rate = 1000});
     uint64_t a = ev_alloc(&w, 1, 500, 0, 1);
     uint64_t b = ev_alloc(&w, 2, 2000, 0, 1);
     ev_alloc(&w, 3, 100000, 0, 1); /* >= 40 R: weight 1 */
@@ -831,10 +844,7 @@ static void sampled_blocks_weigh_by_their_probability(void **state)
 /* Three chunks, one allocation each (1, 10, 100 bytes); offs gets each chunk's offset. */
 static void write_three(struct tw *w, size_t offs[3])
 {
-    tw_begin(w);
-    rec_process(w, MS_REC_PROCESS, 1, 0, 0, 0);
-    rec_clock(w, 0, 0);
-    rec_thread(w, 1, 1, 0, "main");
+    tw_start(w, &(struct tw_start){.pid = 1, .ppid = 0, .threads = TW_THREADS({1, 1, 0, "main"})});
     for (int i = 0; i < 3; i++) {
         uint64_t size = i == 0 ? 1 : i == 1 ? 10 : 100;
         ev_alloc(w, (uint64_t)(i + 1) * 10, size, 0, 1);
@@ -936,9 +946,7 @@ static void a_malformed_record_discards_its_chunk(void **state)
 {
     (void)state;
     struct tw w;
-    tw_begin(&w);
-    rec_clock(&w, 0, 0);
-    rec_thread(&w, 1, 1, 0, "main");
+    tw_start(&w, &(struct tw_start){.threads = TW_THREADS({1, 1, 0, "main"})});
     ev_alloc(&w, 10, 100, 0, 1);
     tw_chunk(&w, MS_CHUNK_CODEC_ZSTD);
     ev_alloc(&w, 20, 200, 0, 1);
@@ -981,8 +989,7 @@ static void a_malformed_record_discards_its_chunk(void **state)
         {"TIME record runs past the chunk", {MS_REC_TIME, 0x80}, 2},
     };
     for (size_t i = 0; i < sizeof(bad_recs) / sizeof(bad_recs[0]); i++) {
-        tw_begin(&w);
-        rec_clock(&w, 0, 0);
+        tw_start(&w, &(struct tw_start){0});
         ev_alloc(&w, 1, 8, 0, 1); /* info 0, block 0 */
         b_put(&w.chunk, bad_recs[i].bytes, bad_recs[i].len);
         tw_chunk(&w, MS_CHUNK_CODEC_NONE);
@@ -1244,6 +1251,7 @@ int main(void)
         cmocka_unit_test(varints_round_trip_up_to_64_bits),
         cmocka_unit_test(varints_past_64_bits_are_rejected),
         cmocka_unit_test(ptrmap_matches_a_reference_under_random_operations),
+        cmocka_unit_test(grow_doubles_from_16_and_fails_without_touching_the_array),
         cmocka_unit_test(stats_count_allocations_frees_and_reallocations_exactly),
         cmocka_unit_test(figures_past_64_bits_saturate_and_are_flagged),
         cmocka_unit_test(zstd_chunks_read_the_same_as_plain_ones),

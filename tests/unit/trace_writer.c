@@ -61,6 +61,26 @@ void tw_begin(struct tw *w)
     tw_begin_version(w, MS_TRACE_VERSION_MAJOR, MS_TRACE_VERSION_MINOR);
 }
 
+void tw_start(struct tw *w, const struct tw_start *s)
+{
+    tw_begin(w);
+    if (s->pid)
+        rec_process(w, MS_REC_PROCESS, s->pid, s->ppid, s->flags, s->rate);
+    if (!s->no_clock)
+        rec_clock(w, s->clock_ticks, s->clock_ns);
+    for (const struct tw_thread *t = s->threads; t && t->serial; t++)
+        rec_thread(w, t->serial, t->tid, t->ticks, t->name);
+    for (const struct tw_module *m = s->modules; m && m->id; m++)
+        rec_module(w, m->id, m->start, m->end, m->path);
+    for (const struct tw_stack *k = s->stacks; k && k->id; k++)
+        rec_stack(w, k->id, k->parent, k->ip);
+}
+
+void tw_save(const struct tw *w, const char *path)
+{
+    write_bytes(path, w->file.p, w->file.len);
+}
+
 void tw_free(struct tw *w)
 {
     free(w->file.p);

@@ -1,6 +1,7 @@
 /*
- * trace_writer.h - a small trace writer for the tests (test_trace, test_engine): traces built
- * by hand from src/trace/format.h, record by record, with chunks in either codec.
+ * trace_writer.h - a small trace writer for the tests (test_trace, test_engine, test_heap,
+ * test_flight): traces built by hand from src/trace/format.h, record by record, with chunks
+ * in either codec; tw_start() writes the usual start of a trace from a description.
  */
 #ifndef MS_TEST_TRACE_WRITER_H
 #define MS_TEST_TRACE_WRITER_H
@@ -40,6 +41,47 @@ void b_put(struct bytes *b, const void *d, size_t n);
 void b_u8(struct bytes *b, uint8_t v);
 void b_v(struct bytes *b, uint64_t v);
 void b_s(struct bytes *b, const char *s);
+/*
+ * The start of a trace, as data: tw_start() writes the file header, then (into the open
+ * chunk) the PROCESS record (unless pid is 0), the first CLOCK pair (unless no_clock), and
+ * each thread, module and stack listed, in that order. The lists end at an entry whose first
+ * field is 0; TW_THREADS(...), TW_MODULES(...) and TW_STACKS(...) write them in place:
+ *
+ *     tw_start(&w, &(struct tw_start){.pid = 7, .ppid = 1,
+ *                                     .threads = TW_THREADS({1, 7, 0, "main"}),
+ *                                     .stacks = TW_STACKS({1, 0, 0x1100})});
+ */
+struct tw_thread {
+    uint32_t serial, tid;
+    uint64_t ticks; /* of the THREAD record */
+    const char *name;
+};
+struct tw_module {
+    uint32_t id;
+    uint64_t start, end;
+    const char *path;
+};
+struct tw_stack {
+    uint32_t id, parent;
+    uint64_t ip;
+};
+struct tw_start {
+    uint32_t pid, ppid;             /* the PROCESS record; pid 0: none */
+    uint64_t flags, rate;           /* its MS_PROC_* flags and sampling rate */
+    bool no_clock;                  /* no first CLOCK record */
+    uint64_t clock_ticks, clock_ns; /* the first CLOCK pair */
+    const struct tw_thread *threads;
+    const struct tw_module *modules;
+    const struct tw_stack *stacks;
+};
+#define TW_THREADS(...) ((const struct tw_thread[]){__VA_ARGS__, {0}})
+#define TW_MODULES(...) ((const struct tw_module[]){__VA_ARGS__, {0}})
+#define TW_STACKS(...)  ((const struct tw_stack[]){__VA_ARGS__, {0}})
+
+void tw_start(struct tw *w, const struct tw_start *s);
+/* Writes the trace so far (the file, without the open chunk) to path. */
+void tw_save(const struct tw *w, const char *path);
+
 void tw_begin_version(struct tw *w, uint16_t major, uint16_t minor);
 void tw_begin(struct tw *w);
 void tw_free(struct tw *w);
