@@ -134,7 +134,8 @@ int ms_heap_totals_get(const ms_heap *h, ms_heap_totals *out)
 
 int ms_heap_marker_time(const ms_heap *h, const char *label, uint64_t *ns)
 {
-    return ms__engine_marker_time(h->e, label, ns);
+    int rc = ms__engine_marker_time(h->e, label, ns);
+    return rc ? ms__error(rc, "no marker is labelled '%s'", label) : 0;
 }
 
 /* Wraps what a query filled in v, or frees it when the query failed. */
@@ -231,7 +232,10 @@ int ms_heap_blocks(ms_heap *h, const ms_heap_view *v, int (*fn)(void *ctx, const
     if (v->v.diff)
         return ms__error(MS_EINVAL, "ms_heap_blocks: a diff has no blocks");
     struct block_walk w = {h, fn, ctx};
-    return ms__engine_blocks(h->e, &v->v, block_one, &w);
+    int rc = ms__engine_blocks(h->e, &v->v, block_one, &w);
+    if (rc < 0) /* (a positive code is fn's own) */
+        ms__error(rc, "ms_heap_blocks: %s", ms_strerror(rc));
+    return rc;
 }
 
 struct ms__symbolizer *ms__heap_symbolizer(ms_heap *h)
