@@ -31,14 +31,14 @@ struct ms_heap_rows {
 /* Opens the engine on fd (name: the trace in messages) into a new handle. */
 static int heap_open_fd(ms_heap **out, int fd, const char *name, const ms_heap_open_options *opts)
 {
-    if (opts && opts->size && opts->size < sizeof(size_t))
+    /* the options have one version so far: size 0 (taken as the current one) or all of it */
+    if (opts && opts->size && opts->size < sizeof(*opts))
         return ms__error(MS_EINVAL, "%s: ms_heap_open_options.size too small", name);
     ms_heap *h = calloc(1, sizeof(*h));
     if (!h)
         return ms__error(MS_ENOMEM, "out of memory");
     struct ms__engine_opts eo = {0};
-    if (opts && (!opts->size || opts->size >= offsetof(ms_heap_open_options, progress_ctx) +
-                                                  sizeof(opts->progress_ctx))) {
+    if (opts) {
         eo.progress = opts->progress;
         eo.progress_ctx = opts->progress_ctx;
     }
