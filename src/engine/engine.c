@@ -64,9 +64,9 @@ struct ms__engine {
     size_t blk_cap;
     uint32_t image; /* the current image */
     uint64_t last_ticks;
-    uint64_t next; /* 1 + the current image's last block allocated */
-    uint64_t cur, peak, nlive, abytes, fbytes;
-    double wcur, wpeak, wlive, wabytes, wfbytes;
+    uint64_t next;                              /* 1 + the current image's last block allocated */
+    uint64_t cur, peak, nlive, abytes, dropped; /* bytes allocated; live at an exec */
+    double wcur, wpeak, wlive, wabytes, wdropped;
     bool have_peak; /* (once tot.sampled, the figures go on in the doubles) */
     uint64_t replayed;
     int fd; /* the trace, for ms__engine_blocks (-1: loaded whole, td->events holds it all) */
@@ -163,7 +163,7 @@ static int infos_more(struct ms__engine *e, const struct ms__trace_data *td)
             e->wlive = (double)e->nlive;
             e->wpeak = (double)e->peak;
             e->wabytes = (double)e->abytes;
-            e->wfbytes = (double)e->fbytes;
+            e->wdropped = (double)e->dropped;
         }
     }
     e->ninfos = n;
@@ -211,6 +211,8 @@ static void image_start(struct ms__engine *e, uint32_t im)
         return;
     e->image = im;
     e->next = 0;
+    e->dropped = ms__sat_add(e->dropped, e->cur); /* gone with the image: not freed */
+    e->wdropped += e->wcur;
     e->cur = 0;
     e->nlive = 0;
     e->wcur = e->wlive = 0;
@@ -299,12 +301,10 @@ static int consume(void *ctx, const struct ms__trace_data *td, size_t from, size
                 op = (info + 1) | END_BIT;
                 cnt[info]--;
                 e->nlive--;
-                if (!sampled) { /* less only after a saturation of a crafted trace */
+                if (!sampled) /* less only after a saturation of a crafted trace */
                     e->cur = e->cur >= infos[info].size ? e->cur - infos[info].size : 0;
-                    e->fbytes = ms__sat_add(e->fbytes, infos[info].size);
-                } else {
+                else {
                     e->wcur -= (double)infos[info].size * w[info];
-                    e->wfbytes += (double)infos[info].size * w[info];
                     e->wlive -= w[info];
                 }
                 if (ev->kind == MS__EV_FREE) {
@@ -347,8 +347,13 @@ static int finish(struct ms__engine *e)
         if ((rc = checkpoint(e)) != 0)
             return rc;
     t->peak_bytes = e->tot.sampled ? round_u64(e->wpeak) : e->peak;
+    /* what ended while live: allocated - dropped at the execs - live at the end (one add per
+     * allocation in the pass, none per free) */
     t->allocated_bytes = e->tot.sampled ? round_u64(e->wabytes) : e->abytes;
-    t->freed_bytes = e->tot.sampled ? round_u64(e->wfbytes) : e->fbytes;
+    if (e->tot.sampled)
+        t->freed_bytes = round_u64(e->wabytes - e->wdropped - e->wcur);
+    else if (e->abytes >= ms__sat_add(e->dropped, e->cur))
+        t->freed_bytes = e->abytes - e->dropped - e->cur;
     t->slots = td->nslots;
     t->checkpoint_every = e->every;
     t->checkpoints = e->ncp;
