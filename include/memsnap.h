@@ -597,11 +597,37 @@ typedef struct ms_heap_totals {
     uint64_t duration_ns;        /* trace start to end */
     bool sampled;                /* figures are estimates (--sample-rate) */
     bool truncated;              /* read up to a cut or corrupt chunk: see ms_heap_warning() */
+    /* appended in 0.1 (issue 14); a caller whose size ends before them gets the fields above */
+    uint64_t allocated_bytes;  /* bytes of every block allocated, realloc's new blocks too */
+    uint64_t freed_bytes;      /* bytes of every live block that ended: freed, or the old block
+                                  of a realloc (allocated - freed = live, within one image) */
+    uint64_t threads;          /* threads of the trace, every image: ms_heap_threads() rows */
+    uint64_t lost_events;      /* allocator calls the tracker could not record */
+    uint64_t checkpoint_every; /* events between the engine's checkpoints: the most a view
+                                  replays */
+    bool complete;             /* the trace has its END record (the program exited) */
 } ms_heap_totals;
 
+/* Options of ms_heap_open_opts() and ms_heap_open_fd(). */
+typedef struct ms_heap_open_options {
+    size_t size; /* sizeof(ms_heap_open_options); 0 is taken as the current size */
+    /* Called from the loading thread after each chunk of the file, with the bytes read so far
+     * and the file's size (0 when unknown), e.g. to draw a progress bar; may be NULL. */
+    void (*progress)(void *ctx, uint64_t done, uint64_t total);
+    void *progress_ctx;
+} ms_heap_open_options;
+
 /* Opens and replays a trace. Errors: MS_ENOENT, MS_EACCES, MS_EPARSE (not a memsnap trace, a
- * newer major version), MS_ENOMEM; ms_heap_error() says why in one line. */
+ * newer major version), MS_ENOMEM; ms_last_error() says why in one line ("PATH: why"). */
 MS_EXTERN int ms_heap_open(ms_heap **out, const char *path);
+/* The same with options (opts may be NULL): a progress callback for a long load. Errors as
+ * ms_heap_open(), and MS_EINVAL for a size too small. */
+MS_EXTERN int ms_heap_open_opts(ms_heap **out, const char *path, const ms_heap_open_options *opts);
+/* The same on a descriptor the caller opened (not closed; the handle keeps a duplicate, to read
+ * the trace again for ms_heap_blocks() and ms_heap_threads()); name names the trace in
+ * messages ("trace" when NULL). */
+MS_EXTERN int ms_heap_open_fd(ms_heap **out, int fd, const char *name,
+                              const ms_heap_open_options *opts);
 MS_EXTERN void ms_heap_close(ms_heap *h);
 /* NULL, or one line on why reading stopped early (a cut or corrupt trace). */
 MS_EXTERN const char *ms_heap_warning(const ms_heap *h);
@@ -688,11 +714,77 @@ MS_EXTERN void ms_heap_rows_free(ms_heap_rows *r);
 MS_EXTERN size_t ms_heap_stack(ms_heap *h, const ms_heap_view *v, uint32_t stack,
                                ms_heap_frame *out, size_t max);
 
+/* One thread's figures over the whole trace (memscope-rs's thread statistics). Like every heap
+ * figure they are charged to the thread that ALLOCATED a block: the trace does not record
+ * which thread frees, so a block thread A allocates and thread B frees counts in A's frees.
+ * A realloc is the end of its old block and a new block. Weighted estimates when sampled. */
+typedef struct ms_heap_thread {
+    uint32_t tid;             /* the kernel thread id (0 when the trace has none) */
+    uint32_t image;           /* its process image: 0, then one more per exec() */
+    const char *name;         /* its last name, NULL when it has none */
+    uint64_t allocations;     /* blocks it allocated (realloc's new blocks excluded) */
+    uint64_t reallocations;   /* realloc's new blocks it made */
+    uint64_t allocated_bytes; /* bytes of both */
+    uint64_t frees;           /* of its blocks, those a free() ended */
+    uint64_t freed_bytes;     /* bytes of its blocks that ended: freed, or moved by a realloc */
+    uint64_t peak_bytes;      /* the most bytes of its blocks live at once */
+    uint64_t peak_time_ns;    /* when that was first reached (0 when it allocated nothing) */
+} ms_heap_thread;
+
+/* Computes the figures of every thread of the trace (on the first call: a pass that reads the
+ * trace again, tens of ms per 10 million events) and gives their number in *count; rows are
+ * in the order threads first called the allocator, image by image. Errors: MS_ENOMEM, and
+ * those of reading the file again (MS_EIO). */
+MS_EXTERN int ms_heap_threads(ms_heap *h, size_t *count);
+/* Row i of ms_heap_threads() (NULL past the end, or before that call); valid until
+ * ms_heap_close(). */
+MS_EXTERN const ms_heap_thread *ms_heap_thread_at(const ms_heap *h, size_t i);
+
 /* ---------------------------------------------------------------------------------------- */
 /* Heap output: the one renderer of heap rows (text, JSON, folded)                          */
 /* ---------------------------------------------------------------------------------------- */
 
-/* (section: heap output) */
+/*
+ * ms_heap_write() is the one renderer of heap rows: `memsnap report`, `memsnap analyze` of a
+ * trace and the flight recorder's trace_tail.json all print through it, in the formats of
+ * docs/report-format.md. The view is grouped (ms_heap_group()) by `by` in `order` and the
+ * first `top` rows written (0: every row):
+ *   - TEXT: a header ("peak at 0.001234 s: 1.50 MiB (1572864 bytes) live in 12 allocations";
+ *     "heap at" for ms_heap_at(), "leaks at", "diff from T1 to T2"), then per site its bytes,
+ *     blocks and symbolized frames; per thread a table (tid, name, allocations, bytes); per
+ *     function or module its name.
+ *   - JSON: one object on one line: time_ns (and from_time_ns for a diff), live_bytes,
+ *     live_allocations, then "sites" (bytes, count, stack of {function, file, line, module}),
+ *     "threads" (tid, name, bytes, count), "functions" or "modules" (name, bytes, count).
+ *   - FOLDED: one line per row with positive bytes, every row whatever top says (a flame graph
+ *     wants them all): "outer;...;inner BYTES", "NAME-TID BYTES" (threads), "NAME BYTES".
+ *   - JSON_ADDRESSES: JSON whose sites carry "stack_id" and unsymbolized frames {ip, module,
+ *     offset} (hex strings), at most 64 per site, and no debug info is read: what a crash-time
+ *     bundle can afford. Other groupings as JSON.
+ * Errors: MS_EINVAL (an unknown by, order or format), MS_ENOMEM, MS_EIO (fp failed).
+ */
+typedef enum ms_heap_format {
+    MS_HEAP_FORMAT_TEXT,
+    MS_HEAP_FORMAT_JSON,
+    MS_HEAP_FORMAT_FOLDED,
+    MS_HEAP_FORMAT_JSON_ADDRESSES,
+} ms_heap_format;
+
+MS_EXTERN int ms_heap_write(ms_heap *h, const ms_heap_view *v, ms_heap_by by, ms_heap_order order,
+                            ms_heap_format format, size_t top, FILE *fp);
+
+/* Writes the per-thread statistics (ms_heap_threads()) of `memsnap report --threads --stats`:
+ * TEXT, a line of totals then a table; JSON, one object (docs/report-format.md). Threads are
+ * sorted by allocated bytes, largest first, and cut to top (0: all). Errors: MS_EINVAL (FOLDED
+ * or an unknown format), those of ms_heap_threads(), MS_EIO. */
+MS_EXTERN int ms_heap_threads_write(ms_heap *h, ms_heap_format format, size_t top, FILE *fp);
+
+/* Writes the summary of a trace (ms_trace_stats_get()) as `memsnap report --stats` does:
+ * MS_FORMAT_TEXT, aligned "label: value" lines; MS_FORMAT_JSON, one object on one line whose
+ * "warning" is the given line (ms_trace_warning(), or NULL). Errors: MS_EINVAL (CSV),
+ * MS_ENOMEM, MS_EIO. */
+MS_EXTERN int ms_trace_stats_write(const ms_trace_stats *st, const char *warning, ms_format format,
+                                   FILE *fp);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Sampling: the one sampler behind monitor, track, the bindings and the exporter           */

@@ -4,18 +4,15 @@
  * --leaks what was live at the end, --diff T1 T2 what changed between two moments, each as
  * the top call sites by bytes (with their symbolized frames), or per allocating thread
  * (--threads), as text, JSON or folded stacks for flame graphs; --stats is the summary of the
- * trace (counts, bytes, peak, leaks, unmatched frees, threads, duration) as text or JSON.
- * The heap views come from the snapshot engine (src/engine/engine.h).
+ * trace (counts, bytes, peak, leaks, unmatched frees, threads, duration) as text or JSON,
+ * and with --threads each thread's allocated, freed and peak bytes. A front end over the
+ * library's heap API: ms_heap_* opens, queries and renders (ms_heap_write), ms_trace_* sums up.
  */
 #include "cli.h"
 #include "opts.h"
 
-#include "engine/engine.h"
-#include "engine/symbolize.h"
-
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -136,383 +133,6 @@ static const char *fmt_seconds(char *buf, size_t len, uint64_t ns)
     return buf;
 }
 
-/* "1.50 MiB (1572864 bytes)" into buf. */
-static const char *fmt_bytes(char *buf, size_t len, uint64_t bytes)
-{
-    char h[32];
-    ms_format_bytes(h, sizeof(h), bytes);
-    if (bytes < 1024)
-        snprintf(buf, len, "%s", h);
-    else
-        snprintf(buf, len, "%s (%llu bytes)", h, (unsigned long long)bytes);
-    return buf;
-}
-
-/* Events per second of trace time, or -1 when the trace has no duration. */
-static double events_per_second(const ms_trace_stats *st)
-{
-    return st->duration_ns ? (double)st->events * 1e9 / (double)st->duration_ns : -1;
-}
-
-/* How the recorded process ended, by the END record's exit kind. */
-static const char *exit_name(uint64_t kind)
-{
-    static const char *const names[] = {"exit", "_exit", "abort", "quick_exit",
-                                        "exec of a program not recorded here"};
-    return kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "unknown";
-}
-
-static int report_text(FILE *fp, const ms_trace_stats *st)
-{
-    char a[96], b[96];
-#define LINE(label, ...)                                                                           \
-    do {                                                                                           \
-        fprintf(fp, "%-17s ", label ":");                                                          \
-        fprintf(fp, __VA_ARGS__);                                                                  \
-        fputc('\n', fp);                                                                           \
-    } while (0)
-    LINE("process", "pid %u (ppid %u)%s", st->pid, st->ppid,
-         st->forked ? ", forked from a recorded parent" : "");
-    LINE("images", "%u%s", st->images, st->images > 1 ? " (exec)" : "");
-    if (st->complete)
-        LINE("complete", "yes (%s)", exit_name(st->exit_kind));
-    else
-        LINE("complete", "no (no END record: the program did not exit normally, or the trace "
-                         "was cut)");
-    if (st->truncated)
-        LINE("truncated", "yes (see the warning)");
-    if (st->sample_rate)
-        LINE("sampled", "1 in about %llu bytes (allocation figures are estimates)",
-             (unsigned long long)st->sample_rate);
-    LINE("duration", "%s", fmt_seconds(a, sizeof(a), st->duration_ns));
-    double eps = events_per_second(st);
-    if (eps >= 0)
-        LINE("events", "%llu (%.0f events/s)", (unsigned long long)st->events, eps);
-    else
-        LINE("events", "%llu", (unsigned long long)st->events);
-    LINE("allocations", "%llu", (unsigned long long)st->allocations);
-    LINE("reallocations", "%llu", (unsigned long long)st->reallocations);
-    LINE("frees", "%llu", (unsigned long long)st->frees);
-    LINE("allocated", "%s", fmt_bytes(a, sizeof(a), st->allocated_bytes));
-    LINE("peak", "%s at %s", fmt_bytes(a, sizeof(a), st->peak_bytes),
-         fmt_seconds(b, sizeof(b), st->peak_time_ns));
-    LINE("leaked", "%s in %llu allocation%s", fmt_bytes(a, sizeof(a), st->leaked_bytes),
-         (unsigned long long)st->leaked_allocations, st->leaked_allocations == 1 ? "" : "s");
-    LINE("unmatched frees", "%llu", (unsigned long long)st->unmatched_frees);
-    if (st->lost_events)
-        LINE("lost events", "%llu (not recorded: signal handlers nested too deep)",
-             (unsigned long long)st->lost_events);
-    LINE("threads", "%llu", (unsigned long long)st->threads);
-    LINE("stacks", "%llu", (unsigned long long)st->stacks);
-    LINE("modules", "%llu", (unsigned long long)st->modules);
-    LINE("markers", "%llu", (unsigned long long)st->markers);
-    if (st->rss_samples) {
-        ms_format_bytes(a, sizeof(a), st->rss_peak_bytes);
-        LINE("RSS samples", "%llu (peak %s)", (unsigned long long)st->rss_samples, a);
-    } else
-        LINE("RSS samples", "0");
-    if (st->mmaps || st->munmaps)
-        LINE("mmaps", "%llu, %s mapped; %llu munmaps", (unsigned long long)st->mmaps,
-             fmt_bytes(a, sizeof(a), st->mapped_bytes), (unsigned long long)st->munmaps);
-    if (st->events)
-        LINE("file", "%s, %.2f bytes/event", fmt_bytes(a, sizeof(a), st->file_bytes),
-             (double)st->file_bytes / (double)st->events);
-    else
-        LINE("file", "%s", fmt_bytes(a, sizeof(a), st->file_bytes));
-#undef LINE
-    return ferror(fp) ? -1 : 0;
-}
-
-static int report_json(FILE *fp, const ms_trace_stats *st, const char *warning)
-{
-    json_t *o = json_object();
-    if (!o)
-        return -1;
-    int bad = 0;
-#define U(key, v) bad |= json_object_set_new(o, key, cli_json_u64(v))
-#define B(key, v) bad |= json_object_set_new(o, key, json_boolean(v))
-    U("allocations", st->allocations);
-    U("frees", st->frees);
-    U("reallocations", st->reallocations);
-    U("allocated_bytes", st->allocated_bytes);
-    U("peak_bytes", st->peak_bytes);
-    U("peak_time_ns", st->peak_time_ns);
-    U("leaked_bytes", st->leaked_bytes);
-    U("leaked_allocations", st->leaked_allocations);
-    U("unmatched_frees", st->unmatched_frees);
-    U("lost_events", st->lost_events);
-    bad |= json_object_set_new(o, "exit",
-                               st->complete ? json_string(exit_name(st->exit_kind)) : json_null());
-    U("threads", st->threads);
-    U("duration_ns", st->duration_ns);
-    U("pid", st->pid);
-    U("ppid", st->ppid);
-    U("images", st->images);
-    B("forked", st->forked);
-    B("complete", st->complete);
-    B("truncated", st->truncated);
-    B("saturated", st->saturated);
-    bad |= json_object_set_new(o, "warning", warning ? json_string(warning) : json_null());
-    U("sample_rate", st->sample_rate);
-    U("events", st->events);
-    double eps = events_per_second(st);
-    bad |= json_object_set_new(o, "events_per_second",
-                               eps >= 0 ? json_integer((json_int_t)(eps + 0.5)) : json_null());
-    U("stacks", st->stacks);
-    U("modules", st->modules);
-    U("markers", st->markers);
-    U("rss_samples", st->rss_samples);
-    U("rss_peak_bytes", st->rss_peak_bytes);
-    U("mmaps", st->mmaps);
-    U("munmaps", st->munmaps);
-    U("mapped_bytes", st->mapped_bytes);
-    U("file_bytes", st->file_bytes);
-    double bpe = (double)st->file_bytes / (double)(st->events ? st->events : 1);
-    bad |= json_object_set_new(o, "bytes_per_event",
-                               st->events ? json_real((double)(uint64_t)(bpe * 100 + 0.5) / 100)
-                                          : json_null());
-#undef U
-#undef B
-    if (!bad)
-        bad = json_dumpf(o, fp, JSON_COMPACT | JSON_REAL_PRECISION(12)) != 0 ||
-              fputc('\n', fp) == EOF;
-    json_decref(o);
-    return bad ? -1 : 0;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Heap views: --peak, --at, --leaks, --diff                                                */
-/* ---------------------------------------------------------------------------------------- */
-
-#define MAX_FRAMES 1024
-
-/* What the heap reports share: the engine, the symbolizer (NULL when it could not open). */
-struct heap_report {
-    struct ms__engine *e;
-    const struct ms__trace_data *td;
-    struct ms__symbolizer *sym;
-    struct ms__sym_frame frames[MAX_FRAMES];
-};
-
-/* The frames of stack id `stack` of image im, innermost first, into hr->frames. */
-static size_t stack_frames(struct heap_report *hr, uint32_t im, uint32_t stack)
-{
-    return ms__engine_stack_frames(hr->e, hr->sym, im, stack, hr->frames, MAX_FRAMES);
-}
-
-/* "+1.50 MiB (+1572864 bytes)" or "1.50 MiB (1572864 bytes)" into buf. */
-static const char *fmt_sbytes(char *buf, size_t len, int64_t bytes, bool diff)
-{
-    if (!diff)
-        return fmt_bytes(buf, len, bytes < 0 ? 0 : (uint64_t)bytes);
-    char h[32];
-    ms_format_bytes_signed(h, sizeof(h), bytes);
-    if (bytes > -1024 && bytes < 1024)
-        snprintf(buf, len, "%s", h);
-    else
-        snprintf(buf, len, "%s (%+lld bytes)", h, (long long)bytes);
-    return buf;
-}
-
-static const char *mode_name(enum cli_heap_mode m)
-{
-    return m == CLI_HEAP_PEAK    ? "peak"
-           : m == CLI_HEAP_LEAKS ? "leaks"
-           : m == CLI_HEAP_DIFF  ? "diff"
-                                 : "heap";
-}
-
-static const char *thread_name(const struct ms__trace_data *td, uint32_t t)
-{
-    if (t >= td->nthreads || !td->threads[t].name.len)
-        return NULL;
-    return ms__trace_str_ptr(td, td->threads[t].name);
-}
-
-static void text_header(FILE *fp, const struct ms__heap_view *v, enum cli_heap_mode mode)
-{
-    char a[96], b[96], c[96];
-    if (v->diff)
-        fprintf(fp, "diff from %s to %s: %s, %+lld allocations\n",
-                fmt_seconds(a, sizeof(a), v->from_time_ns), fmt_seconds(b, sizeof(b), v->time_ns),
-                fmt_sbytes(c, sizeof(c), v->live_bytes, true), (long long)v->live_allocations);
-    else
-        fprintf(fp, "%s at %s: %s live in %lld allocation%s\n", mode_name(mode),
-                fmt_seconds(a, sizeof(a), v->time_ns),
-                fmt_sbytes(c, sizeof(c), v->live_bytes, false), (long long)v->live_allocations,
-                v->live_allocations == 1 ? "" : "s");
-}
-
-static int text_sites(FILE *fp, struct heap_report *hr, const struct ms__heap_view *v,
-                      const struct ms__group_row *rows, size_t n, enum cli_heap_mode mode)
-{
-    char a[96];
-    text_header(fp, v, mode);
-    for (size_t i = 0; i < n; i++) {
-        fprintf(fp,
-                v->diff ? "\n#%zu %s in %+lld allocation%s\n" : "\n#%zu %s in %lld allocation%s\n",
-                i + 1, fmt_sbytes(a, sizeof(a), rows[i].bytes, v->diff), (long long)rows[i].count,
-                rows[i].count == 1 || rows[i].count == -1 ? "" : "s");
-        size_t nf = stack_frames(hr, rows[i].image, rows[i].stack);
-        if (!nf)
-            fprintf(fp, "    (no stack)\n");
-        for (size_t f = 0; f < nf; f++) {
-            const struct ms__sym_frame *fr = &hr->frames[f];
-            if (fr->function) {
-                fprintf(fp, "    %s", fr->function);
-                if (fr->file)
-                    fprintf(fp, " %s:%u", fr->file, fr->line);
-                fprintf(fp, " [%s]%s\n", ms__sym_module_name(fr), fr->inlined ? " (inlined)" : "");
-            } else {
-                char name[512];
-                fprintf(fp, "    %s\n", ms__sym_frame_name(fr, name, sizeof(name)));
-            }
-        }
-    }
-    if (n == 0)
-        fprintf(fp, "\n(no %s)\n", v->diff ? "change" : "live allocations");
-    return ferror(fp) ? -1 : 0;
-}
-
-static int text_threads(FILE *fp, struct heap_report *hr, const struct ms__heap_view *v,
-                        const struct ms__group_row *rows, size_t n, enum cli_heap_mode mode)
-{
-    char a[96];
-    text_header(fp, v, mode);
-    fprintf(fp, "\n%-8s %-16s %12s %28s\n", "tid", "name", "allocations", "bytes");
-    for (size_t i = 0; i < n; i++) {
-        const struct ms__trace_thread *t = &hr->td->threads[rows[i].thread];
-        const char *name = thread_name(hr->td, rows[i].thread);
-        fprintf(fp, "%-8u %-16s %12lld %28s\n", t->tid, name ? name : "?", (long long)rows[i].count,
-                fmt_sbytes(a, sizeof(a), rows[i].bytes, v->diff));
-    }
-    return ferror(fp) ? -1 : 0;
-}
-
-static json_t *json_view_head(const struct ms__heap_view *v)
-{
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    int bad = json_object_set_new(o, "time_ns", json_integer((json_int_t)v->time_ns));
-    if (v->diff)
-        bad |= json_object_set_new(o, "from_time_ns", json_integer((json_int_t)v->from_time_ns));
-    bad |= json_object_set_new(o, "live_bytes", json_integer((json_int_t)v->live_bytes));
-    bad |=
-        json_object_set_new(o, "live_allocations", json_integer((json_int_t)v->live_allocations));
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-static int json_out(FILE *fp, json_t *o)
-{
-    int bad = json_dumpf(o, fp, JSON_COMPACT) != 0 || fputc('\n', fp) == EOF;
-    json_decref(o);
-    return bad ? -1 : 0;
-}
-
-static json_t *str_or_null(const char *s)
-{
-    return s ? json_string(s) : json_null();
-}
-
-static int json_sites(FILE *fp, struct heap_report *hr, const struct ms__heap_view *v,
-                      const struct ms__group_row *rows, size_t n)
-{
-    json_t *o = json_view_head(v), *sites = json_array();
-    int bad = !o || !sites || json_object_set_new(o, "sites", sites);
-    for (size_t i = 0; i < n && !bad; i++) {
-        json_t *site = json_object(), *stack = json_array();
-        bad |= !site || !stack || json_array_append_new(sites, site);
-        if (bad) {
-            json_decref(stack);
-            break;
-        }
-        bad |= json_object_set_new(site, "bytes", json_integer((json_int_t)rows[i].bytes));
-        bad |= json_object_set_new(site, "count", json_integer((json_int_t)rows[i].count));
-        bad |= json_object_set_new(site, "stack", stack);
-        size_t nf = stack_frames(hr, rows[i].image, rows[i].stack);
-        for (size_t f = 0; f < nf && !bad; f++) {
-            const struct ms__sym_frame *fr = &hr->frames[f];
-            json_t *jf = json_object();
-            bad |= !jf || json_array_append_new(stack, jf);
-            if (bad)
-                break;
-            bad |= json_object_set_new(jf, "function", str_or_null(fr->function));
-            bad |= json_object_set_new(jf, "file", str_or_null(fr->file));
-            bad |= json_object_set_new(jf, "line", json_integer(fr->line));
-            bad |= json_object_set_new(jf, "module", json_string(fr->module ? fr->module : "?"));
-        }
-    }
-    if (bad) {
-        json_decref(o);
-        return -1;
-    }
-    return json_out(fp, o);
-}
-
-static int json_threads(FILE *fp, struct heap_report *hr, const struct ms__heap_view *v,
-                        const struct ms__group_row *rows, size_t n)
-{
-    json_t *o = json_view_head(v), *threads = json_array();
-    int bad = !o || !threads || json_object_set_new(o, "threads", threads);
-    for (size_t i = 0; i < n && !bad; i++) {
-        json_t *t = json_object();
-        bad |= !t || json_array_append_new(threads, t);
-        if (bad)
-            break;
-        bad |= json_object_set_new(t, "tid", json_integer(hr->td->threads[rows[i].thread].tid));
-        bad |= json_object_set_new(t, "name", str_or_null(thread_name(hr->td, rows[i].thread)));
-        bad |= json_object_set_new(t, "bytes", json_integer((json_int_t)rows[i].bytes));
-        bad |= json_object_set_new(t, "count", json_integer((json_int_t)rows[i].count));
-    }
-    if (bad) {
-        json_decref(o);
-        return -1;
-    }
-    return json_out(fp, o);
-}
-
-/* One frame's name for a folded line: the function, else module+0xoffset; ';' made ':'. */
-static void folded_frame(FILE *fp, const struct ms__sym_frame *fr)
-{
-    char buf[512];
-    ms__sym_frame_name(fr, buf, sizeof(buf));
-    for (char *c = buf; *c; c++)
-        if (*c == ';' || *c == '\n')
-            *c = ':';
-    fputs(buf, fp);
-}
-
-/* Every stack with positive bytes: "outer;...;inner bytes"; threads: "thread bytes". */
-static int folded(FILE *fp, struct heap_report *hr, const struct ms__group_row *rows, size_t n,
-                  bool threads)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (rows[i].bytes <= 0)
-            continue;
-        if (threads) {
-            const char *name = thread_name(hr->td, rows[i].thread);
-            fprintf(fp, "%s-%u %lld\n", name ? name : "thread", hr->td->threads[rows[i].thread].tid,
-                    (long long)rows[i].bytes);
-            continue;
-        }
-        size_t nf = stack_frames(hr, rows[i].image, rows[i].stack);
-        if (!nf)
-            fputs("[no stack]", fp);
-        for (size_t f = nf; f-- > 0;) {
-            folded_frame(fp, &hr->frames[f]);
-            if (f)
-                fputc(';', fp);
-        }
-        fprintf(fp, " %lld\n", (long long)rows[i].bytes);
-    }
-    return ferror(fp) ? -1 : 0;
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* Loading, with a progress line on a terminal                                              */
 /* ---------------------------------------------------------------------------------------- */
@@ -606,21 +226,22 @@ static void *progress_thread(void *arg)
     return NULL;
 }
 
-static int open_engine(const char *cmd, const char *path, struct ms__engine **e)
+/* Opens the trace at path with ms_heap_open_fd (a FIFO or a directory: one line, no wait),
+ * with the progress bar on a terminal; prints the error. */
+static int open_heap(const char *cmd, const char *path, ms_heap **h)
 {
     struct stat st;
-    int fd = cli_open_input(cmd, path, &st); /* a FIFO or a directory: one line, no wait */
+    int fd = cli_open_input(cmd, path, &st);
     if (fd < 0)
         return CLI_FAIL;
     struct progress p = {.lock = PTHREAD_MUTEX_INITIALIZER,
                          .cond = PTHREAD_COND_INITIALIZER,
                          .path = path,
                          .size = (uint64_t)st.st_size};
-    struct ms__engine_opts o = {.progress = progress_note, .progress_ctx = &p};
+    ms_heap_open_options o = {.size = sizeof(o), .progress = progress_note, .progress_ctx = &p};
     pthread_t th;
     bool threaded = isatty(STDERR_FILENO) && pthread_create(&th, NULL, progress_thread, &p) == 0;
-    char err[512];
-    int rc = ms__engine_open_fd(e, fd, &o, err, sizeof(err));
+    int rc = ms_heap_open_fd(h, fd, path, &o);
     if (threaded) {
         pthread_mutex_lock(&p.lock);
         p.done = true;
@@ -630,16 +251,17 @@ static int open_engine(const char *cmd, const char *path, struct ms__engine **e)
     }
     close(fd);
     if (rc) {
-        cli_error(cmd, "%s: %s", path, err);
+        cli_error(cmd, "%s", ms_last_error());
         return CLI_FAIL;
     }
     return CLI_OK;
 }
 
 /* WHEN (seconds from the trace start, or a marker label) to ns; prints the error. */
-static int parse_when(const char *cmd, struct ms__engine *e, const char *when, uint64_t *ns)
+static int parse_when(const char *cmd, ms_heap *h, const char *when, uint64_t *ns)
 {
-    const struct ms__trace_data *td = ms__engine_trace(e);
+    ms_heap_totals tot = {.size = sizeof(tot)};
+    ms_heap_totals_get(h, &tot);
     /* a time is plain decimal seconds ("2", "0.25"); " 5", "+5", "0x5" or "1e3" are not
      * (strtod would take them): such a WHEN is a marker's label or an error */
     size_t digits = strspn(when, "0123456789");
@@ -652,55 +274,59 @@ static int parse_when(const char *cmd, struct ms__engine *e, const char *when, u
     double s = plain ? strtod(when, &end) : 0;
     if (plain && !*end && !errno && isfinite(s)) {
         double t = s * 1e9;
-        if (t > (double)td->end_time + 0.5) {
+        if (t > (double)tot.duration_ns + 0.5) {
             char a[64];
             cli_error(cmd, "time %s s is past the end of the trace (duration %s)", when,
-                      fmt_seconds(a, sizeof(a), td->end_time));
+                      fmt_seconds(a, sizeof(a), tot.duration_ns));
             return CLI_FAIL;
         }
         *ns = (uint64_t)(t + 0.5);
+        if (*ns > tot.duration_ns) /* within half a ns of the end: the end */
+            *ns = tot.duration_ns;
         return CLI_OK;
     }
     if (when[0] == '-' && strspn(when + 1, "0123456789.") == strlen(when + 1) && when[1] &&
-        ms__engine_marker_time(e, when, ns) != 0) {
+        ms_heap_marker_time(h, when, ns) != 0) {
         cli_error(cmd, "time '%s' is before the trace start", when);
         return CLI_USAGE;
     }
-    if (ms__engine_marker_time(e, when, ns) != 0) {
+    if (ms_heap_marker_time(h, when, ns) != 0) {
         cli_error(cmd, "no marker is labelled '%s' (and it is not a time in seconds)", when);
         return CLI_FAIL;
     }
     return CLI_OK;
 }
 
-/* One output of cli_heap_report (see cli.h) from the loaded trace in hr. */
-static int heap_out(const char *cmd, const char *path, struct heap_report *hr,
-                    const struct cli_heap_out *o, const char *w1, const char *w2, bool threads,
-                    unsigned long top)
+/* One output of cli_heap_report (see cli.h) from the trace loaded in h. */
+static int heap_out(const char *cmd, const char *path, ms_heap *h, const struct cli_heap_out *o,
+                    const char *w1, const char *w2, bool threads, unsigned long top)
 {
-    struct ms__heap_view v = {0}, a = {0}, b = {0};
+    static const ms_heap_format formats[] = {[CLI_HEAP_TEXT] = MS_HEAP_FORMAT_TEXT,
+                                             [CLI_HEAP_JSON] = MS_HEAP_FORMAT_JSON,
+                                             [CLI_HEAP_FOLDED] = MS_HEAP_FORMAT_FOLDED};
+    ms_heap_view *v = NULL, *a = NULL, *b = NULL;
     uint64_t t1 = 0, t2 = 0;
     int err = 0, rc = CLI_OK;
     switch (o->mode) {
     case CLI_HEAP_PEAK:
-        err = ms__engine_peak(hr->e, &v);
+        err = ms_heap_peak(h, &v);
         break;
     case CLI_HEAP_LEAKS:
-        err = ms__engine_leaks(hr->e, &v);
+        err = ms_heap_leaks(h, &v);
         break;
     case CLI_HEAP_AT:
-        if ((rc = parse_when(cmd, hr->e, w1, &t1)))
+        if ((rc = parse_when(cmd, h, w1, &t1)))
             goto out;
-        err = ms__engine_snapshot_time(hr->e, t1, &v);
+        err = ms_heap_at(h, t1, &v);
         break;
     default:
-        if ((rc = parse_when(cmd, hr->e, w1, &t1)) || (rc = parse_when(cmd, hr->e, w2, &t2)))
+        if ((rc = parse_when(cmd, h, w1, &t1)) || (rc = parse_when(cmd, h, w2, &t2)))
             goto out;
-        err = ms__engine_snapshot_time(hr->e, t1, &a);
+        err = ms_heap_at(h, t1, &a);
         if (!err)
-            err = ms__engine_snapshot_time(hr->e, t2, &b);
+            err = ms_heap_at(h, t2, &b);
         if (!err)
-            err = ms__engine_diff(&a, &b, &v);
+            err = ms_heap_diff(h, a, b, &v);
         break;
     }
     if (err) {
@@ -708,33 +334,16 @@ static int heap_out(const char *cmd, const char *path, struct heap_report *hr,
         rc = CLI_FAIL;
         goto out;
     }
-    struct ms__group_row *rows;
-    size_t n;
-    if (ms__engine_group(hr->e, &v, threads ? MS__GROUP_THREAD : MS__GROUP_STACK, NULL, &rows,
-                         &n) != 0) {
-        cli_error(cmd, "out of memory");
-        rc = CLI_FAIL;
-        goto out;
-    }
-    size_t shown = n < top ? n : (size_t)top;
-    int wr;
-    FILE *fp = o->fp;
-    if (o->fmt == CLI_HEAP_FOLDED)
-        wr = folded(fp, hr, rows, n, threads);
-    else if (o->fmt == CLI_HEAP_JSON)
-        wr = threads ? json_threads(fp, hr, &v, rows, shown) : json_sites(fp, hr, &v, rows, shown);
-    else
-        wr = threads ? text_threads(fp, hr, &v, rows, shown, o->mode)
-                     : text_sites(fp, hr, &v, rows, shown, o->mode);
-    ms__group_rows_free(rows, n);
-    if (wr || fflush(fp) != 0) {
-        cli_error(cmd, "writing the report failed");
+    err = ms_heap_write(h, v, threads ? MS_HEAP_BY_THREAD : MS_HEAP_BY_SITE, MS_HEAP_ORDER_BYTES,
+                        formats[o->fmt], top, o->fp);
+    if (err || fflush(o->fp) != 0) {
+        cli_error(cmd, err == MS_ENOMEM ? "out of memory" : "writing the report failed");
         rc = CLI_FAIL;
     }
 out:
-    ms__heap_view_free(&v);
-    ms__heap_view_free(&a);
-    ms__heap_view_free(&b);
+    ms_heap_view_free(v);
+    ms_heap_view_free(a);
+    ms_heap_view_free(b);
     return rc;
 }
 
@@ -754,30 +363,44 @@ static void trace_notes(const char *cmd, const char *warning, bool complete, uin
                   (unsigned long long)lost, lost == 1 ? "" : "s", lost == 1 ? "it" : "them");
 }
 
+/* The notes of trace_notes() from a loaded heap. */
+static void heap_notes(const char *cmd, const ms_heap *h)
+{
+    ms_heap_totals t = {.size = sizeof(t)};
+    ms_heap_totals_get(h, &t);
+    trace_notes(cmd, ms_heap_warning(h), t.complete, t.lost_events);
+}
+
 int cli_heap_report(const char *cmd, const char *path, const struct cli_heap_out *outs, size_t n,
                     const char *w1, const char *w2, bool threads, unsigned long top)
 {
-    struct heap_report *hr = calloc(1, sizeof(*hr));
-    if (!hr) {
-        cli_error(cmd, "out of memory");
+    ms_heap *h;
+    int rc = open_heap(cmd, path, &h);
+    if (rc)
+        return rc;
+    heap_notes(cmd, h);
+    for (size_t i = 0; i < n && rc == CLI_OK; i++)
+        rc = heap_out(cmd, path, h, &outs[i], w1, w2, threads, top);
+    ms_heap_close(h);
+    return rc;
+}
+
+/* `--threads --stats`: each thread's allocated, freed and peak bytes. */
+static int thread_stats_report(const char *path, bool json, unsigned long top)
+{
+    ms_heap *h;
+    int rc = open_heap("report", path, &h);
+    if (rc)
+        return rc;
+    heap_notes("report", h);
+    int err =
+        ms_heap_threads_write(h, json ? MS_HEAP_FORMAT_JSON : MS_HEAP_FORMAT_TEXT, top, stdout);
+    ms_heap_close(h);
+    if (err || fflush(stdout) != 0) {
+        cli_error("report", err == MS_ENOMEM ? "out of memory" : "writing the report failed");
         return CLI_FAIL;
     }
-    int rc = open_engine(cmd, path, &hr->e);
-    if (rc) {
-        free(hr);
-        return rc;
-    }
-    hr->td = ms__engine_trace(hr->e);
-    trace_notes(cmd, hr->td->truncated ? hr->td->warning : NULL, hr->td->complete, hr->td->lost);
-    if (ms__sym_open(&hr->sym, hr->td) != 0)
-        hr->sym = NULL; /* frames stay module+offset */
-    for (size_t i = 0; i < n && rc == CLI_OK; i++)
-        rc = heap_out(cmd, path, hr, &outs[i], w1, w2, threads, top);
-    if (hr->sym)
-        ms__sym_close(hr->sym);
-    ms__engine_close(hr->e);
-    free(hr);
-    return rc;
+    return CLI_OK;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -804,7 +427,7 @@ static int stats_report(const char *path, ms_format fmt)
     if (st.saturated)
         cli_error("report", "warning: byte figures pass 2^64 - 1 and are held there: no "
                             "program's heap does, the trace is crafted or corrupt");
-    rc = fmt == MS_FORMAT_JSON ? report_json(stdout, &st, warning) : report_text(stdout, &st);
+    rc = ms_trace_stats_write(&st, warning, fmt, stdout);
     ms_trace_close(t);
     if (rc || fflush(stdout) != 0) {
         cli_error("report", "writing the report failed");
@@ -834,10 +457,12 @@ int cmd_report(int argc, char **argv)
         return CLI_USAGE;
     }
     if (mode == CLI_HEAP_STATS) {
-        if (fmt == CLI_HEAP_FOLDED || threads) {
-            cli_error("report", "--stats takes --format text or json, and no --threads");
+        if (fmt == CLI_HEAP_FOLDED) {
+            cli_error("report", "--stats takes --format text or json");
             return CLI_USAGE;
         }
+        if (threads)
+            return thread_stats_report(argv[optind], fmt == CLI_HEAP_JSON, top);
         return stats_report(argv[optind], fmt == CLI_HEAP_JSON ? MS_FORMAT_JSON : MS_FORMAT_TEXT);
     }
     struct cli_heap_out out = {mode, fmt, stdout};

@@ -64,9 +64,9 @@ struct ms__engine {
     size_t blk_cap;
     uint32_t image; /* the current image */
     uint64_t last_ticks;
-    uint64_t next; /* 1 + the current image's last block allocated */
-    uint64_t cur, peak, nlive;
-    double wcur, wpeak, wlive;
+    uint64_t next;                              /* 1 + the current image's last block allocated */
+    uint64_t cur, peak, nlive, abytes, dropped; /* bytes allocated; live at an exec */
+    double wcur, wpeak, wlive, wabytes, wdropped;
     bool have_peak; /* (once tot.sampled, the figures go on in the doubles) */
     uint64_t replayed;
     int fd; /* the trace, for ms__engine_blocks (-1: loaded whole, td->events holds it all) */
@@ -145,6 +145,8 @@ static int infos_more(struct ms__engine *e, const struct ms__trace_data *td)
             e->wcur = (double)e->cur;
             e->wlive = (double)e->nlive;
             e->wpeak = (double)e->peak;
+            e->wabytes = (double)e->abytes;
+            e->wdropped = (double)e->dropped;
         }
     }
     e->ninfos = n;
@@ -192,6 +194,8 @@ static void image_start(struct ms__engine *e, uint32_t im)
         return;
     e->image = im;
     e->next = 0;
+    e->dropped = ms__sat_add(e->dropped, e->cur); /* gone with the image: not freed */
+    e->wdropped += e->wcur;
     e->cur = 0;
     e->nlive = 0;
     e->wcur = e->wlive = 0;
@@ -252,6 +256,7 @@ static int consume(void *ctx, const struct ms__trace_data *td, size_t from, size
                 *(ev->kind == MS__EV_ALLOC ? &t->allocations : &t->reallocations) += 1;
                 if (!sampled) {
                     e->cur = ms__sat_add(e->cur, infos[info].size);
+                    e->abytes = ms__sat_add(e->abytes, infos[info].size);
                     if (e->cur > e->peak || !e->have_peak) {
                         e->peak = e->cur;
                         t->peak_event = i + 1;
@@ -259,6 +264,7 @@ static int consume(void *ctx, const struct ms__trace_data *td, size_t from, size
                     }
                 } else {
                     e->wcur += (double)infos[info].size * w[info];
+                    e->wabytes += (double)infos[info].size * w[info];
                     e->wlive += w[info];
                     if (e->wcur > e->wpeak || !e->have_peak) {
                         e->wpeak = e->wcur;
@@ -326,6 +332,13 @@ static int finish(struct ms__engine *e)
         if ((rc = checkpoint(e)) != 0)
             return rc;
     t->peak_bytes = e->tot.sampled ? round_u64(e->wpeak) : e->peak;
+    /* what ended while live: allocated - dropped at the execs - live at the end (one add per
+     * allocation in the pass, none per free) */
+    t->allocated_bytes = e->tot.sampled ? round_u64(e->wabytes) : e->abytes;
+    if (e->tot.sampled)
+        t->freed_bytes = round_u64(e->wabytes - e->wdropped - e->wcur);
+    else if (e->abytes >= ms__sat_add(e->dropped, e->cur))
+        t->freed_bytes = e->abytes - e->dropped - e->cur;
     t->slots = td->nslots;
     t->checkpoint_every = e->every;
     t->checkpoints = e->ncp;
@@ -535,6 +548,126 @@ int ms__engine_blocks(struct ms__engine *e, const struct ms__heap_view *v,
             rc = fn(ctx, b, bp.blk[b].info, bp.blk[b].alloc);
     free(bp.blk);
     return rc;
+}
+
+/* The per-thread pass (ms__engine_threads): the live blocks of the current image, as
+ * block -> info + 1 (0: not live), and each thread's running figures. */
+struct thread_pass {
+    const struct ms__engine *e;
+    uint32_t image; /* the image of the last slot taken in; UINT32_MAX before the first */
+    uint32_t *live; /* the image's nblocks entries */
+    struct thread_acc {
+        uint64_t allocs, reallocs, frees, abytes, fbytes, cur, peak, peak_slot;
+        double wallocs, wreallocs, wfrees, wabytes, wfbytes, wcur, wpeak;
+        bool have_peak;
+    } * t; /* one per td->threads */
+};
+
+/* Takes in slots [from, to) (an ms__trace_chunk_fn) of the trace read again; images, infos
+ * and threads come from the engine's complete data (the numbering is the same). */
+static int thread_chunk(void *ctx, const struct ms__trace_data *sd, size_t from, size_t to)
+{
+    struct thread_pass *tp = ctx;
+    const struct ms__engine *e = tp->e;
+    const struct ms__trace_data *td = e->td;
+    const bool sampled = e->tot.sampled;
+    if (to > td->nslots) /* a file rewritten since open */
+        to = td->nslots;
+    for (size_t i = from; i < to; i++) {
+        uint32_t im = tp->image == UINT32_MAX ? 0 : tp->image;
+        while (im + 1 < td->nimages && td->images[im + 1].first_event <= i)
+            im++;
+        if (im != tp->image) { /* an exec: the old heap is gone (not freed) */
+            const struct ms__trace_image *image = &td->images[im];
+            free(tp->live);
+            tp->live = calloc(image->nblocks ? image->nblocks : 1, sizeof(*tp->live));
+            if (!tp->live)
+                return MS_ENOMEM;
+            tp->image = im;
+        }
+        const struct ms__trace_event *ev = &sd->events[i - sd->slot_base];
+        bool alloc = ev->kind == MS__EV_ALLOC || ev->kind == MS__EV_REALLOC;
+        bool end =
+            ev->kind == MS__EV_FREE || ev->kind == MS__EV_REALLOC_OLD || ev->kind == MS__EV_RELEASE;
+        if ((!alloc && !end) || ev->id >= td->images[im].nblocks)
+            continue;
+        uint32_t info = alloc ? ev->info : tp->live[ev->id] - 1;
+        if ((!alloc && !tp->live[ev->id]) || info >= e->ninfos || /* a double free */
+            td->infos[info].thread >= td->nthreads)
+            continue;
+        struct thread_acc *a = &tp->t[td->infos[info].thread];
+        uint64_t size = td->infos[info].size;
+        double w = e->weight[info];
+        if (alloc) {
+            tp->live[ev->id] = info + 1;
+            if (ev->kind == MS__EV_ALLOC)
+                a->allocs++, a->wallocs += w;
+            else
+                a->reallocs++, a->wreallocs += w;
+            a->abytes = ms__sat_add(a->abytes, size);
+            a->cur = ms__sat_add(a->cur, size);
+            a->wabytes += (double)size * w;
+            a->wcur += (double)size * w;
+            if (!a->have_peak || (sampled ? a->wcur > a->wpeak : a->cur > a->peak)) {
+                a->peak = a->cur;
+                a->wpeak = a->wcur;
+                a->peak_slot = i;
+                a->have_peak = true;
+            }
+        } else {
+            tp->live[ev->id] = 0;
+            if (ev->kind == MS__EV_FREE)
+                a->frees++, a->wfrees += w;
+            a->fbytes = ms__sat_add(a->fbytes, size);
+            a->cur = a->cur >= size ? a->cur - size : 0; /* less only after a saturation */
+            a->wfbytes += (double)size * w;
+            a->wcur -= (double)size * w;
+        }
+    }
+    return 0;
+}
+
+int ms__engine_threads(struct ms__engine *e, struct ms__thread_stats **out)
+{
+    const struct ms__trace_data *td = e->td;
+    *out = NULL;
+    struct thread_pass tp = {.e = e, .image = UINT32_MAX};
+    size_t n = td->nthreads ? td->nthreads : 1;
+    struct ms__thread_stats *s = calloc(n, sizeof(*s));
+    if (!s || !(tp.t = calloc(n, sizeof(*tp.t)))) {
+        free(s);
+        return MS_ENOMEM;
+    }
+    int rc = 0;
+    if (e->fd < 0) { /* loaded whole */
+        rc = thread_chunk(&tp, td, 0, td->nslots);
+    } else {
+        struct ms__trace_data *again = NULL;
+        char err[256];
+        rc = ms__trace_load_fd_stream(&again, e->fd, thread_chunk, &tp, err, sizeof(err));
+        ms__trace_data_free(again);
+    }
+    for (size_t i = 0; rc == 0 && i < td->nthreads; i++) {
+        const struct thread_acc *a = &tp.t[i];
+        bool w = e->tot.sampled;
+        s[i] = (struct ms__thread_stats){
+            .allocations = w ? round_u64(a->wallocs) : a->allocs,
+            .reallocations = w ? round_u64(a->wreallocs) : a->reallocs,
+            .frees = w ? round_u64(a->wfrees) : a->frees,
+            .allocated_bytes = w ? round_u64(a->wabytes) : a->abytes,
+            .freed_bytes = w ? round_u64(a->wfbytes) : a->fbytes,
+            .peak_bytes = w ? round_u64(a->wpeak) : a->peak,
+            .peak_time_ns = a->have_peak ? ms__engine_slot_ns(e, a->peak_slot) : 0,
+        };
+    }
+    free(tp.live);
+    free(tp.t);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
 }
 
 void ms__heap_view_free(struct ms__heap_view *v)

@@ -56,6 +56,8 @@ struct ms__engine_totals {
     uint64_t peak_bytes;         /* (weighted when sampled) */
     uint64_t leaked_bytes;       /* live at the end of the last image */
     uint64_t leaked_allocations; /* (weighted when sampled) */
+    uint64_t allocated_bytes;    /* blocks started: ALLOC and REALLOC (weighted when sampled) */
+    uint64_t freed_bytes;        /* live blocks ended: FREE, REALLOC_OLD, RELEASE (weighted) */
     size_t checkpoint_every;     /* N */
     size_t checkpoints;          /* how many */
     bool sampled;                /* an image was recorded with a sample rate */
@@ -125,6 +127,23 @@ void ms__heap_view_free(struct ms__heap_view *v);
 int ms__engine_blocks(struct ms__engine *e, const struct ms__heap_view *v,
                       int (*fn)(void *ctx, uint64_t block, uint32_t info, uint64_t alloc_slot),
                       void *ctx);
+
+/* One thread's figures over the whole trace, charged like the views: to the thread that
+ * allocated the block, whichever thread freed it (the trace does not say which thread frees). */
+struct ms__thread_stats {
+    uint64_t allocations;     /* ALLOC blocks (weighted when sampled) */
+    uint64_t reallocations;   /* REALLOC new blocks */
+    uint64_t frees;           /* its live blocks a FREE ended */
+    uint64_t allocated_bytes; /* bytes of its ALLOC and REALLOC blocks */
+    uint64_t freed_bytes;     /* bytes of its live blocks that ended: FREE, REALLOC_OLD, RELEASE */
+    uint64_t peak_bytes;      /* the most bytes of its blocks live at once */
+    uint64_t peak_time_ns;    /* when first reached (0 when it never allocated) */
+};
+
+/* The figures of every thread of td->threads (out[i] is td->threads[i]), from a pass that
+ * reads the trace again (the pass at open keeps no per-event kinds: tens of ms per 10M
+ * events). Returns 0 or an MS_E* code; free *out. */
+int ms__engine_threads(struct ms__engine *e, struct ms__thread_stats **out);
 
 enum ms__group_by {
     MS__GROUP_STACK,         /* the call site: one row per distinct stack of an image */

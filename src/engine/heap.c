@@ -9,6 +9,7 @@
 
 #include "../core/internal.h"
 #include "engine.h"
+#include "heap_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,16 +20,6 @@
 
 #define ROW_FRAMES 256 /* frames kept per site row */
 
-struct ms_heap {
-    struct ms__engine *e;
-    struct ms__symbolizer *sym;
-    bool sym_tried;
-};
-
-struct ms_heap_view {
-    struct ms__heap_view v;
-};
-
 struct ms_heap_rows {
     ms_heap_row *rows;
     size_t n;
@@ -37,7 +28,37 @@ struct ms_heap_rows {
     ms_heap_frame *frames; /* every row's frames, one after another */
 };
 
-int ms_heap_open(ms_heap **out, const char *path)
+/* Opens the engine on fd (name: the trace in messages) into a new handle. */
+static int heap_open_fd(ms_heap **out, int fd, const char *name, const ms_heap_open_options *opts)
+{
+    /* the options have one version so far: size 0 (taken as the current one) or all of it */
+    if (opts && opts->size && opts->size < sizeof(*opts))
+        return ms__error(MS_EINVAL, "%s: ms_heap_open_options.size too small", name);
+    ms_heap *h = calloc(1, sizeof(*h));
+    if (!h)
+        return ms__error(MS_ENOMEM, "%s: out of memory", name);
+    struct ms__engine_opts eo = {0};
+    if (opts) {
+        eo.progress = opts->progress;
+        eo.progress_ctx = opts->progress_ctx;
+    }
+    char err[400];
+    int rc = ms__engine_open_fd(&h->e, fd, &eo, err, sizeof(err));
+    if (rc) {
+        free(h);
+        return ms__error(rc, "%s: %s", name, err);
+    }
+    *out = h;
+    return 0;
+}
+
+int ms_heap_open_fd(ms_heap **out, int fd, const char *name, const ms_heap_open_options *opts)
+{
+    *out = NULL;
+    return heap_open_fd(out, fd, name ? name : "trace", opts);
+}
+
+int ms_heap_open_opts(ms_heap **out, const char *path, const ms_heap_open_options *opts)
 {
     if (!out || !path)
         return ms__error(MS_EINVAL, "ms_heap_open: %s",
@@ -48,20 +69,14 @@ int ms_heap_open(ms_heap **out, const char *path)
         int err = errno;
         return ms__error(ms__errno_code(err), "%s: %s", path, strerror(err));
     }
-    ms_heap *h = calloc(1, sizeof(*h));
-    if (!h) {
-        close(fd);
-        return ms__error(MS_ENOMEM, "%s: out of memory", path);
-    }
-    char err[400];
-    int rc = ms__engine_open_fd(&h->e, fd, NULL, err, sizeof(err));
+    int rc = heap_open_fd(out, fd, path, opts);
     close(fd);
-    if (rc) {
-        free(h);
-        return ms__error(rc, "%s: %s", path, err);
-    }
-    *out = h;
-    return 0;
+    return rc;
+}
+
+int ms_heap_open(ms_heap **out, const char *path)
+{
+    return ms_heap_open_opts(out, path, NULL);
 }
 
 void ms_heap_close(ms_heap *h)
@@ -71,6 +86,7 @@ void ms_heap_close(ms_heap *h)
     if (h->sym)
         ms__sym_close(h->sym);
     ms__engine_close(h->e);
+    free(h->threads);
     free(h);
 }
 
@@ -88,12 +104,13 @@ const char *ms_heap_error(void)
 
 int ms_heap_totals_get(const ms_heap *h, ms_heap_totals *out)
 {
-    if (!out || out->size < sizeof(*out))
-        return MS_EINVAL;
+    /* a caller built before fields were appended gets the fields it knows */
+    if (!out || out->size < offsetof(ms_heap_totals, allocated_bytes))
+        return ms__error(MS_EINVAL, "ms_heap_totals_get: size not set");
     const struct ms__engine_totals *t = ms__engine_totals(h->e);
     const struct ms__trace_data *td = ms__engine_trace(h->e);
-    *out = (ms_heap_totals){
-        .size = sizeof(*out),
+    ms_heap_totals all = {
+        .size = out->size < sizeof(*out) ? out->size : sizeof(*out),
         .events = td->nevents,
         .allocations = t->allocations,
         .reallocations = t->reallocations,
@@ -108,26 +125,35 @@ int ms_heap_totals_get(const ms_heap *h, ms_heap_totals *out)
         .duration_ns = td->end_time,
         .sampled = t->sampled,
         .truncated = td->truncated,
+        .allocated_bytes = t->allocated_bytes,
+        .freed_bytes = t->freed_bytes,
+        .threads = td->nthreads,
+        .lost_events = td->lost,
+        .checkpoint_every = t->checkpoint_every,
+        .complete = td->complete,
     };
+    memcpy(out, &all, all.size);
     return 0;
 }
 
 int ms_heap_marker_time(const ms_heap *h, const char *label, uint64_t *ns)
 {
-    return ms__engine_marker_time(h->e, label, ns);
+    int rc = ms__engine_marker_time(h->e, label, ns);
+    return rc ? ms__error(rc, "no marker is labelled '%s'", label) : 0;
 }
 
 /* Wraps what a query filled in v, or frees it when the query failed. */
-static int view_out(int rc, struct ms__heap_view *v, ms_heap_view **out)
+static int view_out(int rc, struct ms__heap_view *v, enum ms__view_kind kind, ms_heap_view **out)
 {
     *out = NULL;
     if (rc == 0 && !(*out = malloc(sizeof(**out))))
         rc = MS_ENOMEM;
     if (rc) {
         ms__heap_view_free(v);
-        return rc;
+        return ms__error(rc, "heap view: %s", ms_strerror(rc));
     }
     (*out)->v = *v;
+    (*out)->kind = kind;
     return 0;
 }
 
@@ -136,28 +162,30 @@ int ms_heap_at(ms_heap *h, uint64_t ns, ms_heap_view **out)
     struct ms__heap_view v = {0};
     if (ns > ms__engine_trace(h->e)->end_time) {
         *out = NULL;
-        return MS_EINVAL;
+        return ms__error(MS_EINVAL, "time %llu ns is past the end of the trace (%llu ns)",
+                         (unsigned long long)ns,
+                         (unsigned long long)ms__engine_trace(h->e)->end_time);
     }
-    return view_out(ms__engine_snapshot_time(h->e, ns, &v), &v, out);
+    return view_out(ms__engine_snapshot_time(h->e, ns, &v), &v, MS__VIEW_AT, out);
 }
 
 int ms_heap_peak(ms_heap *h, ms_heap_view **out)
 {
     struct ms__heap_view v = {0};
-    return view_out(ms__engine_peak(h->e, &v), &v, out);
+    return view_out(ms__engine_peak(h->e, &v), &v, MS__VIEW_PEAK, out);
 }
 
 int ms_heap_leaks(ms_heap *h, ms_heap_view **out)
 {
     struct ms__heap_view v = {0};
-    return view_out(ms__engine_leaks(h->e, &v), &v, out);
+    return view_out(ms__engine_leaks(h->e, &v), &v, MS__VIEW_LEAKS, out);
 }
 
 int ms_heap_diff(ms_heap *h, const ms_heap_view *a, const ms_heap_view *b, ms_heap_view **out)
 {
     (void)h;
     struct ms__heap_view v = {0};
-    return view_out(ms__engine_diff(&a->v, &b->v, &v), &v, out);
+    return view_out(ms__engine_diff(&a->v, &b->v, &v), &v, MS__VIEW_DIFF, out);
 }
 
 void ms_heap_view_free(ms_heap_view *v)
@@ -206,13 +234,15 @@ int ms_heap_blocks(ms_heap *h, const ms_heap_view *v, int (*fn)(void *ctx, const
                    void *ctx)
 {
     if (v->v.diff)
-        return MS_EINVAL;
+        return ms__error(MS_EINVAL, "ms_heap_blocks: a diff has no blocks");
     struct block_walk w = {h, fn, ctx};
-    return ms__engine_blocks(h->e, &v->v, block_one, &w);
+    int rc = ms__engine_blocks(h->e, &v->v, block_one, &w);
+    if (rc < 0) /* (a positive code is fn's own) */
+        ms__error(rc, "ms_heap_blocks: %s", ms_strerror(rc));
+    return rc;
 }
 
-/* Opens the symbolizer on first use; without one, frames are module+offset. */
-static struct ms__symbolizer *symbolizer(ms_heap *h)
+struct ms__symbolizer *ms__heap_symbolizer(ms_heap *h)
 {
     if (!h->sym_tried) {
         h->sym_tried = true;
@@ -238,7 +268,7 @@ size_t ms_heap_stack(ms_heap *h, const ms_heap_view *v, uint32_t stack, ms_heap_
                      size_t max)
 {
     struct ms__sym_frame sf[ROW_FRAMES];
-    size_t n = ms__engine_stack_frames(h->e, symbolizer(h), v->v.image, stack, sf,
+    size_t n = ms__engine_stack_frames(h->e, ms__heap_symbolizer(h), v->v.image, stack, sf,
                                        max < ROW_FRAMES ? max : ROW_FRAMES);
     for (size_t i = 0; i < n; i++)
         out[i] = frame_of(&sf[i]);
@@ -265,6 +295,12 @@ static int count_first(const void *pa, const void *pb)
     return 0;
 }
 
+void ms__heap_sort_by_count(struct ms__group_row *rows, size_t n)
+{
+    if (n)
+        qsort(rows, n, sizeof(*rows), count_first);
+}
+
 void ms_heap_rows_free(ms_heap_rows *r)
 {
     if (!r)
@@ -288,18 +324,18 @@ int ms_heap_group(ms_heap *h, const ms_heap_view *v, ms_heap_by by, ms_heap_orde
     *out = NULL;
     if ((unsigned)by > MS_HEAP_BY_THREAD ||
         (order != MS_HEAP_ORDER_BYTES && order != MS_HEAP_ORDER_COUNT))
-        return MS_EINVAL;
-    struct ms__symbolizer *sym = by != MS_HEAP_BY_THREAD ? symbolizer(h) : NULL;
+        return ms__error(MS_EINVAL, "ms_heap_group: unknown grouping or order");
+    struct ms__symbolizer *sym = by != MS_HEAP_BY_THREAD ? ms__heap_symbolizer(h) : NULL;
     ms_heap_rows *r = calloc(1, sizeof(*r));
     if (!r)
-        return MS_ENOMEM;
+        return ms__error(MS_ENOMEM, "out of memory");
     int rc = ms__engine_group(h->e, &v->v, map[by], sym, &r->grows, &r->ngrows);
     if (rc) {
         free(r);
-        return rc;
+        return ms__error(rc, "ms_heap_group: %s", ms_strerror(rc));
     }
     if (order == MS_HEAP_ORDER_COUNT)
-        qsort(r->grows, r->ngrows, sizeof(*r->grows), count_first);
+        ms__heap_sort_by_count(r->grows, r->ngrows);
     r->n = max && max < r->ngrows ? max : r->ngrows;
     if (r->n && !(r->rows = calloc(r->n, sizeof(*r->rows))))
         goto oom;
@@ -335,7 +371,7 @@ int ms_heap_group(ms_heap *h, const ms_heap_view *v, ms_heap_by by, ms_heap_orde
     return 0;
 oom:
     ms_heap_rows_free(r);
-    return MS_ENOMEM;
+    return ms__error(MS_ENOMEM, "out of memory");
 }
 
 size_t ms_heap_rows_count(const ms_heap_rows *r)
@@ -346,4 +382,50 @@ size_t ms_heap_rows_count(const ms_heap_rows *r)
 const ms_heap_row *ms_heap_rows_at(const ms_heap_rows *r, size_t i)
 {
     return r && i < r->n ? &r->rows[i] : NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Threads                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+int ms_heap_threads(ms_heap *h, size_t *count)
+{
+    if (!h->threads) {
+        const struct ms__trace_data *td = ms__engine_trace(h->e);
+        struct ms__thread_stats *st;
+        int rc = ms__engine_threads(h->e, &st);
+        if (rc)
+            return ms__error(rc, "per-thread statistics: %s", ms_strerror(rc));
+        ms_heap_thread *t = calloc(td->nthreads ? td->nthreads : 1, sizeof(*t));
+        if (!t) {
+            free(st);
+            return ms__error(MS_ENOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < td->nthreads; i++) {
+            const struct ms__trace_thread *tt = &td->threads[i];
+            t[i] = (ms_heap_thread){
+                .tid = tt->tid,
+                .image = tt->image,
+                .name = tt->name.len ? ms__trace_str_ptr(td, tt->name) : NULL,
+                .allocations = st[i].allocations,
+                .reallocations = st[i].reallocations,
+                .allocated_bytes = st[i].allocated_bytes,
+                .frees = st[i].frees,
+                .freed_bytes = st[i].freed_bytes,
+                .peak_bytes = st[i].peak_bytes,
+                .peak_time_ns = st[i].peak_time_ns,
+            };
+        }
+        free(st);
+        h->threads = t;
+        h->nthreads = td->nthreads;
+    }
+    if (count)
+        *count = h->nthreads;
+    return 0;
+}
+
+const ms_heap_thread *ms_heap_thread_at(const ms_heap *h, size_t i)
+{
+    return h->threads && i < h->nthreads ? &h->threads[i] : NULL;
 }

@@ -508,53 +508,41 @@ static json_t *ms__tail_events(const char *path, json_t *tt, char *err, size_t e
     return arr;
 }
 
-/* The top live sites at the trace's end, from the engine, frames as module + offset. */
+/* The top live sites at the trace's end, rendered by ms_heap_write (the one renderer of heap
+ * rows) with unsymbolized frames (ip, module, offset): nothing reads debug info in a dump. */
 static json_t *ms__tail_sites(const char *path, json_t *tt, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    ms_heap *h;
+    if (ms_heap_open(&h, path) != 0) {
+        snprintf(err, errlen, "%s", ms_last_error());
         return NULL;
     }
-    struct ms__engine *e = NULL;
-    int rc = ms__engine_open_fd(&e, fd, NULL, err, errlen);
-    close(fd);
-    if (rc)
-        return NULL;
-    struct ms__heap_view v;
-    struct ms__group_row *rows = NULL;
-    size_t nrows = 0;
-    if (ms__engine_leaks(e, &v) != 0) {
+    ms_heap_view *v;
+    if (ms_heap_leaks(h, &v) != 0) {
         snprintf(err, errlen, "out of memory");
-        ms__engine_close(e);
+        ms_heap_close(h);
         return NULL;
     }
-    json_object_set_new(tt, "end_time_ns", ms__u64(v.time_ns));
-    json_object_set_new(tt, "live_bytes", json_integer(v.live_bytes));
-    json_object_set_new(tt, "live_allocations", json_integer(v.live_allocations));
-    json_t *arr = json_array();
-    if (ms__engine_group(e, &v, MS__GROUP_STACK, NULL, &rows, &nrows) != 0) {
+    json_object_set_new(tt, "end_time_ns", ms__u64(ms_heap_view_time(v)));
+    json_object_set_new(tt, "live_bytes", json_integer(ms_heap_view_bytes(v)));
+    json_object_set_new(tt, "live_allocations", json_integer(ms_heap_view_count(v)));
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    int rc = mem ? ms_heap_write(h, v, MS_HEAP_BY_SITE, MS_HEAP_ORDER_BYTES,
+                                 MS_HEAP_FORMAT_JSON_ADDRESSES, MS__TAIL_SITES, mem)
+                 : MS_ENOMEM;
+    if (mem && fclose(mem) != 0 && rc == 0)
+        rc = MS_ENOMEM;
+    json_t *doc = rc == 0 ? json_loads(text, 0, NULL) : NULL;
+    json_t *arr = json_object_get(doc, "sites");
+    if (!arr)
         snprintf(err, errlen, "out of memory");
-        rows = NULL;
-        nrows = 0;
-    }
-    for (size_t i = 0; arr && i < nrows && i < MS__TAIL_SITES; i++) {
-        struct ms__sym_frame fr[MS__TAIL_FRAMES]; /* no symbolizer: module + offset */
-        size_t nf =
-            ms__engine_stack_frames(e, NULL, rows[i].image, rows[i].stack, fr, MS__TAIL_FRAMES);
-        json_t *frames = json_array();
-        for (size_t k = 0; frames && k < nf; k++)
-            json_array_append_new(frames,
-                                  json_pack("{s:o,s:s,s:o}", "ip", ms__hex(fr[k].ip), "module",
-                                            fr[k].module, "offset", ms__hex(fr[k].offset)));
-        json_array_append_new(
-            arr, json_pack("{s:I,s:I,s:i,s:o}", "bytes", (json_int_t)rows[i].bytes, "count",
-                           (json_int_t)rows[i].count, "stack_id", (int)rows[i].stack, "frames",
-                           frames ? frames : json_array()));
-    }
-    ms__group_rows_free(rows, nrows);
-    ms__heap_view_free(&v);
-    ms__engine_close(e);
+    arr = arr ? json_incref(arr) : json_array();
+    json_decref(doc);
+    free(text);
+    ms_heap_view_free(v);
+    ms_heap_close(h);
     return arr;
 }
 

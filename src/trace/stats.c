@@ -7,13 +7,15 @@
  * live at the end. An EXEC starts an empty heap (blocks live at exec are not leaks); the peak is
  * over the whole file. In a sampled trace every recorded block stands for 1 / (1 - exp(-size /
  * rate)) blocks of its size, accumulated in floating point and rounded at the end.
+ * ms_trace_stats_write() writes that summary as text or JSON.
  */
 #include "reader.h"
 
 #include "../core/internal.h"
 
+#include <jansson.h>
 #include <math.h>
-
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -235,4 +237,175 @@ int ms__trace_stats_compute(const struct ms__trace_data *td, ms_trace_stats *st)
     free(weight);
     free(a.live);
     return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Writing the summary: `memsnap report --stats`                                            */
+/* ---------------------------------------------------------------------------------------- */
+
+static json_t *json_u64(uint64_t v)
+{
+    return v > (uint64_t)INT64_MAX ? json_real((double)v) : json_integer((json_int_t)v);
+}
+
+/* "12.345678 s" (microseconds, truncated) into buf. */
+static const char *fmt_seconds(char *buf, size_t len, uint64_t ns)
+{
+    snprintf(buf, len, "%llu.%06llu s", (unsigned long long)(ns / 1000000000u),
+             (unsigned long long)(ns % 1000000000u / 1000u));
+    return buf;
+}
+
+/* "1.50 MiB (1572864 bytes)" into buf. */
+static const char *fmt_bytes(char *buf, size_t len, uint64_t bytes)
+{
+    char h[32];
+    ms_format_bytes(h, sizeof(h), bytes);
+    if (bytes < 1024)
+        snprintf(buf, len, "%s", h);
+    else
+        snprintf(buf, len, "%s (%llu bytes)", h, (unsigned long long)bytes);
+    return buf;
+}
+
+/* Events per second of trace time, or -1 when the trace has no duration. */
+static double events_per_second(const ms_trace_stats *st)
+{
+    return st->duration_ns ? (double)st->events * 1e9 / (double)st->duration_ns : -1;
+}
+
+/* How the recorded process ended, by the END record's exit kind. */
+static const char *exit_name(uint64_t kind)
+{
+    static const char *const names[] = {"exit", "_exit", "abort", "quick_exit",
+                                        "exec of a program not recorded here"};
+    return kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "unknown";
+}
+
+static int stats_text(FILE *fp, const ms_trace_stats *st)
+{
+    char a[96], b[96];
+#define LINE(label, ...)                                                                           \
+    do {                                                                                           \
+        fprintf(fp, "%-17s ", label ":");                                                          \
+        fprintf(fp, __VA_ARGS__);                                                                  \
+        fputc('\n', fp);                                                                           \
+    } while (0)
+    LINE("process", "pid %u (ppid %u)%s", st->pid, st->ppid,
+         st->forked ? ", forked from a recorded parent" : "");
+    LINE("images", "%u%s", st->images, st->images > 1 ? " (exec)" : "");
+    if (st->complete)
+        LINE("complete", "yes (%s)", exit_name(st->exit_kind));
+    else
+        LINE("complete", "no (no END record: the program did not exit normally, or the trace "
+                         "was cut)");
+    if (st->truncated)
+        LINE("truncated", "yes (see the warning)");
+    if (st->sample_rate)
+        LINE("sampled", "1 in about %llu bytes (allocation figures are estimates)",
+             (unsigned long long)st->sample_rate);
+    LINE("duration", "%s", fmt_seconds(a, sizeof(a), st->duration_ns));
+    double eps = events_per_second(st);
+    if (eps >= 0)
+        LINE("events", "%llu (%.0f events/s)", (unsigned long long)st->events, eps);
+    else
+        LINE("events", "%llu", (unsigned long long)st->events);
+    LINE("allocations", "%llu", (unsigned long long)st->allocations);
+    LINE("reallocations", "%llu", (unsigned long long)st->reallocations);
+    LINE("frees", "%llu", (unsigned long long)st->frees);
+    LINE("allocated", "%s", fmt_bytes(a, sizeof(a), st->allocated_bytes));
+    LINE("peak", "%s at %s", fmt_bytes(a, sizeof(a), st->peak_bytes),
+         fmt_seconds(b, sizeof(b), st->peak_time_ns));
+    LINE("leaked", "%s in %llu allocation%s", fmt_bytes(a, sizeof(a), st->leaked_bytes),
+         (unsigned long long)st->leaked_allocations, st->leaked_allocations == 1 ? "" : "s");
+    LINE("unmatched frees", "%llu", (unsigned long long)st->unmatched_frees);
+    if (st->lost_events)
+        LINE("lost events", "%llu (not recorded: signal handlers nested too deep)",
+             (unsigned long long)st->lost_events);
+    LINE("threads", "%llu", (unsigned long long)st->threads);
+    LINE("stacks", "%llu", (unsigned long long)st->stacks);
+    LINE("modules", "%llu", (unsigned long long)st->modules);
+    LINE("markers", "%llu", (unsigned long long)st->markers);
+    if (st->rss_samples) {
+        ms_format_bytes(a, sizeof(a), st->rss_peak_bytes);
+        LINE("RSS samples", "%llu (peak %s)", (unsigned long long)st->rss_samples, a);
+    } else
+        LINE("RSS samples", "0");
+    if (st->mmaps || st->munmaps)
+        LINE("mmaps", "%llu, %s mapped; %llu munmaps", (unsigned long long)st->mmaps,
+             fmt_bytes(a, sizeof(a), st->mapped_bytes), (unsigned long long)st->munmaps);
+    if (st->events)
+        LINE("file", "%s, %.2f bytes/event", fmt_bytes(a, sizeof(a), st->file_bytes),
+             (double)st->file_bytes / (double)st->events);
+    else
+        LINE("file", "%s", fmt_bytes(a, sizeof(a), st->file_bytes));
+#undef LINE
+    return 0;
+}
+
+static int stats_json(FILE *fp, const ms_trace_stats *st, const char *warning)
+{
+    json_t *o = json_object();
+    if (!o)
+        return MS_ENOMEM;
+    int bad = 0;
+#define U(key, v) bad |= json_object_set_new(o, key, json_u64(v))
+#define B(key, v) bad |= json_object_set_new(o, key, json_boolean(v))
+    U("allocations", st->allocations);
+    U("frees", st->frees);
+    U("reallocations", st->reallocations);
+    U("allocated_bytes", st->allocated_bytes);
+    U("peak_bytes", st->peak_bytes);
+    U("peak_time_ns", st->peak_time_ns);
+    U("leaked_bytes", st->leaked_bytes);
+    U("leaked_allocations", st->leaked_allocations);
+    U("unmatched_frees", st->unmatched_frees);
+    U("lost_events", st->lost_events);
+    bad |= json_object_set_new(o, "exit",
+                               st->complete ? json_string(exit_name(st->exit_kind)) : json_null());
+    U("threads", st->threads);
+    U("duration_ns", st->duration_ns);
+    U("pid", st->pid);
+    U("ppid", st->ppid);
+    U("images", st->images);
+    B("forked", st->forked);
+    B("complete", st->complete);
+    B("truncated", st->truncated);
+    B("saturated", st->saturated);
+    bad |= json_object_set_new(o, "warning", warning ? json_string(warning) : json_null());
+    U("sample_rate", st->sample_rate);
+    U("events", st->events);
+    double eps = events_per_second(st);
+    bad |= json_object_set_new(o, "events_per_second",
+                               eps >= 0 ? json_integer((json_int_t)(eps + 0.5)) : json_null());
+    U("stacks", st->stacks);
+    U("modules", st->modules);
+    U("markers", st->markers);
+    U("rss_samples", st->rss_samples);
+    U("rss_peak_bytes", st->rss_peak_bytes);
+    U("mmaps", st->mmaps);
+    U("munmaps", st->munmaps);
+    U("mapped_bytes", st->mapped_bytes);
+    U("file_bytes", st->file_bytes);
+    double bpe = (double)st->file_bytes / (double)(st->events ? st->events : 1);
+    bad |= json_object_set_new(o, "bytes_per_event",
+                               st->events ? json_real((double)(uint64_t)(bpe * 100 + 0.5) / 100)
+                                          : json_null());
+#undef U
+#undef B
+    if (!bad)
+        bad = json_dumpf(o, fp, JSON_COMPACT | JSON_REAL_PRECISION(12)) != 0 ||
+              fputc('\n', fp) == EOF;
+    json_decref(o);
+    return bad ? MS_EIO : 0;
+}
+
+int ms_trace_stats_write(const ms_trace_stats *st, const char *warning, ms_format format, FILE *fp)
+{
+    if (!st || !fp || (format != MS_FORMAT_TEXT && format != MS_FORMAT_JSON))
+        return ms__error(MS_EINVAL, "ms_trace_stats_write: text or JSON only");
+    int rc = format == MS_FORMAT_JSON ? stats_json(fp, st, warning) : stats_text(fp, st);
+    if (rc == 0 && ferror(fp))
+        rc = MS_EIO;
+    return rc ? ms__error(rc, "ms_trace_stats_write: %s", ms_strerror(rc)) : 0;
 }

@@ -79,6 +79,9 @@ for t in basic-zstd exec-mmap process-twice lost-saturates; do
     golden "report-$t-threads.json" "$MEMSNAP_BIN" report "$TR/$t" --threads --format json
     golden "report-$t-stats.txt" "$MEMSNAP_BIN" report "$TR/$t" --stats
     golden "report-$t-stats.json" "$MEMSNAP_BIN" report "$TR/$t" --stats --format json
+    golden "report-$t-threads-stats.txt" "$MEMSNAP_BIN" report "$TR/$t" --stats --threads
+    golden "report-$t-threads-stats.json" "$MEMSNAP_BIN" report "$TR/$t" --stats --threads \
+        --format json
     golden "report-$t-diff.txt" "$MEMSNAP_BIN" report "$TR/$t" --diff 0 0.000001
     golden "analyze-$t.txt" "$MEMSNAP_BIN" analyze "$TR/$t"
     golden "analyze-$t.json" "$MEMSNAP_BIN" analyze "$TR/$t" --format json

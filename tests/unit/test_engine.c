@@ -774,8 +774,89 @@ static void sampled_views_are_weighted(void **state)
     assert_int_equal(ms__trace_stats_compute(td, &st), 0);
     assert_int_equal(st.peak_bytes, ms__engine_totals(e)->peak_bytes);
     assert_int_equal(st.leaked_bytes, ms__engine_totals(e)->leaked_bytes);
+    /* and the allocated bytes, of the trace and of its one thread, weighted alike */
+    assert_int_equal(st.allocated_bytes, ms__engine_totals(e)->allocated_bytes);
+    struct ms__thread_stats *ts;
+    assert_int_equal(ms__engine_threads(e, &ts), 0);
+    assert_int_equal(ts[0].allocated_bytes, st.allocated_bytes);
+    assert_int_equal(ts[0].allocations, st.allocations);
+    assert_int_equal(ts[0].peak_bytes, st.peak_bytes);
+    free(ts);
     ms__trace_data_free(td);
     ms__heap_view_free(&v);
+    ms__engine_close(e);
+    tw_free(&w);
+}
+
+/* Per-thread figures (ms__engine_threads), streamed from the file or loaded whole, alike: each
+ * image's threads are their own, a block is charged to the thread that allocated it (a
+ * realloc by another thread ends it as that thread's freed bytes), and they add up to the
+ * trace's totals and to --stats. */
+static void thread_figures_add_up_across_images(void **state)
+{
+    (void)state;
+    struct tw w;
+    tw_begin(&w);
+    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 0);
+    rec_clock(&w, 0, 0);
+    rec_thread(&w, 1, 70, 0, "main");
+    rec_thread(&w, 2, 71, 0, "pool");
+    uint64_t a = ev_alloc(&w, 10, 100, 1, 1);
+    uint64_t b = ev_alloc(&w, 20, 400, 2, 2);
+    ev_free(&w, 30, b);
+    ev_realloc(&w, 40, a, 250, 1, 2); /* pool moves main's block */
+    ev_alloc(&w, 50, 50, 1, 1);
+    tw_chunk(&w, MS_CHUNK_CODEC_NONE);
+    rec_process(&w, MS_REC_EXEC, 7, 1, 0, 0);
+    rec_thread(&w, 1, 70, 60, "main");
+    uint64_t c = ev_alloc(&w, 100, 30, 1, 1);
+    ev_free(&w, 110, c);
+    tw_chunk(&w, MS_CHUNK_CODEC_ZSTD);
+
+    struct ms__engine *e = open_tw(&w), *whole;
+    struct ms__trace_data *td;
+    char err[256];
+    assert_int_equal(ms__trace_load_mem(&td, w.file.p, w.file.len, err, sizeof(err)), 0);
+    assert_int_equal(ms__engine_open_data(&whole, td, NULL, err, sizeof(err)), 0);
+    struct ms__thread_stats *s, *sw;
+    assert_int_equal(ms__engine_threads(e, &s), 0);
+    assert_int_equal(ms__engine_threads(whole, &sw), 0);
+    const struct ms__trace_data *d = ms__engine_trace(e);
+    assert_int_equal(d->nthreads, 3);
+    static const struct {
+        uint32_t tid, image;
+        uint64_t allocs, reallocs, frees, abytes, fbytes, peak, peak_ns;
+    } want[] = {
+        {70, 0, 2, 0, 0, 150, 100, 100, 10}, /* A (moved away at 40), then 50 B */
+        {71, 0, 1, 1, 1, 650, 400, 400, 20}, /* B (freed), then the realloc's 250 B */
+        {70, 1, 1, 0, 1, 30, 30, 30, 100},   /* the new image's main */
+    };
+    uint64_t abytes = 0, fbytes = 0;
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(d->threads[i].tid, want[i].tid);
+        assert_int_equal(d->threads[i].image, want[i].image);
+        assert_int_equal(s[i].allocations, want[i].allocs);
+        assert_int_equal(s[i].reallocations, want[i].reallocs);
+        assert_int_equal(s[i].frees, want[i].frees);
+        assert_int_equal(s[i].allocated_bytes, want[i].abytes);
+        assert_int_equal(s[i].freed_bytes, want[i].fbytes);
+        assert_int_equal(s[i].peak_bytes, want[i].peak);
+        assert_int_equal(s[i].peak_time_ns, want[i].peak_ns);
+        assert_memory_equal(&s[i], &sw[i], sizeof(s[i])); /* (no padding: all u64) */
+        abytes += s[i].allocated_bytes;
+        fbytes += s[i].freed_bytes;
+    }
+    const struct ms__engine_totals *t = ms__engine_totals(e);
+    assert_int_equal(t->allocated_bytes, abytes);
+    assert_int_equal(t->freed_bytes, fbytes);
+    ms_trace_stats st;
+    assert_int_equal(ms__trace_load_mem(&td, w.file.p, w.file.len, err, sizeof(err)), 0);
+    assert_int_equal(ms__trace_stats_compute(td, &st), 0);
+    assert_int_equal(st.allocated_bytes, abytes);
+    ms__trace_data_free(td);
+    free(s);
+    free(sw);
+    ms__engine_close(whole);
     ms__engine_close(e);
     tw_free(&w);
 }
@@ -795,6 +876,7 @@ int main(void)
         cmocka_unit_test(blocks_of_an_empty_last_image),
         cmocka_unit_test(a_cut_trace_opens_with_what_was_read),
         cmocka_unit_test(sampled_views_are_weighted),
+        cmocka_unit_test(thread_figures_add_up_across_images),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
