@@ -369,6 +369,16 @@ static void win_remove(uint64_t *w, size_t *cnt, uint64_t v)
     (*cnt)--;
 }
 
+/* Whether v is above the band around the rolling median m: more than MS__TL_SPIKE_K robust
+ * sigmas and more than 1% above it. */
+static bool above_band(uint64_t v, uint64_t m, double sigma)
+{
+    if (v <= m)
+        return false;
+    double r = (double)(v - m);
+    return r > MS__TL_SPIKE_K * sigma && r > (double)m / 100;
+}
+
 /* The spikes of x (n values at series indexes at); med and dev hold n values each. */
 static int spikes(const uint64_t *x, const size_t *at, size_t n, uint64_t *med, uint64_t *dev,
                   struct ms__tl_spikes *sp)
@@ -405,16 +415,31 @@ static int spikes(const uint64_t *x, const size_t *at, size_t n, uint64_t *med, 
     }
     select_k(dev, n, (n - 1) / 2);
     sp->sigma = MAD_TO_SIGMA * (double)dev[(n - 1) / 2];
-    for (size_t i = 0; i < n; i++) {
-        if (x[i] <= med[i])
+    /* A spike is a transient excursion: a run of at most MS__TL_SPIKE_RUN samples above the
+     * band around the rolling median, with a sample inside the band before it, and after it a
+     * sample back down within the band of where it rose from. A level that rises and stays is
+     * growth (the trend's): the centred median catches up with it and it is never above the
+     * band for long; one that rises and falls back much later (a growth phase, then a release
+     * or the end of the program) is above the band for longer than a spike lasts. Each
+     * excursion counts once, listed at its highest sample (the first of equal ones). */
+    for (size_t i = 0; i < n;) {
+        if (!above_band(x[i], med[i], sp->sigma)) {
+            i++;
             continue;
-        double r = (double)(x[i] - med[i]);
-        if (r <= MS__TL_SPIKE_K * sp->sigma || r <= (double)med[i] / 100)
+        }
+        size_t a = i, top = i;
+        while (i < n && above_band(x[i], med[i], sp->sigma)) {
+            if (x[i] > x[top])
+                top = i;
+            i++;
+        }
+        /* the run is a..i-1; i is the first sample after it (n: none) */
+        if (a == 0 || i == n || i - a > MS__TL_SPIKE_RUN || above_band(x[i], med[a], sp->sigma))
             continue;
         if (sp->listed < MS__TL_SPIKE_LIST) {
             if (!sp->list && !(sp->list = malloc(MS__TL_SPIKE_LIST * sizeof(*sp->list))))
                 return -1;
-            sp->list[sp->listed++] = (struct ms__tl_spike){at[i], x[i], med[i]};
+            sp->list[sp->listed++] = (struct ms__tl_spike){at[top], x[top], med[top]};
         }
         sp->count++;
     }

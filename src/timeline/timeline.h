@@ -116,6 +116,7 @@ const char *ms__tl_severity_name(enum ms__tl_severity s);
 #define MS__TL_TREND_POINTS 500 /* samples the Theil-Sen slope and Mann-Kendall test use */
 #define MS__TL_SPIKE_WINDOW 31  /* samples in the rolling median (odd) */
 #define MS__TL_SPIKE_K      5.0 /* a spike is more than this many robust sigmas above it */
+#define MS__TL_SPIKE_RUN    5   /* samples a spike lasts at most, before it comes back down */
 #define MS__TL_SPIKE_LIST   100 /* spikes listed per metric (all are counted) */
 
 /* One metric's summary: over the samples where it was read. */
@@ -143,7 +144,8 @@ struct ms__tl_trend {
     const char *reason; /* why this severity, one phrase */
 };
 
-/* One spike: a sample far above the rolling median around it. */
+/* One spike: a short excursion far above the rolling median that comes back down, at its
+ * highest sample. */
 struct ms__tl_spike {
     size_t index;    /* in the series */
     uint64_t value;  /* bytes */
