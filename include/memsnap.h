@@ -652,9 +652,10 @@ typedef enum ms_timeline_kind {
 MS_EXTERN ms_timeline_kind ms_timeline_sniff(const void *buf, size_t len);
 
 /* Reads the monitor output at path (a regular file; a big one is mapped and read by several
- * threads). Errors: MS_ENOENT, MS_EACCES, MS_EINVAL (not a regular file, or empty),
- * MS_EPARSE (a malformed line: ms_last_error() names the file and the line), MS_ENOMEM,
- * MS_EIO. */
+ * threads: a file truncated while it is read raises SIGBUS, as any mapping does, so a program
+ * that must survive that maps or reads the file itself and calls ms_timeline_read). Errors:
+ * MS_ENOENT, MS_EACCES, MS_EINVAL (not a regular file, or empty), MS_EPARSE (a malformed line:
+ * ms_last_error() names the file and the line), MS_ENOMEM, MS_EIO. */
 MS_EXTERN int ms_timeline_open(ms_timeline **out, const char *path);
 /* The same over len bytes at buf, the whole file; name is used in messages and as the
  * analysis's "file". buf must stay valid and unchanged during the call only. */
