@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """make bench: how fast `memsnap analyze` reads monitor output.
 
-Usage: analyze_bench.py MEMSNAP [SAMPLES]
+Usage: analyze_bench.py MEMSNAP [SAMPLES] [BASELINE]
 
 Writes SAMPLES samples (default 1,000,000; env SAMPLES too) of monitor output in both formats
 with tests/analyze/gen_monitor.py (the 'big' scenario: a full snapshot per sample, a slow leak
@@ -10,7 +10,8 @@ reading, the summary, the trend and the spikes of every metric; wall clock, medi
 runs, default 3), `wc -l FILE` (reading the file once, the floor), and Python's own readers of
 the same file, json.loads per line and csv.reader (one run each, in this process), and prints
 samples per second, MB per second and the ratios. The goal: a million samples in under a
-second.
+second. With BASELINE (another memsnap binary, env BASELINE too: a build before a change),
+the same files are analyzed by it too, in the same run, and the ratio is printed.
 """
 import csv
 import json
@@ -49,6 +50,7 @@ def main():
         sys.exit(__doc__)
     memsnap = sys.argv[1]
     samples = int(sys.argv[2] if len(sys.argv) > 2 else os.environ.get("SAMPLES", "1000000"))
+    baseline = sys.argv[3] if len(sys.argv) > 3 else os.environ.get("BASELINE")
     with tempfile.TemporaryDirectory(prefix="memsnap-analyze-bench.") as tmp:
         t0 = time.perf_counter()
         gen_monitor.big(tmp, samples)
@@ -65,11 +67,19 @@ def main():
                 got = json.load(fp)["samples"]
             if got != samples:
                 sys.exit("analyze read %d samples of %s, not %d" % (got, path, samples))
+            t_base = None
+            if baseline:
+                t_base = median_time(["sh", "-c", '"$0" analyze "$1" --format json > "$2"',
+                                      baseline, path, out])
             t_wc = median_time(["wc", "-l", path])
             t_py = peer(path)
             print("  %s: %.0f MB, %d bytes/sample" % (fmt, size / 1e6, size // samples))
             print("    memsnap analyze               %7.3f s  %6.2f M samples/s  %6.0f MB/s  "
                   "(goal < 1 s per million)" % (t_ms, samples / t_ms / 1e6, size / t_ms / 1e6))
+            if t_base is not None:
+                print("    baseline %-20s %7.3f s  this build takes %.2fx its time"
+                      % (os.path.basename(os.path.dirname(os.path.dirname(os.path.dirname(
+                          os.path.abspath(baseline))))) or "binary", t_base, t_ms / t_base))
             print("    wc -l (reading it once)       %7.3f s  analyze is %.1fx that"
                   % (t_wc, t_ms / t_wc))
             print("    %-29s %7.3f s  analyze is %.1fx faster" % (peer_name, t_py, t_py / t_ms))

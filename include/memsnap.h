@@ -808,7 +808,95 @@ MS_EXTERN int ms_trace_stats_write(const ms_trace_stats *st, const char *warning
 /* Timelines: reading and analysing monitor output (docs/analyze-format.md)                 */
 /* ---------------------------------------------------------------------------------------- */
 
-/* (section: timeline reader) */
+/*
+ * A timeline is what `memsnap monitor` or `memsnap track` wrote (CSV or JSON lines,
+ * docs/monitor-format.md), read into columns: ms_timeline_open() reads it once (a malformed
+ * line is an error naming the file and the line; a last line cut short is a warning).
+ * ms_timeline_analyze() computes what `memsnap analyze` reports for every metric - the summary,
+ * the leak trend and the spikes - and the ms_timeline_write_* calls print that analysis as
+ * text, as one JSON object (schema "memsnap.analyze/1", docs/analyze-format.md) or as a
+ * self-contained HTML report. ms_timeline_analyze_path() does all of it for a path of either
+ * kind: monitor output, or a trace written by `memsnap record` (its heap at the peak and its
+ * leaks, through ms_heap_*), recognized by its contents.
+ */
+typedef struct ms_timeline ms_timeline;
+typedef struct ms_timeline_analysis ms_timeline_analysis;
+
+/* What a file holds, by its first bytes (ms_timeline_sniff). */
+typedef enum ms_timeline_kind {
+    MS_TIMELINE_MONITOR, /* monitor output (or anything else: reading it says what is wrong) */
+    MS_TIMELINE_TRACE,   /* a trace written by `memsnap record` (docs/trace-format.md) */
+} ms_timeline_kind;
+
+/* The kind of a file whose first len bytes are buf (8 bytes suffice). */
+MS_EXTERN ms_timeline_kind ms_timeline_sniff(const void *buf, size_t len);
+
+/* Reads the monitor output at path (a regular file; a big one is mapped and read by several
+ * threads: a file truncated while it is read raises SIGBUS, as any mapping does, so a program
+ * that must survive that maps or reads the file itself and calls ms_timeline_read). Errors:
+ * MS_ENOENT, MS_EACCES, MS_EINVAL (not a regular file, or empty), MS_EPARSE (a malformed line:
+ * ms_last_error() names the file and the line), MS_ENOMEM, MS_EIO. */
+MS_EXTERN int ms_timeline_open(ms_timeline **out, const char *path);
+/* The same over len bytes at buf, the whole file; name is used in messages and as the
+ * analysis's "file". buf must stay valid and unchanged during the call only. */
+MS_EXTERN int ms_timeline_read(ms_timeline **out, const void *buf, size_t len, const char *name);
+MS_EXTERN void ms_timeline_close(ms_timeline *tl);
+/* NULL, or the warnings of the reading, one line each ending in '\n', each starting with
+ * "warning: " (a cut last line, records of an unknown kind). Valid until ms_timeline_close. */
+MS_EXTERN const char *ms_timeline_warning(const ms_timeline *tl);
+/* The samples read. */
+MS_EXTERN size_t ms_timeline_samples(const ms_timeline *tl);
+
+/* Analyzes tl: every metric's summary, trend (leak severity) and spikes, and the alerts, OOM
+ * records and markers. tl must stay open while the analysis is used. Errors: MS_ENOMEM. */
+MS_EXTERN int ms_timeline_analyze(ms_timeline *tl, ms_timeline_analysis **out);
+
+typedef struct ms_timeline_options {
+    size_t size; /* sizeof(ms_timeline_options), set by the caller */
+    size_t top;  /* a trace: call sites listed (0: 10) */
+} ms_timeline_options;
+
+/* Opens the file at path, recognizes its kind (ms_timeline_sniff) and analyzes it: monitor
+ * output as ms_timeline_open + ms_timeline_analyze, a trace through ms_heap_* (its peak and
+ * leaks by call site). opts may be NULL (defaults). Errors: those of ms_timeline_open, or of
+ * ms_heap_open for a trace; ms_last_error() says why. */
+MS_EXTERN int ms_timeline_analyze_path(const char *path, const ms_timeline_options *opts,
+                                       ms_timeline_analysis **out);
+/* Frees the analysis (and, for one from ms_timeline_analyze_path, what it read). */
+MS_EXTERN void ms_timeline_analysis_free(ms_timeline_analysis *a);
+/* The analysis's kind: MS_TIMELINE_MONITOR or MS_TIMELINE_TRACE. */
+MS_EXTERN ms_timeline_kind ms_timeline_analysis_kind(const ms_timeline_analysis *a);
+/* NULL, or the warnings and notes about the input, one line each ending in '\n', each starting
+ * with "warning: " or "note: " (a monitor file's, as ms_timeline_warning; a trace's: cut,
+ * without its END record, events the tracker lost). */
+MS_EXTERN const char *ms_timeline_analysis_warning(const ms_timeline_analysis *a);
+
+/* One metric of a monitor analysis, over the samples that have it. */
+typedef struct ms_timeline_metric {
+    size_t size;              /* sizeof(ms_timeline_metric), set by the caller */
+    const char *label;        /* "process RSS" */
+    uint64_t samples;         /* samples with a value */
+    uint64_t min, max;        /* bytes */
+    double mean;              /* bytes */
+    uint64_t p50, p90, p99;   /* nearest-rank percentiles, bytes */
+    double slope_bytes_per_s; /* the Theil-Sen slope of the trend */
+    const char *severity;     /* the leak verdict: "none", "low", "medium" or "high" */
+    uint64_t spikes;          /* spikes found (docs/analyze-format.md) */
+} ms_timeline_metric;
+
+/* The figures of the metric named key ("process_rss", "process_pss", "cgroup_current",
+ * "system_used", "gpu_used", "tree_rss": the keys of the JSON's "metrics"). Errors: MS_ENOENT
+ * (the file has no such metric), MS_EINVAL (a trace's analysis, an unknown key, a short
+ * out->size). */
+MS_EXTERN int ms_timeline_metric_get(const ms_timeline_analysis *a, const char *key,
+                                     ms_timeline_metric *out);
+
+/* Writes the analysis as text (what `memsnap analyze` prints), as one line of JSON (what
+ * `--format json` prints, docs/analyze-format.md), or as a self-contained HTML report (no
+ * network needed). Each returns 0, or MS_EIO when writing to fp failed, MS_ENOMEM. */
+MS_EXTERN int ms_timeline_write_text(ms_timeline_analysis *a, FILE *fp);
+MS_EXTERN int ms_timeline_write_json(ms_timeline_analysis *a, FILE *fp);
+MS_EXTERN int ms_timeline_write_html(ms_timeline_analysis *a, FILE *fp);
 
 /* ---------------------------------------------------------------------------------------- */
 /* The OOM flight recorder                                                                  */

@@ -65,7 +65,10 @@ static __thread char last_error[512];
 
 int ms__verror(int code, const char *fmt, va_list ap)
 {
-    vsnprintf(last_error, sizeof(last_error), fmt, ap);
+    /* through a copy: an argument may be ms_last_error() itself ("%s: %s", path, ...) */
+    char msg[sizeof(last_error)];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    memcpy(last_error, msg, sizeof(msg));
     return code;
 }
 

@@ -15,6 +15,11 @@ severity the documented rules give). Scenarios:
   steady    600 samples, RSS growing by 4 KiB every sample, no noise: medium (steady growth)
   flat      600 samples, 100 MiB +-2 MiB of noise: no leak
   spikes    400 samples, 200 MiB +-1 MiB with +80 MiB spikes at samples 50, 123 and 300
+  staircase 300 samples, 100 MiB +-256 KiB growing 10 MiB every 5 samples (10 MiB every 50 ms
+            at a 10 ms interval) for 55 samples, then released back to 100 MiB: no spikes
+            (a lasting step is growth, however it ends)
+  excursions 400 samples, 200 MiB +-1 MiB with excursions of 1, 2, 3 and 5 samples that
+            rise 50 MiB and more and come back down: one spike each, at its highest sample
   events    200 samples with a start record (limits, thresholds), alerts, a marker, an OOM
             record and an end record
   big       N samples (default 1000000) like leak, written fast, for the benchmark
@@ -224,6 +229,29 @@ def spikes(outdir, n):
           {"samples": 400, "spikes": planted, "metrics": {"process_rss": summary(samples, "rss")}})
 
 
+def staircase(outdir, n):
+    rnd = random.Random("staircase")
+    samples = []
+    for i in range(300):
+        step = (i - 100) // 5 + 1 if 100 <= i < 155 else 0
+        samples.append(sample(i, 100 * MiB + step * 10 * MiB + rnd.randint(-256 * 1024, 256 * 1024)))
+    write(outdir, "staircase", samples, [start_event()],
+          {"samples": 300, "spikes": [], "metrics": {"process_rss": summary(samples, "rss")}})
+
+
+def excursions(outdir, n):
+    rnd = random.Random("excursions")
+    starts = {60: 1, 140: 2, 220: 3, 300: 5}  # first sample: samples it lasts
+    rise = {}
+    for a, length in starts.items():
+        for j in range(length):
+            rise[a + j] = 50 * MiB + 5 * MiB * j  # rising: its last sample is its highest
+    samples = [sample(i, 200 * MiB + rnd.randint(-MiB, MiB) + rise.get(i, 0)) for i in range(400)]
+    write(outdir, "excursions", samples, [start_event()],
+          {"samples": 400, "spikes": [a + length - 1 for a, length in sorted(starts.items())],
+           "metrics": {"process_rss": summary(samples, "rss")}})
+
+
 def events(outdir, n):
     samples = [sample(i, 500 * MiB + i * MiB, cgroup=700 * MiB + i * MiB, cg_max=GiB)
                for i in range(200)]
@@ -305,6 +333,8 @@ SCENARIOS = {
     "steady": lambda d, n: trend_case(d, "steady", 600, 100 * MiB, 0, 0, "medium", step=4096),
     "flat": lambda d, n: trend_case(d, "flat", 600, 100 * MiB, 0, 2 * MiB, "none"),
     "spikes": spikes,
+    "staircase": staircase,
+    "excursions": excursions,
     "events": events,
     "big": big,
 }

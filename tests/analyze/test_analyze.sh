@@ -49,7 +49,7 @@ m, M, G = d.get("metrics"), 1 << 20, 1 << 30
 sys.exit(0 if eval("(" + sys.argv[1] + ")") else 1)' "$2" "$3"; then ok "$1"; else not_ok "$1" "$2"; fi
 }
 
-for s in known leak slowleak steady flat spikes events; do
+for s in known leak slowleak steady flat spikes staircase excursions events; do
     $GEN $s "$T" || not_ok "gen_monitor.py $s"
 done
 
@@ -90,6 +90,15 @@ for f in jsonl csv; do
     json spikes-$f "$T/spikes.$f" &&
         check "spikes ($f): exactly the planted samples 50, 123, 300" \
             $CHECK spikes "$T/spikes-$f.json" "$T/spikes.expect.json"
+done
+# a spike is an excursion that comes back down; a step that lasts is growth (issue 14, item 7)
+for f in jsonl csv; do
+    json staircase-$f "$T/staircase.$f" &&
+        check "staircase ($f): steps of 10 MiB that last, then a release: no spikes" \
+            $CHECK spikes "$T/staircase-$f.json" "$T/staircase.expect.json"
+    json excursions-$f "$T/excursions.$f" &&
+        check "excursions ($f): 1, 2, 3 and 5 samples long, each one spike at its highest" \
+            $CHECK spikes "$T/excursions-$f.json" "$T/excursions.expect.json"
 done
 pycheck "a straight line without noise has no spikes, at its ends neither" \
     'd["metrics"] and all(m["spikes"]["count"] == 0 for m in d["metrics"].values())' \

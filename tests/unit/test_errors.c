@@ -5,6 +5,8 @@
  */
 #include "helpers.h"
 
+#include "core/internal.h" /* ms__error */
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +124,16 @@ static void json_reader_names_the_field_without_an_error_buffer(void **state)
     assert_string_equal(ms_last_error(), "ms_snapshot_from_json: no text");
 }
 
+/* A message built from the last one (a caller adding context) keeps it whole. */
+static void a_message_may_quote_the_last_one(void **state)
+{
+    (void)state;
+    ms_heap *h = NULL;
+    assert_int_equal(ms_heap_open(&h, "/nonexistent/x.mst"), MS_ENOENT);
+    assert_int_equal(ms__error(MS_EIO, "context: %s", ms_last_error()), MS_EIO);
+    assert_string_equal(ms_last_error(), "context: /nonexistent/x.mst: No such file or directory");
+}
+
 static void *fail_in_another_thread(void *arg)
 {
     (void)arg;
@@ -154,6 +166,7 @@ int main(void)
         cmocka_unit_test(sinks_name_an_unknown_format_and_a_failed_stream),
         cmocka_unit_test(json_reader_names_the_field_without_an_error_buffer),
         cmocka_unit_test(the_message_is_the_calling_threads_own),
+        cmocka_unit_test(a_message_may_quote_the_last_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

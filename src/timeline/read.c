@@ -1,5 +1,5 @@
 /*
- * analyze_read.c - reading monitor output (docs/monitor-format.md) for `memsnap analyze`:
+ * read.c - reading monitor output (docs/monitor-format.md) for ms_timeline_open/analyze:
  * the samples into columns, one per metric, and the start, end, alert, OOM and marker
  * records into normalized JSON objects (docs/analyze-format.md), the same from either format.
  *
@@ -13,8 +13,9 @@
  * file is read in chunks by several threads on the fast paths, the rest in order (see
  * "Reading in parallel"): a million samples take well under a second.
  */
-#include "analyze.h"
-#include "cli.h"
+#include "timeline.h"
+
+#include "../core/internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -32,27 +33,27 @@ struct sample {
     uint64_t time_ns;
     uint64_t mono_ns; /* the snapshot's monotonic_ns, 0 when it has none */
     uint64_t seq;
-    uint64_t v[AN_METRICS];    /* bytes */
-    uint8_t valid;             /* bit m: v[m] read */
-    uint8_t repeated;          /* bits of valid whose figure repeats an earlier reading */
-    uint64_t limit[AN_LIMITS]; /* the limits this sample shows */
-    uint8_t limit_valid;       /* bit l: limit[l] read */
+    uint64_t v[MS__TL_METRICS];    /* bytes */
+    uint8_t valid;                 /* bit m: v[m] read */
+    uint8_t repeated;              /* bits of valid whose figure repeats an earlier reading */
+    uint64_t limit[MS__TL_LIMITS]; /* the limits this sample shows */
+    uint8_t limit_valid;           /* bit l: limit[l] read */
 };
 
 /* The reader's state over one file. */
 struct rd {
-    struct an_input *in;
-    const char *end;            /* end of the file */
-    unsigned long line;         /* number of the line being read, 1-based */
-    bool last;                  /* the line being read has no newline: the file's last */
-    bool quiet;                 /* a chunk's reader: errors are not printed (see below) */
-    uint64_t slimit[AN_LIMITS]; /* the largest limits seen in samples */
+    struct ms__tl_input *in;
+    const char *end;                /* end of the file */
+    unsigned long line;             /* number of the line being read, 1-based */
+    bool last;                      /* the line being read has no newline: the file's last */
+    bool quiet;                     /* a chunk's reader: errors are not reported (see below) */
+    uint64_t slimit[MS__TL_LIMITS]; /* the largest limits seen in samples */
     uint8_t slimit_valid;
     unsigned long unknown_line; /* the first record of an unknown kind */
     char unknown_kind[32];
 };
 
-/* Prints "memsnap analyze: FILE:LINE: message" and returns -1. */
+/* Sets the calling thread's error to "FILE:LINE: message" (ms_last_error) and returns -1. */
 __attribute__((format(printf, 2, 3))) static int rd_error(struct rd *r, const char *fmt, ...)
 {
     char msg[512];
@@ -61,7 +62,8 @@ __attribute__((format(printf, 2, 3))) static int rd_error(struct rd *r, const ch
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (!r->quiet)
-        cli_error("analyze", "%s:%lu: %s", r->in->path, r->line, msg);
+        ms__error(strcmp(msg, "out of memory") == 0 ? MS_ENOMEM : MS_EPARSE, "%s:%lu: %s",
+                  r->in->path, r->line, msg);
     return -1;
 }
 
@@ -71,47 +73,47 @@ __attribute__((format(printf, 2, 3))) static int rd_error(struct rd *r, const ch
 
 /* Makes room for one more sample in every column; -1 when out of memory. */
 /* Makes room for cap samples in every column of s. */
-static int series_reserve(struct an_series *s, size_t cap)
+static int series_reserve(struct ms__tl_series *s, size_t cap)
 {
     size_t old = s->cap;
     void *p;
     if (cap <= old)
         return 0;
-    if (!(p = an_big_realloc(s->time_ns, old * 8, cap * 8)))
+    if (!(p = ms__tl_big_realloc(s->time_ns, old * 8, cap * 8)))
         return -1;
     s->time_ns = p;
-    if (!(p = an_big_realloc(s->mono_ns, old * 8, cap * 8)))
+    if (!(p = ms__tl_big_realloc(s->mono_ns, old * 8, cap * 8)))
         return -1;
     s->mono_ns = p;
-    if (!(p = an_big_realloc(s->seq, old * 8, cap * 8)))
+    if (!(p = ms__tl_big_realloc(s->seq, old * 8, cap * 8)))
         return -1;
     s->seq = p;
-    for (int m = 0; m < AN_METRICS; m++) {
-        if (!(p = an_big_realloc(s->val[m], old * 8, cap * 8)))
+    for (int m = 0; m < MS__TL_METRICS; m++) {
+        if (!(p = ms__tl_big_realloc(s->val[m], old * 8, cap * 8)))
             return -1;
         s->val[m] = p;
     }
-    if (!(p = an_big_realloc(s->valid, old, cap)))
+    if (!(p = ms__tl_big_realloc(s->valid, old, cap)))
         return -1;
     s->valid = p;
     s->cap = cap;
     return 0;
 }
 
-static int series_grow(struct an_series *s)
+static int series_grow(struct ms__tl_series *s)
 {
     return series_reserve(s, s->cap ? s->cap * 2 : 4096);
 }
 
 /* Frees the columns of s. */
-static void series_free(struct an_series *s)
+static void series_free(struct ms__tl_series *s)
 {
-    an_big_free(s->time_ns, s->cap * 8);
-    an_big_free(s->mono_ns, s->cap * 8);
-    an_big_free(s->seq, s->cap * 8);
-    for (int m = 0; m < AN_METRICS; m++)
-        an_big_free(s->val[m], s->cap * 8);
-    an_big_free(s->valid, s->cap);
+    ms__tl_big_free(s->time_ns, s->cap * 8);
+    ms__tl_big_free(s->mono_ns, s->cap * 8);
+    ms__tl_big_free(s->seq, s->cap * 8);
+    for (int m = 0; m < MS__TL_METRICS; m++)
+        ms__tl_big_free(s->val[m], s->cap * 8);
+    ms__tl_big_free(s->valid, s->cap);
     memset(s, 0, sizeof(*s));
 }
 
@@ -119,19 +121,19 @@ static void series_free(struct an_series *s)
  * for: on a million samples, 4 KiB pages cost more in page faults than the reading. */
 #if defined(__SANITIZE_ADDRESS__)
 /* Under AddressSanitizer, malloc: it watches malloc'd memory, not mappings. */
-void *an_big_realloc(void *p, size_t old, size_t bytes)
+void *ms__tl_big_realloc(void *p, size_t old, size_t bytes)
 {
     (void)old;
     return realloc(p, bytes ? bytes : 1);
 }
 
-void an_big_free(void *p, size_t bytes)
+void ms__tl_big_free(void *p, size_t bytes)
 {
     (void)bytes;
     free(p);
 }
 #else
-void *an_big_realloc(void *p, size_t old, size_t bytes)
+void *ms__tl_big_realloc(void *p, size_t old, size_t bytes)
 {
     size_t page = 4096;
     old = (old + page - 1) / page * page;
@@ -155,7 +157,7 @@ void *an_big_realloc(void *p, size_t old, size_t bytes)
     return q;
 }
 
-void an_big_free(void *p, size_t bytes)
+void ms__tl_big_free(void *p, size_t bytes)
 {
     if (p)
         munmap(p, bytes ? bytes : 1);
@@ -164,22 +166,23 @@ void an_big_free(void *p, size_t bytes)
 
 /* The figures a sample that is not "full" repeats from the monitor's last full one (statm's
  * RSS is fresh in every sample). */
-#define AN_REPEATED_UNLESS_FULL                                                                    \
-    ((1u << AN_PSS) | (1u << AN_CGROUP) | (1u << AN_SYSTEM) | (1u << AN_GPU) | (1u << AN_TREE_RSS))
+#define MS__TL_REPEATED_UNLESS_FULL                                                                \
+    ((1u << MS__TL_PSS) | (1u << MS__TL_CGROUP) | (1u << MS__TL_SYSTEM) | (1u << MS__TL_GPU) |     \
+     (1u << MS__TL_TREE_RSS))
 
 /* Marks what smp repeats: everything but RSS when it is not full, PSS when its pss_age_ns says
  * it was read before. A file without these fields repeats nothing. */
 static void sample_repeats(struct sample *smp, bool not_full, bool old_pss)
 {
     if (not_full)
-        smp->repeated |= AN_REPEATED_UNLESS_FULL;
+        smp->repeated |= MS__TL_REPEATED_UNLESS_FULL;
     if (old_pss)
-        smp->repeated |= 1u << AN_PSS;
+        smp->repeated |= 1u << MS__TL_PSS;
 }
 
 /* Appends smp to the columns of s, without the figures it only repeats (they are not samples
  * of their metric: counted again, one spike would be several); -1 when out of memory. */
-static int series_add(struct an_series *s, const struct sample *smp)
+static int series_add(struct ms__tl_series *s, const struct sample *smp)
 {
     if (s->n == s->cap && series_grow(s) != 0)
         return -1;
@@ -187,7 +190,7 @@ static int series_add(struct an_series *s, const struct sample *smp)
     s->time_ns[i] = smp->time_ns;
     s->mono_ns[i] = smp->mono_ns;
     s->seq[i] = smp->seq;
-    for (int m = 0; m < AN_METRICS; m++)
+    for (int m = 0; m < MS__TL_METRICS; m++)
         s->val[m][i] = smp->v[m];
     s->valid[i] = smp->valid & (uint8_t)~smp->repeated;
     return 0;
@@ -196,7 +199,7 @@ static int series_add(struct an_series *s, const struct sample *smp)
 /* Keeps the largest of each limit in *lim (bit l of *valid: lim[l] set). */
 static void limits_max(uint64_t *lim, uint8_t *valid, const uint64_t *v, uint8_t v_valid)
 {
-    for (int l = 0; l < AN_LIMITS; l++)
+    for (int l = 0; l < MS__TL_LIMITS; l++)
         if ((v_valid >> l & 1) && (!(*valid >> l & 1) || v[l] > lim[l])) {
             lim[l] = v[l];
             *valid |= (uint8_t)(1u << l);
@@ -217,12 +220,12 @@ static void system_used(struct sample *smp, bool have_total, uint64_t total, boo
                         uint64_t avail)
 {
     if (have_total) {
-        smp->limit[AN_LIMIT_SYSTEM] = total;
-        smp->limit_valid |= 1u << AN_LIMIT_SYSTEM;
+        smp->limit[MS__TL_LIMIT_SYSTEM] = total;
+        smp->limit_valid |= 1u << MS__TL_LIMIT_SYSTEM;
     }
     if (have_total && have_avail && avail <= total) {
-        smp->v[AN_SYSTEM] = total - avail;
-        smp->valid |= 1u << AN_SYSTEM;
+        smp->v[MS__TL_SYSTEM] = total - avail;
+        smp->valid |= 1u << MS__TL_SYSTEM;
     }
 }
 
@@ -286,8 +289,8 @@ static void unknown_kind(struct rd *r, const char *kind, size_t len)
 static int start_settings(struct rd *r, json_t *n)
 {
     json_t *lim = json_object_get(n, "limits"), *thr = json_object_get(n, "thresholds");
-    for (int l = 0; l < AN_LIMITS; l++) {
-        json_t *v = json_object_get(lim, an_limit_keys[l]);
+    for (int l = 0; l < MS__TL_LIMITS; l++) {
+        json_t *v = json_object_get(lim, ms__tl_limit_keys[l]);
         if (json_is_integer(v)) {
             r->in->limit[l] = (uint64_t)json_integer_value(v);
             r->in->limit_valid |= (uint8_t)(1u << l);
@@ -656,11 +659,11 @@ static int csv_fill(struct rd *r, const struct csv *c, uint64_t time_ns, struct 
     static const struct {
         enum col col;
         int metric;
-    } direct[] = {{C_RSS, AN_RSS},
-                  {C_PSS, AN_PSS},
-                  {C_CG_CUR, AN_CGROUP},
-                  {C_GPU_USED, AN_GPU},
-                  {C_TREE_RSS, AN_TREE_RSS}};
+    } direct[] = {{C_RSS, MS__TL_RSS},
+                  {C_PSS, MS__TL_PSS},
+                  {C_CG_CUR, MS__TL_CGROUP},
+                  {C_GPU_USED, MS__TL_GPU},
+                  {C_TREE_RSS, MS__TL_TREE_RSS}};
     int rc;
     if (csv_u64(r, c, C_SEQ, &smp.seq) < 0 || csv_u64(r, c, C_MONO, &smp.mono_ns) < 0)
         return -1;
@@ -675,12 +678,12 @@ static int csv_fill(struct rd *r, const struct csv *c, uint64_t time_ns, struct 
         (ha = csv_u64(r, c, C_SYS_AVAIL, &avail)) < 0)
         return -1;
     system_used(&smp, ht, total, ha, avail);
-    if ((rc = csv_u64(r, c, C_CG_MAX, &smp.limit[AN_LIMIT_CGROUP])) < 0)
+    if ((rc = csv_u64(r, c, C_CG_MAX, &smp.limit[MS__TL_LIMIT_CGROUP])) < 0)
         return -1;
-    smp.limit_valid |= (uint8_t)(rc << AN_LIMIT_CGROUP);
-    if ((rc = csv_u64(r, c, C_GPU_TOTAL, &smp.limit[AN_LIMIT_GPU])) < 0)
+    smp.limit_valid |= (uint8_t)(rc << MS__TL_LIMIT_CGROUP);
+    if ((rc = csv_u64(r, c, C_GPU_TOTAL, &smp.limit[MS__TL_LIMIT_GPU])) < 0)
         return -1;
-    smp.limit_valid |= (uint8_t)(rc << AN_LIMIT_GPU);
+    smp.limit_valid |= (uint8_t)(rc << MS__TL_LIMIT_GPU);
     uint64_t age = 0;
     if (csv_u64(r, c, C_PSS_AGE, &age) < 0)
         return -1;
@@ -699,7 +702,7 @@ static int csv_fill(struct rd *r, const struct csv *c, uint64_t time_ns, struct 
 /* Any other row: its normalized record. */
 static int csv_event(struct rd *r, struct csv *c, const char *kind, size_t klen, uint64_t time_ns)
 {
-    struct an_input *in = r->in;
+    struct ms__tl_input *in = r->in;
     json_t *o = json_object();
     if (!o || json_object_set_new(o, "time_ns", json_integer((json_int_t)time_ns)) != 0)
         return rd_error(r, "out of memory");
@@ -760,9 +763,9 @@ static int csv_event(struct rd *r, struct csv *c, const char *kind, size_t klen,
                   csv_set_u64(r, c, o, "rank", C_RANK) ||
                   csv_set_u64(r, c, o, "world_size", C_WORLD) ||
                   kv_set(r, o, text, "interval_s", 'n') || kv_set(r, o, text, "tree", 'b') ||
-                  kv_set(r, lim, text, an_limit_keys[0], 'u') ||
-                  kv_set(r, lim, text, an_limit_keys[1], 'u') ||
-                  kv_set(r, lim, text, an_limit_keys[2], 'u') ||
+                  kv_set(r, lim, text, ms__tl_limit_keys[0], 'u') ||
+                  kv_set(r, lim, text, ms__tl_limit_keys[1], 'u') ||
+                  kv_set(r, lim, text, ms__tl_limit_keys[2], 'u') ||
                   kv_set(r, thr, text, "warning_pct", 'n') ||
                   kv_set(r, thr, text, "critical_pct", 'n');
         size_t clen = 0;
@@ -858,7 +861,7 @@ static int csv_rows(struct rd *r, struct csv *c, const char *p)
 /* JSON lines: the fast path for sample records                                             */
 /* ---------------------------------------------------------------------------------------- */
 
-bool an_fast_path = true;
+bool ms__tl_fast_path = true;
 
 /* FP_NO: the fast path does not decide this line; jansson reads it. */
 enum { FP_OK = 0, FP_NO = -1, FP_MAX_DEPTH = 64 };
@@ -1218,9 +1221,9 @@ static int fp_snap_member(struct fp *s, const char *key, size_t klen, void *ctx)
         f.keys = process_keys;
         if (fp_fields_object(s, &f) != FP_OK)
             return FP_NO;
-        smp->v[AN_RSS] = v[0];
-        smp->v[AN_PSS] = v[1];
-        smp->valid |= (uint8_t)((f.valid & 1) << AN_RSS | (f.valid >> 1 & 1) << AN_PSS);
+        smp->v[MS__TL_RSS] = v[0];
+        smp->v[MS__TL_PSS] = v[1];
+        smp->valid |= (uint8_t)((f.valid & 1) << MS__TL_RSS | (f.valid >> 1 & 1) << MS__TL_PSS);
         return FP_OK;
     case 2:
         f.keys = system_keys;
@@ -1232,22 +1235,22 @@ static int fp_snap_member(struct fp *s, const char *key, size_t klen, void *ctx)
         f.keys = cgroup_keys;
         if (fp_fields_object(s, &f) != FP_OK)
             return FP_NO;
-        smp->v[AN_CGROUP] = v[0];
-        smp->valid |= (uint8_t)((f.valid & 1) << AN_CGROUP);
-        smp->limit[AN_LIMIT_CGROUP] = v[1];
-        smp->limit_valid |= (uint8_t)((f.valid >> 1 & 1) << AN_LIMIT_CGROUP);
+        smp->v[MS__TL_CGROUP] = v[0];
+        smp->valid |= (uint8_t)((f.valid & 1) << MS__TL_CGROUP);
+        smp->limit[MS__TL_LIMIT_CGROUP] = v[1];
+        smp->limit_valid |= (uint8_t)((f.valid >> 1 & 1) << MS__TL_LIMIT_CGROUP);
         return FP_OK;
     default: {
         struct fp_gpus g = {{0, 0}, 0, 0};
         if (s->p >= s->end || *s->p != '[' || fp_array(s, fp_gpu_element, &g) != FP_OK)
             return FP_NO;
         if (g.count && (g.valid & 1)) {
-            smp->v[AN_GPU] = g.sum[0];
-            smp->valid |= 1u << AN_GPU;
+            smp->v[MS__TL_GPU] = g.sum[0];
+            smp->valid |= 1u << MS__TL_GPU;
         }
         if (g.count && (g.valid & 2)) {
-            smp->limit[AN_LIMIT_GPU] = g.sum[1];
-            smp->limit_valid |= 1u << AN_LIMIT_GPU;
+            smp->limit[MS__TL_LIMIT_GPU] = g.sum[1];
+            smp->limit_valid |= 1u << MS__TL_LIMIT_GPU;
         }
         return FP_OK;
     }
@@ -1314,8 +1317,8 @@ static int fp_top_member(struct fp *s, const char *key, size_t klen, void *ctx)
         struct fp_fields f = {tree_keys, 1, tv, 0, 0};
         if (fp_fields_object(s, &f) != FP_OK)
             return FP_NO;
-        t->smp->v[AN_TREE_RSS] = tv[0];
-        t->smp->valid |= (uint8_t)((f.valid & 1) << AN_TREE_RSS);
+        t->smp->v[MS__TL_TREE_RSS] = tv[0];
+        t->smp->valid |= (uint8_t)((f.valid & 1) << MS__TL_TREE_RSS);
         return FP_OK;
     }
     }
@@ -1442,12 +1445,12 @@ static int j_sample(struct rd *r, json_t *o, uint64_t time_ns)
     if (j_obj(r, snap, "snapshot.", "process", &sec) < 0)
         return -1;
     if (sec) {
-        if ((rc = j_u64(r, sec, "snapshot.process.", "rss_bytes", false, &smp.v[AN_RSS])) < 0)
+        if ((rc = j_u64(r, sec, "snapshot.process.", "rss_bytes", false, &smp.v[MS__TL_RSS])) < 0)
             return -1;
-        smp.valid |= (uint8_t)(rc << AN_RSS);
-        if ((rc = j_u64(r, sec, "snapshot.process.", "pss_bytes", false, &smp.v[AN_PSS])) < 0)
+        smp.valid |= (uint8_t)(rc << MS__TL_RSS);
+        if ((rc = j_u64(r, sec, "snapshot.process.", "pss_bytes", false, &smp.v[MS__TL_PSS])) < 0)
             return -1;
-        smp.valid |= (uint8_t)(rc << AN_PSS);
+        smp.valid |= (uint8_t)(rc << MS__TL_PSS);
     }
     if (j_obj(r, snap, "snapshot.", "system", &sec) < 0)
         return -1;
@@ -1462,13 +1465,14 @@ static int j_sample(struct rd *r, json_t *o, uint64_t time_ns)
     if (j_obj(r, snap, "snapshot.", "cgroup", &sec) < 0)
         return -1;
     if (sec) {
-        if ((rc = j_u64(r, sec, "snapshot.cgroup.", "current_bytes", false, &smp.v[AN_CGROUP])) < 0)
+        if ((rc = j_u64(r, sec, "snapshot.cgroup.", "current_bytes", false,
+                        &smp.v[MS__TL_CGROUP])) < 0)
             return -1;
-        smp.valid |= (uint8_t)(rc << AN_CGROUP);
+        smp.valid |= (uint8_t)(rc << MS__TL_CGROUP);
         if ((rc = j_u64(r, sec, "snapshot.cgroup.", "max_bytes", false,
-                        &smp.limit[AN_LIMIT_CGROUP])) < 0)
+                        &smp.limit[MS__TL_LIMIT_CGROUP])) < 0)
             return -1;
-        smp.limit_valid |= (uint8_t)(rc << AN_LIMIT_CGROUP);
+        smp.limit_valid |= (uint8_t)(rc << MS__TL_LIMIT_CGROUP);
     }
     json_t *gpus = json_object_get(snap, "gpus");
     if (gpus && !json_is_null(gpus)) {
@@ -1494,20 +1498,20 @@ static int j_sample(struct rd *r, json_t *o, uint64_t time_ns)
             }
         }
         if (json_array_size(gpus) && (valid & 1)) {
-            smp.v[AN_GPU] = sum[0];
-            smp.valid |= 1u << AN_GPU;
+            smp.v[MS__TL_GPU] = sum[0];
+            smp.valid |= 1u << MS__TL_GPU;
         }
         if (json_array_size(gpus) && (valid & 2)) {
-            smp.limit[AN_LIMIT_GPU] = sum[1];
-            smp.limit_valid |= 1u << AN_LIMIT_GPU;
+            smp.limit[MS__TL_LIMIT_GPU] = sum[1];
+            smp.limit_valid |= 1u << MS__TL_LIMIT_GPU;
         }
     }
     if (j_obj(r, o, "", "tree", &sec) < 0)
         return -1;
     if (sec) {
-        if ((rc = j_u64(r, sec, "tree.", "rss_bytes", false, &smp.v[AN_TREE_RSS])) < 0)
+        if ((rc = j_u64(r, sec, "tree.", "rss_bytes", false, &smp.v[MS__TL_TREE_RSS])) < 0)
             return -1;
-        smp.valid |= (uint8_t)(rc << AN_TREE_RSS);
+        smp.valid |= (uint8_t)(rc << MS__TL_TREE_RSS);
     }
     json_t *full = json_object_get(o, "full");
     if (full && !json_is_null(full) && !json_is_boolean(full))
@@ -1550,8 +1554,8 @@ static int j_start(struct rd *r, json_t *o, json_t *n)
     if (!nl || !nt || json_object_set_new(n, "limits", nl) ||
         json_object_set_new(n, "thresholds", nt))
         return rd_error(r, "out of memory");
-    for (int l = 0; l < AN_LIMITS; l++)
-        if (j_copy_u64(r, lim ? lim : nl, "limits.", an_limit_keys[l], nl))
+    for (int l = 0; l < MS__TL_LIMITS; l++)
+        if (j_copy_u64(r, lim ? lim : nl, "limits.", ms__tl_limit_keys[l], nl))
             return -1;
     if (j_copy_num(r, thr ? thr : nt, "warning_pct", nt) ||
         j_copy_num(r, thr ? thr : nt, "critical_pct", nt))
@@ -1594,7 +1598,7 @@ static int j_line(struct rd *r, const char *line, size_t len)
         rd_error(r, "out of memory");
         goto out;
     }
-    struct an_input *in = r->in;
+    struct ms__tl_input *in = r->in;
     if (strcmp(kind, "alert") == 0) {
         if (j_copy_u64(r, o, "", "seq", n) || j_copy_str(r, o, "level", n) ||
             j_copy_str(r, o, "metric", n) || j_copy_u64(r, o, "", "used_bytes", n) ||
@@ -1673,7 +1677,7 @@ static int json_rows(struct rd *r, const char *p)
             continue;
         struct sample smp;
         const char *next = p;
-        if (an_fast_path && fp_sample(r, &next, &smp) == FP_OK) {
+        if (ms__tl_fast_path && fp_sample(r, &next, &smp) == FP_OK) {
             rc = add_sample(r, &smp);
             p = next;
         } else
@@ -1708,13 +1712,13 @@ struct noted {
 };
 
 struct chunk {
-    const struct rd *r;         /* the reader (not written to) */
-    const struct csv *c;        /* the CSV header's columns; NULL for JSON lines */
-    const char *begin, *limit;  /* the chunk: the lines that start in [begin, limit) */
-    const char *stop;           /* where the last of them ends */
-    unsigned long lines;        /* the lines in [begin, stop) */
-    struct an_series s;         /* the samples the fast paths took */
-    uint64_t slimit[AN_LIMITS]; /* their largest limits */
+    const struct rd *r;             /* the reader (not written to) */
+    const struct csv *c;            /* the CSV header's columns; NULL for JSON lines */
+    const char *begin, *limit;      /* the chunk: the lines that start in [begin, limit) */
+    const char *stop;               /* where the last of them ends */
+    unsigned long lines;            /* the lines in [begin, stop) */
+    struct ms__tl_series s;         /* the samples the fast paths took */
+    uint64_t slimit[MS__TL_LIMITS]; /* their largest limits */
     uint8_t slimit_valid;
     struct noted *noted; /* the other lines */
     size_t nnoted, capnoted;
@@ -1768,7 +1772,7 @@ static void chunk_json(struct chunk *ch)
             continue;
         struct sample smp;
         const char *next = p;
-        if (an_fast_path && fp_sample(&lr, &next, &smp) == FP_OK)
+        if (ms__tl_fast_path && fp_sample(&lr, &next, &smp) == FP_OK)
             chunk_sample(ch, &smp);
         else {
             chunk_note(ch, p, lr.line);
@@ -1843,7 +1847,7 @@ static void *chunk_thread(void *arg)
 /* Appends the samples [from, to) of chunk ch to the file's; prints the error. */
 static int chunk_append(struct rd *r, const struct chunk *ch, size_t from, size_t to)
 {
-    struct an_series *s = &r->in->s;
+    struct ms__tl_series *s = &r->in->s;
     size_t n = to - from;
     while (s->cap < s->n + n)
         if (series_grow(s) != 0)
@@ -1851,7 +1855,7 @@ static int chunk_append(struct rd *r, const struct chunk *ch, size_t from, size_
     memcpy(s->time_ns + s->n, ch->s.time_ns + from, n * sizeof(uint64_t));
     memcpy(s->mono_ns + s->n, ch->s.mono_ns + from, n * sizeof(uint64_t));
     memcpy(s->seq + s->n, ch->s.seq + from, n * sizeof(uint64_t));
-    for (int m = 0; m < AN_METRICS; m++)
+    for (int m = 0; m < MS__TL_METRICS; m++)
         memcpy(s->val[m] + s->n, ch->s.val[m] + from, n * sizeof(uint64_t));
     memcpy(s->valid + s->n, ch->s.valid + from, n);
     s->n += n;
@@ -1964,7 +1968,7 @@ static int read_rows(struct rd *r, struct csv *c, const char *p)
 /* The entry point                                                                          */
 /* ---------------------------------------------------------------------------------------- */
 
-int an_read(const char *buf, size_t len, struct an_input *in)
+int ms__tl_read(const char *buf, size_t len, struct ms__tl_input *in)
 {
     struct rd r = {.in = in, .end = buf + len, .line = 1};
     in->alerts = json_array();
@@ -2004,25 +2008,33 @@ int an_read(const char *buf, size_t len, struct an_input *in)
     }
     if (rc)
         return rc;
-    for (int l = 0; l < AN_LIMITS; l++)
+    for (int l = 0; l < MS__TL_LIMITS; l++)
         if (!(in->limit_valid >> l & 1) && (r.slimit_valid >> l & 1)) {
             in->limit[l] = r.slimit[l];
             in->limit_valid |= (uint8_t)(1u << l);
         }
-    an_series_clock(&in->s);
-    if (in->cut_line)
-        cli_error("analyze",
-                  "warning: %s:%lu: the last line is cut (the monitor stopped while "
-                  "writing it); ignored",
-                  in->path, in->cut_line);
-    if (in->unknown)
-        cli_error("analyze", "warning: %s:%lu: %lu record%s of unknown kind ignored (first: '%s')",
-                  in->path, r.unknown_line, in->unknown, in->unknown == 1 ? "" : "s",
-                  r.unknown_kind);
+    ms__tl_series_clock(&in->s);
+    /* the warnings, one line each, for the caller to show (ms_timeline_warning) */
+    char *w = NULL;
+    size_t wlen = 0;
+    FILE *wf = in->cut_line || in->unknown ? open_memstream(&w, &wlen) : NULL;
+    if (in->cut_line && wf)
+        fprintf(wf,
+                "warning: %s:%lu: the last line is cut (the monitor stopped while "
+                "writing it); ignored\n",
+                in->path, in->cut_line);
+    if (in->unknown && wf)
+        fprintf(wf, "warning: %s:%lu: %lu record%s of unknown kind ignored (first: '%s')\n",
+                in->path, r.unknown_line, in->unknown, in->unknown == 1 ? "" : "s", r.unknown_kind);
+    if ((in->cut_line || in->unknown) && (!wf || fclose(wf) != 0)) {
+        free(w);
+        return rd_error(&r, "out of memory");
+    }
+    in->warnings = w;
     return 0;
 }
 
-void an_input_free(struct an_input *in)
+void ms__tl_input_free(struct ms__tl_input *in)
 {
     series_free(&in->s);
     json_decref(in->start);
@@ -2033,5 +2045,6 @@ void an_input_free(struct an_input *in)
     free(in->alert_at);
     free(in->oom_at);
     free(in->marker_at);
+    free(in->warnings);
     memset(in, 0, sizeof(*in));
 }

@@ -1,6 +1,7 @@
 /*
- * analyze_html.c - the HTML report of `memsnap analyze --html`: one self-contained file that
- * needs no network (inline CSS, JavaScript and SVG; no CDN, no fonts, no images).
+ * html.c - the HTML report of a timeline analysis (ms_timeline_write_html, `memsnap analyze
+ * --html`): one self-contained file that needs no network (inline CSS, JavaScript and SVG; no
+ * CDN, no fonts, no images).
  *
  * The C side writes the analysis object (docs/analyze-format.md) into the page as JSON, with
  * the samples of each metric cut to at most 2 * CHART_BUCKETS points (the smallest and the
@@ -14,7 +15,7 @@
  * page and counted in the data-errors attribute of <html>; a page that rendered has
  * data-rendered="ok" on <body>.
  */
-#include "analyze.h"
+#include "timeline.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -500,7 +501,7 @@ static const char report_js[] =
 
 /* [offset_s, bytes] of every sample of metric m, or of the smallest and largest in each of
  * CHART_BUCKETS ranges of samples when there are more. */
-static json_t *series_json(const struct an_series *s, int m, uint64_t t0)
+static json_t *series_json(const struct ms__tl_series *s, int m, uint64_t t0)
 {
     json_t *out = json_array();
     size_t buckets = s->n > 2 * CHART_BUCKETS ? CHART_BUCKETS : s->n;
@@ -520,9 +521,9 @@ static json_t *series_json(const struct an_series *s, int m, uint64_t t0)
         size_t pick[2] = {imin < imax ? imin : imax, imin < imax ? imax : imin};
         for (int k = 0; k < (imin == imax ? 1 : 2); k++) {
             size_t i = pick[k];
-            /* the offset by the clock durations are measured by (an_series_clock) */
+            /* the offset by the clock durations are measured by (ms__tl_series_clock) */
             double x =
-                (double)(int64_t)(s->time_ns[0] - t0) / 1e9 + (double)an_elapsed_ns(s, i) / 1e9;
+                (double)(int64_t)(s->time_ns[0] - t0) / 1e9 + (double)ms__tl_elapsed_ns(s, i) / 1e9;
             json_t *p = json_pack("[f,I]", x, (json_int_t)s->val[m][i]);
             if (!p || json_array_append_new(out, p)) {
                 json_decref(out);
@@ -573,7 +574,7 @@ static int write_script_json(FILE *fp, const char *text)
     return 0;
 }
 
-int an_write_html(FILE *fp, json_t *analysis, const struct an_series *s, const char *folded)
+int ms__tl_write_html(FILE *fp, json_t *analysis, const struct ms__tl_series *s, const char *folded)
 {
     json_t *data = json_pack("{s:O}", "analysis", analysis);
     if (!data)
@@ -583,9 +584,9 @@ int an_write_html(FILE *fp, json_t *analysis, const struct an_series *s, const c
         uint64_t t0 = (uint64_t)json_integer_value(json_object_get(analysis, "time_origin_ns"));
         json_t *series = json_object();
         bad |= !series || json_object_set_new(data, "series", series);
-        for (int m = 0; m < AN_METRICS && !bad; m++)
-            if (json_object_get(json_object_get(analysis, "metrics"), an_metric_key(m)))
-                bad |= json_object_set_new(series, an_metric_key(m), series_json(s, m, t0));
+        for (int m = 0; m < MS__TL_METRICS && !bad; m++)
+            if (json_object_get(json_object_get(analysis, "metrics"), ms__tl_metric_key(m)))
+                bad |= json_object_set_new(series, ms__tl_metric_key(m), series_json(s, m, t0));
     }
     if (folded)
         bad |= json_object_set_new(data, "folded", folded_json(folded));

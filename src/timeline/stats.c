@@ -1,7 +1,7 @@
 /*
- * analyze_stats.c - the statistics of `memsnap analyze` over one metric of monitor output:
- * the summary (min, max, mean, nearest-rank percentiles, time at peak), the trend (the
- * Theil-Sen slope over an evenly spaced subsample, Sen's 95% confidence interval, the
+ * stats.c - the statistics of the timeline analysis (`memsnap analyze`) over each metric of
+ * monitor output: the summary (min, max, mean, nearest-rank percentiles, time at peak), the trend
+ * (the Theil-Sen slope over an evenly spaced subsample, Sen's 95% confidence interval, the
  * Mann-Kendall test, the share of rising steps, and the leak severity those give) and the
  * spikes (samples far above the rolling median, in robust sigmas of the residuals). The
  * rules and constants are documented in docs/analyze-format.md.
@@ -11,7 +11,7 @@
  * 64-bit keys, and the rolling median from a sorted window updated in place; one workspace
  * serves every metric. A million samples take a few tens of milliseconds per metric.
  */
-#include "analyze.h"
+#include "timeline.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -27,33 +27,33 @@
 #define STATS_THREADS    4      /* metrics computed at once, at most */
 #define RATE_MAX         9.2e18 /* bytes/s: a slope beyond is no measurement (a corrupt file) */
 
-#define AN__KEY(id, key, label)   key,
-#define AN__LABEL(id, key, label) label,
-static const char *const metric_keys[] = {AN_METRIC_LIST(AN__KEY)};
-static const char *const metric_labels[] = {AN_METRIC_LIST(AN__LABEL)};
-#undef AN__KEY
-#undef AN__LABEL
+#define MS__TL__KEY(id, key, label)   key,
+#define MS__TL__LABEL(id, key, label) label,
+static const char *const metric_keys[] = {MS__TL_METRIC_LIST(MS__TL__KEY)};
+static const char *const metric_labels[] = {MS__TL_METRIC_LIST(MS__TL__LABEL)};
+#undef MS__TL__KEY
+#undef MS__TL__LABEL
 
-const char *const an_limit_keys[AN_LIMITS] = {"cgroup_max_bytes", "system_total_bytes",
-                                              "gpu_total_bytes"};
+const char *const ms__tl_limit_keys[MS__TL_LIMITS] = {"cgroup_max_bytes", "system_total_bytes",
+                                                      "gpu_total_bytes"};
 
-const char *an_metric_key(int m)
+const char *ms__tl_metric_key(int m)
 {
     return metric_keys[m];
 }
 
-const char *an_metric_label(int m)
+const char *ms__tl_metric_label(int m)
 {
     return metric_labels[m];
 }
 
-const char *an_severity_name(enum an_severity s)
+const char *ms__tl_severity_name(enum ms__tl_severity s)
 {
     static const char *const names[] = {"none", "low", "medium", "high"};
     return names[s];
 }
 
-void an_series_clock(struct an_series *s)
+void ms__tl_series_clock(struct ms__tl_series *s)
 {
     s->mono = s->n > 0 && s->mono_ns;
     for (size_t i = 0; s->mono && i < s->n; i++)
@@ -68,12 +68,12 @@ static int64_t diff_ns(uint64_t a, uint64_t b)
     return b - a > (uint64_t)INT64_MAX ? INT64_MIN : -(int64_t)(b - a);
 }
 
-int64_t an_elapsed_ns(const struct an_series *s, size_t i)
+int64_t ms__tl_elapsed_ns(const struct ms__tl_series *s, size_t i)
 {
     return s->mono ? diff_ns(s->mono_ns[i], s->mono_ns[0]) : diff_ns(s->time_ns[i], s->time_ns[0]);
 }
 
-int64_t an_record_elapsed_ns(const struct an_series *s, size_t at, uint64_t time_ns)
+int64_t ms__tl_record_elapsed_ns(const struct ms__tl_series *s, size_t at, uint64_t time_ns)
 {
     if (!s->mono)
         return diff_ns(time_ns, s->time_ns[0]);
@@ -84,17 +84,17 @@ int64_t an_record_elapsed_ns(const struct an_series *s, size_t at, uint64_t time
         t = diff_ns(time_ns, s->time_ns[0]);
     else {
         int64_t d = diff_ns(time_ns, s->time_ns[at - 1]);
-        t = an_elapsed_ns(s, at - 1);
+        t = ms__tl_elapsed_ns(s, at - 1);
         if (d > 0 && __builtin_add_overflow(t, d, &t))
             t = INT64_MAX;
     }
-    if (at < s->n && t > an_elapsed_ns(s, at))
-        t = an_elapsed_ns(s, at);
+    if (at < s->n && t > ms__tl_elapsed_ns(s, at))
+        t = ms__tl_elapsed_ns(s, at);
     return t;
 }
 
-/* Seconds from sample i to sample j of s (by the clock an_series_clock chose). */
-static double span_s(const struct an_series *s, size_t i, size_t j)
+/* Seconds from sample i to sample j of s (by the clock ms__tl_series_clock chose). */
+static double span_s(const struct ms__tl_series *s, size_t i, size_t j)
 {
     const uint64_t *t = s->mono ? s->mono_ns : s->time_ns;
     return (double)diff_ns(t[j], t[i]) / 1e9;
@@ -172,7 +172,7 @@ static size_t pct_rank(size_t n, unsigned p)
 }
 
 /* The metric's values where valid: x[k] and their series index at[k]; returns how many. */
-static size_t compact(const struct an_series *s, int m, uint64_t *x, size_t *at)
+static size_t compact(const struct ms__tl_series *s, int m, uint64_t *x, size_t *at)
 {
     size_t k = 0;
     for (size_t i = 0; i < s->n; i++)
@@ -185,7 +185,7 @@ static size_t compact(const struct an_series *s, int m, uint64_t *x, size_t *at)
 
 /* The summary of x (n values at series indexes at); work holds n values. */
 static void summarize(const uint64_t *x, const size_t *at, size_t n, uint64_t *work,
-                      struct an_summary *sum)
+                      struct ms__tl_summary *sum)
 {
     long double total = 0;
     size_t peak = 0, min = 0;
@@ -227,14 +227,14 @@ static double mk_variance(const uint64_t *sorted, size_t n)
 }
 
 /* The trend over x (n values at series indexes at, median the p50); keys holds the pairwise
- * slopes of AN_TREND_POINTS points. */
-static void trend(const struct an_series *s, const uint64_t *x, const size_t *at, size_t n,
+ * slopes of MS__TL_TREND_POINTS points. */
+static void trend(const struct ms__tl_series *s, const uint64_t *x, const size_t *at, size_t n,
                   uint64_t median_x, bool has_limit, uint64_t limit, uint64_t *keys,
-                  struct an_trend *tr)
+                  struct ms__tl_trend *tr)
 {
     memset(tr, 0, sizeof(*tr));
     tr->time_to_limit_s = -1;
-    tr->severity = AN_SEV_NONE;
+    tr->severity = MS__TL_SEV_NONE;
     tr->duration_s = n ? span_s(s, at[0], at[n - 1]) : 0;
     size_t rises = 0, falls = 0;
     for (size_t k = 1; k < n; k++) {
@@ -247,9 +247,9 @@ static void trend(const struct an_series *s, const uint64_t *x, const size_t *at
         tr->reason = "too few samples";
         return;
     }
-    size_t m = n < AN_TREND_POINTS ? n : AN_TREND_POINTS;
-    double t[AN_TREND_POINTS], v[AN_TREND_POINTS];
-    uint64_t scratch[AN_TREND_POINTS];
+    size_t m = n < MS__TL_TREND_POINTS ? n : MS__TL_TREND_POINTS;
+    double t[MS__TL_TREND_POINTS], v[MS__TL_TREND_POINTS];
+    uint64_t scratch[MS__TL_TREND_POINTS];
     for (size_t k = 0; k < m; k++) {
         size_t i = m == n ? k : k * (n - 1) / (m - 1);
         t[k] = span_s(s, at[0], at[i]);
@@ -321,19 +321,19 @@ static void trend(const struct an_series *s, const uint64_t *x, const size_t *at
         return;
     }
     if (tr->growth_pct >= 25) {
-        tr->severity = AN_SEV_HIGH;
+        tr->severity = MS__TL_SEV_HIGH;
         tr->reason = "grew 25% of its median or more";
     } else if (tr->time_to_limit_s >= 0 && tr->time_to_limit_s <= tr->duration_s) {
-        tr->severity = AN_SEV_HIGH;
+        tr->severity = MS__TL_SEV_HIGH;
         tr->reason = "reaches its limit within the time observed again";
     } else if (tr->growth_pct >= 5) {
-        tr->severity = AN_SEV_MEDIUM;
+        tr->severity = MS__TL_SEV_MEDIUM;
         tr->reason = "grew 5% of its median or more";
     } else if (tr->rising_share >= 0.9) {
-        tr->severity = AN_SEV_MEDIUM;
+        tr->severity = MS__TL_SEV_MEDIUM;
         tr->reason = "grew steadily (90% of its changes are rises)";
     } else {
-        tr->severity = AN_SEV_LOW;
+        tr->severity = MS__TL_SEV_LOW;
         tr->reason = "grew 1% of its median or more";
     }
 }
@@ -369,16 +369,26 @@ static void win_remove(uint64_t *w, size_t *cnt, uint64_t v)
     (*cnt)--;
 }
 
+/* Whether v is above the band around the rolling median m: more than MS__TL_SPIKE_K robust
+ * sigmas and more than 1% above it. */
+static bool above_band(uint64_t v, uint64_t m, double sigma)
+{
+    if (v <= m)
+        return false;
+    double r = (double)(v - m);
+    return r > MS__TL_SPIKE_K * sigma && r > (double)m / 100;
+}
+
 /* The spikes of x (n values at series indexes at); med and dev hold n values each. */
 static int spikes(const uint64_t *x, const size_t *at, size_t n, uint64_t *med, uint64_t *dev,
-                  struct an_spikes *sp)
+                  struct ms__tl_spikes *sp)
 {
     memset(sp, 0, sizeof(*sp));
     if (n < TREND_MIN_POINTS)
         return 0;
     /* centred windows: 2h+1 samples inside, narrower (still centred) near the ends */
-    const size_t h = AN_SPIKE_WINDOW / 2;
-    uint64_t w[AN_SPIKE_WINDOW], e[AN_SPIKE_WINDOW];
+    const size_t h = MS__TL_SPIKE_WINDOW / 2;
+    uint64_t w[MS__TL_SPIKE_WINDOW], e[MS__TL_SPIKE_WINDOW];
     size_t cnt = 0;
     for (size_t i = 0; i < n; i++) {
         size_t k = h;
@@ -405,16 +415,31 @@ static int spikes(const uint64_t *x, const size_t *at, size_t n, uint64_t *med, 
     }
     select_k(dev, n, (n - 1) / 2);
     sp->sigma = MAD_TO_SIGMA * (double)dev[(n - 1) / 2];
-    for (size_t i = 0; i < n; i++) {
-        if (x[i] <= med[i])
+    /* A spike is a transient excursion: a run of at most MS__TL_SPIKE_RUN samples above the
+     * band around the rolling median, with a sample inside the band before it, and after it a
+     * sample back down within the band of where it rose from. A level that rises and stays is
+     * growth (the trend's): the centred median catches up with it and it is never above the
+     * band for long; one that rises and falls back much later (a growth phase, then a release
+     * or the end of the program) is above the band for longer than a spike lasts. Each
+     * excursion counts once, listed at its highest sample (the first of equal ones). */
+    for (size_t i = 0; i < n;) {
+        if (!above_band(x[i], med[i], sp->sigma)) {
+            i++;
             continue;
-        double r = (double)(x[i] - med[i]);
-        if (r <= AN_SPIKE_K * sp->sigma || r <= (double)med[i] / 100)
+        }
+        size_t a = i, top = i;
+        while (i < n && above_band(x[i], med[i], sp->sigma)) {
+            if (x[i] > x[top])
+                top = i;
+            i++;
+        }
+        /* the run is a..i-1; i is the first sample after it (n: none) */
+        if (a == 0 || i == n || i - a > MS__TL_SPIKE_RUN || above_band(x[i], med[a], sp->sigma))
             continue;
-        if (sp->listed < AN_SPIKE_LIST) {
-            if (!sp->list && !(sp->list = malloc(AN_SPIKE_LIST * sizeof(*sp->list))))
+        if (sp->listed < MS__TL_SPIKE_LIST) {
+            if (!sp->list && !(sp->list = malloc(MS__TL_SPIKE_LIST * sizeof(*sp->list))))
                 return -1;
-            sp->list[sp->listed++] = (struct an_spike){at[i], x[i], med[i]};
+            sp->list[sp->listed++] = (struct ms__tl_spike){at[top], x[top], med[top]};
         }
         sp->count++;
     }
@@ -423,10 +448,10 @@ static int spikes(const uint64_t *x, const size_t *at, size_t n, uint64_t *med, 
 
 /* The work of one stats thread: the metrics it takes from a shared counter. */
 struct stats_job {
-    const struct an_series *s;
+    const struct ms__tl_series *s;
     const bool *has_limit;
     const uint64_t *limit;
-    struct an_metric_stats *out;
+    struct ms__tl_metric_stats *out;
     atomic_int *next; /* the next metric to take */
     int rc;           /* 0, or -1 when out of memory */
 };
@@ -434,15 +459,16 @@ struct stats_job {
 static void *stats_thread(void *arg)
 {
     struct stats_job *job = arg;
-    const struct an_series *s = job->s;
-    size_t pairs = (size_t)AN_TREND_POINTS * (AN_TREND_POINTS - 1) / 2;
+    const struct ms__tl_series *s = job->s;
+    size_t pairs = (size_t)MS__TL_TREND_POINTS * (MS__TL_TREND_POINTS - 1) / 2;
     size_t big = s->n > pairs ? s->n : pairs;
-    uint64_t *x = an_big_realloc(NULL, 0, s->n * 8), *med = an_big_realloc(NULL, 0, s->n * 8);
-    uint64_t *work = an_big_realloc(NULL, 0, big * 8);
-    size_t *at = an_big_realloc(NULL, 0, s->n * sizeof(size_t));
+    uint64_t *x = ms__tl_big_realloc(NULL, 0, s->n * 8),
+             *med = ms__tl_big_realloc(NULL, 0, s->n * 8);
+    uint64_t *work = ms__tl_big_realloc(NULL, 0, big * 8);
+    size_t *at = ms__tl_big_realloc(NULL, 0, s->n * sizeof(size_t));
     job->rc = x && med && work && at ? 0 : -1;
-    for (int m; job->rc == 0 && (m = atomic_fetch_add(job->next, 1)) < AN_METRICS;) {
-        struct an_metric_stats *out = &job->out[m];
+    for (int m; job->rc == 0 && (m = atomic_fetch_add(job->next, 1)) < MS__TL_METRICS;) {
+        struct ms__tl_metric_stats *out = &job->out[m];
         size_t n = compact(s, m, x, at);
         if (!n)
             continue;
@@ -451,17 +477,18 @@ static void *stats_thread(void *arg)
         trend(s, x, at, n, out->sum.p50, job->has_limit[m], job->limit[m], work, &out->trend);
         job->rc = spikes(x, at, n, med, work, &out->spikes);
     }
-    an_big_free(x, s->n * 8);
-    an_big_free(med, s->n * 8);
-    an_big_free(work, big * 8);
-    an_big_free(at, s->n * sizeof(size_t));
+    ms__tl_big_free(x, s->n * 8);
+    ms__tl_big_free(med, s->n * 8);
+    ms__tl_big_free(work, big * 8);
+    ms__tl_big_free(at, s->n * sizeof(size_t));
     return NULL;
 }
 
-int an_stats(const struct an_series *s, const bool has_limit[AN_METRICS],
-             const uint64_t limit[AN_METRICS], struct an_metric_stats out[AN_METRICS])
+int ms__tl_stats(const struct ms__tl_series *s, const bool has_limit[MS__TL_METRICS],
+                 const uint64_t limit[MS__TL_METRICS],
+                 struct ms__tl_metric_stats out[MS__TL_METRICS])
 {
-    memset(out, 0, AN_METRICS * sizeof(*out));
+    memset(out, 0, MS__TL_METRICS * sizeof(*out));
     atomic_int next = 0;
     struct stats_job jobs[STATS_THREADS];
     pthread_t th[STATS_THREADS];
@@ -484,7 +511,7 @@ int an_stats(const struct an_series *s, const bool has_limit[AN_METRICS],
     return rc;
 }
 
-void an_stats_free(struct an_metric_stats *st)
+void ms__tl_stats_free(struct ms__tl_metric_stats *st)
 {
     free(st->spikes.list);
     st->spikes.list = NULL;
