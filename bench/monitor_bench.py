@@ -1,6 +1,6 @@
 """make bench: what `memsnap monitor` costs at a 1 ms interval, against its peers in the same run.
 
-Usage: python3 bench/monitor_bench.py MEMSNAP [SECONDS] [ROUNDS]
+Usage: python3 bench/monitor_bench.py MEMSNAP [SECONDS] [ROUNDS] [--baseline OTHER_MEMSNAP]
 
 Each contender samples one target process every millisecond for SECONDS (default 5), ROUNDS
 times (default 3, the contenders taking turns so that the machine's noise falls on all of
@@ -27,6 +27,9 @@ and on a process holding 1 GiB in 4 KiB pages, where the kernel's page-table wal
   memsnap 1G     the default
   memsnap 1G 10ms  --full-interval 0.01: a walk every 10 ms, as memsnap did before the walk
                  budget
+
+With --baseline, another build of memsnap (the one before a change) takes the same turns as
+"baseline" and "baseline full" (and the 1G rows), so that the two are compared in one run.
 
 memsnap's goal is under 2% of one core. The wakeups are a property of the machine: on a VM
 with expensive timer interrupts and system calls, the floor and the minimum alone may come
@@ -142,9 +145,19 @@ def median(v):
 
 
 def main():
-    memsnap = sys.argv[1]
-    seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 5.0
-    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    args = sys.argv[1:]
+    baseline = None
+    if "--baseline" in args:
+        i = args.index("--baseline")
+        if i + 1 >= len(args):
+            raise SystemExit("monitor_bench: --baseline needs a memsnap binary")
+        baseline = args[i + 1]
+        del args[i:i + 2]
+    if not args:
+        raise SystemExit(__doc__.split("\n\n")[1])
+    memsnap = args[0]
+    seconds = float(args[1]) if len(args) > 1 else 5.0
+    rounds = int(args[2]) if len(args) > 2 else 3
     tmp = tempfile.mkdtemp(prefix="memsnap-monbench.")
     target = subprocess.Popen(["sleep", "100000"])  # killed at the end
     ready = os.path.join(tmp, "big.ready")
@@ -165,8 +178,8 @@ def main():
         while big.poll() is None and not os.path.exists(ready):
             time.sleep(0.1)
 
-        def mon(pid, extra):
-            return lambda out: [memsnap, "monitor", "--pid", str(pid), "--interval", "0.001",
+        def mon(pid, extra, binary=memsnap):
+            return lambda out: [binary, "monitor", "--pid", str(pid), "--interval", "0.001",
                                 "--duration", str(seconds), "--no-gpu", "-o", out] + extra
 
         rows = [("floor", lambda out: floor + [str(target.pid), str(seconds)], False)]
@@ -174,12 +187,17 @@ def main():
             rows.append(("minimum", lambda out: [exe, str(target.pid), str(seconds), out], True))
         rows += [("memsnap", mon(target.pid, []), True),
                  ("memsnap full", mon(target.pid, ["--full-interval", "0"]), True)]
+        if baseline:
+            rows += [("baseline", mon(target.pid, [], baseline), True),
+                     ("baseline full", mon(target.pid, ["--full-interval", "0"], baseline), True)]
         if have_psutil:
             rows.append(("psutil", lambda out: [PY, "-c", PSUTIL, str(target.pid), str(seconds),
                                                 out], True))
         if big.poll() is None:
             rows += [("memsnap 1G", mon(big.pid, []), True),
                      ("memsnap 1G 10ms", mon(big.pid, ["--full-interval", "0.01"]), True)]
+            if baseline:
+                rows.append(("baseline 1G", mon(big.pid, [], baseline), True))
         else:
             print("monitor_bench: the 1 GiB target did not start: no 1G rows")
         res = {name: [] for name, _, _ in rows}
@@ -208,6 +226,9 @@ def main():
           % (ms, "under" if ms < 2.0 else "over", ms - pct["floor"]))
     if "minimum" in pct:
         print("  memsnap above the minimum sampler: %.2f%% of a core" % (ms - pct["minimum"]))
+    if "baseline" in pct:
+        print("  memsnap / baseline: %.2f%% / %.2f%% (default), %.2f%% / %.2f%% (full)"
+              % (ms, pct["baseline"], pct["memsnap full"], pct["baseline full"]))
     if "psutil" in pct:
         print("  psutil-equivalent / memsnap: %.1fx the CPU" % (pct["psutil"] / ms))
     if "memsnap 1G" in pct:

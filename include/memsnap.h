@@ -790,19 +790,307 @@ MS_EXTERN int ms_trace_stats_write(const ms_trace_stats *st, const char *warning
 /* Sampling: the one sampler behind monitor, track, the bindings and the exporter           */
 /* ---------------------------------------------------------------------------------------- */
 
-/* (section: sampler) */
+/*
+ * A sampler takes one snapshot of a process per interval, on an absolute CLOCK_MONOTONIC
+ * schedule (late ticks are skipped, never bunched), through one long-lived session. Full
+ * samples (status, stat, meminfo, the cgroup, the GPUs, the --tree scan) are taken at most
+ * every full interval (default 100 ms); the samples in between re-read statm only and carry
+ * the other figures of the last full one, so that 1 ms sampling costs little more than one
+ * read. PSS and USS need the kernel to walk the page tables (about 4 ms per GiB of RSS): by
+ * default a full sample walks only while the walks stay under 1% of a core, and each sample
+ * says when its PSS was read. A sampler is used by one thread at a time: the caller's, through
+ * ms_sampler_next()/ms_sampler_take(), or its own background thread after ms_sampler_start(),
+ * whose peaks over windows (ms_sampler_window_open/close) and latest sample any thread may read.
+ */
+typedef struct ms_sampler ms_sampler;
+typedef struct ms_flight ms_flight; /* the OOM flight recorder, below */
+
+enum ms_sampler_flags {
+    MS_SAMPLER_NO_GPU = 1u << 0,     /* full samples leave the GPUs out */
+    MS_SAMPLER_TREE = 1u << 1,       /* full samples list the process and its descendants */
+    MS_SAMPLER_EXACT_FULL = 1u << 2, /* full_interval_ns as given (0: every sample is full),
+                                        and every full sample walks for PSS, whatever it costs */
+    MS_SAMPLER_LIGHT = 1u << 3,      /* never full: statm only (a cheap peak sampler) */
+};
+
+typedef struct ms_sampler_options {
+    size_t size;               /* sizeof(ms_sampler_options) */
+    pid_t pid;                 /* the process sampled; 0: the calling process */
+    uint64_t interval_ns;      /* between samples; 0: 1 s */
+    uint64_t full_interval_ns; /* full figures at most this often; 0: 100 ms (see EXACT_FULL) */
+    unsigned flags;            /* MS_SAMPLER_* */
+    ms_session *session;       /* captures go through it (the caller keeps it, and leaves it
+                                  alone while the sampler runs); NULL: the sampler opens its
+                                  own on procfs and sysfs */
+    const char *procfs;        /* roots of the sampler's own session (NULL: the defaults) */
+    const char *sysfs;
+    ms_flight *flight; /* every sample is also kept in this recorder's ring (NULL: none) */
+} ms_sampler_options;
+
+#define MS_TREE_MAX 4096 /* processes a --tree sample lists */
+
+/* One process of a tree sample. */
+typedef struct ms_tree_member {
+    int32_t pid;
+    int32_t ppid;
+    char comm[64];      /* the command name, from stat */
+    char state;         /* from stat: 'R', 'S', 'Z'... */
+    uint32_t threads;   /* from stat; 0: unknown */
+    bool rss_valid;     /* rss_bytes was read (statm) */
+    bool pss_valid;     /* pss_bytes was read (this walk, or the member's last one) */
+    uint64_t rss_bytes; /* bytes */
+    uint64_t pss_bytes; /* bytes */
+} ms_tree_member;
+
+/* One sample; the pointers stay valid until the next call on the sampler. */
+typedef struct ms_sample {
+    size_t size;             /* sizeof(ms_sample), set by the caller */
+    uint64_t seq;            /* 0, 1, ...: the samples this sampler has taken */
+    bool full;               /* every figure is fresh; else statm's and the timestamps only */
+    bool walked;             /* this sample read PSS and USS */
+    uint64_t pss_time_ns;    /* CLOCK_REALTIME of the walk whose PSS and USS it carries; 0: none
+                                yet */
+    const ms_snapshot *snap; /* the figures */
+    bool tree_valid;         /* (MS_SAMPLER_TREE, full samples) tree describes this sample */
+    size_t tree_count;       /* entries at tree: the process first, then its descendants */
+    const ms_tree_member *tree;
+    const char *note; /* non-NULL on the sample where PSS and USS were given up for
+                         good (another user's process, a kernel thread): why */
+} ms_sample;
+
+/* The largest figures sampled while a window was open. */
+typedef struct ms_peak {
+    size_t size;      /* sizeof(ms_peak), set by the caller */
+    uint64_t samples; /* samples taken while it was open */
+    bool rss_valid, pss_valid, gpu_valid;
+    uint64_t rss_bytes;              /* the highest RSS */
+    uint64_t rss_time_ns;            /* when (CLOCK_REALTIME) */
+    uint64_t pss_bytes;              /* the highest PSS of a walk inside the window */
+    uint64_t gpu_used_bytes;         /* the highest sum over the GPUs of used_bytes */
+    uint64_t gpu_process_used_bytes; /* and of the process's own use, where per-process */
+} ms_peak;
+
+/* Opens a sampler of o->pid (o may not be NULL). Errors: MS_EINVAL (a bad option), MS_ENOMEM,
+ * the session's (opening its own). Nothing is read yet: the schedule starts at the first
+ * sample. */
+MS_EXTERN int ms_sampler_open(ms_sampler **out, const ms_sampler_options *o);
+/* CLOCK_MONOTONIC ns at which the next sample is due (0 before the first: now). */
+MS_EXTERN uint64_t ms_sampler_due(const ms_sampler *s);
+/* Takes the next sample now, whether or not it is due (for callers that sleep themselves,
+ * e.g. to react to signals), and moves the schedule on. Returns 0 and fills *out, or an MS_E*
+ * code with ms_last_error() set: MS_ESRCH when the process is gone (ended, or a zombie), any
+ * other when a file could not be read (that tick is skipped); MS_EINVAL on a started
+ * sampler. */
+MS_EXTERN int ms_sampler_take(ms_sampler *s, ms_sample *out);
+/* Sleeps until the next sample is due (signals do not cut the sleep short), then as
+ * ms_sampler_take(). */
+MS_EXTERN int ms_sampler_next(ms_sampler *s, ms_sample *out);
+/* Runs the schedule on a background thread (all signals blocked in it) until
+ * ms_sampler_stop() or ms_sampler_close(); samples that fail are skipped, and a process that
+ * is gone ends the thread. Errors: MS_EINVAL (already started), MS_ENOMEM (no thread). */
+MS_EXTERN int ms_sampler_start(ms_sampler *s);
+/* Stops the background thread and waits for it (nothing when not started). */
+MS_EXTERN void ms_sampler_stop(ms_sampler *s);
+/* Copies the latest sample's figures (safe while started). MS_ENOENT: none yet. */
+MS_EXTERN int ms_sampler_latest(ms_sampler *s, ms_snapshot *out);
+/* The figures of the last sample when they include full ones, NULL before the first full
+ * sample and after a full sample failed (the caller's thread, not started). */
+MS_EXTERN const ms_snapshot *ms_sampler_snapshot(const ms_sampler *s);
+/* Opens a window: from now on every sample updates its peak, so that a spike between two
+ * reads of a caller is not missed (at a 1 ms interval, a 0.4 ms allocate-and-free may still
+ * fall between two samples). Any thread. Errors: MS_ENOMEM. */
+MS_EXTERN int ms_sampler_window_open(ms_sampler *s, unsigned *id);
+/* The window's peak so far (it stays open). MS_EINVAL: no such open window. */
+MS_EXTERN int ms_sampler_window_read(ms_sampler *s, unsigned id, ms_peak *out);
+/* The window's peak, and closes it (out may be NULL). MS_EINVAL: no such open window. */
+MS_EXTERN int ms_sampler_window_close(ms_sampler *s, unsigned id, ms_peak *out);
+/* Stops the thread, closes the sampler's own session and frees it; NULL is allowed. */
+MS_EXTERN void ms_sampler_close(ms_sampler *s);
+
+/*
+ * A memory cgroup made for one command (`memsnap run --memory-limit`), v1 or v2, as
+ * `systemd-run -p MemoryMax=` would: created under the memory hierarchy of the caller's own
+ * cgroup (or its root when that cannot take a child), entered by the command's process before
+ * exec, removed after the command ended.
+ */
+typedef struct ms_cglimit ms_cglimit;
+/* Creates it with its limit (v2 memory.max and memory.swap.max = 0; v1 limit_in_bytes and
+ * memsw.limit_in_bytes where they exist); procfs, sysfs: the roots (NULL: /proc, /sys).
+ * Errors: MS_EACCES, MS_ENOENT... with ms_last_error() naming the directory. */
+MS_EXTERN int ms_cglimit_create(ms_cglimit **out, const char *procfs, const char *sysfs,
+                                uint64_t limit_bytes);
+/* Moves pid (0: the caller) into it; async-signal-safe (open, write, close), for a forked
+ * child before exec. Returns 0 or an MS_E* code (no message: it may run after fork). */
+MS_EXTERN int ms_cglimit_enter(const ms_cglimit *cg, pid_t pid);
+/* Its path as /proc/PID/cgroup shows it, and its directory in sysfs. */
+MS_EXTERN const char *ms_cglimit_path(const ms_cglimit *cg);
+MS_EXTERN const char *ms_cglimit_dir(const ms_cglimit *cg);
+/* The limit set, in bytes. */
+MS_EXTERN uint64_t ms_cglimit_limit(const ms_cglimit *cg);
+/* Its OOM-kill count, and how often usage hit the limit; -1 when it cannot be read. */
+MS_EXTERN int64_t ms_cglimit_oom_kills(const ms_cglimit *cg);
+MS_EXTERN int64_t ms_cglimit_failcnt(const ms_cglimit *cg);
+/* "" or why the caller's own cgroup was not used (it was made under the hierarchy's root). */
+MS_EXTERN const char *ms_cglimit_note(const ms_cglimit *cg);
+/* Removes the cgroup (processes still in it go to the parent) and frees cg; NULL is allowed.
+ * Returns 0, or an MS_E* code when the directory could not be removed (cg is freed all the
+ * same). */
+MS_EXTERN int ms_cglimit_destroy(ms_cglimit *cg);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Alerts: thresholds against the tightest limit, re-arming, OOM detection                  */
 /* ---------------------------------------------------------------------------------------- */
 
-/* (section: alerts) */
+/*
+ * Alerts compare each full sample's usage with the tightest limit that applies - the memory
+ * cgroup's limit (current / max, when it has one), the system's memory ((total - available) /
+ * total) and each GPU's (used / total): the highest percentage decides. A level alert is
+ * given when the level rises (warning, critical) and an "ok" one when usage falls under the
+ * warning threshold; falling from critical to warning re-arms critical without an alert. An
+ * OOM event is given when the sample's cgroup shows its OOM-kill count rising, and, after the
+ * command ended, for a SIGKILL at its limit (ms_alerts_exit()).
+ */
+typedef struct ms_alerts ms_alerts;
+
+typedef struct ms_alerts_options {
+    size_t size;            /* sizeof(ms_alerts_options) */
+    double warning_pct;     /* 0 < PCT <= 100; 0: no warning level */
+    double critical_pct;    /* 0 < PCT <= 100, above warning_pct; 0: no critical level */
+    const char *own_cgroup; /* the path (as /proc/PID/cgroup shows it) of a cgroup made for the
+                               command (ms_cglimit_path()), whose OOM kills seen while sampling
+                               ms_alerts_exit() does not give again; NULL: none */
+} ms_alerts_options;
+
+/* The usage of the tightest limit in a snapshot. */
+typedef struct ms_usage {
+    char metric[16];      /* "cgroup", "system", "gpu<N>" */
+    uint64_t used_bytes;  /* bytes */
+    uint64_t limit_bytes; /* bytes */
+    double percent;       /* 100 * used / limit */
+} ms_usage;
+
+typedef enum ms_alert_kind {
+    MS_ALERT_LEVEL, /* the level changed: level, usage */
+    MS_ALERT_OOM,   /* an out-of-memory: reason */
+} ms_alert_kind;
+
+typedef enum ms_alert_level {
+    MS_ALERT_OK,       /* under the warning threshold */
+    MS_ALERT_WARNING,  /* at or above the warning threshold */
+    MS_ALERT_CRITICAL, /* at or above the critical threshold */
+} ms_alert_level;
+
+#define MS_ALERTS_MAX_EVENTS 2 /* events one sample can give: a level change and an OOM */
+
+typedef struct ms_alert_event {
+    ms_alert_kind kind;
+    uint64_t time_ns;     /* the sample's timestamp_ns (ms_alerts_exit: 0) */
+    ms_alert_level level; /* MS_ALERT_LEVEL */
+    ms_usage usage;       /* MS_ALERT_LEVEL: the tightest limit's usage; MS_ALERT_OOM from
+                             ms_alerts_exit: percent is the highest of the last samples */
+    const char *reason;   /* MS_ALERT_OOM: "cgroup_oom_kill" or "sigkill_at_limit" */
+    int64_t oom_kills;    /* MS_ALERT_OOM: the cgroup's OOM-kill count (-1: unknown) */
+} ms_alert_event;
+
+/* How a watched command ended, for ms_alerts_exit(). */
+typedef struct ms_alerts_exit_info {
+    size_t size;              /* sizeof(ms_alerts_exit_info) */
+    int wait_status;          /* as waitpid() gave it */
+    bool sent_kill;           /* the caller sent the SIGKILL itself (not an OOM) */
+    int64_t cgroup_oom_kills; /* the command's own cgroup's OOM kills (ms_cglimit_oom_kills), -1:
+                                 no such cgroup or unknown */
+    int64_t cgroup_failcnt;   /* how often it hit its limit (ms_cglimit_failcnt), -1: unknown */
+} ms_alerts_exit_info;
+
+/* The usage of the tightest limit in snap (host_only: the cgroup and the system, not the
+ * GPUs). Returns 0, or MS_ENOENT when no limit is known. */
+MS_EXTERN int ms_usage_tightest(const ms_snapshot *snap, bool host_only, ms_usage *out);
+/* Opens the alert state (o may be NULL: no thresholds, OOM detection only). MS_EINVAL: a
+ * threshold out of range, or warning not below critical. */
+MS_EXTERN int ms_alerts_open(ms_alerts **out, const ms_alerts_options *o);
+/* Looks at a full sample: returns how many events (0 to max, MS_ALERTS_MAX_EVENTS at most) it
+ * wrote at out, a level change before an OOM. */
+MS_EXTERN int ms_alerts_check(ms_alerts *a, const ms_snapshot *snap, ms_alert_event *out,
+                              size_t max);
+/* The current level. */
+MS_EXTERN ms_alert_level ms_alerts_level(const ms_alerts *a);
+/* After the command ended: 1 and an MS_ALERT_OOM event when its end was an out-of-memory not
+ * yet given (its cgroup's OOM kills rose; or it died by SIGKILL that the caller did not send
+ * when its cgroup hit its limit, or with the host usage of one of the last 3 full samples at
+ * 95% or more of its tightest limit), else 0. */
+MS_EXTERN int ms_alerts_exit(ms_alerts *a, const ms_alerts_exit_info *x, ms_alert_event *out);
+/* "ok", "warning", "critical". */
+MS_EXTERN const char *ms_alert_level_name(ms_alert_level level);
+MS_EXTERN void ms_alerts_close(ms_alerts *a);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Timelines: writing the monitor format (docs/monitor-format.md)                           */
 /* ---------------------------------------------------------------------------------------- */
 
-/* (section: timeline writer) */
+/*
+ * A timeline writer writes the monitor format: one start record, then samples with alert,
+ * marker and oom records among them, then one end record, as JSON lines or CSV (one backend
+ * each behind one table). Each record is composed in memory and handed on whole (one write(2)
+ * through a write function, or fwrite+fflush on a stream), so that a killed monitor leaves only
+ * whole lines. With a flight recorder, every sample and event also goes into its ring (events
+ * as their JSON record, whatever the format). Samples are numbered from 0 by the writer.
+ */
+typedef struct ms_timeline_writer ms_timeline_writer;
+
+/* Hands one whole record on; returns 0, or non-zero when it failed: the writer then writes
+ * nothing more (its calls return MS_EIO) and still feeds the flight recorder. */
+typedef int (*ms_timeline_write_fn)(void *ctx, const char *record, size_t len);
+
+typedef struct ms_timeline_writer_options {
+    size_t size;                /* sizeof(ms_timeline_writer_options) */
+    ms_format format;           /* MS_FORMAT_JSON or MS_FORMAT_CSV */
+    FILE *fp;                   /* records go here, flushed one at a time; or: */
+    ms_timeline_write_fn write; /* records go to write(write_ctx, ...) (used when not NULL) */
+    void *write_ctx;
+    ms_flight *flight; /* samples and events also kept in its ring (NULL: none) */
+    /* the job identity in every record */
+    const char *job_id; /* NULL: unknown */
+    int64_t rank;       /* -1: unknown (0 is a rank: ms_timeline_writer_options_init) */
+    int64_t world_size; /* -1: unknown */
+    /* what the start record says */
+    const char *const *argv; /* the command watched, NULL-terminated; NULL: a --pid */
+    uint64_t interval_ns, full_interval_ns;
+    bool tree;                   /* samples carry "tree" */
+    double warning_pct;          /* 0: not set */
+    double critical_pct;         /* 0: not set */
+    uint64_t memory_limit_bytes; /* 0: none */
+    const char *trace;           /* the allocation trace being recorded, or NULL */
+} ms_timeline_writer_options;
+
+/* Sets size, rank and world_size -1, the format JSON, everything else 0. */
+MS_EXTERN void ms_timeline_writer_options_init(ms_timeline_writer_options *o);
+/* Opens a writer; a CSV one writes its header row at once (when that write fails, the writer
+ * is open but failed: its calls return MS_EIO). With neither fp nor write, records go only to
+ * the flight recorder. Errors: MS_EINVAL (a format other than JSON or CSV), MS_ENOMEM. */
+MS_EXTERN int ms_timeline_writer_open(ms_timeline_writer **out,
+                                      const ms_timeline_writer_options *o);
+/* The start record (once; later calls do nothing): pid watched, its time, and the limits of
+ * the first full sample (limits: NULL when there is none yet). */
+MS_EXTERN int ms_timeline_writer_start(ms_timeline_writer *w, uint64_t time_ns, pid_t pid,
+                                       const ms_snapshot *limits);
+/* A sample record (numbered by the writer), and the sample in the flight recorder. */
+MS_EXTERN int ms_timeline_writer_sample(ms_timeline_writer *w, const ms_sample *s);
+/* An alert record (its seq: the last sample's), or for MS_ALERT_OOM nothing: use _oom. */
+MS_EXTERN int ms_timeline_writer_alert(ms_timeline_writer *w, const ms_alert_event *e);
+/* An oom record: reason, backend ("cpu", "cuda"), pid and the flight recorder's bundle (NULL:
+ * none). */
+MS_EXTERN int ms_timeline_writer_oom(ms_timeline_writer *w, uint64_t time_ns, const char *reason,
+                                     const char *backend, pid_t pid, const char *bundle);
+/* A marker record with a label. */
+MS_EXTERN int ms_timeline_writer_marker(ms_timeline_writer *w, uint64_t time_ns, const char *label);
+/* The end record: reason ("command_exited", "pid_exited", "duration", "interrupted"), the
+ * command's exit status and signal (-1: none). */
+MS_EXTERN int ms_timeline_writer_end(ms_timeline_writer *w, uint64_t time_ns, const char *reason,
+                                     int exit_status, int signal);
+/* Samples written so far. */
+MS_EXTERN uint64_t ms_timeline_writer_samples(const ms_timeline_writer *w);
+/* Frees the writer (fp is not closed); NULL is allowed. */
+MS_EXTERN void ms_timeline_writer_close(ms_timeline_writer *w);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Timelines: reading and analysing monitor output (docs/analyze-format.md)                 */
@@ -902,7 +1190,41 @@ MS_EXTERN int ms_timeline_write_html(ms_timeline_analysis *a, FILE *fp);
 /* The OOM flight recorder                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
-/* (section: flight recorder) */
+/*
+ * The OOM flight recorder keeps the last N samples and events in a ring and writes them out as
+ * a bundle directory when an out-of-memory happens: oom_dump_<UTC YYYYmmddTHHMMSSZ>_<pid>_
+ * <backend>_<seq>/ in the dump directory, holding events.json (the ring, oldest first),
+ * metadata.json (reason, pid, backend, time, the caller's extra members), environment.json
+ * (host, kernel, memsnap version, cgroup, GPUs, command line), manifest.json and, with a trace
+ * path, trace_tail.json (the tracker's last events and the live heap's top sites). A bundle has
+ * its final name only when complete; retention then removes the oldest beyond the limits.
+ * docs/monitor-format.md describes every file. Every call may come from any thread.
+ */
+typedef struct ms_flight_options {
+    size_t size;              /* sizeof(ms_flight_options) */
+    const char *dump_dir;     /* where bundles go; created 0700 when missing */
+    size_t buffer_size;       /* samples and events kept in the ring (0: 1000) */
+    unsigned max_dumps;       /* bundles kept in dump_dir (0: no limit) */
+    uint64_t max_total_bytes; /* bytes of bundles kept in dump_dir (0: no limit) */
+    const char *trace_path;   /* a trace being written by the tracker, or NULL */
+    const char *const *argv;  /* the command line watched, for environment.json, or NULL */
+} ms_flight_options;
+
+/* Opens a recorder. Errors: MS_EINVAL (no dump_dir), MS_EACCES, MS_ENOENT (an unusable dump
+ * directory), MS_ENOMEM; ms_last_error() says why. */
+MS_EXTERN int ms_flight_open(ms_flight **out, const ms_flight_options *o);
+/* Keeps a copy of snap in the ring; the oldest entry is dropped when it is full. */
+MS_EXTERN int ms_flight_push(ms_flight *f, const ms_snapshot *snap);
+/* Keeps an event given as the text of one JSON object (an alert, a marker...). */
+MS_EXTERN int ms_flight_event(ms_flight *f, const char *json_object);
+/* Writes a bundle for an OOM of pid: backend "cpu" or "cuda"..., reason "cgroup_oom_kill",
+ * "sigkill_at_limit", "cuda_oom"...; extra_json: a JSON object whose members are added to
+ * metadata.json, or NULL. The bundle's path goes to path (path_len bytes). Returns 0, or an
+ * MS_E* code with ms_last_error() saying why (and "" in path). */
+MS_EXTERN int ms_flight_dump(ms_flight *f, const char *backend, pid_t pid, const char *reason,
+                             const char *extra_json, char *path, size_t path_len);
+/* Frees the recorder; NULL is allowed. */
+MS_EXTERN void ms_flight_close(ms_flight *f);
 
 /* ---------------------------------------------------------------------------------------- */
 /* The tracker API: for a program that wants to label phases or report its own pools while  */

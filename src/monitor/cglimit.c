@@ -41,7 +41,7 @@
 #define MS__RMDIR_TRIES    100      /* rmdir attempts while the cgroup is busy */
 #define MS__RMDIR_PAUSE_NS 10000000 /* between them: 10 ms, 1 s in all */
 
-struct ms__cglimit {
+struct ms_cglimit {
     ms_session *s;            /* reads control files (its buffer) */
     int version;              /* 1 or 2 */
     bool fixture;             /* not on a cgroup filesystem: files are created */
@@ -435,4 +435,66 @@ int ms__cglimit_destroy(ms__cglimit *cg)
     ms_session_close(cg->s);
     free(cg);
     return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The public API (memsnap.h): the same, errors as the calling thread's last                  */
+/* ---------------------------------------------------------------------------------------- */
+
+int ms_cglimit_create(ms_cglimit **out, const char *procfs, const char *sysfs, uint64_t limit_bytes)
+{
+    char err[512] = "";
+    if (!out)
+        return ms__error(MS_EINVAL, "ms_cglimit_create: no handle to fill");
+    int rc = ms__cglimit_create(out, procfs, sysfs, limit_bytes, err, sizeof(err));
+    if (rc) {
+        *out = NULL;
+        return ms__error(rc, "%s", err[0] ? err : ms_strerror(rc));
+    }
+    return 0;
+}
+
+int ms_cglimit_enter(const ms_cglimit *cg, pid_t pid)
+{
+    return ms__cglimit_enter(cg, pid);
+}
+
+const char *ms_cglimit_path(const ms_cglimit *cg)
+{
+    return ms__cglimit_path(cg);
+}
+
+const char *ms_cglimit_dir(const ms_cglimit *cg)
+{
+    return ms__cglimit_dir(cg);
+}
+
+uint64_t ms_cglimit_limit(const ms_cglimit *cg)
+{
+    return ms__cglimit_limit(cg);
+}
+
+int64_t ms_cglimit_oom_kills(const ms_cglimit *cg)
+{
+    return ms__cglimit_oom_kills(cg);
+}
+
+int64_t ms_cglimit_failcnt(const ms_cglimit *cg)
+{
+    return ms__cglimit_failcnt(cg);
+}
+
+const char *ms_cglimit_note(const ms_cglimit *cg)
+{
+    return ms__cglimit_note(cg);
+}
+
+int ms_cglimit_destroy(ms_cglimit *cg)
+{
+    if (!cg)
+        return 0;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", cg->dir);
+    int rc = ms__cglimit_destroy(cg);
+    return rc ? ms__error(rc, "cannot remove cgroup %s: %s", dir, ms_strerror(rc)) : 0;
 }

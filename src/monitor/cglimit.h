@@ -17,7 +17,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-typedef struct ms__cglimit ms__cglimit;
+/* The public ms_cglimit (memsnap.h); these are its internal entry points with errors in a
+ * caller's buffer. */
+typedef struct ms_cglimit ms__cglimit;
 
 /* Creates the child cgroup with its memory limit: v2 memory.max (and memory.swap.max = 0
  * where that file exists), v1 memory.limit_in_bytes (and memory.memsw.limit_in_bytes where it

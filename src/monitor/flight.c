@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +79,8 @@ struct ms__entry {
     void *data;   /* a sample's first len bytes, or an event's NUL-terminated JSON text */
 };
 
-struct ms__flight {
+struct ms_flight {
+    pthread_mutex_t mu; /* every entry point holds it: a sampler thread pushes, another dumps */
     char *dump_dir;
     char *trace_path; /* NULL when none */
     char **argv;      /* NULL-terminated copy, NULL when none */
@@ -169,6 +171,7 @@ int ms__flight_open(ms__flight **out, const struct ms__flight_opts *o, char *err
     ms__flight *f = calloc(1, sizeof(*f));
     if (!f)
         goto nomem;
+    pthread_mutex_init(&f->mu, NULL);
     f->cap = o->buffer_size ? o->buffer_size : MS__FLIGHT_DEFAULT;
     f->ring = calloc(f->cap, sizeof(*f->ring));
     f->dump_dir = strdup(o->dump_dir);
@@ -202,9 +205,11 @@ void ms__flight_push(ms__flight *f, const ms_snapshot *snap)
         return;
     uint32_t ngpu = snap->gpu_count < MS_GPU_MAX ? snap->gpu_count : MS_GPU_MAX;
     size_t len = offsetof(ms_snapshot, gpus) + ngpu * sizeof(ms_gpu);
+    pthread_mutex_lock(&f->mu);
     ms__entry_set(ms__ring_next(f), MS__ENTRY_SAMPLE, snap, len, snap->timestamp_ns);
     memcpy(&f->last, snap, len); /* readers stop at gpu_count */
     f->has_last = true;
+    pthread_mutex_unlock(&f->mu);
 }
 
 void ms__flight_event(ms__flight *f, const char *json_object)
@@ -222,7 +227,9 @@ void ms__flight_event(ms__flight *f, const char *json_object)
         json_decref(w);
     }
     const char *keep = valid ? json_object : wrapped ? wrapped : "{\"invalid_event\":null}";
+    pthread_mutex_lock(&f->mu);
     ms__entry_set(ms__ring_next(f), MS__ENTRY_EVENT, keep, strlen(keep) + 1, ms__now_ns());
+    pthread_mutex_unlock(&f->mu);
     free(wrapped);
 }
 
@@ -239,6 +246,7 @@ void ms__flight_close(ms__flight *f)
     free(f->argv);
     free(f->dump_dir);
     free(f->trace_path);
+    pthread_mutex_destroy(&f->mu);
     free(f);
 }
 
@@ -781,9 +789,10 @@ static int ms__write_files(int dfd, const char *tmp, const struct ms__bfile *fil
     return rc;
 }
 
-int ms__flight_dump(ms__flight *f, const char *backend, pid_t pid, const char *reason,
-                    const char *extra_json, char *path_out, size_t path_len, char *err,
-                    size_t errlen)
+/* ms__flight_dump with f->mu held. */
+static int ms__flight_dump_locked(ms__flight *f, const char *backend, pid_t pid, const char *reason,
+                                  const char *extra_json, char *path_out, size_t path_len,
+                                  char *err, size_t errlen)
 {
     char dummy[2];
     if (!err || !errlen) {
@@ -883,4 +892,77 @@ out:
         free(files[i].text);
     close(dfd);
     return rc;
+}
+
+int ms__flight_dump(ms__flight *f, const char *backend, pid_t pid, const char *reason,
+                    const char *extra_json, char *path_out, size_t path_len, char *err,
+                    size_t errlen)
+{
+    if (!f) {
+        if (err && errlen)
+            err[0] = '\0';
+        if (path_out && path_len)
+            path_out[0] = '\0';
+        return MS_EINVAL;
+    }
+    pthread_mutex_lock(&f->mu);
+    int rc = ms__flight_dump_locked(f, backend, pid, reason, extra_json, path_out, path_len, err,
+                                    errlen);
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The public API: the same, with errors as the calling thread's last (ms_last_error)         */
+/* ---------------------------------------------------------------------------------------- */
+
+int ms_flight_open(ms_flight **out, const ms_flight_options *o)
+{
+    if (!out)
+        return ms__error(MS_EINVAL, "ms_flight_open: no handle to fill");
+    *out = NULL;
+    if (!o)
+        return ms__error(MS_EINVAL, "no dump directory given");
+    const struct ms__flight_opts fo = {
+        .dump_dir = o->dump_dir,
+        .buffer_size = o->buffer_size,
+        .max_dumps = o->max_dumps,
+        .max_total_bytes = o->max_total_bytes,
+        .trace_path = o->trace_path,
+        .argv = o->argv,
+    };
+    char err[512] = "";
+    int rc = ms__flight_open(out, &fo, err, sizeof(err));
+    return rc ? ms__error(rc, "%s", err) : 0;
+}
+
+int ms_flight_push(ms_flight *f, const ms_snapshot *snap)
+{
+    if (!f || !snap)
+        return ms__error(MS_EINVAL, "ms_flight_push: no recorder or no snapshot");
+    ms__flight_push(f, snap);
+    return 0;
+}
+
+int ms_flight_event(ms_flight *f, const char *json_object)
+{
+    if (!f || !json_object)
+        return ms__error(MS_EINVAL, "ms_flight_event: no recorder or no event");
+    ms__flight_event(f, json_object);
+    return 0;
+}
+
+int ms_flight_dump(ms_flight *f, const char *backend, pid_t pid, const char *reason,
+                   const char *extra_json, char *path, size_t path_len)
+{
+    char err[512] = "";
+    if (!f)
+        return ms__error(MS_EINVAL, "ms_flight_dump: no recorder");
+    int rc = ms__flight_dump(f, backend, pid, reason, extra_json, path, path_len, err, sizeof(err));
+    return rc ? ms__error(rc, "%s", err[0] ? err : ms_strerror(rc)) : 0;
+}
+
+void ms_flight_close(ms_flight *f)
+{
+    ms__flight_close(f);
 }

@@ -8,7 +8,8 @@
  * command line) and manifest.json (each file with its size), and, when a trace path was
  * given, trace_tail.json (the tracker's last events and the live heap's top sites at the end
  * of the trace). After each dump the retention limits are applied, oldest bundle first.
- * docs/monitor-format.md documents every file. A recorder is used by one thread at a time.
+ * docs/monitor-format.md documents every file. Every call locks the recorder: any thread may
+ * call it.
  */
 #ifndef MEMSNAP_FLIGHT_H
 #define MEMSNAP_FLIGHT_H
@@ -28,7 +29,9 @@ struct ms__flight_opts {
     const char *const *argv;  /* the command line watched, for environment.json, or NULL */
 };
 
-typedef struct ms__flight ms__flight;
+/* The recorder is the public ms_flight (memsnap.h); these are its internal entry points,
+ * giving their errors in a caller's buffer, for the Python binding and the unit tests. */
+typedef struct ms_flight ms__flight;
 
 /* Returns 0, or a negative MS_E* code with a one-line reason in err (an unusable dump_dir). */
 int ms__flight_open(ms__flight **out, const struct ms__flight_opts *o, char *err, size_t errlen);
