@@ -241,7 +241,11 @@ int ms__tl_trace_open(const char *path, size_t top, struct ms__tl_trace **out, c
     t->top = top;
     int rc = ms_heap_open(&t->h, path);
     if (rc) {
-        ms__error(rc, "%s", ms_heap_error());
+        /* copied first: where ms_heap_error() is ms_last_error() itself, it is the buffer
+         * ms__error writes */
+        char why[512];
+        snprintf(why, sizeof(why), "%s", ms_heap_error());
+        ms__error(rc, "%s", why);
         ms__tl_trace_free(t);
         return rc;
     }
