@@ -213,16 +213,15 @@ static void groups_by_stack_module_and_function(void **state)
 {
     (void)state;
     struct tw w;
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 0);
-    rec_clock(&w, 0, 0);
-    rec_thread(&w, 1, 7, 0, "main");
-    rec_module(&w, 1, 0x1000, 0x2000, "/usr/bin/prog");
-    rec_module(&w, 2, 0x10000, 0x20000, "/lib/libc.so.6");
-    rec_stack(&w, 1, 0, 0x1100);  /* main */
-    rec_stack(&w, 2, 1, 0x10100); /* main -> libc */
-    rec_stack(&w, 3, 1, 0x1200);  /* main -> prog+0x200 */
-    ev_alloc(&w, 10, 100, 2, 1);  /* two sizes at stack 2: one call site */
+    tw_start(&w, &(struct tw_start){.pid = 7,
+                                    .ppid = 1,
+                                    .threads = TW_THREADS({1, 7, 0, "main"}),
+                                    .modules = TW_MODULES({1, 0x1000, 0x2000, "/usr/bin/prog"},
+                                                          {2, 0x10000, 0x20000, "/lib/libc.so.6"}),
+                                    .stacks = TW_STACKS({1, 0, 0x1100},  /* main */
+                                                        {2, 1, 0x10100}, /* main -> libc */
+                                                        {3, 1, 0x1200} /* main -> prog+0x200 */)});
+    ev_alloc(&w, 10, 100, 2, 1); /* two sizes at stack 2: one call site */
     ev_alloc(&w, 11, 300, 2, 1);
     ev_alloc(&w, 12, 50, 3, 1);
     ev_alloc(&w, 13, 7, 0, 1); /* no stack */
@@ -273,10 +272,7 @@ static void realloc_chains_leave_only_the_last_block(void **state)
 {
     (void)state;
     struct tw w;
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 0);
-    rec_clock(&w, 0, 0);
-    rec_thread(&w, 1, 7, 0, "main");
+    tw_start(&w, &(struct tw_start){.pid = 7, .ppid = 1, .threads = TW_THREADS({1, 7, 0, "main"})});
     uint64_t p = ev_alloc(&w, 10, 100, 1, 1);
     for (int i = 0; i < 20; i++)
         p = ev_realloc(&w, 20 + (uint64_t)i, p, 200 + 100 * (uint64_t)i, 2, 1);
@@ -302,9 +298,7 @@ static void realloc_chains_leave_only_the_last_block(void **state)
     tw_free(&w);
 
     /* RELEASE ends a block; a double free changes nothing and is unmatched */
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 0);
-    rec_clock(&w, 0, 0);
+    tw_start(&w, &(struct tw_start){.pid = 7, .ppid = 1});
     uint64_t a = ev_alloc(&w, 10, 100, 1, 1);
     uint64_t b = ev_alloc(&w, 10, 30, 1, 1);
     ev_release(&w, a);
@@ -378,9 +372,7 @@ static void frees_are_charged_to_the_allocating_thread(void **state)
 static void write_random(struct tw *w, unsigned seed, int n, bool exec_midway)
 {
     srand(seed);
-    tw_begin(w);
-    rec_process(w, MS_REC_PROCESS, 7, 1, 0, 0);
-    rec_clock(w, 0, 0);
+    tw_start(w, &(struct tw_start){.pid = 7, .ppid = 1});
     static uint64_t live[4096];
     size_t nlive = 0;
     uint64_t now = 1;
@@ -645,9 +637,7 @@ static void exec_ends_the_heap_of_an_image(void **state)
 {
     (void)state;
     struct tw w;
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 0);
-    rec_clock(&w, 0, 0);
+    tw_start(&w, &(struct tw_start){.pid = 7, .ppid = 1});
     ev_alloc(&w, 10, 5000, 1, 1); /* live at the exec: not a leak */
     tw_chunk(&w, MS_CHUNK_CODEC_NONE);
     rec_process(&w, MS_REC_EXEC, 7, 1, 0, 0);
@@ -674,9 +664,7 @@ static void blocks_of_an_empty_last_image(void **state)
 {
     (void)state;
     struct tw w;
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 0);
-    rec_clock(&w, 0, 0);
+    tw_start(&w, &(struct tw_start){.pid = 7, .ppid = 1});
     ev_alloc(&w, 10, 1000, 1, 1);
     tw_chunk(&w, MS_CHUNK_CODEC_NONE);
     rec_process(&w, MS_REC_EXEC, 7, 1, 0, 0);
@@ -704,9 +692,7 @@ static void a_cut_trace_opens_with_what_was_read(void **state)
 {
     (void)state;
     struct tw w;
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 0);
-    rec_clock(&w, 0, 0);
+    tw_start(&w, &(struct tw_start){.pid = 7, .ppid = 1});
     ev_alloc(&w, 10, 100, 1, 1);
     tw_chunk(&w, MS_CHUNK_CODEC_ZSTD);
     size_t good = w.file.len;
@@ -733,8 +719,7 @@ static void a_cut_trace_opens_with_what_was_read(void **state)
                      MS_EPARSE);
     /* an empty trace: empty views */
     tw_free(&w);
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 0);
+    tw_start(&w, &(struct tw_start){.pid = 7, .ppid = 1, .no_clock = true});
     tw_chunk(&w, MS_CHUNK_CODEC_NONE);
     e = open_tw(&w);
     struct ms__heap_view v;
@@ -753,9 +738,7 @@ static void sampled_views_are_weighted(void **state)
 {
     (void)state;
     struct tw w;
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 1000);
-    rec_clock(&w, 0, 0);
+    tw_start(&w, &(struct tw_start){.pid = 7, .ppid = 1, .rate = 1000});
     ev_alloc(&w, 10, 1000, 1, 1);   /* weight 1 / (1 - e^-1) */
     ev_alloc(&w, 20, 100000, 1, 1); /* weight 1 */
     tw_chunk(&w, MS_CHUNK_CODEC_NONE);
@@ -796,11 +779,9 @@ static void thread_figures_add_up_across_images(void **state)
 {
     (void)state;
     struct tw w;
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 0);
-    rec_clock(&w, 0, 0);
-    rec_thread(&w, 1, 70, 0, "main");
-    rec_thread(&w, 2, 71, 0, "pool");
+    tw_start(&w, &(struct tw_start){.pid = 7,
+                                    .ppid = 1,
+                                    .threads = TW_THREADS({1, 70, 0, "main"}, {2, 71, 0, "pool"})});
     uint64_t a = ev_alloc(&w, 10, 100, 1, 1);
     uint64_t b = ev_alloc(&w, 20, 400, 2, 2);
     ev_free(&w, 30, b);

@@ -240,15 +240,13 @@ static void modules_over_one_another(void **state)
 {
     (void)state;
     struct tw w;
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 0);
-    rec_clock(&w, 0, 0);
-    rec_module(&w, 1, 0x1000, 0x9000, "/nonexistent/liba.so");
-    rec_module(&w, 2, 0x2000, 0x20000, "/nonexistent/libb.so");
-    rec_stack(&w, 1, 0, 0x2200);
-    rec_stack(&w, 2, 0, 0x2000);
-    rec_stack(&w, 3, 0, 0x1100);
-    rec_thread(&w, 1, 101, 0, "main");
+    tw_start(&w, &(struct tw_start){
+                     .pid = 7,
+                     .ppid = 1,
+                     .threads = TW_THREADS({1, 101, 0, "main"}),
+                     .modules = TW_MODULES({1, 0x1000, 0x9000, "/nonexistent/liba.so"},
+                                           {2, 0x2000, 0x20000, "/nonexistent/libb.so"}),
+                     .stacks = TW_STACKS({1, 0, 0x2200}, {2, 0, 0x2000}, {3, 0, 0x1100})});
     ev_alloc(&w, 10, 100, 1, 1);
     ev_alloc(&w, 11, 10, 2, 1);
     ev_alloc(&w, 12, 1, 3, 1);
@@ -306,11 +304,10 @@ static void figures_past_63_bits_saturate(void **state)
     (void)state;
     struct tw w;
     char big[64];
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 0);
-    rec_clock(&w, 0, 0);
-    rec_stack(&w, 1, 0, 0x1100);
-    rec_thread(&w, 1, 101, 0, "main");
+    tw_start(&w, &(struct tw_start){.pid = 7,
+                                    .ppid = 1,
+                                    .threads = TW_THREADS({1, 101, 0, "main"}),
+                                    .stacks = TW_STACKS({1, 0, 0x1100})});
     for (int i = 0; i < 6; i++)
         ev_alloc(&w, 10 + (uint64_t)i, UINT64_C(1) << 62, 1, 1);
     rec_end(&w, 70, 0);
@@ -476,14 +473,12 @@ static void write_renders_sites_threads_and_names_in_every_format(void **state)
 static void write_two_thread_trace(char *out)
 {
     struct tw w;
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 9, 1, 0, 0);
-    rec_clock(&w, 0, 0);
-    rec_module(&w, 1, 0x1000, 0x9000, "/nonexistent/libfake.so");
-    rec_stack(&w, 1, 0, 0x1100);
-    rec_stack(&w, 2, 0, 0x2200);
-    rec_thread(&w, 1, 201, 0, "main");
-    rec_thread(&w, 2, 202, 0, "worker");
+    tw_start(&w, &(struct tw_start){
+                     .pid = 9,
+                     .ppid = 1,
+                     .threads = TW_THREADS({1, 201, 0, "main"}, {2, 202, 0, "worker"}),
+                     .modules = TW_MODULES({1, 0x1000, 0x9000, "/nonexistent/libfake.so"}),
+                     .stacks = TW_STACKS({1, 0, 0x1100}, {2, 0, 0x2200})});
     uint64_t a = ev_alloc(&w, 10, 100, 1, 1);
     uint64_t b = ev_alloc(&w, 20, 200, 1, 1);
     uint64_t c = ev_alloc(&w, 30, 1000, 2, 2);

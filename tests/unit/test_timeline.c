@@ -67,20 +67,17 @@ static void write_monitor(void)
 static void write_trace(void)
 {
     struct tw w;
-    tw_begin(&w);
-    rec_process(&w, MS_REC_PROCESS, 7, 1, 0, 0);
-    rec_clock(&w, 0, 0);
-    rec_module(&w, 1, 0x1000, 0x9000, "/nonexistent/libfake.so");
-    rec_stack(&w, 1, 0, 0x1100);
-    rec_thread(&w, 1, 101, 0, "main");
+    tw_start(&w, &(struct tw_start){.pid = 7,
+                                    .ppid = 1,
+                                    .threads = TW_THREADS({1, 101, 0, "main"}),
+                                    .modules =
+                                        TW_MODULES({1, 0x1000, 0x9000, "/nonexistent/libfake.so"}),
+                                    .stacks = TW_STACKS({1, 0, 0x1100})});
     ev_alloc(&w, 10, 1000, 1, 1);
     rec_end(&w, 70, 0);
     tw_chunk(&w, MS_CHUNK_CODEC_ZSTD);
     snprintf(trace_path, sizeof(trace_path), "/tmp/test_timeline.%d.mst", (int)getpid());
-    FILE *fp = fopen(trace_path, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(w.file.p, 1, w.file.len, fp), w.file.len);
-    fclose(fp);
+    tw_save(&w, trace_path);
     tw_free(&w);
 }
 
