@@ -242,7 +242,8 @@ static int ms__gpu_proc_cmp(const void *a, const void *b)
 static void ms__gpu_finish(struct ms__gpu *g, ms_gpu *gp, bool per_process)
 {
     struct ms__gpu_procs *p = &g->procs;
-    qsort(p->v, p->n, sizeof(p->v[0]), ms__gpu_proc_cmp);
+    if (p->n > 1) /* p->v may be NULL when there are none */
+        qsort(p->v, p->n, sizeof(p->v[0]), ms__gpu_proc_cmp);
     uint64_t mine = 0;
     for (size_t i = 0; i < p->n; i++) {
         for (int k = 0; k < g->nids; k++)
