@@ -36,7 +36,8 @@ class SamplerTest(unittest.TestCase):
         self.assertLess(len(fresh), 12)
         for a, b in zip(fresh, fresh[1:]):
             gap = snaps[b].monotonic_ns - snaps[a].monotonic_ns
-            self.assertGreaterEqual(gap, 20000000 - 1000000)
+            # (a capture's own time in its tick may differ by some ms under load)
+            self.assertGreaterEqual(gap, 20000000 - 5000000)
 
     def test_every_sample_full(self):
         snaps = list(memsnap.Sampler(0, 0.002, 0, count=4))
@@ -76,7 +77,7 @@ class SamplerTest(unittest.TestCase):
         self.assertEqual(list(memsnap.Sampler(0, 0.001, count=0)), [])
 
     def test_one_thread_at_a_time(self):
-        it = memsnap.Sampler(0, 0.3)
+        it = memsnap.Sampler(0, 1.0)
         next(it)
         errors = []
 
@@ -88,7 +89,7 @@ class SamplerTest(unittest.TestCase):
 
         t = threading.Thread(target=lambda: next(it))
         t.start()
-        time.sleep(0.05)  # the first thread sleeps in next() until the tick is due
+        time.sleep(0.3)  # the first thread sleeps in next() until the tick is due
         second()
         t.join()
         self.assertEqual(errors, ["the sampler is in use by another thread"])
