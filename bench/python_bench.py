@@ -2,7 +2,8 @@
 process: memsnap.capture_memory_snapshot(include_gpu=False) against psutil's
 Process().memory_info() (both read /proc/self/statm), and full=True against
 memory_full_info(). Prints both times, the ratios and how many figures each returns (the full capture also reads
-status, stat, meminfo and the cgroup: 10 files to psutil's 2).
+status, stat, meminfo and the cgroup: 10 files to psutil's 2). Also the cost of one sample of
+memsnap.Sampler (the library's sampler, statm only between full samples) run flat out.
 
 Usage: /usr/bin/python3 bench/python_bench.py BUILD [ROUNDS]
 (/usr/bin/python3: Debian's, with python3-psutil, the interpreter the extension is built for.)
@@ -43,7 +44,15 @@ def main():
     def full():
         return capture(include_gpu=False, full=True)
 
-    cases = [basic, proc.memory_info, full, proc.memory_full_info]
+    # the library's sampler flat out (1 ns interval: every sample is due), full figures once a
+    # minute: what one light sample costs a Python caller, the MemorySnapshot included
+    sampler = memsnap.Sampler(0, 1e-9, 60, gpu=False)
+
+    def sample():
+        return next(sampler)
+
+    sample()  # the first, full, sample
+    cases = [basic, proc.memory_info, full, proc.memory_full_info, sample]
     times = {c: [] for c in cases}
     for _ in range(rounds):
         for c in cases:
@@ -57,6 +66,7 @@ def main():
         ("psutil memory_info()", proc.memory_info, len(proc.memory_info()), basic),
         ("memsnap capture (full=True)", full, figures(full()), None),
         ("psutil memory_full_info()", proc.memory_full_info, len(proc.memory_full_info()), full),
+        ("memsnap Sampler next() (statm sample)", sample, figures(sample()), None),
     ]
     for label, fn, nfig, peer in rows:
         line = "  %-38s %8.2f us   %2d figures" % (label, med[fn], nfig)
@@ -69,6 +79,7 @@ def main():
             if peer is basic:
                 line += " (goal >= 4x)"
         print(line)
+    sampler.close()
 
 
 if __name__ == "__main__":

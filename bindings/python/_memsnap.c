@@ -11,20 +11,17 @@
  * this interpreter it adds Python's own figures: gc counts, tracemalloc's traced memory when it
  * traces, sys.getallocatedblocks() and the gc object count when asked, and PyTorch's CUDA
  * allocator figures (through a reader that memsnap/_runtime.py registers) when torch is
- * already imported. A sampler thread (plain C, its own session, never the GIL) records the
- * peak RSS over the windows that the profilers of memsnap/_profile.py open. A FlightRecorder
- * wraps libmemsnap's OOM flight recorder (src/monitor/flight.h) for memsnap/_oom.py, which
- * writes a bundle when a CUDA out-of-memory error escapes.
+ * already imported. The library's sampler (ms_sampler_*) gives the peak RSS over the windows
+ * that the profilers of memsnap/_profile.py open, iterates as memsnap.Sampler, and feeds a
+ * FlightRecorder (libmemsnap's OOM flight recorder, ms_flight_*) for memsnap/_oom.py, which
+ * writes a bundle when a CUDA out-of-memory error escapes. heap.c adds traces (Heap, analyze).
+ * Only memsnap.h is included: the binding uses the public library alone.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "mspy.h"
 
 #include "memsnap.h"
-#include "monitor/flight.h"
 
-#include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,10 +88,14 @@ typedef struct {
     ms_gpu *gpus;       /* PyMem_Malloc'd copy of the captured GPUs, NULL when none */
     PyObject *label;    /* str, or NULL */
     PyObject *note;     /* str: why figures asked for are missing (no address space), or NULL */
+    int64_t seq;        /* a Sampler's: the sample's number; -1: a capture */
+    int fresh;          /* a Sampler's: 1 every figure read now, 0 statm's only; -1: a capture */
 } SnapshotObject;
 
 static ms_session *sess;           /* the module's session, opened at import */
-static PyThread_type_lock sess_lk; /* serialises sess and scratch */
+static PyThread_type_lock sess_lk; /* serialises sess, dev_sess and scratch */
+static ms_session *dev_sess;       /* the session of the last device= capture, or NULL */
+static char dev_name[128];         /* its ms_options.device */
 static ms_snapshot scratch;        /* what ms_capture() fills, under sess_lk */
 static ms_snapshot da, db;         /* the two sides of a delta, under the GIL */
 static PyObject *Error, *ProcessNotFoundError, *AccessDeniedError;
@@ -473,24 +474,56 @@ static void raise_capture_error(int rc, int pid, const char *detail)
     PyErr_Format(type, "capture of pid %d failed: %s", pid, detail[0] ? detail : ms_strerror(rc));
 }
 
+/* The session for captures of device (NULL: the module's), under sess_lk: a capture of one
+ * GPU needs a session opened with ms_options.device; the last one is kept for the next
+ * capture of the same device. NULL when it cannot be opened (ms_last_error() says why). */
+static ms_session *device_session(const char *device)
+{
+    if (!device)
+        return sess;
+    if (dev_sess && strcmp(dev_name, device) == 0)
+        return dev_sess;
+    ms_session_close(dev_sess);
+    dev_sess = NULL;
+    ms_options o = {.size = sizeof(o), .device = device};
+    if (strlen(device) >= sizeof(dev_name)) {
+        o.device = ""; /* too long to keep: the library says why */
+        ms_session_open(&dev_sess, &o);
+        return NULL;
+    }
+    if (ms_session_open(&dev_sess, &o) != 0)
+        return NULL;
+    snprintf(dev_name, sizeof(dev_name), "%s", device);
+    return dev_sess;
+}
+
 /* ms_capture() into scratch under sess_lk; a PSS capture of a task without an address space
- * (a kernel thread: MS_ENOTSUP) is taken again without PSS, and note (len bytes) says why. */
-static int capture_scratch(pid_t pid, unsigned what, char *note, size_t len)
+ * (a kernel thread: MS_ENOTSUP) is taken again without PSS, and note (len bytes) says why.
+ * The reason of a failure goes to detail (dlen bytes). */
+static int capture_scratch(const char *device, pid_t pid, unsigned what, char *note, size_t len,
+                           char *detail, size_t dlen)
 {
     note[0] = '\0';
-    int rc = ms_capture(sess, pid, what, &scratch);
+    ms_session *ss = device_session(device);
+    if (!ss) {
+        snprintf(detail, dlen, "%s", ms_last_error());
+        return MS_EINVAL;
+    }
+    int rc = ms_capture(ss, pid, what, &scratch);
     if (rc == MS_ENOTSUP && (what & MS_CAPTURE_PSS)) {
-        snprintf(note, len, "%s", ms_session_error(sess));
-        rc = ms_capture(sess, pid, what & ~(unsigned)MS_CAPTURE_PSS, &scratch);
+        snprintf(note, len, "%s", ms_session_error(ss));
+        rc = ms_capture(ss, pid, what & ~(unsigned)MS_CAPTURE_PSS, &scratch);
         if (rc)
             note[0] = '\0';
     }
+    if (rc)
+        snprintf(detail, dlen, "%s", ms_session_error(ss));
     return rc;
 }
 
-/* Captures `what` of pid (0: this process) into a new MemorySnapshot, without Python's own
- * figures; NULL with an exception set on failure. */
-static SnapshotObject *snapshot_capture(pid_t pid, unsigned what)
+/* A new MemorySnapshot holding src's figures (no Python figures, no label); NULL with an
+ * exception set. */
+static SnapshotObject *snapshot_from(const ms_snapshot *src)
 {
     SnapshotObject *o = PyObject_New(SnapshotObject, &SnapshotType);
     if (!o)
@@ -501,49 +534,56 @@ static SnapshotObject *snapshot_capture(pid_t pid, unsigned what)
     o->note = NULL;
     o->py.valid = 0;
     o->has_gc_counts = false;
-
-    int rc;
-    char note[512];
-    if (what & MS_CAPTURE_GPU) { /* the backends may take milliseconds: let others run */
-        PyThreadState *ts = PyEval_SaveThread();
-        PyThread_acquire_lock(sess_lk, WAIT_LOCK);
-        rc = capture_scratch(pid, what, note, sizeof(note));
-        PyEval_RestoreThread(ts);
-    } else {
-        sess_lock();
-        rc = capture_scratch(pid, what, note, sizeof(note));
-    }
-    if (rc != 0) {
-        char detail[512];
-        snprintf(detail, sizeof(detail), "%s", ms_session_error(sess));
-        int who = pid ? (int)pid : (int)scratch.pid;
-        PyThread_release_lock(sess_lk);
-        raise_capture_error(rc, who, detail);
-        Py_DECREF(o);
-        return NULL;
-    }
-    o->captured = scratch.captured;
-    o->pid = scratch.pid;
-    o->timestamp_ns = scratch.timestamp_ns;
-    o->monotonic_ns = scratch.monotonic_ns;
-    o->process = scratch.process;
-    o->system = scratch.system;
-    o->cgroup = scratch.cgroup;
-    if (scratch.gpu_count > 0) {
-        o->gpus = PyMem_Malloc(scratch.gpu_count * sizeof(ms_gpu));
+    o->self = false;
+    o->seq = -1;
+    o->fresh = -1;
+    o->captured = src->captured;
+    o->pid = src->pid;
+    o->timestamp_ns = src->timestamp_ns;
+    o->monotonic_ns = src->monotonic_ns;
+    o->process = src->process;
+    o->system = src->system;
+    o->cgroup = src->cgroup;
+    uint32_t n = src->gpu_count < MS_GPU_MAX ? src->gpu_count : MS_GPU_MAX;
+    if (n > 0) {
+        o->gpus = PyMem_Malloc(n * sizeof(ms_gpu));
         if (!o->gpus) {
-            PyThread_release_lock(sess_lk);
             Py_DECREF(o);
             return (SnapshotObject *)PyErr_NoMemory();
         }
-        memcpy(o->gpus, scratch.gpus, scratch.gpu_count * sizeof(ms_gpu));
-        o->gpu_count = scratch.gpu_count;
+        memcpy(o->gpus, src->gpus, n * sizeof(ms_gpu));
+        o->gpu_count = n;
     }
-    PyThread_release_lock(sess_lk);
-    if (note[0] && !(o->note = PyUnicode_DecodeUTF8(note, (Py_ssize_t)strlen(note), "replace"))) {
-        Py_DECREF(o);
+    return o;
+}
+
+/* Captures `what` of pid (0: this process) into a new MemorySnapshot, without Python's own
+ * figures, through the session of device (NULL: the module's); NULL with an exception set on
+ * failure. */
+static SnapshotObject *snapshot_capture(pid_t pid, unsigned what, const char *device)
+{
+    int rc;
+    char note[512], detail[512] = "";
+    if (what & MS_CAPTURE_GPU) { /* the backends may take milliseconds: let others run */
+        PyThreadState *ts = PyEval_SaveThread();
+        PyThread_acquire_lock(sess_lk, WAIT_LOCK);
+        rc = capture_scratch(device, pid, what, note, sizeof(note), detail, sizeof(detail));
+        PyEval_RestoreThread(ts);
+    } else {
+        sess_lock();
+        rc = capture_scratch(device, pid, what, note, sizeof(note), detail, sizeof(detail));
+    }
+    if (rc != 0) {
+        int who = pid ? (int)pid : (int)getpid();
+        PyThread_release_lock(sess_lk);
+        raise_capture_error(rc, who, detail);
         return NULL;
     }
+    SnapshotObject *o = snapshot_from(&scratch);
+    PyThread_release_lock(sess_lk);
+    if (o && note[0] &&
+        !(o->note = PyUnicode_DecodeUTF8(note, (Py_ssize_t)strlen(note), "replace")))
+        Py_CLEAR(o);
     return o;
 }
 
@@ -650,7 +690,8 @@ static int python_figures(SnapshotObject *o, bool blocks, bool objects, bool tor
 PyDoc_STRVAR(
     capture_doc,
     "capture_memory_snapshot(include_gpu=True, pid=None, full=False, *, gc_objects=False,\n"
-    "                        allocated_blocks=False, label=None) -> MemorySnapshot\n\n"
+    "                        allocated_blocks=False, label=None, device=None)\n"
+    "    -> MemorySnapshot\n\n"
     "Snapshot of a process (default: this one) through the module's memsnap session.\n"
     "The default reads /proc/PID/statm (what psutil's memory_info() reads) and, for this\n"
     "interpreter, gc counts and tracemalloc's figures when it traces; full=True adds\n"
@@ -660,17 +701,19 @@ PyDoc_STRVAR(
     "gc_objects=True counts the objects the gc tracks (walks all of them). A figure\n"
     "that was not read is None. Raises ProcessNotFoundError for a missing pid. A task\n"
     "without an address space (a kernel thread) gives RSS 0 and, with full=True, PSS\n"
-    "and USS None, with the reason in the snapshot's note.");
+    "and USS None, with the reason in the snapshot's note. device (an index as\n"
+    "`memsnap gpu ps` lists them, a UUID or a PCI bus id) reads only that GPU; an\n"
+    "unknown one raises Error naming the GPUs there are.");
 
 static PyObject *capture_memory_snapshot(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,
                                          PyObject *kwnames)
 {
-    static const char *const names[] = {"include_gpu",      "pid",   "full", "gc_objects",
-                                        "allocated_blocks", "label", NULL};
+    static const char *const names[] = {"include_gpu",      "pid",   "full",   "gc_objects",
+                                        "allocated_blocks", "label", "device", NULL};
     static const char fn[] = "capture_memory_snapshot";
-    PyObject *v[6];
+    PyObject *v[7];
     (void)mod;
-    if (parse_args(fn, args, nargs, kwnames, names, 6, 3, v) != 0)
+    if (parse_args(fn, args, nargs, kwnames, names, 7, 3, v) != 0)
         return NULL;
     int gpu = flag_arg(fn, "include_gpu", v[0], 1);
     int full = flag_arg(fn, "full", v[2], 0);
@@ -704,12 +747,38 @@ static PyObject *capture_memory_snapshot(PyObject *mod, PyObject *const *args, P
         return NULL;
     }
 
+    /* device: the one GPU to read, as ms_options.device takes it (its index, UUID or PCI bus
+     * id); an int is an index */
+    char devbuf[32];
+    const char *device = NULL;
+    if (v[6] && v[6] != Py_None) {
+        if (PyLong_Check(v[6]) && !PyBool_Check(v[6])) {
+            long long d = PyLong_AsLongLong(v[6]);
+            if (d == -1 && PyErr_Occurred())
+                return NULL;
+            snprintf(devbuf, sizeof(devbuf), "%lld", d);
+            device = devbuf;
+        } else if (PyUnicode_Check(v[6])) {
+            if (!(device = PyUnicode_AsUTF8(v[6])))
+                return NULL;
+        } else {
+            PyErr_Format(PyExc_TypeError, "%s(): device must be an int, a str or None, not %s", fn,
+                         Py_TYPE(v[6])->tp_name);
+            return NULL;
+        }
+        if (!gpu) {
+            PyErr_Format(PyExc_ValueError, "%s(): device= picks a GPU: not with include_gpu=False",
+                         fn);
+            return NULL;
+        }
+    }
+
     unsigned what = MS_CAPTURE_BASIC;
     if (full)
         what |= MS_CAPTURE_PROCESS | MS_CAPTURE_PSS | MS_CAPTURE_SYSTEM | MS_CAPTURE_CGROUP;
     if (gpu)
         what |= MS_CAPTURE_GPU;
-    SnapshotObject *o = snapshot_capture(pid, what);
+    SnapshotObject *o = snapshot_capture(pid, what, device);
     if (!o)
         return NULL;
     o->self = pid == 0 || pid == getpid();
@@ -824,6 +893,24 @@ static PyObject *snapshot_get_note(PyObject *self, void *closure)
     if (!note)
         Py_RETURN_NONE;
     return Py_NewRef(note);
+}
+
+static PyObject *snapshot_get_seq(PyObject *self, void *closure)
+{
+    (void)closure;
+    int64_t seq = ((const SnapshotObject *)self)->seq;
+    if (seq < 0)
+        Py_RETURN_NONE;
+    return PyLong_FromLongLong(seq);
+}
+
+static PyObject *snapshot_get_fresh(PyObject *self, void *closure)
+{
+    (void)closure;
+    int fresh = ((const SnapshotObject *)self)->fresh;
+    if (fresh < 0)
+        Py_RETURN_NONE;
+    return PyBool_FromLong(fresh);
 }
 
 static PyObject *snapshot_get_full(PyObject *self, void *closure)
@@ -1081,6 +1168,12 @@ static PyGetSetDef snapshot_getset_rest[] = {
     {"timestamp", snapshot_get_timestamp, NULL, "CLOCK_REALTIME at capture, seconds", NULL},
     {"monotonic_ns", snapshot_get_monotonic_ns, NULL, "CLOCK_MONOTONIC at capture, ns", NULL},
     {"full", snapshot_get_full, NULL, "the snapshot is a full capture", NULL},
+    {"seq", snapshot_get_seq, NULL, "a Sampler's snapshot: its number (0, 1, ...); else None",
+     NULL},
+    {"fresh", snapshot_get_fresh, NULL,
+     "a Sampler's snapshot: True when every figure was read by this sample, False when only "
+     "statm's were (the others are the last full sample's); else None",
+     NULL},
     {"note", snapshot_get_note, NULL,
      "why figures asked for are None (a kernel thread has no address space: no PSS, USS), or "
      "None",
@@ -1131,73 +1224,48 @@ static int getset_init(void)
 /* The peak sampler                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 
-/* One open window: the largest RSS sampled since it opened. */
-struct window {
-    bool used;
-    uint64_t peak;    /* bytes, valid when samples > 0 */
-    uint64_t samples; /* samples taken while it was open */
-};
-
+/*
+ * The profilers' peaks come from the library's sampler (MS_SAMPLER_LIGHT: statm only, every
+ * sampler_interval()) and its peak windows: one window per profile_context, and one more kept
+ * open for the sampler's life, whose sample count is sampler_samples(). The sampler's thread
+ * runs only while a profiler's window is open, so an idle interpreter pays nothing. Every
+ * field is used under the GIL (stopping the thread joins it: it never takes the GIL).
+ */
 static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* signalled when a window opens and at shutdown */
-    pthread_t thread;
-    bool running;         /* the thread exists (in this process) */
-    bool stop;            /* the thread is asked to exit */
-    ms_session *sess;     /* the thread's own session */
-    ms_snapshot *snap;    /* the thread's capture buffer */
-    uint64_t interval_ns; /* between samples */
-    struct window *win;
-    size_t nwin, open; /* slots, open windows */
-    uint64_t samples;  /* samples taken, all windows */
-} smp = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, .interval_ns = 1000000};
+    ms_sampler *s;        /* NULL until a window opens (and in the child of a fork) */
+    uint64_t interval_ns; /* of the next sampler opened */
+    unsigned counter;     /* the window that counts every sample of s */
+    unsigned open;        /* the profilers' open windows: the thread runs while > 0 */
+    uint64_t base;        /* samples of the samplers closed before s */
+    uint64_t gen;         /* forks survived: the high half of a window's Python id */
+} psmp = {.interval_ns = 1000000};
 
-static void *sampler_main(void *arg)
+/* Samples s has taken (its counter window's), 0 without s. */
+static uint64_t psmp_taken(void)
 {
-    (void)arg;
-    pthread_mutex_lock(&smp.mu);
-    while (!smp.stop) {
-        if (smp.open == 0) {
-            pthread_cond_wait(&smp.cv, &smp.mu);
-            continue;
-        }
-        pthread_mutex_unlock(&smp.mu);
-        int rc = ms_capture(smp.sess, 0, MS_CAPTURE_BASIC, smp.snap);
-        pthread_mutex_lock(&smp.mu);
-        if (rc == 0 && ms_valid(&smp.snap->process, MS_PF_rss_bytes)) {
-            uint64_t rss = smp.snap->process.rss_bytes;
-            for (size_t i = 0; i < smp.nwin; i++) {
-                struct window *w = &smp.win[i];
-                if (!w->used)
-                    continue;
-                if (w->samples == 0 || rss > w->peak)
-                    w->peak = rss;
-                w->samples++;
-            }
-            smp.samples++;
-        }
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        uint64_t ns = (uint64_t)t.tv_nsec + smp.interval_ns;
-        t.tv_sec += (time_t)(ns / 1000000000u);
-        t.tv_nsec = (long)(ns % 1000000000u);
-        pthread_cond_timedwait(&smp.cv, &smp.mu, &t);
-    }
-    pthread_mutex_unlock(&smp.mu);
-    return NULL;
+    ms_peak pk = {.size = sizeof(pk)};
+    if (!psmp.s || ms_sampler_window_read(psmp.s, psmp.counter, &pk) != 0)
+        return 0;
+    return pk.samples;
 }
 
-/* In the child of fork(): the thread did not come along; the next window starts another. */
+/* Closes the idle sampler (its count goes to base), so the next window opens one at the
+ * interval now set. */
+static void psmp_close(void)
+{
+    psmp.base += psmp_taken();
+    ms_sampler_close(psmp.s);
+    psmp.s = NULL;
+}
+
+/* In the child of fork(): the thread did not come along, and its lock may be held there for
+ * good: the parent's sampler is left alone (leaked) and the next window opens another. The
+ * parent's windows still open here close with no figures (their generation is past). */
 static void sampler_atfork_child(void)
 {
-    pthread_mutex_init(&smp.mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&smp.cv, &ca);
-    pthread_condattr_destroy(&ca);
-    smp.running = false;
-    smp.stop = false;
+    psmp.s = NULL;
+    psmp.open = 0;
+    psmp.gen++;
 }
 
 /* In the child of fork(): the sampler as above, and a new session lock. A thread in a GPU
@@ -1213,84 +1281,56 @@ static void module_atfork_child(void)
     }
 }
 
-/* Starts the thread (smp.mu held); returns 0 or -1 with an exception set. */
-static int sampler_start(void)
-{
-    if (!smp.sess) {
-        int rc = ms_session_open(&smp.sess, NULL);
-        if (rc != 0) {
-            PyErr_Format(Error, "sampler: cannot open a session: %s", ms_strerror(rc));
-            return -1;
-        }
-        smp.snap = malloc(sizeof(*smp.snap));
-        if (!smp.snap) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        ms_snapshot_init(smp.snap);
-    }
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old); /* signals stay with Python's threads */
-    int rc = pthread_create(&smp.thread, NULL, sampler_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
-        errno = rc;
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    smp.running = true;
-    return 0;
-}
-
 static PyObject *window_open(PyObject *mod, PyObject *unused)
 {
     (void)mod, (void)unused;
-    pthread_mutex_lock(&smp.mu);
-    if (!smp.running && sampler_start() != 0) {
-        pthread_mutex_unlock(&smp.mu);
+    if (!psmp.s) {
+        ms_sampler_options o = {.size = sizeof(o),
+                                .pid = 0,
+                                .interval_ns = psmp.interval_ns,
+                                .flags = MS_SAMPLER_LIGHT};
+        if (ms_sampler_open(&psmp.s, &o) != 0)
+            return PyErr_Format(Error, "sampler: %s", ms_last_error());
+        if (ms_sampler_window_open(psmp.s, &psmp.counter) != 0) {
+            PyErr_Format(Error, "sampler: %s", ms_last_error());
+            ms_sampler_close(psmp.s);
+            psmp.s = NULL;
+            return NULL;
+        }
+    }
+    unsigned id;
+    if (ms_sampler_window_open(psmp.s, &id) != 0)
+        return PyErr_NoMemory();
+    if (psmp.open == 0 && ms_sampler_start(psmp.s) != 0) {
+        PyErr_Format(PyExc_OSError, "sampler: %s", ms_last_error());
+        ms_sampler_window_close(psmp.s, id, NULL);
         return NULL;
     }
-    size_t i = 0;
-    while (i < smp.nwin && smp.win[i].used)
-        i++;
-    if (i == smp.nwin) {
-        size_t n = smp.nwin ? smp.nwin * 2 : 8;
-        struct window *w = realloc(smp.win, n * sizeof(*w));
-        if (!w) {
-            pthread_mutex_unlock(&smp.mu);
-            return PyErr_NoMemory();
-        }
-        memset(w + smp.nwin, 0, (n - smp.nwin) * sizeof(*w));
-        smp.win = w;
-        smp.nwin = n;
-    }
-    smp.win[i] = (struct window){.used = true};
-    smp.open++;
-    pthread_cond_signal(&smp.cv);
-    pthread_mutex_unlock(&smp.mu);
-    return PyLong_FromSize_t(i);
+    psmp.open++;
+    return PyLong_FromUnsignedLongLong((unsigned long long)(psmp.gen << 32 | id));
 }
 
 static PyObject *window_close(PyObject *mod, PyObject *arg)
 {
     (void)mod;
-    size_t i = PyLong_AsSize_t(arg);
-    if (i == (size_t)-1 && PyErr_Occurred())
+    unsigned long long v = PyLong_AsUnsignedLongLong(arg);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
         return NULL;
-    pthread_mutex_lock(&smp.mu);
-    if (i >= smp.nwin || !smp.win[i].used) {
-        pthread_mutex_unlock(&smp.mu);
-        PyErr_Format(PyExc_ValueError, "no open sampler window %zu", i);
+    uint64_t gen = v >> 32;
+    unsigned id = (unsigned)(v & 0xffffffffu);
+    if (gen < psmp.gen) /* opened before a fork, in the parent: nothing sampled here */
+        return Py_BuildValue("(OK)", Py_None, 0ULL);
+    ms_peak pk = {.size = sizeof(pk)};
+    if (gen > psmp.gen || !psmp.s || id == psmp.counter ||
+        ms_sampler_window_close(psmp.s, id, &pk) != 0) {
+        PyErr_Format(PyExc_ValueError, "no open sampler window %llu", v);
         return NULL;
     }
-    struct window w = smp.win[i];
-    smp.win[i].used = false;
-    smp.open--;
-    pthread_mutex_unlock(&smp.mu);
-    if (w.samples == 0)
-        return Py_BuildValue("(OK)", Py_None, 0ULL);
-    return Py_BuildValue("(KK)", (unsigned long long)w.peak, (unsigned long long)w.samples);
+    if (--psmp.open == 0)
+        ms_sampler_stop(psmp.s); /* idle: no samples until a window opens again */
+    if (!pk.rss_valid)
+        return Py_BuildValue("(OK)", Py_None, (unsigned long long)pk.samples);
+    return Py_BuildValue("(KK)", (unsigned long long)pk.rss_bytes, (unsigned long long)pk.samples);
 }
 
 static PyObject *sampler_interval(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
@@ -1310,43 +1350,28 @@ static PyObject *sampler_interval(PyObject *mod, PyObject *const *args, Py_ssize
                          args[0]);
             return NULL;
         }
-        pthread_mutex_lock(&smp.mu);
-        smp.interval_ns = (uint64_t)(s * 1e9);
-        pthread_mutex_unlock(&smp.mu);
+        psmp.interval_ns = (uint64_t)(s * 1e9);
+        /* the library's sampler keeps its interval: an idle one is opened again at the new
+         * one; one in use keeps the old until its windows have closed */
+        if (psmp.s && psmp.open == 0)
+            psmp_close();
     }
-    pthread_mutex_lock(&smp.mu);
-    double cur = (double)smp.interval_ns / 1e9;
-    pthread_mutex_unlock(&smp.mu);
-    return PyFloat_FromDouble(cur);
+    return PyFloat_FromDouble((double)psmp.interval_ns / 1e9);
 }
 
 static PyObject *sampler_samples(PyObject *mod, PyObject *unused)
 {
     (void)mod, (void)unused;
-    pthread_mutex_lock(&smp.mu);
-    unsigned long long n = smp.samples;
-    pthread_mutex_unlock(&smp.mu);
-    return PyLong_FromUnsignedLongLong(n);
+    return PyLong_FromUnsignedLongLong((unsigned long long)(psmp.base + psmp_taken()));
 }
 
-/* At exit, after the interpreter is gone: stops the sampler and closes both sessions. */
+/* At exit, after the interpreter is gone: stops the samplers and closes the sessions. */
 static void module_atexit(void)
 {
-    pthread_mutex_lock(&smp.mu);
-    bool running = smp.running;
-    smp.stop = true;
-    pthread_cond_broadcast(&smp.cv);
-    pthread_mutex_unlock(&smp.mu);
-    if (running)
-        pthread_join(smp.thread, NULL);
-    smp.running = false;
-    ms_session_close(smp.sess);
-    smp.sess = NULL;
-    free(smp.snap);
-    smp.snap = NULL;
-    free(smp.win);
-    smp.win = NULL;
-    smp.nwin = 0;
+    ms_sampler_close(psmp.s);
+    psmp.s = NULL;
+    ms_session_close(dev_sess);
+    dev_sess = NULL;
     ms_session_close(sess);
     sess = NULL;
 }
@@ -1452,8 +1477,9 @@ static PyObject *set_torch_reader(PyObject *mod, PyObject *fn)
 /* ---------------------------------------------------------------------------------------- */
 
 typedef struct {
-    PyObject_HEAD ms__flight *f;
-    PyThread_type_lock lk; /* the recorder is used by one thread at a time */
+    PyObject_HEAD ms_flight *f;
+    PyThread_type_lock lk; /* guards f's life: close() against the other methods */
+    ms_sampler *smp;       /* start()'s sampler, feeding f's ring from its thread, or NULL */
 } FlightObject;
 
 static void flight_lock(FlightObject *o)
@@ -1463,6 +1489,15 @@ static void flight_lock(FlightObject *o)
     PyThreadState *ts = PyEval_SaveThread();
     PyThread_acquire_lock(o->lk, WAIT_LOCK);
     PyEval_RestoreThread(ts);
+}
+
+/* Stops and frees the recorder's sampler, then the recorder (o->lk held). */
+static void flight_release(FlightObject *o)
+{
+    ms_sampler_close(o->smp); /* first: its thread pushes into f */
+    o->smp = NULL;
+    ms_flight_close(o->f);
+    o->f = NULL;
 }
 
 static int flight_init(PyObject *self, PyObject *args, PyObject *kw)
@@ -1485,21 +1520,18 @@ static int flight_init(PyObject *self, PyObject *args, PyObject *kw)
         PyErr_NoMemory();
         return -1;
     }
-    struct ms__flight_opts opts = {.dump_dir = PyBytes_AS_STRING(dir),
-                                   .buffer_size = (size_t)buffer,
-                                   .max_dumps = (unsigned)dumps,
-                                   .max_total_bytes = (uint64_t)mb << 20};
-    char err[512] = "";
+    ms_flight_options opts = {.size = sizeof(opts),
+                              .dump_dir = PyBytes_AS_STRING(dir),
+                              .buffer_size = (size_t)buffer,
+                              .max_dumps = (unsigned)dumps,
+                              .max_total_bytes = (uint64_t)mb << 20};
     flight_lock(o);
-    if (o->f) { /* __init__ again */
-        ms__flight_close(o->f);
-        o->f = NULL;
-    }
-    int rc = ms__flight_open(&o->f, &opts, err, sizeof(err));
+    flight_release(o); /* __init__ again */
+    int rc = ms_flight_open(&o->f, &opts);
     PyThread_release_lock(o->lk);
     Py_DECREF(dir);
     if (rc != 0) {
-        PyErr_Format(Error, "cannot open the flight recorder: %s", err[0] ? err : ms_strerror(rc));
+        PyErr_Format(Error, "cannot open the flight recorder: %s", ms_last_error());
         return -1;
     }
     return 0;
@@ -1523,7 +1555,7 @@ static FlightObject *flight_acquire(PyObject *self)
 static PyObject *flight_sample(PyObject *self, PyObject *unused)
 {
     (void)unused;
-    SnapshotObject *snap = snapshot_capture(0, MS_CAPTURE_FULL | MS_CAPTURE_GPU);
+    SnapshotObject *snap = snapshot_capture(0, MS_CAPTURE_FULL | MS_CAPTURE_GPU, NULL);
     if (!snap)
         return NULL;
     ms_snapshot s;
@@ -1533,7 +1565,7 @@ static PyObject *flight_sample(PyObject *self, PyObject *unused)
     FlightObject *o = flight_acquire(self);
     if (!o)
         return NULL;
-    ms__flight_push(o->f, &s);
+    ms_flight_push(o->f, &s);
     PyThread_release_lock(o->lk);
     Py_RETURN_NONE;
 }
@@ -1546,7 +1578,7 @@ static PyObject *flight_event(PyObject *self, PyObject *text)
     FlightObject *o = flight_acquire(self);
     if (!o)
         return NULL;
-    ms__flight_event(o->f, t);
+    ms_flight_event(o->f, t);
     PyThread_release_lock(o->lk);
     Py_RETURN_NONE;
 }
@@ -1562,8 +1594,9 @@ static PyObject *flight_dump(PyObject *self, PyObject *args, PyObject *kw)
         return NULL;
     char path[4096] = "", err[512] = "";
     PyThreadState *ts = PyEval_SaveThread(); /* files are written: let others run */
-    int rc = ms__flight_dump(o->f, backend, getpid(), reason, extra, path, sizeof(path), err,
-                             sizeof(err));
+    int rc = ms_flight_dump(o->f, backend, getpid(), reason, extra, path, sizeof(path));
+    if (rc != 0) /* this thread's message, read before another call can replace it */
+        snprintf(err, sizeof(err), "%s", ms_last_error());
     PyEval_RestoreThread(ts);
     PyThread_release_lock(o->lk);
     if (rc != 0)
@@ -1572,15 +1605,65 @@ static PyObject *flight_dump(PyObject *self, PyObject *args, PyObject *kw)
     return PyUnicode_DecodeFSDefault(path);
 }
 
+PyDoc_STRVAR(flight_start_doc,
+             "start(interval=0.1)\n\n"
+             "Samples this process (full figures and GPUs) into the ring every interval\n"
+             "seconds, from the library's sampler on a thread of its own (no GIL), until\n"
+             "stop() or close(). The first sample is taken at once.");
+
+static PyObject *flight_start(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"interval", NULL};
+    double interval = 0.1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|d:start", kwlist, &interval))
+        return NULL;
+    if (!(interval >= 1e-5 && interval <= 3600.0))
+        return PyErr_Format(PyExc_ValueError, "start(): interval must be between 1e-05 and "
+                                              "3600 seconds");
+    FlightObject *o = flight_acquire(self);
+    if (!o)
+        return NULL;
+    int rc = 0;
+    if (!o->smp) { /* every sample a full one: the ring holds whole snapshots */
+        uint64_t ns = (uint64_t)(interval * 1e9);
+        ms_sampler_options so = {.size = sizeof(so),
+                                 .pid = 0,
+                                 .interval_ns = ns,
+                                 .full_interval_ns = ns,
+                                 .flight = o->f};
+        if ((rc = ms_sampler_open(&o->smp, &so)) == 0 && (rc = ms_sampler_start(o->smp)) != 0) {
+            ms_sampler_close(o->smp);
+            o->smp = NULL;
+        }
+    }
+    if (rc != 0)
+        PyErr_Format(Error, "cannot start the flight recorder's sampler: %s", ms_last_error());
+    PyThread_release_lock(o->lk);
+    if (rc != 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *flight_stop(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    FlightObject *o = (FlightObject *)self;
+    if (o->lk) {
+        flight_lock(o);
+        ms_sampler_close(o->smp);
+        o->smp = NULL;
+        PyThread_release_lock(o->lk);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *flight_close(PyObject *self, PyObject *unused)
 {
     (void)unused;
     FlightObject *o = (FlightObject *)self;
     if (o->lk) {
         flight_lock(o);
-        if (o->f)
-            ms__flight_close(o->f);
-        o->f = NULL;
+        flight_release(o);
         PyThread_release_lock(o->lk);
     }
     Py_RETURN_NONE;
@@ -1589,8 +1672,7 @@ static PyObject *flight_close(PyObject *self, PyObject *unused)
 static void flight_dealloc(PyObject *self)
 {
     FlightObject *o = (FlightObject *)self;
-    if (o->f)
-        ms__flight_close(o->f);
+    flight_release(o);
     if (o->lk)
         PyThread_free_lock(o->lk);
     Py_TYPE(self)->tp_free(self);
@@ -1603,7 +1685,10 @@ static PyMethodDef flight_methods[] = {
     {"dump", (PyCFunction)(void (*)(void))flight_dump, METH_VARARGS | METH_KEYWORDS,
      "dump(backend='cuda', reason='cuda_oom', extra=None) -> str\n\nWrites an OOM bundle "
      "(extra: a JSON object text merged into metadata.json) and returns its path."},
-    {"close", flight_close, METH_NOARGS, "close()\n\nReleases the recorder."},
+    {"start", (PyCFunction)(void (*)(void))flight_start, METH_VARARGS | METH_KEYWORDS,
+     flight_start_doc},
+    {"stop", flight_stop, METH_NOARGS, "stop()\n\nStops start()'s sampling (waits for it)."},
+    {"close", flight_close, METH_NOARGS, "close()\n\nStops the sampling, releases the recorder."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1618,6 +1703,184 @@ static PyTypeObject FlightType = {
     .tp_init = flight_init,
     .tp_dealloc = flight_dealloc,
     .tp_methods = flight_methods,
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* Sampler: the library's sampler as an iterator of snapshots                               */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD ms_sampler *s;
+    PyThread_type_lock lk; /* one thread at a time in ms_sampler_next (the GIL is released) */
+    bool self;             /* it samples this interpreter */
+    bool done;             /* the process is gone, count reached, or closed */
+    long long left;        /* samples still to give; -1: no limit */
+    uint64_t given;        /* samples given */
+} SamplerObject;
+
+static int sampler_init(PyObject *self, PyObject *args, PyObject *kw)
+{
+    SamplerObject *o = (SamplerObject *)self;
+    static char *kwlist[] = {"pid", "interval", "full_interval", "gpu", "tree", "count", NULL};
+    long long pid = 0, count = -1;
+    double interval = 1.0, full = 0.1;
+    int gpu = 1, tree = 0;
+    PyObject *pcount = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|Ldd$ppO:Sampler", kwlist, &pid, &interval, &full,
+                                     &gpu, &tree, &pcount))
+        return -1;
+    if (pcount != Py_None && ((count = PyLong_AsLongLong(pcount)) < 0 || PyErr_Occurred())) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "Sampler(): count must be >= 0 or None");
+        return -1;
+    }
+    if (!(interval > 0 && interval <= 86400.0) || !(full >= 0 && full <= 86400.0)) {
+        PyErr_SetString(PyExc_ValueError, "Sampler(): interval must be > 0 and full_interval "
+                                          ">= 0 seconds (at most a day)");
+        return -1;
+    }
+    if (pid < INT32_MIN || pid > INT32_MAX)
+        pid = -1; /* the library says what is wrong with it */
+    if (!o->lk && !(o->lk = PyThread_allocate_lock())) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    ms_sampler_close(o->s); /* __init__ again */
+    o->s = NULL;
+    ms_sampler_options so = {.size = sizeof(so),
+                             .pid = (pid_t)pid,
+                             .interval_ns = (uint64_t)(interval * 1e9),
+                             .full_interval_ns = (uint64_t)(full * 1e9),
+                             .flags =
+                                 (gpu ? 0u : MS_SAMPLER_NO_GPU) | (tree ? MS_SAMPLER_TREE : 0u)};
+    if (so.interval_ns == 0)
+        so.interval_ns = 1;
+    if (full == 0) /* every sample a full one */
+        so.flags |= MS_SAMPLER_EXACT_FULL;
+    if (ms_sampler_open(&o->s, &so) != 0) {
+        PyErr_SetString(Error, ms_last_error());
+        return -1;
+    }
+    o->self = pid == 0 || pid == getpid();
+    o->done = count == 0;
+    o->left = count;
+    o->given = 0;
+    return 0;
+}
+
+static PyObject *sampler_iter_next(PyObject *self)
+{
+    SamplerObject *o = (SamplerObject *)self;
+    if (!o->s || o->done)
+        return NULL; /* StopIteration */
+    if (!PyThread_acquire_lock(o->lk, NOWAIT_LOCK)) {
+        PyErr_SetString(Error, "the sampler is in use by another thread");
+        return NULL;
+    }
+    ms_sample smp = {.size = sizeof(smp)};
+    char err[512] = "";
+    PyThreadState *ts = PyEval_SaveThread(); /* it sleeps until the sample is due */
+    /* a sample already due is taken at once: ms_sampler_next() would still enter
+     * clock_nanosleep(), which costs about 100 us on a virtual machine even for a time past */
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    int rc =
+        ms_sampler_due(o->s) <= now_ns ? ms_sampler_take(o->s, &smp) : ms_sampler_next(o->s, &smp);
+    if (rc != 0)
+        snprintf(err, sizeof(err), "%s", ms_last_error());
+    PyEval_RestoreThread(ts);
+    SnapshotObject *snap = NULL;
+    if (rc == 0 && (snap = snapshot_from(smp.snap)) != NULL) {
+        snap->seq = (int64_t)smp.seq;
+        snap->fresh = smp.full;
+        snap->self = o->self;
+        if (smp.note)
+            snap->note = PyUnicode_DecodeUTF8(smp.note, (Py_ssize_t)strlen(smp.note), "replace");
+        if (o->left > 0 && --o->left == 0)
+            o->done = true;
+        o->given++;
+    }
+    bool first = o->given == 0;
+    PyThread_release_lock(o->lk);
+    if (rc == MS_ESRCH) { /* the process is gone: the iteration ends (fails before any sample) */
+        o->done = true;
+        if (first && !PyErr_Occurred())
+            PyErr_Format(ProcessNotFoundError, "%s", err);
+        return NULL;
+    }
+    if (rc != 0) {
+        PyErr_Format(rc == MS_EACCES ? AccessDeniedError : Error, "%s", err);
+        return NULL;
+    }
+    if (snap && snap->self && python_figures(snap, false, false, false) != 0)
+        Py_CLEAR(snap);
+    return (PyObject *)snap;
+}
+
+static PyObject *sampler_close_m(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    SamplerObject *o = (SamplerObject *)self;
+    if (o->lk) {
+        PyThreadState *ts = PyEval_SaveThread(); /* waits for a next() in another thread */
+        PyThread_acquire_lock(o->lk, WAIT_LOCK);
+        PyEval_RestoreThread(ts);
+        ms_sampler_close(o->s);
+        o->s = NULL;
+        o->done = true;
+        PyThread_release_lock(o->lk);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *sampler_enter(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return Py_NewRef(self);
+}
+
+static PyObject *sampler_exit(PyObject *self, PyObject *args)
+{
+    (void)args;
+    return sampler_close_m(self, NULL);
+}
+
+static void sampler_dealloc(PyObject *self)
+{
+    SamplerObject *o = (SamplerObject *)self;
+    ms_sampler_close(o->s);
+    if (o->lk)
+        PyThread_free_lock(o->lk);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyMethodDef sampler_methods[] = {
+    {"close", sampler_close_m, METH_NOARGS,
+     "close()\n\nEnds the iteration and frees the sampler (its session, its descriptors)."},
+    {"__enter__", sampler_enter, METH_NOARGS, NULL},
+    {"__exit__", sampler_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SamplerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "memsnap.Sampler",
+    .tp_basicsize = sizeof(SamplerObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc =
+        "Sampler(pid=0, interval=1.0, full_interval=0.1, *, gpu=True, tree=False, count=None)\n\n"
+        "libmemsnap's sampler (the one behind `memsnap monitor`) as an iterator of\n"
+        "MemorySnapshot: one per interval seconds on an absolute schedule (late ticks are\n"
+        "skipped), full figures at most every full_interval (0: every sample), the samples in\n"
+        "between re-reading statm only (snap.fresh False). snap.seq numbers them. The\n"
+        "iteration ends when the process is gone, after count samples, or after close();\n"
+        "a pid that does not exist raises ProcessNotFoundError on the first next().",
+    .tp_new = PyType_GenericNew,
+    .tp_init = sampler_init,
+    .tp_dealloc = sampler_dealloc,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = sampler_iter_next,
+    .tp_methods = sampler_methods,
 };
 
 static PyMethodDef module_methods[] = {
@@ -1677,7 +1940,8 @@ PyMODINIT_FUNC PyInit__memsnap(void);
 PyMODINIT_FUNC PyInit__memsnap(void)
 {
     if ((!fields && (fields_init() != 0 || getset_init() != 0)) ||
-        PyType_Ready(&SnapshotType) != 0 || PyType_Ready(&FlightType) != 0 || keys_init() != 0)
+        PyType_Ready(&SnapshotType) != 0 || PyType_Ready(&FlightType) != 0 ||
+        PyType_Ready(&SamplerType) != 0 || keys_init() != 0)
         return NULL;
     if (!str_torch && !(str_torch = PyUnicode_InternFromString("torch")))
         return NULL;
@@ -1693,6 +1957,7 @@ PyMODINIT_FUNC PyInit__memsnap(void)
         return NULL;
     if (PyModule_AddObjectRef(m, "MemorySnapshot", (PyObject *)&SnapshotType) != 0 ||
         PyModule_AddObjectRef(m, "FlightRecorder", (PyObject *)&FlightType) != 0 ||
+        PyModule_AddObjectRef(m, "Sampler", (PyObject *)&SamplerType) != 0 ||
         PyModule_AddStringConstant(m, "__version__", ms_version()) != 0)
         goto fail;
     Error = add_exception(m, "Error", NULL, "A memsnap capture or session failed.");
@@ -1708,7 +1973,7 @@ PyMODINIT_FUNC PyInit__memsnap(void)
         b ? add_exception(m, "AccessDeniedError", b, "The process's /proc files cannot be read.")
           : NULL;
     Py_XDECREF(b);
-    if (!ProcessNotFoundError || !AccessDeniedError)
+    if (!ProcessNotFoundError || !AccessDeniedError || mspy_heap_init(m, Error) != 0)
         goto fail;
 
     if (!sess) {
@@ -1725,7 +1990,6 @@ PyMODINIT_FUNC PyInit__memsnap(void)
         ms_snapshot_init(&scratch);
         ms_snapshot_init(&da);
         ms_snapshot_init(&db);
-        sampler_atfork_child(); /* a monotonic condition variable */
         pthread_atfork(NULL, NULL, module_atfork_child);
         Py_AtExit(module_atexit);
     }

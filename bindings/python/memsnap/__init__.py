@@ -12,14 +12,19 @@ what is about Python's own runtime: profilers, a gc debugger, the torch reader.
     after = memsnap.capture_memory_snapshot()
     print(after.delta(before)["rss_mb"])
 
-See docs/bindings-python.md.
+Traces written by `memsnap record` through the library's heap engine (memsnap.Heap), the
+analysis of `memsnap analyze` (memsnap.analyze) and the library's sampler as an iterator
+(memsnap.Sampler). See docs/bindings-python.md.
 """
 from ._memsnap import (
     AccessDeniedError,
     Error,
     FlightRecorder,
+    Heap,
+    HeapView,
     MemorySnapshot,
     ProcessNotFoundError,
+    Sampler,
     __version__,
     capture_memory_snapshot,
     format_memory,
@@ -38,16 +43,21 @@ from ._profile import (
     reset_profile_results,
 )
 from ._runtime import get_system_info
+from ._trace import analyze
 
 __all__ = [
     "AccessDeniedError",
     "Error",
     "FlightRecorder",
     "GCDebugger",
+    "Heap",
+    "HeapView",
     "MemoryProfiler",
     "MemorySnapshot",
     "OOMFlightRecorder",
     "ProcessNotFoundError",
+    "Sampler",
+    "analyze",
     "capture_memory_snapshot",
     "format_memory",
     "freeze_gc_heap",

@@ -4,8 +4,9 @@ write what memory looked like just before it.
     with memsnap.OOMFlightRecorder("/tmp/oom-dumps"):
         train()          # torch.cuda.OutOfMemoryError -> oom_dump_<UTC>_<pid>_cuda_<seq>/
 
-A background thread samples this process (full figures and every GPU) into libmemsnap's
-flight recorder (memsnap.FlightRecorder, src/monitor/flight.c) every `interval` seconds; the
+libmemsnap's sampler, on a thread of its own (plain C, never the GIL), samples this process
+(full figures and every GPU) into libmemsnap's flight recorder (memsnap.FlightRecorder:
+FlightRecorder.start) every `interval` seconds; the
 bundle holds the last `buffer_size` samples and events, metadata.json (reason "cuda_oom",
 backend "cuda", the exception and PyTorch's allocator figures), environment.json and
 manifest.json (docs/monitor-format.md, "OOM bundles"). The exception is re-raised with the
@@ -13,7 +14,6 @@ bundle's path in its `memsnap_bundle` attribute.
 """
 import json
 import sys
-import threading
 import warnings
 
 from ._memsnap import FlightRecorder
@@ -58,28 +58,13 @@ class OOMFlightRecorder:
         self.interval = interval
         self.bundles = []
         self._rec = FlightRecorder(dump_dir, buffer_size, max_dumps, max_total_mb)
-        self._stop = threading.Event()
-        self._thread = None
-
-    def _run(self):
-        while not self._stop.wait(self.interval):
-            try:
-                self._rec.sample()
-            except Exception:  # the process keeps running; the ring keeps what it has
-                pass
 
     def __enter__(self):
-        self._rec.sample()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="memsnap-oom", daemon=True)
-        self._thread.start()
+        self._rec.start(self.interval)  # its first sample at once, then every interval
         return self
 
     def __exit__(self, et, exc, tb):
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._rec.stop()
         if is_cuda_oom(exc):
             try:
                 path = self.report(exc)

@@ -56,6 +56,33 @@ class FakeNvml(unittest.TestCase):
         self.assertEqual(len(s.gpus), 3)
         self.assertEqual(s.gpus[0]["process_used_bytes"], 3 * GiB)
 
+    def test_device_picks_one_gpu(self):
+        # an index, a UUID (case-insensitive) or a PCI bus id: ms_options.device
+        for device in (1, "1", "GPU-fake-0001", "gpu-FAKE-0001", "00000000:41:00.0"):
+            with self.subTest(device=device):
+                (g,) = memsnap.capture_memory_snapshot(device=device).gpus
+                self.assertEqual((g["index"], g["name"]), (1, "Fake A100"))
+        (g,) = memsnap.capture_memory_snapshot(device=2, full=True).gpus
+        self.assertEqual(g["process_used_bytes"], 256 * MiB)
+        self.assertEqual(len(memsnap.capture_memory_snapshot().gpus), 3)  # no device: all
+
+    def test_device_errors(self):
+        for device in (3, "GPU-fake-0009"):
+            with self.assertRaisesRegex(memsnap.Error, "3 GPUs found \\(index 0 to 2") as cm:
+                memsnap.capture_memory_snapshot(device=device)
+            self.assertIn(str(device), str(cm.exception))
+        with self.assertRaisesRegex(memsnap.Error, "empty"):
+            memsnap.capture_memory_snapshot(device="")
+        with self.assertRaises(ValueError):
+            memsnap.capture_memory_snapshot(include_gpu=False, device=0)
+        with self.assertRaises(TypeError):
+            memsnap.capture_memory_snapshot(device=1.0)
+
+    def test_sampler_full_samples_read_the_gpus(self):
+        snaps = list(memsnap.Sampler(0, 0.001, 0, count=2))
+        self.assertEqual([len(s.gpus) for s in snaps], [3, 3])
+        self.assertEqual(list(memsnap.Sampler(0, 0.001, 0, gpu=False, count=1))[0].gpus, None)
+
     def test_system_info(self):
         info = memsnap.get_system_info()
         self.assertEqual(info["backend"], "nvml")
@@ -76,6 +103,10 @@ class NoGpu(unittest.TestCase):
         info = memsnap.get_system_info()
         self.assertIsNone(info["backend"])
         self.assertEqual(info["gpus"], [])
+
+    def test_device_not_found(self):
+        with self.assertRaisesRegex(memsnap.Error, "capture of pid %d failed: " % os.getpid()):
+            memsnap.capture_memory_snapshot(device=0)
 
 
 def load_tests(loader, tests, pattern):

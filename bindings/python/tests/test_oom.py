@@ -91,8 +91,30 @@ class OOMTest(unittest.TestCase):
                                          "max_allocated_bytes": 3, "max_reserved_bytes": 4,
                                          "device": 0})
 
-    def test_bad_arguments(self):
+    def test_start_samples_into_the_ring(self):
+        rec = memsnap.FlightRecorder(self.dir, buffer_size=500)
+        rec.start(0.005)
+        rec.start(0.005)  # started already: nothing
+        time.sleep(0.2)
+        rec.stop()
+        rec.stop()
+        path = rec.dump("cpu", "test", None)
+        with open(os.path.join(path, "events.json")) as fp:
+            n = len(json.load(fp))
+        self.assertGreaterEqual(n, 5)
+        time.sleep(0.05)  # stopped: the ring stays as it was
+        with open(os.path.join(rec.dump("cpu", "test", None), "events.json")) as fp:
+            self.assertEqual(len(json.load(fp)), n)
+        rec.start(0.005)
+        rec.close()  # stops the sampling first
         with self.assertRaises(memsnap.Error):
+            rec.start()
+        with self.assertRaises(ValueError):
+            memsnap.FlightRecorder(self.dir).start(0)
+
+    def test_bad_arguments(self):
+        with self.assertRaisesRegex(memsnap.Error, "^cannot open the flight recorder: .*"
+                                    "/proc/no-such-dir"):
             memsnap.FlightRecorder("/proc/no-such-dir/oom")
         with self.assertRaises(ValueError):
             memsnap.OOMFlightRecorder(self.dir, interval=0)

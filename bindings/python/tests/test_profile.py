@@ -200,6 +200,27 @@ class Sampler(unittest.TestCase):
         time.sleep(0.05)  # no window open: the thread waits, takes no sample
         self.assertLessEqual(memsnap.sampler_samples() - n, 1)
 
+    def test_fork_inside_a_window(self):
+        # the child has no sampler thread: the parent's window closes there with no figures,
+        # and a new window starts the child's own sampler
+        w = memsnap._memsnap._window_open()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                inherited = memsnap._memsnap._window_close(w)
+                with memsnap.profile_context("child") as c:
+                    wait_for_samples(1)
+                code = 0 if inherited == (None, 0) and c.result["samples"] >= 1 else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        wait_for_samples(1)
+        peak, samples = memsnap._memsnap._window_close(w)
+        self.assertGreater(peak, 0)
+        self.assertGreaterEqual(samples, 1)
+
     def test_bad_window(self):
         with self.assertRaises(ValueError):
             memsnap._memsnap._window_close(10**6)
