@@ -383,10 +383,15 @@ int ms_sampler_take(ms_sampler *s, ms_sample *out)
     return ms__sampler_take(s, out);
 }
 
-/* Sleeps until CLOCK_MONOTONIC at, whatever signals come. */
+/* Sleeps until CLOCK_MONOTONIC at, whatever signals come; not at all when it has passed (a
+ * clock_nanosleep for a past time still costs a trip through the kernel's timers). */
 static void ms__sleep_until(uint64_t at)
 {
-    struct timespec ts = {(time_t)(at / MS__NS_PER_S), (long)(at % MS__NS_PER_S)};
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if ((uint64_t)ts.tv_sec * MS__NS_PER_S + (uint64_t)ts.tv_nsec >= at)
+        return;
+    ts = (struct timespec){(time_t)(at / MS__NS_PER_S), (long)(at % MS__NS_PER_S)};
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
         ;
 }
