@@ -191,9 +191,22 @@ static Tcl_Obj *ms__tcl_totals_dict(const ms_heap_totals *t)
 {
 #define MS__TCL_TOTALS(X)                                                                          \
     X(events)                                                                                      \
-    X(allocations) X(reallocations) X(frees) X(unmatched_frees) X(temporaries) X(temporary_bytes)  \
-        X(peak_bytes) X(peak_time_ns) X(leaked_bytes) X(leaked_allocations) X(duration_ns)         \
-            X(allocated_bytes) X(freed_bytes) X(threads) X(lost_events) X(checkpoint_every)
+    X(allocations)                                                                                 \
+    X(reallocations)                                                                               \
+    X(frees)                                                                                       \
+    X(unmatched_frees)                                                                             \
+    X(temporaries)                                                                                 \
+    X(temporary_bytes)                                                                             \
+    X(peak_bytes)                                                                                  \
+    X(peak_time_ns)                                                                                \
+    X(leaked_bytes)                                                                                \
+    X(leaked_allocations)                                                                          \
+    X(duration_ns)                                                                                 \
+    X(allocated_bytes)                                                                             \
+    X(freed_bytes)                                                                                 \
+    X(threads)                                                                                     \
+    X(lost_events)                                                                                 \
+    X(checkpoint_every)
 #define MS__TCL_PUT_TOTAL(name) ms__tcl_put(d, #name, ms__tcl_u64(t->name));
     Tcl_Obj *d = Tcl_NewDictObj();
     MS__TCL_TOTALS(MS__TCL_PUT_TOTAL)
