@@ -25,8 +25,10 @@
 #include <string.h>
 
 TCL_DECLARE_MUTEX(ms__tcl_lock)
-static ms_session *ms__tcl_s; /* the extension's session, NULL until first used */
-static bool ms__tcl_exit_set; /* the exit handler that closes it is registered */
+static ms_session *ms__tcl_s;     /* the extension's session, NULL until first used */
+static ms_session *ms__tcl_dev_s; /* the session of the last `snapshot -device`, or NULL */
+static char *ms__tcl_dev_name;    /* its device (ckalloc'd), NULL with it */
+static bool ms__tcl_exit_set;     /* the exit handler that closes them is registered */
 
 /* ---- the session, errors ------------------------------------------------------------------ */
 
@@ -37,26 +39,58 @@ static void ms__tcl_close(ClientData unused)
     Tcl_MutexLock(&ms__tcl_lock);
     ms_session_close(ms__tcl_s);
     ms__tcl_s = NULL;
+    ms_session_close(ms__tcl_dev_s);
+    ms__tcl_dev_s = NULL;
+    ckfree(ms__tcl_dev_name);
+    ms__tcl_dev_name = NULL;
     Tcl_MutexUnlock(&ms__tcl_lock);
+}
+
+/* Opens *s with opts (the caller holds the lock); on failure unlocks and sets the result. */
+static int ms__tcl_open(Tcl_Interp *interp, ms_session **s, const ms_options *opts)
+{
+    int rc = ms_session_open(s, opts);
+    if (rc != 0) {
+        *s = NULL;
+        Tcl_MutexUnlock(&ms__tcl_lock);
+        return ms__tcl_error(interp, rc, NULL, "memsnap: cannot open a session: %s",
+                             ms_last_error()[0] ? ms_last_error() : ms_strerror(rc));
+    }
+    if (!ms__tcl_exit_set) {
+        Tcl_CreateExitHandler(ms__tcl_close, NULL);
+        ms__tcl_exit_set = true;
+    }
+    return TCL_OK;
 }
 
 ms_session *ms__tcl_session(Tcl_Interp *interp)
 {
     Tcl_MutexLock(&ms__tcl_lock);
-    if (!ms__tcl_s) {
-        int rc = ms_session_open(&ms__tcl_s, NULL);
-        if (rc != 0) {
-            ms__tcl_s = NULL;
-            Tcl_MutexUnlock(&ms__tcl_lock);
-            ms__tcl_error(interp, rc, NULL, "memsnap: cannot open a session: %s", ms_strerror(rc));
-            return NULL;
-        }
-        if (!ms__tcl_exit_set) {
-            Tcl_CreateExitHandler(ms__tcl_close, NULL);
-            ms__tcl_exit_set = true;
-        }
-    }
+    if (!ms__tcl_s && ms__tcl_open(interp, &ms__tcl_s, NULL) != TCL_OK)
+        return NULL;
     return ms__tcl_s;
+}
+
+/* The device is set when the session opens (ms_options.device): the session of the last
+ * device asked for is kept, so that a loop over one GPU does not load its backend each time;
+ * another device replaces it. Locked as ms__tcl_session(). */
+static ms_session *ms__tcl_device_session(Tcl_Interp *interp, const char *device)
+{
+    if (!device)
+        return ms__tcl_session(interp);
+    Tcl_MutexLock(&ms__tcl_lock);
+    if (ms__tcl_dev_s && strcmp(ms__tcl_dev_name, device) == 0)
+        return ms__tcl_dev_s;
+    ms_session_close(ms__tcl_dev_s);
+    ms__tcl_dev_s = NULL;
+    ckfree(ms__tcl_dev_name);
+    ms__tcl_dev_name = NULL;
+    ms_options opts = {.size = sizeof(opts), .device = device};
+    if (ms__tcl_open(interp, &ms__tcl_dev_s, &opts) != TCL_OK)
+        return NULL;
+    ms__tcl_dev_name = ckalloc((unsigned)strlen(device) + 1);
+    strcpy(ms__tcl_dev_name, device);
+    return ms__tcl_dev_s;
 }
 
 void ms__tcl_release(void)
@@ -195,8 +229,7 @@ static unsigned ms__tcl_capture_bit(const ms_field_table *t)
 
 /* ---- snapshot -> dict ---------------------------------------------------------------------- */
 
-/* An unsigned 64-bit value as a Tcl integer (a bignum above the wide range). */
-static Tcl_Obj *ms__tcl_u64(uint64_t v)
+Tcl_Obj *ms__tcl_u64(uint64_t v)
 {
     if (v <= (uint64_t)INT64_MAX)
         return Tcl_NewWideIntObj((Tcl_WideInt)v);
@@ -205,7 +238,7 @@ static Tcl_Obj *ms__tcl_u64(uint64_t v)
     return Tcl_NewStringObj(buf, -1);
 }
 
-static void ms__tcl_put(Tcl_Obj *dict, const char *key, Tcl_Obj *value)
+void ms__tcl_put(Tcl_Obj *dict, const char *key, Tcl_Obj *value)
 {
     Tcl_DictObjPut(NULL, dict, Tcl_NewStringObj(key, -1), value);
 }
@@ -509,15 +542,16 @@ static int ms__tcl_opt_value(Tcl_Interp *interp, int objc, Tcl_Obj *const objv[]
     return TCL_OK;
 }
 
-/* memsnap::snapshot ?-pid P? ?-full? ?-gpu bool? ?-label L?: one snapshot as a dict. */
+/* memsnap::snapshot ?-pid P? ?-full? ?-gpu bool? ?-label L? ?-device GPU?: one snapshot as a
+ * dict; -device keeps only that GPU (an index, a UUID or a PCI bus id, as ms_options.device). */
 static int ms__tcl_cmd_snapshot(ClientData cd, Tcl_Interp *interp, int objc, Tcl_Obj *const objv[])
 {
     (void)cd;
-    static const char *const opts[] = {"-full", "-gpu", "-label", "-pid", NULL};
-    enum { OPT_FULL, OPT_GPU, OPT_LABEL, OPT_PID };
+    static const char *const opts[] = {"-device", "-full", "-gpu", "-label", "-pid", NULL};
+    enum { OPT_DEVICE, OPT_FULL, OPT_GPU, OPT_LABEL, OPT_PID };
     int pid = 0, gpu = 1;
     unsigned what = MS_CAPTURE_DEFAULT;
-    const char *label = NULL;
+    const char *label = NULL, *device = NULL;
     for (int i = 1; i < objc; i++) {
         int idx;
         Tcl_Obj *value = NULL;
@@ -531,12 +565,17 @@ static int ms__tcl_cmd_snapshot(ClientData cd, Tcl_Interp *interp, int objc, Tcl
             return TCL_ERROR;
         else if (idx == OPT_LABEL)
             label = Tcl_GetString(value);
+        else if (idx == OPT_DEVICE && !*(device = Tcl_GetString(value)))
+            return ms__tcl_error(interp, MS_EINVAL, NULL,
+                                 "bad device \"\": must be a GPU index, UUID or PCI bus id");
         else if (idx == OPT_PID && ms__tcl_pid_arg(interp, value, &pid) != TCL_OK)
             return TCL_ERROR;
     }
+    if (device && !gpu)
+        return ms__tcl_error(interp, MS_EINVAL, NULL, "-device and -gpu 0 exclude each other");
     if (gpu)
         what |= MS_CAPTURE_GPU;
-    ms_session *s = ms__tcl_session(interp);
+    ms_session *s = ms__tcl_device_session(interp, device);
     if (!s)
         return TCL_ERROR;
     ms_snapshot *snap = ms__tcl_snapshot_new();
@@ -812,7 +851,7 @@ int Memsnap_Init(Tcl_Interp *interp)
         if (!Tcl_CreateObjCommand(interp, ms__tcl_commands[i].name, ms__tcl_commands[i].proc, NULL,
                                   NULL))
             return TCL_ERROR;
-    if (ms__tcl_torch_init(interp) != TCL_OK)
+    if (ms__tcl_torch_init(interp) != TCL_OK || ms__tcl_heap_init(interp) != TCL_OK)
         return TCL_ERROR;
     return Tcl_PkgProvide(interp, "memsnap", MS_VERSION_STRING);
 }

@@ -1,6 +1,6 @@
 /*
- * tclmemsnap.h - what the two files of the Tcl extension share: the one session of the process,
- * errors, the GPU questions both command families ask, and a snapshot as a Tcl dict.
+ * tclmemsnap.h - what the files of the Tcl extension share: the one session of the process,
+ * errors, the GPU questions both command families ask, and Tcl values of libmemsnap's figures.
  */
 #ifndef MEMSNAP_TCLMEMSNAP_H
 #define MEMSNAP_TCLMEMSNAP_H
@@ -48,7 +48,14 @@ ms_snapshot *ms__tcl_gpu_snapshot(Tcl_Interp *interp, struct ms__tcl_gpus *st);
  * RSS cannot be read. */
 int ms__tcl_trim(Tcl_Interp *interp, ms_session *s, uint64_t *released);
 
+/* An unsigned 64-bit value as a Tcl integer (a bignum above the wide range). */
+Tcl_Obj *ms__tcl_u64(uint64_t v);
+/* Puts key -> value into dict. */
+void ms__tcl_put(Tcl_Obj *dict, const char *key, Tcl_Obj *value);
+
 /* Registers the torch:: commands (torch.c). */
 int ms__tcl_torch_init(Tcl_Interp *interp);
+/* Registers memsnap::heap and memsnap::analyze (heap.c). */
+int ms__tcl_heap_init(Tcl_Interp *interp);
 
 #endif /* MEMSNAP_TCLMEMSNAP_H */

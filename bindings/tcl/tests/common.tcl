@@ -120,6 +120,22 @@ proc mib {bytes} {
     format "%.2f MiB" [expr {$bytes / 1048576.0}]
 }
 
+# Runs script and returns its error message, or "no error: <result>".
+proc errorOf {script} {
+    if {[catch {uplevel 1 $script} msg]} {
+        return $msg
+    }
+    return "no error: $msg"
+}
+
+# Runs script and returns its errorCode, or "no error".
+proc errorCodeOf {script} {
+    if {[catch {uplevel 1 $script} msg opts]} {
+        return [dict get $opts -errorcode]
+    }
+    return "no error"
+}
+
 # Ends the script: tcltest's summary, then exit status 1 when a test failed.
 proc finish {} {
     set failed $::tcltest::numTests(Failed)
