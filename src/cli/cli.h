@@ -7,7 +7,6 @@
 
 #include "memsnap.h"
 
-#include <getopt.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -47,37 +46,6 @@ int cmd_track(int argc, char **argv);
 
 /* Prints "memsnap CMD: message" on stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Reports what getopt_long returned as c ('?' unknown option, ':' missing value; the option
- * string must start with ':' and opterr be 0); returns CLI_USAGE. */
-int cli_bad_option(const char *cmd, int c, char **argv);
-/* Resets getopt for a subcommand's argv. */
-#define CLI_GETOPT_RESET()                                                                         \
-    do {                                                                                           \
-        optind = 1;                                                                                \
-        opterr = 0;                                                                                \
-    } while (0)
-/* Long-option codes of the options several subcommands share; a subcommand numbers its own
- * long-only options from CLI_OPT_OWN. */
-enum { CLI_OPT_PROCFS = 256, CLI_OPT_SYSFS, CLI_OPT_OWN };
-#define CLI_LONGOPTS_ROOTS                                                                         \
-    {"procfs", required_argument, NULL, CLI_OPT_PROCFS},                                           \
-    {                                                                                              \
-        "sysfs", required_argument, NULL, CLI_OPT_SYSFS                                            \
-    }
-
-/* What the shared options -p/--pid, -F/--format, --procfs and --sysfs set. */
-struct cli_common {
-    pid_t pid;          /* 0 when not given */
-    ms_format fmt;      /* MS_FORMAT_TEXT when not given */
-    unsigned formats;   /* the formats --format accepts, bit (1u << fmt) each */
-    const char *procfs; /* NULL when not given */
-    const char *sysfs;  /* NULL when not given */
-};
-
-/* For the default branch of a subcommand's option switch: stores a shared option and returns
- * 0, or prints the usage error (unknown option, missing or bad value) and returns CLI_USAGE. */
-int cli_shared_option(const char *cmd, int c, char **argv, struct cli_common *co);
-
 /* Parses a PID (1..INT_MAX); returns 0 or -1. */
 int cli_parse_pid(const char *text, pid_t *out);
 /* Parses a positive integer; returns 0 or -1. */

@@ -435,8 +435,8 @@ static int mon_sampler_open(struct mon *m)
         .pid = mon_target(m),
         .interval_ns = m->interval_ns,
         .full_interval_ns = m->full_ns,
-        .flags = (m->walk_budget ? 0u : MS_SAMPLER_EXACT_FULL) | (m->gpu ? 0u : MS_SAMPLER_NO_GPU) |
-                 (m->tree ? MS_SAMPLER_TREE : 0u),
+        .flags = (m->walk_budget ? 0u : MS_SAMPLER_EXACT_FULL) |
+                 (m->no_gpu ? MS_SAMPLER_NO_GPU : 0u) | (m->tree ? MS_SAMPLER_TREE : 0u),
         .session = m->s,
     };
     if (ms_sampler_open(&m->sampler, &so) != 0) {

@@ -14,6 +14,7 @@
 
 #define NS_PER_S         1000000000ull
 #define MON_FULL_DEFAULT (100 * 1000000ull) /* --full-interval: 100 ms */
+#define MON_MIN_INTERVAL 100000             /* --interval: at least 0.1 ms */
 #define MON_STATUS_NS    (250 * 1000000ull) /* the terminal status line's refresh period */
 #define MON_KILL_AFTER   (5 * NS_PER_S)     /* --kill-after: SIGKILL 5 s after SIGTERM */
 #define MON_KILL_POLL_NS (10 * 1000000ull)  /* how often the grace period looks for the end */
@@ -36,7 +37,7 @@ struct mon {
     bool walk_budget;       /* no --full-interval: PSS walks are held to 1% of a core */
     const char *output;     /* NULL: standard output */
     ms_format fmt;
-    bool tree, gpu;
+    bool tree, no_gpu;
     const char *procfs, *sysfs;
     const char *job_id;    /* NULL: unknown */
     long rank, world_size; /* -1: unknown */
@@ -76,7 +77,8 @@ struct mon {
 /* Prints the help of the options kind accepts (one line each), for the command's --help. */
 void cli_monitor_options_help(FILE *fp, enum cli_mon_kind kind);
 /* Sets m's defaults, then parses argv into m; returns 0, CLI_USAGE after printing the error,
- * or -1 after --help. Then fills the job identity from the environment where not given. */
+ * or CLI_HELP (-1) after --help. Then fills the job identity from the environment where not
+ * given. */
 int mon_options_parse(struct mon *m, int argc, char **argv, void (*usage)(FILE *));
 
 /* monitor_launch.c */

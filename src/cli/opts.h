@@ -23,6 +23,7 @@
 
 #include "memsnap.h"
 
+#include <getopt.h> /* optind, where the operands start */
 #include <stddef.h>
 #include <stdio.h>
 
@@ -61,7 +62,8 @@ struct cli_opt {
     size_t off;       /* where the value goes in the command's options struct */
     long value;       /* SET_INT: the value set; UINT: the largest allowed (0: no bound);
                          FORMAT: the formats allowed */
-    const char *bad;  /* UINT: the error for a bad value, a printf format with one %s */
+    const char *bad;  /* UINT, and a CALLBACK that calls cli_bad_value: the error for a bad
+                         value, a printf format with one %s (the value) */
     cli_opt_fn fn;    /* CALLBACK */
     int id;           /* CALLBACK: what the callback tells options apart by */
 };
@@ -147,6 +149,9 @@ struct cli_options {
  * CLI_USAGE after printing one line: "memsnap CMD: unknown option '--x' (see 'memsnap CMD
  * --help')", "option '--x' needs a value (...)", or the bad value's own error. */
 int cli_parse(const struct cli_options *p, int argc, char **argv, void *ctx);
+
+/* Prints option o's error for the bad value arg (o->bad) as command p's; returns CLI_USAGE. */
+int cli_bad_value(const struct cli_options *p, const struct cli_opt *o, const char *arg);
 
 /* Writes the option lines of --help: "  -p, --pid PID" (or "      --name ARG"), the help text
  * from p->column (one blank after a longer head), each '\n' of it going on at that column. */
