@@ -17,21 +17,6 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 int cmd_analyze(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
-/* The heap views of `memsnap report` (cmd_report.c), shared with analyze: the heap of a trace
- * at its peak, at its end (leaks), at w1, or the diff from w1 to w2 (w: seconds from the start
- * or a marker label), by call site or by thread, the top rows, as text, JSON
- * (docs/report-format.md) or folded stacks. */
-enum cli_heap_mode { CLI_HEAP_PEAK, CLI_HEAP_AT, CLI_HEAP_LEAKS, CLI_HEAP_DIFF, CLI_HEAP_STATS };
-enum cli_heap_fmt { CLI_HEAP_TEXT, CLI_HEAP_JSON, CLI_HEAP_FOLDED };
-struct cli_heap_out {
-    enum cli_heap_mode mode;
-    enum cli_heap_fmt fmt;
-    FILE *fp;
-};
-/* Loads the trace at path once and writes each of the n outputs; errors are printed as
- * "memsnap CMD: ...". Returns CLI_OK, CLI_FAIL or CLI_USAGE (at the first failing output). */
-int cli_heap_report(const char *cmd, const char *path, const struct cli_heap_out *outs, size_t n,
-                    const char *w1, const char *w2, bool threads, unsigned long top);
 /* `memsnap bench engine TRACE` (bench_engine.c). */
 int cli_bench_engine(const char *path, bool json);
 int cmd_diff(int argc, char **argv);
