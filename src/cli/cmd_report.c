@@ -62,7 +62,9 @@ static const struct cli_opt report_table[] = {
                  "threads, duration, and the trace's own figures"),
     OPT_BOOL('t', "threads", struct report_opts, threads,
              "group by the allocating thread instead of the call site (a\n"
-             "block freed by another thread is still charged to it)"),
+             "block freed by another thread is still charged to it);\n"
+             "with --stats, the per-thread figures: bytes allocated and\n"
+             "freed, and each thread's own peak"),
     OPT_UINT('n', "top", "N", struct report_opts, top, 0, "invalid --top '%s' (a positive integer)",
              "the N largest sites or threads (default 10)"),
     OPT_CALLBACK('F', "format", "FMT", report_option, OPT_FORMAT_ID,
