@@ -37,11 +37,30 @@ struct report_opts {
     unsigned long top;
 };
 
-static void report_usage(FILE *fp);
 static int report_option(const struct cli_options *p, const struct cli_opt *o, const char *arg,
                          void *ctx);
 
-enum { OPT_FORMAT_ID = 1 << 8 }; /* --format; the modes are their enum report_mode */
+enum { OPT_FORMAT_ID = 1 << 8 }; /* --help, around the option lines. */
+static const char report_head[] =
+    "usage: memsnap report FILE [--peak | --at TIME|LABEL | --leaks | --diff T1 T2 |\n"
+    "                            --stats] [--threads] [--top N] [--format FMT]\n\n"
+    "Read a trace written by 'memsnap record' and report what its heap held:\n\n";
+static const char report_tail[] =
+    "\nFrames are symbolized from the modules the trace recorded (by path and build-id,\n"
+    "with separate debug info when present); a frame that cannot be resolved shows its\n"
+    "module and offset. A time past the end of the trace is an error (exit status 1), as\n"
+    "is a label no marker has. A trace cut short (the program was killed, the disk\n"
+    "filled) or with a corrupt chunk is read up to its last good chunk: the report is\n"
+    "printed, a warning names the byte where reading stopped, the exit status is 0. In a\n"
+    "sampled trace ('memsnap record --sample-rate') the figures are estimates. The JSON\n"
+    "and folded formats are described in docs/report-format.md. On a terminal, a load\n"
+    "that takes over a second shows a progress bar on stderr.\n\n"
+    "example: memsnap report app.mst\n"
+    "         memsnap report app.mst --at after-load --format json\n"
+    "         memsnap report app.mst --diff 1.5 3 --top 20\n"
+    "         memsnap report app.mst --format folded | flamegraph.pl > heap.svg\n";
+
+/* --format; the modes are their enum report_mode */
 
 static const struct cli_opt report_table[] = {
     OPT_CALLBACK('P', "peak", NULL, report_option, REPORT_PEAK,
@@ -76,30 +95,7 @@ static const struct cli_opt report_table[] = {
 };
 
 static const struct cli_options report_options = {
-    .cmd = "report", .opts = report_table, .column = 21, .usage = report_usage};
-
-static void report_usage(FILE *fp)
-{
-    fputs("usage: memsnap report FILE [--peak | --at TIME|LABEL | --leaks | --diff T1 T2 |\n"
-          "                            --stats] [--threads] [--top N] [--format FMT]\n\n"
-          "Read a trace written by 'memsnap record' and report what its heap held:\n\n",
-          fp);
-    cli_opts_help(fp, &report_options);
-    fputs("\nFrames are symbolized from the modules the trace recorded (by path and build-id,\n"
-          "with separate debug info when present); a frame that cannot be resolved shows its\n"
-          "module and offset. A time past the end of the trace is an error (exit status 1), as\n"
-          "is a label no marker has. A trace cut short (the program was killed, the disk\n"
-          "filled) or with a corrupt chunk is read up to its last good chunk: the report is\n"
-          "printed, a warning names the byte where reading stopped, the exit status is 0. In a\n"
-          "sampled trace ('memsnap record --sample-rate') the figures are estimates. The JSON\n"
-          "and folded formats are described in docs/report-format.md. On a terminal, a load\n"
-          "that takes over a second shows a progress bar on stderr.\n\n"
-          "example: memsnap report app.mst\n"
-          "         memsnap report app.mst --at after-load --format json\n"
-          "         memsnap report app.mst --diff 1.5 3 --top 20\n"
-          "         memsnap report app.mst --format folded | flamegraph.pl > heap.svg\n",
-          fp);
-}
+    .cmd = "report", .opts = report_table, .column = 21, .head = report_head, .tail = report_tail};
 
 /* Takes a mode (--peak, --at, --leaks, --diff, --stats) or --format. */
 static int report_option(const struct cli_options *p, const struct cli_opt *o, const char *arg,

@@ -506,7 +506,7 @@ static void mon_free(struct mon *m)
     free(m);
 }
 
-int cli_monitor_main(enum cli_mon_kind kind, int argc, char **argv, void (*usage)(FILE *fp))
+int cli_monitor_main(enum cli_mon_kind kind, int argc, char **argv, const struct mon_help *help)
 {
     struct mon *m = calloc(1, sizeof(*m));
     if (!m) {
@@ -517,7 +517,7 @@ int cli_monitor_main(enum cli_mon_kind kind, int argc, char **argv, void (*usage
         return CLI_FAIL;
     }
     m->kind = kind;
-    int rc = mon_options_parse(m, argc, argv, usage);
+    int rc = mon_options_parse(m, argc, argv, help);
     if (rc) {
         mon_free(m);
         return rc < 0 ? CLI_OK : rc;

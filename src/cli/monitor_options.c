@@ -279,27 +279,22 @@ static const struct cli_opt mon_table[] = {
 static const char *const mon_names[] = {"monitor", "track", "run"};
 
 /* The table as command kind takes it. */
-static struct cli_options mon_cli_options(enum cli_mon_kind kind, void (*usage)(FILE *))
+static struct cli_options mon_cli_options(enum cli_mon_kind kind, const struct mon_help *help)
 {
     return (struct cli_options){.cmd = mon_names[kind],
                                 .opts = mon_table,
                                 .kind = 1u << kind,
                                 .column = 31,
                                 .stop_at_operand = true, /* the command's options are its own */
-                                .usage = usage};
-}
-
-void cli_monitor_options_help(FILE *fp, enum cli_mon_kind kind)
-{
-    struct cli_options p = mon_cli_options(kind, NULL);
-    cli_opts_help(fp, &p);
+                                .head = help->head,
+                                .tail = help->tail};
 }
 
 /* Parses argv into m (its defaults set), then checks the options against each other; returns
  * 0, CLI_USAGE after printing the error, or CLI_HELP after --help. */
-static int mon_parse(struct mon *m, int argc, char **argv, void (*usage)(FILE *))
+static int mon_parse(struct mon *m, int argc, char **argv, const struct mon_help *help)
 {
-    struct cli_options p = mon_cli_options(m->kind, usage);
+    struct cli_options p = mon_cli_options(m->kind, help);
     const char *name = m->name;
     int rc = cli_parse(&p, argc, argv, m);
     if (rc)
@@ -343,7 +338,7 @@ static int mon_parse(struct mon *m, int argc, char **argv, void (*usage)(FILE *)
     return 0;
 }
 
-int mon_options_parse(struct mon *m, int argc, char **argv, void (*usage)(FILE *))
+int mon_options_parse(struct mon *m, int argc, char **argv, const struct mon_help *help)
 {
     m->name = mon_names[m->kind];
     m->interval_ns = NS_PER_S;
@@ -354,7 +349,7 @@ int mon_options_parse(struct mon *m, int argc, char **argv, void (*usage)(FILE *
     m->rank = m->world_size = -1;
     m->warn = m->crit = -1;
     m->out_fd = -1;
-    int rc = mon_parse(m, argc, argv, usage);
+    int rc = mon_parse(m, argc, argv, help);
     if (rc)
         return rc;
     if (!m->job_id) {

@@ -69,7 +69,7 @@ static int cli_opt_take(const struct cli_options *p, const struct cli_opt *o, co
     void *dest = (char *)ctx + o->off;
     switch (o->type) {
     case CLI_T_HELP:
-        p->usage(stdout);
+        cli_usage(stdout, p);
         return CLI_HELP;
     case CLI_T_BOOL:
         *(bool *)dest = true;
@@ -164,6 +164,14 @@ int cli_parse(const struct cli_options *p, int argc, char **argv, void *ctx)
     free(longopts);
     free(shorts);
     return rc;
+}
+
+void cli_usage(FILE *fp, const struct cli_options *p)
+{
+    fputs(p->head, fp);
+    cli_opts_help(fp, p);
+    if (p->tail)
+        fputs(p->tail, fp);
 }
 
 void cli_opts_help(FILE *fp, const struct cli_options *p)

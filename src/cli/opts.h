@@ -15,7 +15,8 @@
  *         OPT_HELP(),
  *         OPT_END(),
  *     };
- *     struct cli_options p = {.cmd = "diff", .opts = diff_table, .column = 21, .usage = usage};
+ *     struct cli_options p = {.cmd = "diff", .opts = diff_table, .column = 21,
+ *                             .head = "usage: memsnap diff ...\n\n", .tail = "\nexample: ...\n"};
  *     int rc = cli_parse(&p, argc, argv, &o); // 0: operands at argv[optind]
  */
 #ifndef MEMSNAP_CLI_OPTS_H
@@ -76,7 +77,9 @@ struct cli_options {
     int column;                 /* --help: the column where the help text starts */
     bool stop_at_operand;       /* options end at the first operand (a program to run, whose
                                    own options stay its own: getopt's '+') */
-    void (*usage)(FILE *fp);    /* prints --help */
+    const char *head;           /* --help: the text before the option lines (usage, what it
+                                   does) */
+    const char *tail;           /* --help: the text after them (details, examples); NULL: none */
 };
 
 /* Checks at compile time that field f of struct T has type `type` (an error otherwise). */
@@ -152,6 +155,9 @@ int cli_parse(const struct cli_options *p, int argc, char **argv, void *ctx);
 
 /* Prints option o's error for the bad value arg (o->bad) as command p's; returns CLI_USAGE. */
 int cli_bad_value(const struct cli_options *p, const struct cli_opt *o, const char *arg);
+
+/* Writes command p's --help: its head, the option lines (cli_opts_help), its tail. */
+void cli_usage(FILE *fp, const struct cli_options *p);
 
 /* Writes the option lines of --help: "  -p, --pid PID" (or "      --name ARG"), the help text
  * from p->column (one blank after a longer head), each '\n' of it going on at that column. */
