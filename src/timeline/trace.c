@@ -5,9 +5,8 @@
  * and `--leaks` print (docs/report-format.md), under the analysis's own lines; the folded
  * stacks of the peak feed the HTML flame graph.
  *
- * The rows are rendered here by the rules of `memsnap report` (the same bytes): when the one
- * renderer of heap rows (ms_heap_write, the heap-output part of issue 14) is in the library,
- * the three writers below become calls of it.
+ * The rows come from ms_heap_write, the one renderer of heap rows, as `memsnap report`
+ * renders them.
  */
 #include "timeline.h"
 
@@ -25,166 +24,37 @@ struct ms__tl_trace {
 };
 
 /* ---------------------------------------------------------------------------------------- */
-/* Heap rows, as `memsnap report` writes them                                               */
+/* Heap rows, by the one renderer that `memsnap report` uses                                */
 /* ---------------------------------------------------------------------------------------- */
 
-/* "12.345678 s" (microseconds, truncated) into buf. */
-static const char *fmt_seconds(char *buf, size_t len, uint64_t ns)
+/* View v's top sites in format, into a malloc'd string; NULL with the thread's last error set
+ * when it cannot be rendered. */
+static char *sites_render(struct ms__tl_trace *t, const ms_heap_view *v, ms_heap_format format)
 {
-    snprintf(buf, len, "%llu.%06llu s", (unsigned long long)(ns / 1000000000u),
-             (unsigned long long)(ns % 1000000000u / 1000u));
-    return buf;
-}
-
-/* "1.50 MiB (1572864 bytes)" into buf (a negative count as 0). */
-static const char *fmt_bytes(char *buf, size_t len, int64_t sbytes)
-{
-    uint64_t bytes = sbytes < 0 ? 0 : (uint64_t)sbytes;
-    char h[32];
-    ms_format_bytes(h, sizeof(h), bytes);
-    if (bytes < 1024)
-        snprintf(buf, len, "%s", h);
-    else
-        snprintf(buf, len, "%s (%llu bytes)", h, (unsigned long long)bytes);
-    return buf;
-}
-
-/* The last part of a frame's module path ("?" when none). */
-static const char *module_name(const ms_heap_frame *f)
-{
-    const char *path = f->module ? f->module : "?";
-    const char *slash = strrchr(path, '/');
-    return slash && slash[1] ? slash + 1 : path;
-}
-
-/* A frame's name: its function, else module+0xoffset. */
-static const char *frame_name(const ms_heap_frame *f, char *buf, size_t len)
-{
-    if (f->function)
-        snprintf(buf, len, "%s", f->function);
-    else
-        snprintf(buf, len, "%s+0x%llx", module_name(f), (unsigned long long)f->offset);
-    return buf;
-}
-
-/* The top sites of view v as text, under "MODE at T: B live in N allocations". */
-static int sites_text(struct ms__tl_trace *t, const ms_heap_view *v, const char *mode, FILE *fp)
-{
-    ms_heap_rows *rows;
-    int rc = ms_heap_group(t->h, v, MS_HEAP_BY_SITE, MS_HEAP_ORDER_BYTES, t->top, &rows);
-    if (rc)
-        return rc;
-    char a[96], c[96];
-    int64_t count = ms_heap_view_count(v);
-    fprintf(fp, "%s at %s: %s live in %lld allocation%s\n", mode,
-            fmt_seconds(a, sizeof(a), ms_heap_view_time(v)),
-            fmt_bytes(c, sizeof(c), ms_heap_view_bytes(v)), (long long)count,
-            count == 1 ? "" : "s");
-    size_t n = ms_heap_rows_count(rows);
-    for (size_t i = 0; i < n; i++) {
-        const ms_heap_row *r = ms_heap_rows_at(rows, i);
-        fprintf(fp, "\n#%zu %s in %lld allocation%s\n", i + 1, fmt_bytes(a, sizeof(a), r->bytes),
-                (long long)r->count, r->count == 1 || r->count == -1 ? "" : "s");
-        if (!r->nframes)
-            fprintf(fp, "    (no stack)\n");
-        for (size_t f = 0; f < r->nframes; f++) {
-            const ms_heap_frame *fr = &r->frames[f];
-            if (fr->function) {
-                fprintf(fp, "    %s", fr->function);
-                if (fr->file)
-                    fprintf(fp, " %s:%u", fr->file, fr->line);
-                fprintf(fp, " [%s]%s\n", module_name(fr), fr->inlined ? " (inlined)" : "");
-            } else {
-                char name[512];
-                fprintf(fp, "    %s\n", frame_name(fr, name, sizeof(name)));
-            }
-        }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (!mem) {
+        ms__error(MS_ENOMEM, "out of memory");
+        return NULL;
     }
-    if (n == 0)
-        fprintf(fp, "\n(no live allocations)\n");
-    ms_heap_rows_free(rows);
-    return ferror(fp) ? MS_EIO : 0;
-}
-
-static json_t *str_or_null(const char *s)
-{
-    return s ? json_string(s) : json_null();
+    int rc = ms_heap_write(t->h, v, MS_HEAP_BY_SITE, MS_HEAP_ORDER_BYTES, format, t->top, mem);
+    if (fclose(mem) != 0 && !rc)
+        rc = ms__error(MS_ENOMEM, "out of memory");
+    if (rc) {
+        free(text);
+        return NULL;
+    }
+    return text;
 }
 
 /* The top sites of view v as the JSON object of `memsnap report --format json`. */
 static json_t *sites_json(struct ms__tl_trace *t, const ms_heap_view *v)
 {
-    ms_heap_rows *rows;
-    if (ms_heap_group(t->h, v, MS_HEAP_BY_SITE, MS_HEAP_ORDER_BYTES, t->top, &rows) != 0)
-        return NULL;
-    json_t *o = json_object(), *sites = json_array();
-    int bad = !o || !sites;
-    bad |= json_object_set_new(o, "time_ns", json_integer((json_int_t)ms_heap_view_time(v)));
-    bad |= json_object_set_new(o, "live_bytes", json_integer((json_int_t)ms_heap_view_bytes(v)));
-    bad |=
-        json_object_set_new(o, "live_allocations", json_integer((json_int_t)ms_heap_view_count(v)));
-    bad |= json_object_set_new(o, "sites", sites);
-    size_t n = ms_heap_rows_count(rows);
-    for (size_t i = 0; i < n && !bad; i++) {
-        const ms_heap_row *r = ms_heap_rows_at(rows, i);
-        json_t *site = json_object(), *stack = json_array();
-        bad |= !site || !stack || json_array_append_new(sites, site);
-        if (bad) {
-            json_decref(stack);
-            break;
-        }
-        bad |= json_object_set_new(site, "bytes", json_integer((json_int_t)r->bytes));
-        bad |= json_object_set_new(site, "count", json_integer((json_int_t)r->count));
-        bad |= json_object_set_new(site, "stack", stack);
-        for (size_t f = 0; f < r->nframes && !bad; f++) {
-            const ms_heap_frame *fr = &r->frames[f];
-            json_t *jf = json_object();
-            bad |= !jf || json_array_append_new(stack, jf);
-            if (bad)
-                break;
-            bad |= json_object_set_new(jf, "function", str_or_null(fr->function));
-            bad |= json_object_set_new(jf, "file", str_or_null(fr->file));
-            bad |= json_object_set_new(jf, "line", json_integer(fr->line));
-            bad |= json_object_set_new(jf, "module", json_string(fr->module ? fr->module : "?"));
-        }
-    }
-    ms_heap_rows_free(rows);
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
+    char *text = sites_render(t, v, MS_HEAP_FORMAT_JSON);
+    json_t *o = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
     return o;
-}
-
-/* Every site of view v with positive bytes as a folded line "outer;...;inner bytes" (';' and
- * line breaks in names made ':'). */
-static int sites_folded(struct ms__tl_trace *t, const ms_heap_view *v, FILE *fp)
-{
-    ms_heap_rows *rows;
-    int rc = ms_heap_group(t->h, v, MS_HEAP_BY_SITE, MS_HEAP_ORDER_BYTES, 0, &rows);
-    if (rc)
-        return rc;
-    size_t n = ms_heap_rows_count(rows);
-    for (size_t i = 0; i < n; i++) {
-        const ms_heap_row *r = ms_heap_rows_at(rows, i);
-        if (r->bytes <= 0)
-            continue;
-        if (!r->nframes)
-            fputs("[no stack]", fp);
-        for (size_t f = r->nframes; f-- > 0;) {
-            char buf[512];
-            frame_name(&r->frames[f], buf, sizeof(buf));
-            for (char *c = buf; *c; c++)
-                if (*c == ';' || *c == '\n')
-                    *c = ':';
-            fputs(buf, fp);
-            if (f)
-                fputc(';', fp);
-        }
-        fprintf(fp, " %lld\n", (long long)r->bytes);
-    }
-    ms_heap_rows_free(rows);
-    return ferror(fp) ? MS_EIO : 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -268,28 +138,18 @@ void ms__tl_trace_free(struct ms__tl_trace *t)
 int ms__tl_trace_text(struct ms__tl_trace *t, FILE *fp)
 {
     /* both views first, in memory: nothing is printed when one cannot be rendered */
-    char *text[2] = {NULL, NULL};
-    size_t len[2];
-    int rc = 0;
-    for (int k = 0; k < 2 && !rc; k++) {
-        FILE *mem = open_memstream(&text[k], &len[k]);
-        if (!mem) {
-            rc = MS_ENOMEM;
-            break;
-        }
-        rc = sites_text(t, k ? t->leaks : t->peak, k ? "leaks" : "peak", mem);
-        if (fclose(mem) != 0 && !rc)
-            rc = MS_ENOMEM;
-    }
-    if (!rc) {
+    char *peak = sites_render(t, t->peak, MS_HEAP_FORMAT_TEXT);
+    char *leaks = peak ? sites_render(t, t->leaks, MS_HEAP_FORMAT_TEXT) : NULL;
+    int rc = MS_ENOMEM;
+    if (peak && leaks) {
         fprintf(fp,
                 "memsnap analyze: %s: a memsnap trace\n\nthe heap at its peak\n%s\n"
                 "leaks: what was never freed\n%s",
-                t->path, text[0], text[1]);
+                t->path, peak, leaks);
         rc = ferror(fp) ? MS_EIO : 0;
     }
-    free(text[0]);
-    free(text[1]);
+    free(peak);
+    free(leaks);
     return rc;
 }
 
@@ -307,15 +167,6 @@ json_t *ms__tl_trace_json(struct ms__tl_trace *t)
 
 char *ms__tl_trace_folded(struct ms__tl_trace *t)
 {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&text, &len);
-    if (!mem)
-        return NULL;
-    int rc = sites_folded(t, t->peak, mem);
-    if (fclose(mem) != 0 || rc) {
-        free(text);
-        return NULL;
-    }
-    return text;
+    /* every site of the peak (folded output is never cut at top) */
+    return sites_render(t, t->peak, MS_HEAP_FORMAT_FOLDED);
 }
