@@ -66,11 +66,8 @@ static const struct cli_opt analyze_table[] = {
     OPT_END(),
 };
 
-static const struct cli_options analyze_options = {.cmd = "analyze",
-                                                   .opts = analyze_table,
-                                                   .column = 21,
-                                                   .head = analyze_head,
-                                                   .tail = analyze_tail};
+static const struct cli_options analyze_options = {
+    .cmd = "analyze", .opts = analyze_table, .head = analyze_head, .tail = analyze_tail};
 
 /* Prints each line of the library's warnings and notes (NULL: none) as "memsnap analyze: ...". */
 static void print_warnings(const char *w)

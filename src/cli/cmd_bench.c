@@ -65,7 +65,7 @@ static const struct cli_opt bench_table[] = {
 };
 
 static const struct cli_options bench_options = {
-    .cmd = "bench", .opts = bench_table, .column = 21, .head = bench_head, .tail = bench_tail};
+    .cmd = "bench", .opts = bench_table, .head = bench_head, .tail = bench_tail};
 
 static double bench_now(void)
 {

@@ -27,7 +27,7 @@ static const struct cli_opt diff_table[] = {
 };
 
 static const struct cli_options diff_options = {
-    .cmd = "diff", .opts = diff_table, .column = 21, .head = diff_head, .tail = diff_tail};
+    .cmd = "diff", .opts = diff_table, .head = diff_head, .tail = diff_tail};
 
 /* Loads one snapshot file; prints the reason and returns -1 on failure. */
 static int diff_load(const char *path, ms_snapshot *snap)

@@ -31,7 +31,7 @@ static const struct cli_opt gpu_table[] = {
 };
 
 static const struct cli_options gpu_options = {
-    .cmd = "gpu", .opts = gpu_table, .column = 21, .head = gpu_head, .tail = gpu_tail};
+    .cmd = "gpu", .opts = gpu_table, .head = gpu_head, .tail = gpu_tail};
 
 /* The command name of pid from <procfs>/PID/comm, "?" when unreadable. */
 static void gpu_comm(ms_session *s, int32_t pid, char *buf, size_t len)

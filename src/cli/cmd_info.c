@@ -29,7 +29,7 @@ static const struct cli_opt info_table[] = {
 };
 
 static const struct cli_options info_options = {
-    .cmd = "info", .opts = info_table, .column = 21, .head = info_head};
+    .cmd = "info", .opts = info_table, .head = info_head};
 
 /* Prints each GPU backend (capabilities, or why it is unavailable) and each GPU found. */
 static void info_gpus(ms_session *s)

@@ -95,7 +95,7 @@ static const struct cli_opt report_table[] = {
 };
 
 static const struct cli_options report_options = {
-    .cmd = "report", .opts = report_table, .column = 21, .head = report_head, .tail = report_tail};
+    .cmd = "report", .opts = report_table, .head = report_head, .tail = report_tail};
 
 /* Takes a mode (--peak, --at, --leaks, --diff, --stats) or --format. */
 static int report_option(const struct cli_options *p, const struct cli_opt *o, const char *arg,

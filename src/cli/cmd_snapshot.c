@@ -59,11 +59,8 @@ static const struct cli_opt snapshot_table[] = {
     OPT_END(),
 };
 
-static const struct cli_options snapshot_options = {.cmd = "snapshot",
-                                                    .opts = snapshot_table,
-                                                    .column = 21,
-                                                    .head = snapshot_head,
-                                                    .tail = snapshot_tail};
+static const struct cli_options snapshot_options = {
+    .cmd = "snapshot", .opts = snapshot_table, .head = snapshot_head, .tail = snapshot_tail};
 
 int cmd_snapshot(int argc, char **argv)
 {

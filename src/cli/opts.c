@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CLI_OPT_CODE 256 /* getopt code of table entry i without a letter: CLI_OPT_CODE + i */
+#define CLI_HELP_COLUMN 21  /* where --help's option texts start when the command says not */
+#define CLI_OPT_CODE    256 /* getopt code of table entry i without a letter: CLI_OPT_CODE + i */
 
 /* Whether command p takes entry o. */
 static bool cli_opt_taken(const struct cli_options *p, const struct cli_opt *o)
@@ -176,16 +177,17 @@ void cli_usage(FILE *fp, const struct cli_options *p)
 
 void cli_opts_help(FILE *fp, const struct cli_options *p)
 {
+    int column = p->column ? p->column : CLI_HELP_COLUMN;
     for (const struct cli_opt *o = p->opts; o->type != CLI_T_END; o++) {
         if (!o->help || !cli_opt_taken(p, o))
             continue;
         int n = fprintf(fp, "  %c%c%s--%s%s%s", o->letter ? '-' : ' ', o->letter ? o->letter : ' ',
                         o->letter ? ", " : "  ", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-        fprintf(fp, "%*s", n < p->column ? p->column - n : 1, "");
+        fprintf(fp, "%*s", n < column ? column - n : 1, "");
         for (const char *c = o->help; *c; c++) {
             fputc(*c, fp);
             if (*c == '\n')
-                fprintf(fp, "%*s", p->column, "");
+                fprintf(fp, "%*s", column, "");
         }
         fputc('\n', fp);
     }

@@ -15,7 +15,7 @@
  *         OPT_HELP(),
  *         OPT_END(),
  *     };
- *     struct cli_options p = {.cmd = "diff", .opts = diff_table, .column = 21,
+ *     struct cli_options p = {.cmd = "diff", .opts = diff_table,
  *                             .head = "usage: memsnap diff ...\n\n", .tail = "\nexample: ...\n"};
  *     int rc = cli_parse(&p, argc, argv, &o); // 0: operands at argv[optind]
  */
@@ -74,7 +74,7 @@ struct cli_options {
     const char *cmd;            /* the subcommand, as errors name it ("snapshot") */
     const struct cli_opt *opts; /* its table, ended by OPT_END() */
     unsigned kind;              /* this command's bit in the entries' `only`; 0: take all */
-    int column;                 /* --help: the column where the help text starts */
+    int column;                 /* --help: the column where the help text starts (0: 21) */
     bool stop_at_operand;       /* options end at the first operand (a program to run, whose
                                    own options stay its own: getopt's '+') */
     const char *head;           /* --help: the text before the option lines (usage, what it
