@@ -26,56 +26,6 @@ void cli_error(const char *cmd, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-int cli_bad_option(const char *cmd, int c, char **argv)
-{
-    const char *arg = argv[optind - 1];
-    if (c == '?' && optopt && strncmp(arg, "--", 2) == 0) /* --flag=VALUE: optopt is its code */
-        cli_error(cmd, "option '%.*s' takes no value (see 'memsnap %s --help')",
-                  (int)strcspn(arg, "="), arg, cmd);
-    else if (c == ':')
-        cli_error(cmd, "option '%s' needs a value (see 'memsnap %s --help')", arg, cmd);
-    else if (optopt)
-        cli_error(cmd, "unknown option '-%c' (see 'memsnap %s --help')", optopt, cmd);
-    else
-        cli_error(cmd, "unknown option '%s' (see 'memsnap %s --help')", arg, cmd);
-    return CLI_USAGE;
-}
-
-int cli_shared_option(const char *cmd, int c, char **argv, struct cli_common *co)
-{
-    switch (c) {
-    case 'p':
-        if (cli_parse_pid(optarg, &co->pid) != 0) {
-            cli_error(cmd, "invalid PID '%s'", optarg);
-            return CLI_USAGE;
-        }
-        return 0;
-    case 'F': {
-        ms_format fmt;
-        if (ms_format_parse(optarg, &fmt) != 0 || !(co->formats & (1u << fmt))) {
-            static const char *const names[] = {"text", "json", "csv"};
-            char list[32] = "";
-            for (unsigned i = 0; i < 3; i++)
-                if (co->formats & (1u << i))
-                    snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
-                             list[0] ? ", " : "", names[i]);
-            cli_error(cmd, "unknown format '%s' (%s)", optarg, list);
-            return CLI_USAGE;
-        }
-        co->fmt = fmt;
-        return 0;
-    }
-    case CLI_OPT_PROCFS:
-        co->procfs = optarg;
-        return 0;
-    case CLI_OPT_SYSFS:
-        co->sysfs = optarg;
-        return 0;
-    default:
-        return cli_bad_option(cmd, c, argv);
-    }
-}
-
 int cli_parse_uint(const char *text, unsigned long *out)
 {
     if (!text || !*text)

@@ -7,7 +7,6 @@
 
 #include "memsnap.h"
 
-#include <getopt.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,21 +17,6 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 int cmd_analyze(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
-/* The heap views of `memsnap report` (cmd_report.c), shared with analyze: the heap of a trace
- * at its peak, at its end (leaks), at w1, or the diff from w1 to w2 (w: seconds from the start
- * or a marker label), by call site or by thread, the top rows, as text, JSON
- * (docs/report-format.md) or folded stacks. */
-enum cli_heap_mode { CLI_HEAP_PEAK, CLI_HEAP_AT, CLI_HEAP_LEAKS, CLI_HEAP_DIFF, CLI_HEAP_STATS };
-enum cli_heap_fmt { CLI_HEAP_TEXT, CLI_HEAP_JSON, CLI_HEAP_FOLDED };
-struct cli_heap_out {
-    enum cli_heap_mode mode;
-    enum cli_heap_fmt fmt;
-    FILE *fp;
-};
-/* Loads the trace at path once and writes each of the n outputs; errors are printed as
- * "memsnap CMD: ...". Returns CLI_OK, CLI_FAIL or CLI_USAGE (at the first failing output). */
-int cli_heap_report(const char *cmd, const char *path, const struct cli_heap_out *outs, size_t n,
-                    const char *w1, const char *w2, bool threads, unsigned long top);
 /* `memsnap bench engine TRACE` (bench_engine.c). */
 int cli_bench_engine(const char *path, bool json);
 int cmd_diff(int argc, char **argv);
@@ -47,37 +31,6 @@ int cmd_track(int argc, char **argv);
 
 /* Prints "memsnap CMD: message" on stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Reports what getopt_long returned as c ('?' unknown option, ':' missing value; the option
- * string must start with ':' and opterr be 0); returns CLI_USAGE. */
-int cli_bad_option(const char *cmd, int c, char **argv);
-/* Resets getopt for a subcommand's argv. */
-#define CLI_GETOPT_RESET()                                                                         \
-    do {                                                                                           \
-        optind = 1;                                                                                \
-        opterr = 0;                                                                                \
-    } while (0)
-/* Long-option codes of the options several subcommands share; a subcommand numbers its own
- * long-only options from CLI_OPT_OWN. */
-enum { CLI_OPT_PROCFS = 256, CLI_OPT_SYSFS, CLI_OPT_OWN };
-#define CLI_LONGOPTS_ROOTS                                                                         \
-    {"procfs", required_argument, NULL, CLI_OPT_PROCFS},                                           \
-    {                                                                                              \
-        "sysfs", required_argument, NULL, CLI_OPT_SYSFS                                            \
-    }
-
-/* What the shared options -p/--pid, -F/--format, --procfs and --sysfs set. */
-struct cli_common {
-    pid_t pid;          /* 0 when not given */
-    ms_format fmt;      /* MS_FORMAT_TEXT when not given */
-    unsigned formats;   /* the formats --format accepts, bit (1u << fmt) each */
-    const char *procfs; /* NULL when not given */
-    const char *sysfs;  /* NULL when not given */
-};
-
-/* For the default branch of a subcommand's option switch: stores a shared option and returns
- * 0, or prints the usage error (unknown option, missing or bad value) and returns CLI_USAGE. */
-int cli_shared_option(const char *cmd, int c, char **argv, struct cli_common *co);
-
 /* Parses a PID (1..INT_MAX); returns 0 or -1. */
 int cli_parse_pid(const char *text, pid_t *out);
 /* Parses a positive integer; returns 0 or -1. */

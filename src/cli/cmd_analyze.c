@@ -29,7 +29,26 @@ struct analyze_opts {
     unsigned long top;
 };
 
-static void analyze_usage(FILE *fp);
+/* --help, around the option lines. */
+static const char analyze_head[] =
+    "usage: memsnap analyze FILE [--format text|json] [--html OUT.html] [--top N]\n\n"
+    "Analyze what 'memsnap monitor' or 'memsnap track' wrote (CSV or JSON lines), or a\n"
+    "trace written by 'memsnap record' (recognized by its contents).\n\n"
+    "Monitor output: for process RSS and PSS, cgroup usage, system used memory, GPU\n"
+    "used memory and the process tree's RSS (those the file has):\n"
+    "  summary  min, max, mean, p50/p90/p99 (nearest rank) and the time of the peak\n"
+    "  leaks    the Theil-Sen slope over up to 500 evenly spaced samples, its 95%\n"
+    "           confidence interval, the Mann-Kendall p-value, the share of rising\n"
+    "           steps, and a severity: none, low, medium or high\n"
+    "  spikes   samples more than 5 robust sigmas above the rolling median of 31\n"
+    "  events   the alerts, OOM records and markers, with their times\n"
+    "Trace: the heap at its peak and what was never freed, by call site.\n\n";
+static const char analyze_tail[] =
+    "\nA malformed file is an error naming the line (exit status 1); a last line cut\n"
+    "short (the monitor was killed) is a warning and is ignored. The severity rules and\n"
+    "the JSON are described in docs/analyze-format.md.\n\n"
+    "example: memsnap analyze run.jsonl --html run.html\n"
+    "         memsnap analyze app.mst --format json\n";
 
 static const struct cli_opt analyze_table[] = {
     OPT_FORMAT(struct analyze_opts, fmt, CLI_FMT_TEXT | CLI_FMT_JSON,
@@ -48,31 +67,7 @@ static const struct cli_opt analyze_table[] = {
 };
 
 static const struct cli_options analyze_options = {
-    .cmd = "analyze", .opts = analyze_table, .column = 21, .usage = analyze_usage};
-
-static void analyze_usage(FILE *fp)
-{
-    fputs("usage: memsnap analyze FILE [--format text|json] [--html OUT.html] [--top N]\n\n"
-          "Analyze what 'memsnap monitor' or 'memsnap track' wrote (CSV or JSON lines), or a\n"
-          "trace written by 'memsnap record' (recognized by its contents).\n\n"
-          "Monitor output: for process RSS and PSS, cgroup usage, system used memory, GPU\n"
-          "used memory and the process tree's RSS (those the file has):\n"
-          "  summary  min, max, mean, p50/p90/p99 (nearest rank) and the time of the peak\n"
-          "  leaks    the Theil-Sen slope over up to 500 evenly spaced samples, its 95%\n"
-          "           confidence interval, the Mann-Kendall p-value, the share of rising\n"
-          "           steps, and a severity: none, low, medium or high\n"
-          "  spikes   samples more than 5 robust sigmas above the rolling median of 31\n"
-          "  events   the alerts, OOM records and markers, with their times\n"
-          "Trace: the heap at its peak and what was never freed, by call site.\n\n",
-          fp);
-    cli_opts_help(fp, &analyze_options);
-    fputs("\nA malformed file is an error naming the line (exit status 1); a last line cut\n"
-          "short (the monitor was killed) is a warning and is ignored. The severity rules and\n"
-          "the JSON are described in docs/analyze-format.md.\n\n"
-          "example: memsnap analyze run.jsonl --html run.html\n"
-          "         memsnap analyze app.mst --format json\n",
-          fp);
-}
+    .cmd = "analyze", .opts = analyze_table, .head = analyze_head, .tail = analyze_tail};
 
 /* Prints each line of the library's warnings and notes (NULL: none) as "memsnap analyze: ...". */
 static void print_warnings(const char *w)

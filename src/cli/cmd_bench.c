@@ -36,7 +36,18 @@ struct bench_opts {
     bool gpu, json;
 };
 
-static void bench_usage(FILE *fp);
+/* --help, around the option lines. */
+static const char bench_head[] =
+    "usage: memsnap bench snapshot [--pid PID] [--rounds N] [--json] [--gpu]\n"
+    "       memsnap bench engine TRACE [--json]\n\n"
+    "Time snapshot captures in a loop, basic (statm) and full (statm, status, stat,\n"
+    "smaps_rollup, meminfo, cgroup), and in the same run the raw cost of pread() on the\n"
+    "same open descriptors; print ns per capture and the ratio (like 'zstd -b').\n\n";
+static const char bench_tail[] =
+    "\n'bench engine TRACE' loads a trace written by 'memsnap record' once, then times the\n"
+    "engine: the load with its replay pass (events/s), a snapshot of the heap at 200\n"
+    "random moments (median and worst) and the peak (--json: load_ns,\n"
+    "replay_events_per_s, snapshot_ns_median, snapshot_ns_max, peak_ns).\n";
 
 static const struct cli_opt bench_table[] = {
     OPT_PID(struct bench_opts, pid, "process to capture (default: memsnap itself)"),
@@ -54,23 +65,7 @@ static const struct cli_opt bench_table[] = {
 };
 
 static const struct cli_options bench_options = {
-    .cmd = "bench", .opts = bench_table, .column = 21, .usage = bench_usage};
-
-static void bench_usage(FILE *fp)
-{
-    fputs("usage: memsnap bench snapshot [--pid PID] [--rounds N] [--json] [--gpu]\n"
-          "       memsnap bench engine TRACE [--json]\n\n"
-          "Time snapshot captures in a loop, basic (statm) and full (statm, status, stat,\n"
-          "smaps_rollup, meminfo, cgroup), and in the same run the raw cost of pread() on the\n"
-          "same open descriptors; print ns per capture and the ratio (like 'zstd -b').\n\n",
-          fp);
-    cli_opts_help(fp, &bench_options);
-    fputs("\n'bench engine TRACE' loads a trace written by 'memsnap record' once, then times the\n"
-          "engine: the load with its replay pass (events/s), a snapshot of the heap at 200\n"
-          "random moments (median and worst) and the peak (--json: load_ns,\n"
-          "replay_events_per_s, snapshot_ns_median, snapshot_ns_max, peak_ns).\n",
-          fp);
-}
+    .cmd = "bench", .opts = bench_table, .head = bench_head, .tail = bench_tail};
 
 static double bench_now(void)
 {

@@ -12,7 +12,13 @@ struct diff_opts {
     ms_format fmt;
 };
 
-static void diff_usage(FILE *fp);
+/* --help, around the option lines. */
+static const char diff_head[] =
+    "usage: memsnap diff [--format text|json] BEFORE.json AFTER.json\n\n"
+    "Compare two snapshots saved with 'memsnap snapshot --format json' ('-' reads\n"
+    "standard input). Text prints the one-line delta, then a before/after table of\n"
+    "every field; json prints the signed differences (null where a side lacks it).\n\n";
+static const char diff_tail[] = "\nexample: memsnap diff before.json after.json\n";
 
 static const struct cli_opt diff_table[] = {
     OPT_FORMAT(struct diff_opts, fmt, CLI_FMT_TEXT | CLI_FMT_JSON, "text (default) or json"),
@@ -21,18 +27,7 @@ static const struct cli_opt diff_table[] = {
 };
 
 static const struct cli_options diff_options = {
-    .cmd = "diff", .opts = diff_table, .column = 21, .usage = diff_usage};
-
-static void diff_usage(FILE *fp)
-{
-    fputs("usage: memsnap diff [--format text|json] BEFORE.json AFTER.json\n\n"
-          "Compare two snapshots saved with 'memsnap snapshot --format json' ('-' reads\n"
-          "standard input). Text prints the one-line delta, then a before/after table of\n"
-          "every field; json prints the signed differences (null where a side lacks it).\n\n",
-          fp);
-    cli_opts_help(fp, &diff_options);
-    fputs("\nexample: memsnap diff before.json after.json\n", fp);
-}
+    .cmd = "diff", .opts = diff_table, .head = diff_head, .tail = diff_tail};
 
 /* Loads one snapshot file; prints the reason and returns -1 on failure. */
 static int diff_load(const char *path, ms_snapshot *snap)

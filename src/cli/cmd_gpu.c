@@ -13,7 +13,14 @@ struct gpu_opts {
     const char *procfs, *sysfs;
 };
 
-static void gpu_usage(FILE *fp);
+/* --help, around the option lines. */
+static const char gpu_head[] =
+    "usage: memsnap gpu ps [--format text|json] [--procfs DIR] [--sysfs DIR]\n\n"
+    "List every GPU with its memory and the processes on it, largest first.\n"
+    "[per-process] marks GPUs whose process figures are real per-process figures;\n"
+    "[device-wide] GPUs only give device totals (or incomplete process figures).\n\n";
+static const char gpu_tail[] =
+    "\nEnvironment: MEMSNAP_GPU_BACKENDS=nvml,nvidia-smi,drm limits the backends.\n";
 
 static const struct cli_opt gpu_table[] = {
     OPT_FORMAT(struct gpu_opts, fmt, CLI_FMT_TEXT | CLI_FMT_JSON, "text (default) or json"),
@@ -24,18 +31,7 @@ static const struct cli_opt gpu_table[] = {
 };
 
 static const struct cli_options gpu_options = {
-    .cmd = "gpu", .opts = gpu_table, .column = 21, .usage = gpu_usage};
-
-static void gpu_usage(FILE *fp)
-{
-    fputs("usage: memsnap gpu ps [--format text|json] [--procfs DIR] [--sysfs DIR]\n\n"
-          "List every GPU with its memory and the processes on it, largest first.\n"
-          "[per-process] marks GPUs whose process figures are real per-process figures;\n"
-          "[device-wide] GPUs only give device totals (or incomplete process figures).\n\n",
-          fp);
-    cli_opts_help(fp, &gpu_options);
-    fputs("\nEnvironment: MEMSNAP_GPU_BACKENDS=nvml,nvidia-smi,drm limits the backends.\n", fp);
-}
+    .cmd = "gpu", .opts = gpu_table, .head = gpu_head, .tail = gpu_tail};
 
 /* The command name of pid from <procfs>/PID/comm, "?" when unreadable. */
 static void gpu_comm(ms_session *s, int32_t pid, char *buf, size_t len)

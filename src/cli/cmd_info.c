@@ -13,7 +13,12 @@ struct info_opts {
     const char *procfs, *sysfs;
 };
 
-static void info_usage(FILE *fp);
+/* --help, around the option lines. */
+static const char info_head[] =
+    "usage: memsnap info [--pid PID] [--procfs DIR] [--sysfs DIR]\n\n"
+    "Describe the kernel, page size, system memory, the memory cgroup of PID (default:\n"
+    "memsnap itself) and, for each probe, whether it can run here and what it\n"
+    "measures, or why not.\n\n";
 
 static const struct cli_opt info_table[] = {
     OPT_PID(struct info_opts, pid, "process whose probes and cgroup are described"),
@@ -24,17 +29,7 @@ static const struct cli_opt info_table[] = {
 };
 
 static const struct cli_options info_options = {
-    .cmd = "info", .opts = info_table, .column = 21, .usage = info_usage};
-
-static void info_usage(FILE *fp)
-{
-    fputs("usage: memsnap info [--pid PID] [--procfs DIR] [--sysfs DIR]\n\n"
-          "Describe the kernel, page size, system memory, the memory cgroup of PID (default:\n"
-          "memsnap itself) and, for each probe, whether it can run here and what it\n"
-          "measures, or why not.\n\n",
-          fp);
-    cli_opts_help(fp, &info_options);
-}
+    .cmd = "info", .opts = info_table, .head = info_head};
 
 /* Prints each GPU backend (capabilities, or why it is unavailable) and each GPU found. */
 static void info_gpus(ms_session *s)

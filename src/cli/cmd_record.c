@@ -45,11 +45,39 @@ struct record_opts {
     struct cli_trace tr;  /* the trace: the tracker writes tr.tmp, renamed over tr.path */
 };
 
-static void record_usage(FILE *fp);
 static int record_option(const struct cli_options *p, const struct cli_opt *o, const char *arg,
                          void *ctx);
 
 enum { OPT_DEPTH, OPT_UNWIND, OPT_SAMPLE_RATE };
+
+/* --help, around the option lines. */
+static const char record_head[] =
+    "usage: memsnap record [-o FILE] [--depth N] [--unwind HOW]\n"
+    "                      [--sample-rate BYTES] [--mmap] [--no-follow]\n"
+    "                      [--] PROGRAM [ARGS...]\n\n"
+    "Run PROGRAM with every heap allocation recorded - malloc, calloc, realloc, free,\n"
+    "the aligned family and C++ new/delete, each with its call stack - into a trace\n"
+    "file for 'memsnap report'. The tracker, " PRELOAD_NAME ", is injected with\n"
+    "LD_PRELOAD, so PROGRAM must be dynamically linked. Processes that PROGRAM forks\n"
+    "are recorded too, each into FILE.<pid>, and so are the programs they exec.\n\n";
+static const char record_tail[] =
+    "\nOptions end at PROGRAM, or at '--' (needed when PROGRAM starts with '-'). PROGRAM\n"
+    "is looked up in PATH as a shell does. When it ends, memsnap names the trace and\n"
+    "the traces of forked children written during the run.\n\n"
+    "Environment: MEMSNAP_PRELOAD names the tracker library; without it memsnap\n"
+    "takes its build tree's (../preload/ beside memsnap's directory), else\n"
+    "  " MEMSNAP_PRELOAD_INSTALLED "\n"
+    "PROGRAM gets LD_PRELOAD (the tracker first), MEMSNAP_TRACE_FILE, _ROOT, _DEPTH,\n"
+    "_UNWIND, _SAMPLE_RATE, _MMAP and _NO_FOLLOW as the options say; memsnap's own\n"
+    "values of those never reach it (MEMSNAP_TRACE_SEED, the sampling's seed, does).\n\n"
+    "Exit status: PROGRAM's; 128+N when signal N killed it (SIGINT, SIGTERM, SIGHUP\n"
+    "and SIGQUIT sent to memsnap are passed on to PROGRAM); 127 when PROGRAM cannot\n"
+    "be found or executed; 1 when memsnap cannot start it (statically linked, no\n"
+    "tracker library, FILE's directory not writable), or when PROGRAM exited 0 but\n"
+    "the trace stopped early (a full disk: FILE is then left as it was, and the part\n"
+    "written is kept under a name that memsnap prints); 2 on a usage error.\n\n"
+    "example: memsnap record -o app.mst -- ./app --input data.txt\n"
+    "         memsnap report app.mst --stats\n";
 
 static const struct cli_opt record_table[] = {
     OPT_NONEMPTY('o', "output", "FILE", struct record_opts, output,
@@ -84,39 +112,8 @@ static const struct cli_options record_options_def = {.cmd = "record",
                                                       .opts = record_table,
                                                       .column = 27,
                                                       .stop_at_operand = true,
-                                                      .usage = record_usage};
-
-static void record_usage(FILE *fp)
-{
-    fputs("usage: memsnap record [-o FILE] [--depth N] [--unwind HOW]\n"
-          "                      [--sample-rate BYTES] [--mmap] [--no-follow]\n"
-          "                      [--] PROGRAM [ARGS...]\n\n"
-          "Run PROGRAM with every heap allocation recorded - malloc, calloc, realloc, free,\n"
-          "the aligned family and C++ new/delete, each with its call stack - into a trace\n"
-          "file for 'memsnap report'. The tracker, " PRELOAD_NAME ", is injected with\n"
-          "LD_PRELOAD, so PROGRAM must be dynamically linked. Processes that PROGRAM forks\n"
-          "are recorded too, each into FILE.<pid>, and so are the programs they exec.\n\n",
-          fp);
-    cli_opts_help(fp, &record_options_def);
-    fputs("\nOptions end at PROGRAM, or at '--' (needed when PROGRAM starts with '-'). PROGRAM\n"
-          "is looked up in PATH as a shell does. When it ends, memsnap names the trace and\n"
-          "the traces of forked children written during the run.\n\n"
-          "Environment: MEMSNAP_PRELOAD names the tracker library; without it memsnap\n"
-          "takes its build tree's (../preload/ beside memsnap's directory), else\n"
-          "  " MEMSNAP_PRELOAD_INSTALLED "\n"
-          "PROGRAM gets LD_PRELOAD (the tracker first), MEMSNAP_TRACE_FILE, _ROOT, _DEPTH,\n"
-          "_UNWIND, _SAMPLE_RATE, _MMAP and _NO_FOLLOW as the options say; memsnap's own\n"
-          "values of those never reach it (MEMSNAP_TRACE_SEED, the sampling's seed, does).\n\n"
-          "Exit status: PROGRAM's; 128+N when signal N killed it (SIGINT, SIGTERM, SIGHUP\n"
-          "and SIGQUIT sent to memsnap are passed on to PROGRAM); 127 when PROGRAM cannot\n"
-          "be found or executed; 1 when memsnap cannot start it (statically linked, no\n"
-          "tracker library, FILE's directory not writable), or when PROGRAM exited 0 but\n"
-          "the trace stopped early (a full disk: FILE is then left as it was, and the part\n"
-          "written is kept under a name that memsnap prints); 2 on a usage error.\n\n"
-          "example: memsnap record -o app.mst -- ./app --input data.txt\n"
-          "         memsnap report app.mst --stats\n",
-          fp);
-}
+                                                      .head = record_head,
+                                                      .tail = record_tail};
 
 /* True when path is an ELF executable without a PT_INTERP program header: statically
  * linked (static-pie too), so that no dynamic loader will ever read LD_PRELOAD. A script or a

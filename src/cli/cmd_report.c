@@ -21,44 +21,69 @@
 #include <time.h>
 #include <unistd.h>
 
+/* What report shows (the last of --peak, --at, --leaks, --diff, --stats), and how. */
+enum report_mode { REPORT_PEAK, REPORT_AT, REPORT_LEAKS, REPORT_DIFF, REPORT_STATS };
+enum report_fmt { REPORT_TEXT, REPORT_JSON, REPORT_FOLDED };
+
 /* What the options ask for. */
 struct report_opts {
     int argc;
-    char **argv;             /* --diff takes its second moment from here */
-    enum cli_heap_mode mode; /* the last of --peak, --at, --leaks, --diff, --stats */
-    int modes;               /* how many of them were given: more than one is an error */
-    enum cli_heap_fmt fmt;
+    char **argv;           /* --diff takes its second moment from here */
+    enum report_mode mode; /* the last of --peak, --at, --leaks, --diff, --stats */
+    int modes;             /* how many of them were given: more than one is an error */
+    enum report_fmt fmt;
     const char *w1, *w2; /* --at WHEN, --diff W1 W2 */
     bool threads;
     unsigned long top;
 };
 
-static void report_usage(FILE *fp);
 static int report_option(const struct cli_options *p, const struct cli_opt *o, const char *arg,
                          void *ctx);
 
-enum { OPT_FORMAT_ID = 1 << 8 }; /* --format; the modes are their enum cli_heap_mode */
+enum { OPT_FORMAT_ID = 1 << 8 }; /* --help, around the option lines. */
+static const char report_head[] =
+    "usage: memsnap report FILE [--peak | --at TIME|LABEL | --leaks | --diff T1 T2 |\n"
+    "                            --stats] [--threads] [--top N] [--format FMT]\n\n"
+    "Read a trace written by 'memsnap record' and report what its heap held:\n\n";
+static const char report_tail[] =
+    "\nFrames are symbolized from the modules the trace recorded (by path and build-id,\n"
+    "with separate debug info when present); a frame that cannot be resolved shows its\n"
+    "module and offset. A time past the end of the trace is an error (exit status 1), as\n"
+    "is a label no marker has. A trace cut short (the program was killed, the disk\n"
+    "filled) or with a corrupt chunk is read up to its last good chunk: the report is\n"
+    "printed, a warning names the byte where reading stopped, the exit status is 0. In a\n"
+    "sampled trace ('memsnap record --sample-rate') the figures are estimates. The JSON\n"
+    "and folded formats are described in docs/report-format.md. On a terminal, a load\n"
+    "that takes over a second shows a progress bar on stderr.\n\n"
+    "example: memsnap report app.mst\n"
+    "         memsnap report app.mst --at after-load --format json\n"
+    "         memsnap report app.mst --diff 1.5 3 --top 20\n"
+    "         memsnap report app.mst --format folded | flamegraph.pl > heap.svg\n";
+
+/* --format; the modes are their enum report_mode */
 
 static const struct cli_opt report_table[] = {
-    OPT_CALLBACK('P', "peak", NULL, report_option, CLI_HEAP_PEAK,
+    OPT_CALLBACK('P', "peak", NULL, report_option, REPORT_PEAK,
                  "the heap when live bytes were highest, the first time (the\n"
                  "default)"),
-    OPT_CALLBACK('a', "at", "WHEN", report_option, CLI_HEAP_AT,
+    OPT_CALLBACK('a', "at", "WHEN", report_option, REPORT_AT,
                  "the heap at WHEN: seconds from the trace start (a number,\n"
                  "'0.25') or the label of a marker (MS_TRACE_MARKER; its first\n"
                  "occurrence). Every event at or before that time counts"),
-    OPT_CALLBACK('l', "leaks", NULL, report_option, CLI_HEAP_LEAKS,
+    OPT_CALLBACK('l', "leaks", NULL, report_option, REPORT_LEAKS,
                  "what was still live at the end of the last image"),
-    OPT_CALLBACK('d', "diff", "W1 W2", report_option, CLI_HEAP_DIFF,
+    OPT_CALLBACK('d', "diff", "W1 W2", report_option, REPORT_DIFF,
                  "what changed from W1 to W2 (each a time or a label): signed\n"
                  "bytes and counts, growth first"),
-    OPT_CALLBACK('s', "stats", NULL, report_option, CLI_HEAP_STATS,
+    OPT_CALLBACK('s', "stats", NULL, report_option, REPORT_STATS,
                  "the summary: allocations, reallocations and frees, bytes,\n"
                  "the peak and when it was reached, leaks, unmatched frees,\n"
                  "threads, duration, and the trace's own figures"),
     OPT_BOOL('t', "threads", struct report_opts, threads,
              "group by the allocating thread instead of the call site (a\n"
-             "block freed by another thread is still charged to it)"),
+             "block freed by another thread is still charged to it);\n"
+             "with --stats, the per-thread figures: bytes allocated and\n"
+             "freed, and each thread's own peak"),
     OPT_UINT('n', "top", "N", struct report_opts, top, 0, "invalid --top '%s' (a positive integer)",
              "the N largest sites or threads (default 10)"),
     OPT_CALLBACK('F', "format", "FMT", report_option, OPT_FORMAT_ID,
@@ -70,30 +95,7 @@ static const struct cli_opt report_table[] = {
 };
 
 static const struct cli_options report_options = {
-    .cmd = "report", .opts = report_table, .column = 21, .usage = report_usage};
-
-static void report_usage(FILE *fp)
-{
-    fputs("usage: memsnap report FILE [--peak | --at TIME|LABEL | --leaks | --diff T1 T2 |\n"
-          "                            --stats] [--threads] [--top N] [--format FMT]\n\n"
-          "Read a trace written by 'memsnap record' and report what its heap held:\n\n",
-          fp);
-    cli_opts_help(fp, &report_options);
-    fputs("\nFrames are symbolized from the modules the trace recorded (by path and build-id,\n"
-          "with separate debug info when present); a frame that cannot be resolved shows its\n"
-          "module and offset. A time past the end of the trace is an error (exit status 1), as\n"
-          "is a label no marker has. A trace cut short (the program was killed, the disk\n"
-          "filled) or with a corrupt chunk is read up to its last good chunk: the report is\n"
-          "printed, a warning names the byte where reading stopped, the exit status is 0. In a\n"
-          "sampled trace ('memsnap record --sample-rate') the figures are estimates. The JSON\n"
-          "and folded formats are described in docs/report-format.md. On a terminal, a load\n"
-          "that takes over a second shows a progress bar on stderr.\n\n"
-          "example: memsnap report app.mst\n"
-          "         memsnap report app.mst --at after-load --format json\n"
-          "         memsnap report app.mst --diff 1.5 3 --top 20\n"
-          "         memsnap report app.mst --format folded | flamegraph.pl > heap.svg\n",
-          fp);
-}
+    .cmd = "report", .opts = report_table, .head = report_head, .tail = report_tail};
 
 /* Takes a mode (--peak, --at, --leaks, --diff, --stats) or --format. */
 static int report_option(const struct cli_options *p, const struct cli_opt *o, const char *arg,
@@ -102,20 +104,20 @@ static int report_option(const struct cli_options *p, const struct cli_opt *o, c
     struct report_opts *r = ctx;
     (void)p;
     if (o->id == OPT_FORMAT_ID) {
-        static const char *const names[] = {"text", "json", "folded"}; /* enum cli_heap_fmt */
+        static const char *const names[] = {"text", "json", "folded"}; /* enum report_fmt */
         for (int i = 0; i < 3; i++)
             if (strcmp(arg, names[i]) == 0) {
-                r->fmt = (enum cli_heap_fmt)i;
+                r->fmt = (enum report_fmt)i;
                 return 0;
             }
         cli_error("report", "unknown format '%s' (text, json, folded)", arg);
         return CLI_USAGE;
     }
-    r->mode = (enum cli_heap_mode)o->id;
+    r->mode = (enum report_mode)o->id;
     r->modes++;
-    if (o->id == CLI_HEAP_AT || o->id == CLI_HEAP_DIFF)
+    if (o->id == REPORT_AT || o->id == REPORT_DIFF)
         r->w1 = arg;
-    if (o->id == CLI_HEAP_DIFF) {
+    if (o->id == REPORT_DIFF) {
         if (optind >= r->argc) {
             cli_error("report", "--diff needs two moments: --diff T1 T2");
             return CLI_USAGE;
@@ -297,30 +299,30 @@ static int parse_when(const char *cmd, ms_heap *h, const char *when, uint64_t *n
     return CLI_OK;
 }
 
-/* One output of cli_heap_report (see cli.h) from the trace loaded in h. */
-static int heap_out(const char *cmd, const char *path, ms_heap *h, const struct cli_heap_out *o,
-                    const char *w1, const char *w2, bool threads, unsigned long top)
+/* The heap view that o asks for (peak, at, leaks, diff), from the trace loaded in h, written
+ * to standard output. */
+static int heap_out(const char *cmd, const char *path, ms_heap *h, const struct report_opts *o)
 {
-    static const ms_heap_format formats[] = {[CLI_HEAP_TEXT] = MS_HEAP_FORMAT_TEXT,
-                                             [CLI_HEAP_JSON] = MS_HEAP_FORMAT_JSON,
-                                             [CLI_HEAP_FOLDED] = MS_HEAP_FORMAT_FOLDED};
+    static const ms_heap_format formats[] = {[REPORT_TEXT] = MS_HEAP_FORMAT_TEXT,
+                                             [REPORT_JSON] = MS_HEAP_FORMAT_JSON,
+                                             [REPORT_FOLDED] = MS_HEAP_FORMAT_FOLDED};
     ms_heap_view *v = NULL, *a = NULL, *b = NULL;
     uint64_t t1 = 0, t2 = 0;
     int err = 0, rc = CLI_OK;
     switch (o->mode) {
-    case CLI_HEAP_PEAK:
+    case REPORT_PEAK:
         err = ms_heap_peak(h, &v);
         break;
-    case CLI_HEAP_LEAKS:
+    case REPORT_LEAKS:
         err = ms_heap_leaks(h, &v);
         break;
-    case CLI_HEAP_AT:
-        if ((rc = parse_when(cmd, h, w1, &t1)))
+    case REPORT_AT:
+        if ((rc = parse_when(cmd, h, o->w1, &t1)))
             goto out;
         err = ms_heap_at(h, t1, &v);
         break;
     default:
-        if ((rc = parse_when(cmd, h, w1, &t1)) || (rc = parse_when(cmd, h, w2, &t2)))
+        if ((rc = parse_when(cmd, h, o->w1, &t1)) || (rc = parse_when(cmd, h, o->w2, &t2)))
             goto out;
         err = ms_heap_at(h, t1, &a);
         if (!err)
@@ -334,9 +336,9 @@ static int heap_out(const char *cmd, const char *path, ms_heap *h, const struct 
         rc = CLI_FAIL;
         goto out;
     }
-    err = ms_heap_write(h, v, threads ? MS_HEAP_BY_THREAD : MS_HEAP_BY_SITE, MS_HEAP_ORDER_BYTES,
-                        formats[o->fmt], top, o->fp);
-    if (err || fflush(o->fp) != 0) {
+    err = ms_heap_write(h, v, o->threads ? MS_HEAP_BY_THREAD : MS_HEAP_BY_SITE, MS_HEAP_ORDER_BYTES,
+                        formats[o->fmt], o->top, stdout);
+    if (err || fflush(stdout) != 0) {
         cli_error(cmd, err == MS_ENOMEM ? "out of memory" : "writing the report failed");
         rc = CLI_FAIL;
     }
@@ -371,16 +373,15 @@ static void heap_notes(const char *cmd, const ms_heap *h)
     trace_notes(cmd, ms_heap_warning(h), t.complete, t.lost_events);
 }
 
-int cli_heap_report(const char *cmd, const char *path, const struct cli_heap_out *outs, size_t n,
-                    const char *w1, const char *w2, bool threads, unsigned long top)
+/* `report --peak|--at|--leaks|--diff`: loads the trace at path and writes the view. */
+static int heap_report(const char *path, const struct report_opts *o)
 {
     ms_heap *h;
-    int rc = open_heap(cmd, path, &h);
+    int rc = open_heap("report", path, &h);
     if (rc)
         return rc;
-    heap_notes(cmd, h);
-    for (size_t i = 0; i < n && rc == CLI_OK; i++)
-        rc = heap_out(cmd, path, h, &outs[i], w1, w2, threads, top);
+    heap_notes("report", h);
+    rc = heap_out("report", path, h, o);
     ms_heap_close(h);
     return rc;
 }
@@ -442,11 +443,6 @@ int cmd_report(int argc, char **argv)
     int rc = cli_parse(&report_options, argc, argv, &o);
     if (rc)
         return rc == CLI_HELP ? CLI_OK : rc;
-    enum cli_heap_mode mode = o.mode;
-    enum cli_heap_fmt fmt = o.fmt;
-    const char *w1 = o.w1, *w2 = o.w2;
-    bool threads = o.threads;
-    unsigned long top = o.top;
     if (argc - optind != 1) {
         cli_error("report", "expected one trace file, got %d (see 'memsnap report --help')",
                   argc - optind);
@@ -456,15 +452,14 @@ int cmd_report(int argc, char **argv)
         cli_error("report", "--peak, --at, --leaks, --diff and --stats exclude each other");
         return CLI_USAGE;
     }
-    if (mode == CLI_HEAP_STATS) {
-        if (fmt == CLI_HEAP_FOLDED) {
+    if (o.mode == REPORT_STATS) {
+        if (o.fmt == REPORT_FOLDED) {
             cli_error("report", "--stats takes --format text or json");
             return CLI_USAGE;
         }
-        if (threads)
-            return thread_stats_report(argv[optind], fmt == CLI_HEAP_JSON, top);
-        return stats_report(argv[optind], fmt == CLI_HEAP_JSON ? MS_FORMAT_JSON : MS_FORMAT_TEXT);
+        if (o.threads)
+            return thread_stats_report(argv[optind], o.fmt == REPORT_JSON, o.top);
+        return stats_report(argv[optind], o.fmt == REPORT_JSON ? MS_FORMAT_JSON : MS_FORMAT_TEXT);
     }
-    struct cli_heap_out out = {mode, fmt, stdout};
-    return cli_heap_report("report", argv[optind], &out, 1, w1, w2, threads, top);
+    return heap_report(argv[optind], &o);
 }

@@ -19,7 +19,18 @@ struct snapshot_opts {
     const char *label, *output, *procfs, *sysfs;
 };
 
-static void snapshot_usage(FILE *fp);
+/* --help, around the option lines. */
+static const char snapshot_head[] =
+    "usage: memsnap snapshot [--pid PID] [--full] [--format text|json|csv] [--label L]\n"
+    "                        [--output FILE] [--procfs DIR] [--sysfs DIR]\n"
+    "                        [--gpu | --no-gpu] [--device GPU]\n\n"
+    "Capture a memory snapshot of a process (default: memsnap itself), of the system\n"
+    "and of the process's memory cgroup.\n\n";
+static const char snapshot_tail[] =
+    "\nFields that cannot be read are null in JSON, empty in CSV and left out in text.\n"
+    "PSS and USS need ptrace access: for another user's process they are left out,\n"
+    "with a note on stderr.\n"
+    "example: memsnap snapshot --pid 1234 --full --format json > before.json\n";
 
 static const struct cli_opt snapshot_table[] = {
     OPT_PID(struct snapshot_opts, pid, "process to capture"),
@@ -49,23 +60,7 @@ static const struct cli_opt snapshot_table[] = {
 };
 
 static const struct cli_options snapshot_options = {
-    .cmd = "snapshot", .opts = snapshot_table, .column = 21, .usage = snapshot_usage};
-
-static void snapshot_usage(FILE *fp)
-{
-    fputs("usage: memsnap snapshot [--pid PID] [--full] [--format text|json|csv] [--label L]\n"
-          "                        [--output FILE] [--procfs DIR] [--sysfs DIR]\n"
-          "                        [--gpu | --no-gpu] [--device GPU]\n\n"
-          "Capture a memory snapshot of a process (default: memsnap itself), of the system\n"
-          "and of the process's memory cgroup.\n\n",
-          fp);
-    cli_opts_help(fp, &snapshot_options);
-    fputs("\nFields that cannot be read are null in JSON, empty in CSV and left out in text.\n"
-          "PSS and USS need ptrace access: for another user's process they are left out,\n"
-          "with a note on stderr.\n"
-          "example: memsnap snapshot --pid 1234 --full --format json > before.json\n",
-          fp);
-}
+    .cmd = "snapshot", .opts = snapshot_table, .head = snapshot_head, .tail = snapshot_tail};
 
 int cmd_snapshot(int argc, char **argv)
 {

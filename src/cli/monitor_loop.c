@@ -435,8 +435,8 @@ static int mon_sampler_open(struct mon *m)
         .pid = mon_target(m),
         .interval_ns = m->interval_ns,
         .full_interval_ns = m->full_ns,
-        .flags = (m->walk_budget ? 0u : MS_SAMPLER_EXACT_FULL) | (m->gpu ? 0u : MS_SAMPLER_NO_GPU) |
-                 (m->tree ? MS_SAMPLER_TREE : 0u),
+        .flags = (m->walk_budget ? 0u : MS_SAMPLER_EXACT_FULL) |
+                 (m->no_gpu ? MS_SAMPLER_NO_GPU : 0u) | (m->tree ? MS_SAMPLER_TREE : 0u),
         .session = m->s,
     };
     if (ms_sampler_open(&m->sampler, &so) != 0) {
@@ -506,7 +506,7 @@ static void mon_free(struct mon *m)
     free(m);
 }
 
-int cli_monitor_main(enum cli_mon_kind kind, int argc, char **argv, void (*usage)(FILE *fp))
+int cli_monitor_main(enum cli_mon_kind kind, int argc, char **argv, const struct mon_help *help)
 {
     struct mon *m = calloc(1, sizeof(*m));
     if (!m) {
@@ -517,7 +517,7 @@ int cli_monitor_main(enum cli_mon_kind kind, int argc, char **argv, void (*usage
         return CLI_FAIL;
     }
     m->kind = kind;
-    int rc = mon_options_parse(m, argc, argv, usage);
+    int rc = mon_options_parse(m, argc, argv, help);
     if (rc) {
         mon_free(m);
         return rc < 0 ? CLI_OK : rc;

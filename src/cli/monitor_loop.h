@@ -14,6 +14,7 @@
 
 #define NS_PER_S         1000000000ull
 #define MON_FULL_DEFAULT (100 * 1000000ull) /* --full-interval: 100 ms */
+#define MON_MIN_INTERVAL 100000             /* --interval: at least 0.1 ms */
 #define MON_STATUS_NS    (250 * 1000000ull) /* the terminal status line's refresh period */
 #define MON_KILL_AFTER   (5 * NS_PER_S)     /* --kill-after: SIGKILL 5 s after SIGTERM */
 #define MON_KILL_POLL_NS (10 * 1000000ull)  /* how often the grace period looks for the end */
@@ -36,7 +37,7 @@ struct mon {
     bool walk_budget;       /* no --full-interval: PSS walks are held to 1% of a core */
     const char *output;     /* NULL: standard output */
     ms_format fmt;
-    bool tree, gpu;
+    bool tree, no_gpu;
     const char *procfs, *sysfs;
     const char *job_id;    /* NULL: unknown */
     long rank, world_size; /* -1: unknown */
@@ -73,11 +74,14 @@ struct mon {
 };
 
 /* monitor_options.c */
-/* Prints the help of the options kind accepts (one line each), for the command's --help. */
-void cli_monitor_options_help(FILE *fp, enum cli_mon_kind kind);
+/* A command's --help around the lines of the options it takes. */
+struct mon_help {
+    const char *head, *tail;
+};
 /* Sets m's defaults, then parses argv into m; returns 0, CLI_USAGE after printing the error,
- * or -1 after --help. Then fills the job identity from the environment where not given. */
-int mon_options_parse(struct mon *m, int argc, char **argv, void (*usage)(FILE *));
+ * or CLI_HELP (-1) after --help. Then fills the job identity from the environment where not
+ * given. */
+int mon_options_parse(struct mon *m, int argc, char **argv, const struct mon_help *help);
 
 /* monitor_launch.c */
 extern volatile sig_atomic_t mon_child_pid; /* the command, for forwarding signals */
@@ -105,10 +109,10 @@ void mon_run_hook(struct mon *m, const ms_alert_event *e, int64_t seq, pid_t pid
 /* Clears the terminal status line before a line on stderr. */
 void mon_status_clear(struct mon *m);
 
-/* Runs `memsnap monitor|track|run ARGS`: parses argv (usage prints the --help text), starts
- * or attaches, samples until the end, and returns memsnap's exit status: the command's (128+N
- * when signal N killed it), 0 for a --pid that ended, 1 on a failure, 2 on a usage error, 127
- * when the command cannot be executed. */
-int cli_monitor_main(enum cli_mon_kind kind, int argc, char **argv, void (*usage)(FILE *fp));
+/* Runs `memsnap monitor|track|run ARGS`: parses argv (help: the --help text around the options),
+ * starts or attaches, samples until the end, and returns memsnap's exit status: the command's
+ * (128+N when signal N killed it), 0 for a --pid that ended, 1 on a failure, 2 on a usage error,
+ * 127 when the command cannot be executed. */
+int cli_monitor_main(enum cli_mon_kind kind, int argc, char **argv, const struct mon_help *help);
 
 #endif /* MEMSNAP_MONITOR_LOOP_H */

@@ -1,204 +1,23 @@
 /*
  * monitor_options.c - the options of `memsnap monitor`, `memsnap track` and `memsnap run`: one
- * table (mon_options) serves the three commands, each accepting its subset, and --help is
- * printed from the same table. Parsing fills struct mon (monitor_loop.h); the job identity
- * not given on the command line comes from the environment (Slurm, PBS, MPI, torchrun).
+ * option table (opts.h) serves the three commands, each taking its subset, so that an option
+ * they share is declared, parsed and described once; getopt's strings, --help and the usage
+ * errors all come from it. Parsing fills struct mon (monitor_loop.h); the checks across
+ * options follow, and the job identity not given on the command line comes from the
+ * environment (Slurm, PBS, MPI, torchrun).
  */
 #include "cli.h"
 #include "monitor_loop.h"
+#include "opts.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-    OPT_TREE = CLI_OPT_OWN,
-    OPT_NO_GPU,
-    OPT_FULL_INTERVAL,
-    OPT_JOB_ID,
-    OPT_RANK,
-    OPT_WORLD_SIZE,
-    OPT_WARN,
-    OPT_CRIT,
-    OPT_ON_CRIT,
-    OPT_LIMIT,
-    OPT_RECORD,
-    OPT_OOM,
-    OPT_OOM_DIR,
-    OPT_OOM_BUF,
-    OPT_OOM_DUMPS,
-    OPT_OOM_MB,
-    OPT_KILL_AFTER,
-};
-
 #define K_MON   (1u << CLI_MON_MONITOR)
 #define K_TRACK (1u << CLI_MON_TRACK)
-#define K_RUN   (1u << CLI_MON_RUN)
-#define K_ALL   (K_MON | K_TRACK | K_RUN)
 #define K_MT    (K_MON | K_TRACK)
-
-/* One option: its getopt entry, the commands that take it, and its --help line. */
-struct mon_option {
-    struct option opt;
-    unsigned kinds; /* K_* of the commands that accept it */
-    char letter;    /* short form, 0 when none */
-    const char *arg;
-    const char *help; /* '\n' continues on an indented line */
-};
-
-/* Sorted by name, as --help prints them. */
-static const struct mon_option mon_options[] = {
-    {{"critical-threshold", required_argument, NULL, OPT_CRIT},
-     K_TRACK,
-     0,
-     "PCT",
-     "alert 'critical' when usage reaches PCT% of the tightest limit"},
-    {{"duration", required_argument, NULL, 'd'},
-     K_MT,
-     'd',
-     "S",
-     "stop after S seconds (a command is then sent SIGTERM)"},
-    {{"format", required_argument, NULL, 'F'},
-     K_MT,
-     'F',
-     "FMT",
-     "json (default: JSON lines) or csv (a header, then one row per record)"},
-    {{"full-interval", required_argument, NULL, OPT_FULL_INTERVAL},
-     K_MT,
-     0,
-     "S",
-     "re-read the full figures at most every S seconds (default 0.1);\n"
-     "samples in between re-read statm only. 0: every sample. By default\n"
-     "PSS/USS (a walk of the page tables, ~4 ms per GiB of RSS) are re-read\n"
-     "only while that costs under 1% of a core; a given S is followed as is"},
-    {{"help", no_argument, NULL, 'h'}, K_ALL, 'h', NULL, "this help"},
-    {{"interval", required_argument, NULL, 'i'},
-     K_ALL,
-     'i',
-     "S",
-     "seconds between samples (default 1; 0.001 is fine)"},
-    {{"job-id", required_argument, NULL, OPT_JOB_ID},
-     K_MT,
-     0,
-     "ID",
-     "job identity carried in every record (default $SLURM_JOB_ID,\n$PBS_JOBID)"},
-    {{"kill-after", required_argument, NULL, OPT_KILL_AFTER},
-     K_MT,
-     0,
-     "S",
-     "when --duration's SIGTERM has not ended the command after S\n"
-     "seconds, send it SIGKILL (default 5; 0: wait however long it takes)"},
-    {{"memory-limit", required_argument, NULL, OPT_LIMIT},
-     K_ALL,
-     0,
-     "SIZE",
-     "run the command in a new memory cgroup limited to SIZE\n(bytes, or 512K, 64M, 1G)"},
-    {{"no-gpu", no_argument, NULL, OPT_NO_GPU}, K_ALL, 0, NULL, "leave GPUs out of the samples"},
-    {{"on-critical", required_argument, NULL, OPT_ON_CRIT},
-     K_TRACK,
-     0,
-     "CMD",
-     "run CMD on each critical alert: split on blanks into an argv,\n"
-     "never through a shell; MEMSNAP_ALERT_* in its environment"},
-    {{"oom-buffer-size", required_argument, NULL, OPT_OOM_BUF},
-     K_ALL,
-     0,
-     "N",
-     "samples and events the flight recorder keeps (default 1000)"},
-    {{"oom-dump-dir", required_argument, NULL, OPT_OOM_DIR},
-     K_ALL,
-     0,
-     "DIR",
-     "where OOM bundles go (default ./memsnap-oom, made 0700)"},
-    {{"oom-flight-recorder", no_argument, NULL, OPT_OOM},
-     K_ALL,
-     0,
-     NULL,
-     "keep the last samples and events, written out as a bundle\n"
-     "directory on an OOM (any --oom-* option turns it on)"},
-    {{"oom-max-dumps", required_argument, NULL, OPT_OOM_DUMPS},
-     K_ALL,
-     0,
-     "K",
-     "keep at most K bundles in DIR, oldest removed first"},
-    {{"oom-max-total-mb", required_argument, NULL, OPT_OOM_MB},
-     K_ALL,
-     0,
-     "M",
-     "keep at most M MiB of bundles in DIR"},
-    {{"output", required_argument, NULL, 'o'},
-     K_MT,
-     'o',
-     "FILE",
-     "write to FILE instead of standard output: a new file (0600) that\n"
-     "replaces FILE at the first record, so a failed start leaves FILE\n"
-     "as it was; a directory, device, FIFO or socket is refused"},
-    {{"pid", required_argument, NULL, 'p'}, K_MT, 'p', "PID", "watch a running process"},
-    {{"procfs", required_argument, NULL, CLI_OPT_PROCFS},
-     K_ALL,
-     0,
-     "DIR",
-     "procfs root (default $MEMSNAP_PROCFS or /proc)"},
-    {{"rank", required_argument, NULL, OPT_RANK},
-     K_MT,
-     0,
-     "N",
-     "rank carried in every record (default $RANK, $SLURM_PROCID,\n"
-     "$OMPI_COMM_WORLD_RANK, $PMI_RANK)"},
-    {{"record", required_argument, NULL, OPT_RECORD},
-     K_MT,
-     0,
-     "TRACE",
-     "run the command under the allocation tracker, as\n"
-     "'memsnap record -o TRACE' does; OOM bundles get the trace's tail.\n"
-     "TRACE must be a regular file or absent, and not the -o FILE"},
-    {{"sysfs", required_argument, NULL, CLI_OPT_SYSFS},
-     K_ALL,
-     0,
-     "DIR",
-     "sysfs root (default $MEMSNAP_SYSFS or /sys)"},
-    {{"tree", no_argument, NULL, OPT_TREE},
-     K_MT,
-     0,
-     NULL,
-     "follow the process tree: every descendant, summed and listed"},
-    {{"warning-threshold", required_argument, NULL, OPT_WARN},
-     K_TRACK,
-     0,
-     "PCT",
-     "alert 'warning' when usage reaches PCT% of the tightest limit"},
-    {{"world-size", required_argument, NULL, OPT_WORLD_SIZE},
-     K_MT,
-     0,
-     "N",
-     "world size carried in every record (default $WORLD_SIZE,\n"
-     "$SLURM_NTASKS, $OMPI_COMM_WORLD_SIZE, $PMI_SIZE)"},
-};
-#define MON_NOPTIONS (sizeof(mon_options) / sizeof(mon_options[0]))
-
-static const char *const mon_names[] = {"monitor", "track", "run"};
-
-void cli_monitor_options_help(FILE *fp, enum cli_mon_kind kind)
-{
-    for (size_t i = 0; i < MON_NOPTIONS; i++) {
-        const struct mon_option *o = &mon_options[i];
-        if (!(o->kinds & (1u << kind)))
-            continue;
-        char head[64];
-        int n = snprintf(head, sizeof(head), "  %c%c%s--%s%s%s", o->letter ? '-' : ' ',
-                         o->letter ? o->letter : ' ', o->letter ? ", " : "  ", o->opt.name,
-                         o->arg ? " " : "", o->arg ? o->arg : "");
-        fputs(head, fp);
-        fprintf(fp, "%*s", n < 31 ? 31 - n : 1, "");
-        for (const char *p = o->help; *p; p++) {
-            fputc(*p, fp);
-            if (*p == '\n')
-                fprintf(fp, "%31s", "");
-        }
-        fputc('\n', fp);
-    }
-}
 
 /* Whether text is a plain decimal number: digits with at most one '.', nothing else (strtod
  * would take " 1", "+1", "0x1p3", "1e3", "inf"). */
@@ -303,154 +122,185 @@ static int mon_hook_parse(struct mon *m, const char *cmd)
     return 0;
 }
 
-/* Parses argv into m; returns 0, CLI_USAGE after printing the error, or -1 after --help. */
-static int mon_parse(struct mon *m, int argc, char **argv, void (*usage)(FILE *))
+/* The callbacks of the table below, values at o->off in struct mon. */
+enum { MON_WALK_OFF = 1 }; /* mon_opt_seconds's id: a value turns the PSS walk budget off */
+
+static int mon_opt_seconds(const struct cli_options *p, const struct cli_opt *o, const char *arg,
+                           void *ctx)
 {
-    struct option longopts[MON_NOPTIONS + 1];
-    char shorts[32] = "+:";
-    size_t n = 0;
-    for (size_t i = 0; i < MON_NOPTIONS; i++) {
-        if (!(mon_options[i].kinds & (1u << m->kind)))
-            continue;
-        longopts[n++] = mon_options[i].opt;
-        if (mon_options[i].letter) {
-            size_t l = strlen(shorts);
-            shorts[l] = mon_options[i].letter;
-            shorts[l + 1] = mon_options[i].opt.has_arg ? ':' : '\0';
-            shorts[l + 2] = '\0';
-        }
+    struct mon *m = ctx;
+    uint64_t ns;
+    if (mon_parse_seconds(arg, o->value == 0, &ns) != 0 || ns < (uint64_t)o->value)
+        return cli_bad_value(p, o, arg);
+    *(uint64_t *)((char *)ctx + o->off) = ns;
+    if (o->id == MON_WALK_OFF) /* --full-interval: a given S is followed as is */
+        m->walk_budget = false;
+    return 0;
+}
+
+static int mon_opt_count(const struct cli_options *p, const struct cli_opt *o, const char *arg,
+                         void *ctx)
+{
+    long v;
+    if (mon_parse_long(arg, &v) != 0 || v < o->value)
+        return cli_bad_value(p, o, arg);
+    *(long *)((char *)ctx + o->off) = v;
+    return 0;
+}
+
+static int mon_opt_pct(const struct cli_options *p, const struct cli_opt *o, const char *arg,
+                       void *ctx)
+{
+    if (mon_parse_pct(arg, (double *)((char *)ctx + o->off)) != 0)
+        return cli_bad_value(p, o, arg);
+    return 0;
+}
+
+/* --job-id and --oom-dump-dir: a name, not empty. */
+static int mon_opt_name(const struct cli_options *p, const struct cli_opt *o, const char *arg,
+                        void *ctx)
+{
+    if (!*arg) {
+        cli_error(p->cmd, "empty --%s", o->name);
+        return CLI_USAGE;
     }
-    memset(&longopts[n], 0, sizeof(longopts[n]));
-    struct cli_common co = {.formats = 1u << MS_FORMAT_JSON | 1u << MS_FORMAT_CSV,
-                            .fmt = MS_FORMAT_JSON};
-    const char *name = m->name;
+    *(const char **)((char *)ctx + o->off) = arg;
+    return 0;
+}
+
+static int mon_opt_limit(const struct cli_options *p, const struct cli_opt *o, const char *arg,
+                         void *ctx)
+{
     unsigned long long bytes;
-    int c;
-    CLI_GETOPT_RESET();
-    /* '+': stop at the command's name, so that its own options stay its own. */
-    while ((c = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            usage(stdout);
-            return -1;
-        case 'd':
-            if (mon_parse_seconds(optarg, false, &m->duration_ns) != 0) {
-                cli_error(name, "invalid --duration '%s' (seconds, e.g. 10 or 0.5)", optarg);
-                return CLI_USAGE;
-            }
-            break;
-        case 'i':
-            if (mon_parse_seconds(optarg, false, &m->interval_ns) != 0 || m->interval_ns < 100000) {
-                cli_error(name, "invalid --interval '%s' (seconds, at least 0.0001)", optarg);
-                return CLI_USAGE;
-            }
-            break;
-        case 'o':
-            if (!*optarg) {
-                cli_error(name, "empty --output (see 'memsnap %s --help')", name);
-                return CLI_USAGE;
-            }
-            m->output = optarg;
-            break;
-        case OPT_KILL_AFTER:
-            if (mon_parse_seconds(optarg, true, &m->kill_after_ns) != 0) {
-                cli_error(name, "invalid --kill-after '%s' (seconds, 0 or more)", optarg);
-                return CLI_USAGE;
-            }
-            break;
-        case OPT_FULL_INTERVAL:
-            if (mon_parse_seconds(optarg, true, &m->full_ns) != 0) {
-                cli_error(name, "invalid --full-interval '%s' (seconds, 0 or more)", optarg);
-                return CLI_USAGE;
-            }
-            m->walk_budget = false;
-            break;
-        case OPT_TREE:
-            m->tree = true;
-            break;
-        case OPT_NO_GPU:
-            m->gpu = false;
-            break;
-        case OPT_JOB_ID:
-            if (!*optarg) {
-                cli_error(name, "empty --job-id");
-                return CLI_USAGE;
-            }
-            m->job_id = optarg;
-            break;
-        case OPT_RANK:
-        case OPT_WORLD_SIZE: {
-            long v;
-            if (mon_parse_long(optarg, &v) != 0 || (c == OPT_WORLD_SIZE && v == 0)) {
-                cli_error(name, "invalid --%s '%s' (%s integer)",
-                          c == OPT_RANK ? "rank" : "world-size", optarg,
-                          c == OPT_RANK ? "a non-negative" : "a positive");
-                return CLI_USAGE;
-            }
-            *(c == OPT_RANK ? &m->rank : &m->world_size) = v;
-            break;
-        }
-        case OPT_WARN:
-        case OPT_CRIT:
-            if (mon_parse_pct(optarg, c == OPT_WARN ? &m->warn : &m->crit) != 0) {
-                cli_error(name, "invalid --%s-threshold '%s' (a percentage, 0 < PCT <= 100)",
-                          c == OPT_WARN ? "warning" : "critical", optarg);
-                return CLI_USAGE;
-            }
-            break;
-        case OPT_ON_CRIT:
-            if (mon_hook_parse(m, optarg) != 0)
-                return CLI_USAGE;
-            break;
-        case OPT_LIMIT:
-            if (cli_parse_bytes(optarg, &bytes) != 0 || bytes == 0) {
-                cli_error(name, "invalid --memory-limit '%s' (bytes, or 512K, 64M, 1G)", optarg);
-                return CLI_USAGE;
-            }
-            m->limit = bytes;
-            break;
-        case OPT_RECORD:
-            if (!*optarg) {
-                cli_error(name, "empty --record (see 'memsnap %s --help')", name);
-                return CLI_USAGE;
-            }
-            m->record = optarg;
-            break;
-        case OPT_OOM:
-            m->flight = true;
-            break;
-        case OPT_OOM_DIR:
-            if (!*optarg) {
-                cli_error(name, "empty --oom-dump-dir");
-                return CLI_USAGE;
-            }
-            m->dump_dir = optarg;
-            m->flight = true;
-            break;
-        case OPT_OOM_BUF:
-        case OPT_OOM_DUMPS:
-        case OPT_OOM_MB: {
-            unsigned long v;
-            const char *opt = c == OPT_OOM_BUF     ? "oom-buffer-size"
-                              : c == OPT_OOM_DUMPS ? "oom-max-dumps"
-                                                   : "oom-max-total-mb";
-            if (cli_parse_uint(optarg, &v) != 0 || v > UINT32_MAX) {
-                cli_error(name, "invalid --%s '%s' (a positive integer)", opt, optarg);
-                return CLI_USAGE;
-            }
-            *(c == OPT_OOM_BUF ? &m->ring : c == OPT_OOM_DUMPS ? &m->max_dumps : &m->max_mb) = v;
-            m->flight = true;
-            break;
-        }
-        default:
-            if (cli_shared_option(name, c, argv, &co) != 0)
-                return CLI_USAGE;
-        }
-    }
-    m->pid = co.pid;
-    m->fmt = co.fmt;
-    m->procfs = co.procfs;
-    m->sysfs = co.sysfs;
+    if (cli_parse_bytes(arg, &bytes) != 0 || bytes == 0)
+        return cli_bad_value(p, o, arg);
+    ((struct mon *)ctx)->limit = bytes;
+    return 0;
+}
+
+static int mon_opt_hook(const struct cli_options *p, const struct cli_opt *o, const char *arg,
+                        void *ctx)
+{
+    (void)p;
+    (void)o;
+    return mon_hook_parse(ctx, arg) == 0 ? 0 : CLI_USAGE;
+}
+
+/* The values that the callbacks take, with their field in struct mon and the bad value's
+ * error ("invalid --NAME 'ARG' (HINT)"). MON_SECONDS: seconds, at least `min` nanoseconds
+ * (0: 0 allowed); MON_COUNT: an integer >= min; MON_PCT: 0 < PCT <= 100. */
+#define MON_BAD(n, hint) .bad = "invalid --" n " '%s' (" hint ")"
+#define MON_SECONDS(l, n, f, min, i, hint, h, ...)                                                 \
+    OPT_CALLBACK(l, n, "S", mon_opt_seconds, i, h, .off = CLI__OFF(struct mon, f, uint64_t),       \
+                 .value = min, MON_BAD(n, hint), __VA_ARGS__)
+#define MON_COUNT(n, f, min, hint, h, ...)                                                         \
+    OPT_CALLBACK(0, n, "N", mon_opt_count, 0, h, .off = CLI__OFF(struct mon, f, long),             \
+                 .value = min, MON_BAD(n, hint), __VA_ARGS__)
+#define MON_PCT(n, f, h, ...)                                                                      \
+    OPT_CALLBACK(0, n, "PCT", mon_opt_pct, 0, h, .off = CLI__OFF(struct mon, f, double),           \
+                 MON_BAD(n, "a percentage, 0 < PCT <= 100"), __VA_ARGS__)
+#define MON_OOM_UINT(n, a, f, h)                                                                   \
+    OPT_UINT(0, n, a, struct mon, f, UINT32_MAX, "invalid --" n " '%s' (a positive integer)", h)
+
+/* Sorted by name, as --help prints them; `only` says which of monitor, track and run take an
+ * option (none: all three). */
+static const struct cli_opt mon_table[] = {
+    MON_PCT("critical-threshold", crit,
+            "alert 'critical' when usage reaches PCT% of the tightest limit", .only = K_TRACK),
+    MON_SECONDS('d', "duration", duration_ns, 1, 0, "seconds, e.g. 10 or 0.5",
+                "stop after S seconds (a command is then sent SIGTERM)", .only = K_MT),
+    OPT_FORMAT(struct mon, fmt, CLI_FMT_JSON | CLI_FMT_CSV,
+               "json (default: JSON lines) or csv (a header, then one row per record)",
+               .only = K_MT),
+    MON_SECONDS(0, "full-interval", full_ns, 0, MON_WALK_OFF, "seconds, 0 or more",
+                "re-read the full figures at most every S seconds (default 0.1);\n"
+                "samples in between re-read statm only. 0: every sample. By default\n"
+                "PSS/USS (a walk of the page tables, ~4 ms per GiB of RSS) are re-read\n"
+                "only while that costs under 1% of a core; a given S is followed as is",
+                .only = K_MT),
+    OPT_HELP(),
+    MON_SECONDS('i', "interval", interval_ns, MON_MIN_INTERVAL, 0, "seconds, at least 0.0001",
+                "seconds between samples (default 1; 0.001 is fine)"),
+    OPT_CALLBACK(0, "job-id", "ID", mon_opt_name, 0,
+                 "job identity carried in every record (default $SLURM_JOB_ID,\n$PBS_JOBID)",
+                 .off = CLI__OFF(struct mon, job_id, const char *), .only = K_MT),
+    MON_SECONDS(0, "kill-after", kill_after_ns, 0, 0, "seconds, 0 or more",
+                "when --duration's SIGTERM has not ended the command after S\n"
+                "seconds, send it SIGKILL (default 5; 0: wait however long it takes)",
+                .only = K_MT),
+    OPT_CALLBACK(0, "memory-limit", "SIZE", mon_opt_limit, 0,
+                 "run the command in a new memory cgroup limited to SIZE\n"
+                 "(bytes, or 512K, 64M, 1G)",
+                 MON_BAD("memory-limit", "bytes, or 512K, 64M, 1G")),
+    OPT_BOOL(0, "no-gpu", struct mon, no_gpu, "leave GPUs out of the samples"),
+    OPT_CALLBACK(0, "on-critical", "CMD", mon_opt_hook, 0,
+                 "run CMD on each critical alert: split on blanks into an argv,\n"
+                 "never through a shell; MEMSNAP_ALERT_* in its environment",
+                 .only = K_TRACK),
+    MON_OOM_UINT("oom-buffer-size", "N", ring,
+                 "samples and events the flight recorder keeps (default 1000)"),
+    OPT_CALLBACK(0, "oom-dump-dir", "DIR", mon_opt_name, 0,
+                 "where OOM bundles go (default ./memsnap-oom, made 0700)",
+                 .off = CLI__OFF(struct mon, dump_dir, const char *)),
+    OPT_BOOL(0, "oom-flight-recorder", struct mon, flight,
+             "keep the last samples and events, written out as a bundle\n"
+             "directory on an OOM (any --oom-* option turns it on)"),
+    MON_OOM_UINT("oom-max-dumps", "K", max_dumps,
+                 "keep at most K bundles in DIR, oldest removed first"),
+    MON_OOM_UINT("oom-max-total-mb", "M", max_mb, "keep at most M MiB of bundles in DIR"),
+    OPT_NONEMPTY('o', "output", "FILE", struct mon, output,
+                 "write to FILE instead of standard output: a new file (0600) that\n"
+                 "replaces FILE at the first record, so a failed start leaves FILE\n"
+                 "as it was; a directory, device, FIFO or socket is refused",
+                 .only = K_MT),
+    OPT_PID(struct mon, pid, "watch a running process", .only = K_MT),
+    OPT_PROCFS(struct mon, procfs),
+    MON_COUNT("rank", rank, 0, "a non-negative integer",
+              "rank carried in every record (default $RANK, $SLURM_PROCID,\n"
+              "$OMPI_COMM_WORLD_RANK, $PMI_RANK)",
+              .only = K_MT),
+    OPT_NONEMPTY(0, "record", "TRACE", struct mon, record,
+                 "run the command under the allocation tracker, as\n"
+                 "'memsnap record -o TRACE' does; OOM bundles get the trace's tail.\n"
+                 "TRACE must be a regular file or absent, and not the -o FILE",
+                 .only = K_MT),
+    OPT_SYSFS(struct mon, sysfs),
+    OPT_BOOL(0, "tree", struct mon, tree,
+             "follow the process tree: every descendant, summed and listed", .only = K_MT),
+    MON_PCT("warning-threshold", warn,
+            "alert 'warning' when usage reaches PCT% of the tightest limit", .only = K_TRACK),
+    MON_COUNT("world-size", world_size, 1, "a positive integer",
+              "world size carried in every record (default $WORLD_SIZE,\n"
+              "$SLURM_NTASKS, $OMPI_COMM_WORLD_SIZE, $PMI_SIZE)",
+              .only = K_MT),
+    OPT_END(),
+};
+
+static const char *const mon_names[] = {"monitor", "track", "run"};
+
+/* The table as command kind takes it. */
+static struct cli_options mon_cli_options(enum cli_mon_kind kind, const struct mon_help *help)
+{
+    return (struct cli_options){.cmd = mon_names[kind],
+                                .opts = mon_table,
+                                .kind = 1u << kind,
+                                .column = 31,
+                                .stop_at_operand = true, /* the command's options are its own */
+                                .head = help->head,
+                                .tail = help->tail};
+}
+
+/* Parses argv into m (its defaults set), then checks the options against each other; returns
+ * 0, CLI_USAGE after printing the error, or CLI_HELP after --help. */
+static int mon_parse(struct mon *m, int argc, char **argv, const struct mon_help *help)
+{
+    struct cli_options p = mon_cli_options(m->kind, help);
+    const char *name = m->name;
+    int rc = cli_parse(&p, argc, argv, m);
+    if (rc)
+        return rc;
+    if (m->dump_dir || m->ring || m->max_dumps || m->max_mb) /* any --oom-* option */
+        m->flight = true;
     if (optind < argc)
         m->argv = argv + optind;
     if (m->pid && m->argv) {
@@ -488,18 +338,18 @@ static int mon_parse(struct mon *m, int argc, char **argv, void (*usage)(FILE *)
     return 0;
 }
 
-int mon_options_parse(struct mon *m, int argc, char **argv, void (*usage)(FILE *))
+int mon_options_parse(struct mon *m, int argc, char **argv, const struct mon_help *help)
 {
     m->name = mon_names[m->kind];
     m->interval_ns = NS_PER_S;
     m->full_ns = MON_FULL_DEFAULT;
     m->kill_after_ns = MON_KILL_AFTER;
     m->walk_budget = true;
-    m->gpu = true;
+    m->fmt = MS_FORMAT_JSON;
     m->rank = m->world_size = -1;
     m->warn = m->crit = -1;
     m->out_fd = -1;
-    int rc = mon_parse(m, argc, argv, usage);
+    int rc = mon_parse(m, argc, argv, help);
     if (rc)
         return rc;
     if (!m->job_id) {

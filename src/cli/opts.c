@@ -10,11 +10,14 @@
 #include "opts.h"
 #include "cli.h"
 
+#include <getopt.h>
+
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CLI_OPT_CODE 256 /* getopt code of table entry i without a letter: CLI_OPT_CODE + i */
+#define CLI_HELP_COLUMN 21  /* where --help's option texts start when the command says not */
+#define CLI_OPT_CODE    256 /* getopt code of table entry i without a letter: CLI_OPT_CODE + i */
 
 /* Whether command p takes entry o. */
 static bool cli_opt_taken(const struct cli_options *p, const struct cli_opt *o)
@@ -33,6 +36,33 @@ static const struct cli_opt *cli_opt_find(const struct cli_options *p, int c)
     return NULL;
 }
 
+int cli_bad_value(const struct cli_options *p, const struct cli_opt *o, const char *arg)
+{
+    /* the table's own wording, e.g. "invalid --top '%s' (a positive integer)" */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    cli_error(p->cmd, o->bad, arg);
+#pragma GCC diagnostic pop
+    return CLI_USAGE;
+}
+
+/* Reports what getopt_long returned as c ('?' unknown option, ':' missing value; the option
+ * string starts with ':' and opterr is 0); returns CLI_USAGE. */
+static int cli_bad_option(const char *cmd, int c, char **argv)
+{
+    const char *arg = argv[optind - 1];
+    if (c == '?' && optopt && strncmp(arg, "--", 2) == 0) /* --flag=VALUE: optopt is its code */
+        cli_error(cmd, "option '%.*s' takes no value (see 'memsnap %s --help')",
+                  (int)strcspn(arg, "="), arg, cmd);
+    else if (c == ':')
+        cli_error(cmd, "option '%s' needs a value (see 'memsnap %s --help')", arg, cmd);
+    else if (optopt)
+        cli_error(cmd, "unknown option '-%c' (see 'memsnap %s --help')", optopt, cmd);
+    else
+        cli_error(cmd, "unknown option '%s' (see 'memsnap %s --help')", arg, cmd);
+    return CLI_USAGE;
+}
+
 /* Stores one option's value into ctx; returns 0, CLI_HELP or CLI_USAGE (after the error). */
 static int cli_opt_take(const struct cli_options *p, const struct cli_opt *o, const char *arg,
                         void *ctx)
@@ -40,7 +70,7 @@ static int cli_opt_take(const struct cli_options *p, const struct cli_opt *o, co
     void *dest = (char *)ctx + o->off;
     switch (o->type) {
     case CLI_T_HELP:
-        p->usage(stdout);
+        cli_usage(stdout, p);
         return CLI_HELP;
     case CLI_T_BOOL:
         *(bool *)dest = true;
@@ -59,14 +89,8 @@ static int cli_opt_take(const struct cli_options *p, const struct cli_opt *o, co
         return 0;
     case CLI_T_UINT: {
         unsigned long v;
-        if (cli_parse_uint(arg, &v) != 0 || (o->value > 0 && v > (unsigned long)o->value)) {
-            /* the table's own wording, e.g. "invalid --top '%s' (a positive integer)" */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-            cli_error(p->cmd, o->bad, arg);
-#pragma GCC diagnostic pop
-            return CLI_USAGE;
-        }
+        if (cli_parse_uint(arg, &v) != 0 || (o->value > 0 && v > (unsigned long)o->value))
+            return cli_bad_value(p, o, arg);
         *(unsigned long *)dest = v;
         return 0;
     }
@@ -132,7 +156,8 @@ int cli_parse(const struct cli_options *p, int argc, char **argv, void *ctx)
     }
     shorts[l] = '\0';
     int c, rc = 0;
-    CLI_GETOPT_RESET();
+    optind = 1; /* a fresh scan of this argv */
+    opterr = 0; /* the errors are cli_bad_option's */
     while (rc == 0 && (c = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
         const struct cli_opt *o = c == '?' || c == ':' ? NULL : cli_opt_find(p, c);
         rc = o ? cli_opt_take(p, o, o->arg ? optarg : NULL, ctx) : cli_bad_option(p->cmd, c, argv);
@@ -142,18 +167,27 @@ int cli_parse(const struct cli_options *p, int argc, char **argv, void *ctx)
     return rc;
 }
 
+void cli_usage(FILE *fp, const struct cli_options *p)
+{
+    fputs(p->head, fp);
+    cli_opts_help(fp, p);
+    if (p->tail)
+        fputs(p->tail, fp);
+}
+
 void cli_opts_help(FILE *fp, const struct cli_options *p)
 {
+    int column = p->column ? p->column : CLI_HELP_COLUMN;
     for (const struct cli_opt *o = p->opts; o->type != CLI_T_END; o++) {
         if (!o->help || !cli_opt_taken(p, o))
             continue;
         int n = fprintf(fp, "  %c%c%s--%s%s%s", o->letter ? '-' : ' ', o->letter ? o->letter : ' ',
                         o->letter ? ", " : "  ", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-        fprintf(fp, "%*s", n < p->column ? p->column - n : 1, "");
+        fprintf(fp, "%*s", n < column ? column - n : 1, "");
         for (const char *c = o->help; *c; c++) {
             fputc(*c, fp);
             if (*c == '\n')
-                fprintf(fp, "%*s", p->column, "");
+                fprintf(fp, "%*s", column, "");
         }
         fputc('\n', fp);
     }

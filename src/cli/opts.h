@@ -15,7 +15,8 @@
  *         OPT_HELP(),
  *         OPT_END(),
  *     };
- *     struct cli_options p = {.cmd = "diff", .opts = diff_table, .column = 21, .usage = usage};
+ *     struct cli_options p = {.cmd = "diff", .opts = diff_table,
+ *                             .head = "usage: memsnap diff ...\n\n", .tail = "\nexample: ...\n"};
  *     int rc = cli_parse(&p, argc, argv, &o); // 0: operands at argv[optind]
  */
 #ifndef MEMSNAP_CLI_OPTS_H
@@ -23,6 +24,7 @@
 
 #include "memsnap.h"
 
+#include <getopt.h> /* optind, where the operands start */
 #include <stddef.h>
 #include <stdio.h>
 
@@ -61,7 +63,8 @@ struct cli_opt {
     size_t off;       /* where the value goes in the command's options struct */
     long value;       /* SET_INT: the value set; UINT: the largest allowed (0: no bound);
                          FORMAT: the formats allowed */
-    const char *bad;  /* UINT: the error for a bad value, a printf format with one %s */
+    const char *bad;  /* UINT, and a CALLBACK that calls cli_bad_value: the error for a bad
+                         value, a printf format with one %s (the value) */
     cli_opt_fn fn;    /* CALLBACK */
     int id;           /* CALLBACK: what the callback tells options apart by */
 };
@@ -71,10 +74,12 @@ struct cli_options {
     const char *cmd;            /* the subcommand, as errors name it ("snapshot") */
     const struct cli_opt *opts; /* its table, ended by OPT_END() */
     unsigned kind;              /* this command's bit in the entries' `only`; 0: take all */
-    int column;                 /* --help: the column where the help text starts */
+    int column;                 /* --help: the column where the help text starts (0: 21) */
     bool stop_at_operand;       /* options end at the first operand (a program to run, whose
                                    own options stay its own: getopt's '+') */
-    void (*usage)(FILE *fp);    /* prints --help */
+    const char *head;           /* --help: the text before the option lines (usage, what it
+                                   does) */
+    const char *tail;           /* --help: the text after them (details, examples); NULL: none */
 };
 
 /* Checks at compile time that field f of struct T has type `type` (an error otherwise). */
@@ -147,6 +152,12 @@ struct cli_options {
  * CLI_USAGE after printing one line: "memsnap CMD: unknown option '--x' (see 'memsnap CMD
  * --help')", "option '--x' needs a value (...)", or the bad value's own error. */
 int cli_parse(const struct cli_options *p, int argc, char **argv, void *ctx);
+
+/* Prints option o's error for the bad value arg (o->bad) as command p's; returns CLI_USAGE. */
+int cli_bad_value(const struct cli_options *p, const struct cli_opt *o, const char *arg);
+
+/* Writes command p's --help: its head, the option lines (cli_opts_help), its tail. */
+void cli_usage(FILE *fp, const struct cli_options *p);
 
 /* Writes the option lines of --help: "  -p, --pid PID" (or "      --name ARG"), the help text
  * from p->column (one blank after a longer head), each '\n' of it going on at that column. */

@@ -63,6 +63,24 @@ int ms_format_bytes_signed(char *buf, size_t len, int64_t bytes)
     return snprintf(buf, len, "%c%s", bytes < 0 ? '-' : '+', tmp);
 }
 
+const char *ms__fmt_seconds(char *buf, size_t len, uint64_t ns)
+{
+    snprintf(buf, len, "%llu.%06llu s", (unsigned long long)(ns / 1000000000u),
+             (unsigned long long)(ns % 1000000000u / 1000u));
+    return buf;
+}
+
+const char *ms__fmt_bytes_exact(char *buf, size_t len, uint64_t bytes)
+{
+    char h[32];
+    ms_format_bytes(h, sizeof(h), bytes);
+    if (bytes < 1024)
+        snprintf(buf, len, "%s", h);
+    else
+        snprintf(buf, len, "%s (%llu bytes)", h, (unsigned long long)bytes);
+    return buf;
+}
+
 /* Formats a value of the given unit. */
 static void ms__fmt_value(char *buf, size_t len, ms_unit unit, uint64_t v)
 {

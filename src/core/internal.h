@@ -71,6 +71,11 @@ int ms__error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3
 int ms__verror(int code, const char *fmt, va_list ap);
 /* Records a one-line error on the session and returns code. */
 int ms__fail(ms_session *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The figures of the trace reports (`memsnap report`, --stats, --threads --stats), into buf;
+ * each returns buf. "12.345678 s": seconds, microseconds truncated. */
+const char *ms__fmt_seconds(char *buf, size_t len, uint64_t ns);
+/* "1.50 MiB (1572864 bytes)"; below 1 KiB "512 B" alone. */
+const char *ms__fmt_bytes_exact(char *buf, size_t len, uint64_t bytes);
 /* Maps an errno value from open/read to an MS_E* code. */
 int ms__errno_code(int err);
 

@@ -311,16 +311,17 @@ void ms_heap_rows_free(ms_heap_rows *r)
     free(r);
 }
 
+const enum ms__group_by ms__heap_group_by[MS_HEAP_BY_THREAD + 1] = {
+    [MS_HEAP_BY_SITE] = MS__GROUP_STACK,
+    [MS_HEAP_BY_FUNCTION] = MS__GROUP_FUNCTION_SELF,
+    [MS_HEAP_BY_FUNCTION_INCL] = MS__GROUP_FUNCTION_INCL,
+    [MS_HEAP_BY_MODULE] = MS__GROUP_MODULE,
+    [MS_HEAP_BY_THREAD] = MS__GROUP_THREAD,
+};
+
 int ms_heap_group(ms_heap *h, const ms_heap_view *v, ms_heap_by by, ms_heap_order order, size_t max,
                   ms_heap_rows **out)
 {
-    static const enum ms__group_by map[] = {
-        [MS_HEAP_BY_SITE] = MS__GROUP_STACK,
-        [MS_HEAP_BY_FUNCTION] = MS__GROUP_FUNCTION_SELF,
-        [MS_HEAP_BY_FUNCTION_INCL] = MS__GROUP_FUNCTION_INCL,
-        [MS_HEAP_BY_MODULE] = MS__GROUP_MODULE,
-        [MS_HEAP_BY_THREAD] = MS__GROUP_THREAD,
-    };
     *out = NULL;
     if ((unsigned)by > MS_HEAP_BY_THREAD ||
         (order != MS_HEAP_ORDER_BYTES && order != MS_HEAP_ORDER_COUNT))
@@ -329,7 +330,7 @@ int ms_heap_group(ms_heap *h, const ms_heap_view *v, ms_heap_by by, ms_heap_orde
     ms_heap_rows *r = calloc(1, sizeof(*r));
     if (!r)
         return ms__error(MS_ENOMEM, "out of memory");
-    int rc = ms__engine_group(h->e, &v->v, map[by], sym, &r->grows, &r->ngrows);
+    int rc = ms__engine_group(h->e, &v->v, ms__heap_group_by[by], sym, &r->grows, &r->ngrows);
     if (rc) {
         free(r);
         return ms__error(rc, "ms_heap_group: %s", ms_strerror(rc));

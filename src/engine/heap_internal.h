@@ -25,6 +25,8 @@ struct ms_heap_view {
     enum ms__view_kind kind;
 };
 
+/* The engine's grouping for each ms_heap_by (heap.c). */
+extern const enum ms__group_by ms__heap_group_by[MS_HEAP_BY_THREAD + 1];
 /* h's symbolizer, opened on first use; NULL when it could not open (frames are then
  * module+offset). */
 struct ms__symbolizer *ms__heap_symbolizer(ms_heap *h);

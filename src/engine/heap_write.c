@@ -39,31 +39,11 @@ static size_t stack_frames(struct hw *w, const struct ms__group_row *r, size_t m
     return ms__engine_stack_frames(w->h->e, w->sym, r->image, r->stack, w->frames, max);
 }
 
-/* "12.345678 s" (microseconds, truncated) into buf. */
-static const char *fmt_seconds(char *buf, size_t len, uint64_t ns)
-{
-    snprintf(buf, len, "%llu.%06llu s", (unsigned long long)(ns / 1000000000u),
-             (unsigned long long)(ns % 1000000000u / 1000u));
-    return buf;
-}
-
-/* "1.50 MiB (1572864 bytes)" into buf. */
-static const char *fmt_bytes(char *buf, size_t len, uint64_t bytes)
-{
-    char h[32];
-    ms_format_bytes(h, sizeof(h), bytes);
-    if (bytes < 1024)
-        snprintf(buf, len, "%s", h);
-    else
-        snprintf(buf, len, "%s (%llu bytes)", h, (unsigned long long)bytes);
-    return buf;
-}
-
 /* "+1.50 MiB (+1572864 bytes)" or "1.50 MiB (1572864 bytes)" into buf. */
 static const char *fmt_sbytes(char *buf, size_t len, int64_t bytes, bool diff)
 {
     if (!diff)
-        return fmt_bytes(buf, len, bytes < 0 ? 0 : (uint64_t)bytes);
+        return ms__fmt_bytes_exact(buf, len, bytes < 0 ? 0 : (uint64_t)bytes);
     char h[32];
     ms_format_bytes_signed(h, sizeof(h), bytes);
     if (bytes > -1024 && bytes < 1024)
@@ -97,12 +77,13 @@ static void text_header(struct hw *w)
     char a[96], b[96], c[96];
     if (v->diff)
         fprintf(w->fp, "diff from %s to %s: %s, %+lld allocations\n",
-                fmt_seconds(a, sizeof(a), v->from_time_ns), fmt_seconds(b, sizeof(b), v->time_ns),
+                ms__fmt_seconds(a, sizeof(a), v->from_time_ns),
+                ms__fmt_seconds(b, sizeof(b), v->time_ns),
                 fmt_sbytes(c, sizeof(c), v->live_bytes, true), (long long)v->live_allocations);
     else
         fprintf(w->fp, "%s at %s: %s live in %lld allocation%s\n",
                 w->view->kind <= MS__VIEW_LEAKS ? kind[w->view->kind] : "heap",
-                fmt_seconds(a, sizeof(a), v->time_ns),
+                ms__fmt_seconds(a, sizeof(a), v->time_ns),
                 fmt_sbytes(c, sizeof(c), v->live_bytes, false), (long long)v->live_allocations,
                 v->live_allocations == 1 ? "" : "s");
 }
@@ -341,13 +322,6 @@ static int write_folded(struct hw *w, const struct ms__group_row *rows, size_t n
 int ms_heap_write(ms_heap *h, const ms_heap_view *v, ms_heap_by by, ms_heap_order order,
                   ms_heap_format format, size_t top, FILE *fp)
 {
-    static const enum ms__group_by map[] = {
-        [MS_HEAP_BY_SITE] = MS__GROUP_STACK,
-        [MS_HEAP_BY_FUNCTION] = MS__GROUP_FUNCTION_SELF,
-        [MS_HEAP_BY_FUNCTION_INCL] = MS__GROUP_FUNCTION_INCL,
-        [MS_HEAP_BY_MODULE] = MS__GROUP_MODULE,
-        [MS_HEAP_BY_THREAD] = MS__GROUP_THREAD,
-    };
     if (!h || !v || !fp || (unsigned)by > MS_HEAP_BY_THREAD ||
         (order != MS_HEAP_ORDER_BYTES && order != MS_HEAP_ORDER_COUNT) ||
         (unsigned)format > MS_HEAP_FORMAT_JSON_ADDRESSES)
@@ -363,7 +337,7 @@ int ms_heap_write(ms_heap *h, const ms_heap_view *v, ms_heap_by by, ms_heap_orde
     w->sym = addresses || by == MS_HEAP_BY_THREAD ? NULL : ms__heap_symbolizer(h);
     struct ms__group_row *rows;
     size_t n;
-    int rc = ms__engine_group(h->e, &v->v, map[by],
+    int rc = ms__engine_group(h->e, &v->v, ms__heap_group_by[by],
                               by == MS_HEAP_BY_SITE || by == MS_HEAP_BY_THREAD ? NULL : w->sym,
                               &rows, &n);
     if (rc) {
@@ -412,9 +386,10 @@ static int threads_text(FILE *fp, const ms_heap_totals *t, const ms_heap_thread 
 {
     char a[96], b[96], c[96], d[32], e[32], f[32];
     fprintf(fp, "threads: %llu; allocated %s, freed %s, peak %s at %s\n",
-            (unsigned long long)t->threads, fmt_bytes(a, sizeof(a), t->allocated_bytes),
-            fmt_bytes(b, sizeof(b), t->freed_bytes), fmt_bytes(c, sizeof(c), t->peak_bytes),
-            fmt_seconds(d, sizeof(d), t->peak_time_ns));
+            (unsigned long long)t->threads, ms__fmt_bytes_exact(a, sizeof(a), t->allocated_bytes),
+            ms__fmt_bytes_exact(b, sizeof(b), t->freed_bytes),
+            ms__fmt_bytes_exact(c, sizeof(c), t->peak_bytes),
+            ms__fmt_seconds(d, sizeof(d), t->peak_time_ns));
     fprintf(fp, "\n%-8s %-16s %5s %12s %12s %12s %12s %12s %12s %14s\n", "tid", "name", "image",
             "allocations", "reallocs", "frees", "allocated", "freed", "peak", "peak at");
     for (size_t i = 0; i < n; i++) {
@@ -425,7 +400,7 @@ static int threads_text(FILE *fp, const ms_heap_totals *t, const ms_heap_thread 
         fprintf(fp, "%-8u %-16s %5u %12llu %12llu %12llu %12s %12s %12s %14s\n", r->tid,
                 r->name ? r->name : "?", r->image, (unsigned long long)r->allocations,
                 (unsigned long long)r->reallocations, (unsigned long long)r->frees, d, e, f,
-                fmt_seconds(a, sizeof(a), r->peak_time_ns));
+                ms__fmt_seconds(a, sizeof(a), r->peak_time_ns));
     }
     return 0;
 }

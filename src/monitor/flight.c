@@ -15,7 +15,6 @@
  */
 #include "flight.h"
 
-#include "../engine/engine.h"
 #include "../sink/sink.h"
 #include "../trace/format.h"
 #include "../trace/reader.h"
@@ -37,7 +36,6 @@
 #define MS__FLIGHT_DEFAULT   1000 /* ring entries when buffer_size is 0 */
 #define MS__TAIL_EVENTS      1000 /* tracker events in trace_tail.json */
 #define MS__TAIL_SITES       20   /* live sites in trace_tail.json */
-#define MS__TAIL_FRAMES      64   /* frames per site */
 #define MS__BUNDLE_PREFIX    "oom_dump_"
 #define MS__BUNDLE_SCHEMA    "memsnap.oom_bundle/1"
 #define MS__BUNDLE_MAX_FILES 5

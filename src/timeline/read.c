@@ -976,20 +976,46 @@ static int fp_number(struct fp *s, uint64_t *u, bool *is_u)
 
 static int fp_value(struct fp *s);
 
+/* Enters an object or array at its opening bracket; FP_OK and *done when close follows at
+ * once (the container is then left), FP_NO when nested too deep. */
+static int fp_enter(struct fp *s, char close, bool *done)
+{
+    if (++s->depth > FP_MAX_DEPTH)
+        return FP_NO;
+    s->p++; /* '{' or '[' */
+    fp_ws(s);
+    *done = s->p < s->end && *s->p == close;
+    if (*done) {
+        s->p++;
+        s->depth--;
+    }
+    return FP_OK;
+}
+
+/* After a member or element: FP_OK with *done false at a ',' (another follows), or with
+ * *done true at close (the container is left); FP_NO at anything else. */
+static int fp_next(struct fp *s, char close, bool *done)
+{
+    fp_ws(s);
+    if (s->p >= s->end)
+        return FP_NO;
+    *done = *s->p != ',';
+    if (*done && *s->p != close)
+        return FP_NO;
+    s->p++;
+    if (*done)
+        s->depth--;
+    return FP_OK;
+}
+
 /* An object; member(s, key, len, ctx) reads each value (NULL: skipped). */
 static int fp_object(struct fp *s, int (*member)(struct fp *, const char *, size_t, void *),
                      void *ctx)
 {
-    if (++s->depth > FP_MAX_DEPTH)
+    bool done;
+    if (fp_enter(s, '}', &done) != FP_OK)
         return FP_NO;
-    s->p++; /* '{' */
-    fp_ws(s);
-    if (s->p < s->end && *s->p == '}') {
-        s->p++;
-        s->depth--;
-        return FP_OK;
-    }
-    for (;;) {
+    while (!done) {
         const char *key;
         size_t klen;
         fp_ws(s);
@@ -1000,52 +1026,25 @@ static int fp_object(struct fp *s, int (*member)(struct fp *, const char *, size
             return FP_NO;
         s->p++;
         fp_ws(s);
-        if ((member ? member(s, key, klen, ctx) : fp_value(s)) != FP_OK)
+        if ((member ? member(s, key, klen, ctx) : fp_value(s)) != FP_OK ||
+            fp_next(s, '}', &done) != FP_OK)
             return FP_NO;
-        fp_ws(s);
-        if (s->p >= s->end)
-            return FP_NO;
-        if (*s->p == ',') {
-            s->p++;
-            continue;
-        }
-        if (*s->p != '}')
-            return FP_NO;
-        s->p++;
-        s->depth--;
-        return FP_OK;
     }
+    return FP_OK;
 }
 
 /* An array; element(s, ctx) reads each value (NULL: skipped). */
 static int fp_array(struct fp *s, int (*element)(struct fp *, void *), void *ctx)
 {
-    if (++s->depth > FP_MAX_DEPTH)
+    bool done;
+    if (fp_enter(s, ']', &done) != FP_OK)
         return FP_NO;
-    s->p++; /* '[' */
-    fp_ws(s);
-    if (s->p < s->end && *s->p == ']') {
-        s->p++;
-        s->depth--;
-        return FP_OK;
-    }
-    for (;;) {
+    while (!done) {
         fp_ws(s);
-        if ((element ? element(s, ctx) : fp_value(s)) != FP_OK)
+        if ((element ? element(s, ctx) : fp_value(s)) != FP_OK || fp_next(s, ']', &done) != FP_OK)
             return FP_NO;
-        fp_ws(s);
-        if (s->p >= s->end)
-            return FP_NO;
-        if (*s->p == ',') {
-            s->p++;
-            continue;
-        }
-        if (*s->p != ']')
-            return FP_NO;
-        s->p++;
-        s->depth--;
-        return FP_OK;
     }
+    return FP_OK;
 }
 
 static int fp_literal(struct fp *s, const char *lit, size_t len)

@@ -248,26 +248,6 @@ static json_t *json_u64(uint64_t v)
     return v > (uint64_t)INT64_MAX ? json_real((double)v) : json_integer((json_int_t)v);
 }
 
-/* "12.345678 s" (microseconds, truncated) into buf. */
-static const char *fmt_seconds(char *buf, size_t len, uint64_t ns)
-{
-    snprintf(buf, len, "%llu.%06llu s", (unsigned long long)(ns / 1000000000u),
-             (unsigned long long)(ns % 1000000000u / 1000u));
-    return buf;
-}
-
-/* "1.50 MiB (1572864 bytes)" into buf. */
-static const char *fmt_bytes(char *buf, size_t len, uint64_t bytes)
-{
-    char h[32];
-    ms_format_bytes(h, sizeof(h), bytes);
-    if (bytes < 1024)
-        snprintf(buf, len, "%s", h);
-    else
-        snprintf(buf, len, "%s (%llu bytes)", h, (unsigned long long)bytes);
-    return buf;
-}
-
 /* Events per second of trace time, or -1 when the trace has no duration. */
 static double events_per_second(const ms_trace_stats *st)
 {
@@ -304,7 +284,7 @@ static int stats_text(FILE *fp, const ms_trace_stats *st)
     if (st->sample_rate)
         LINE("sampled", "1 in about %llu bytes (allocation figures are estimates)",
              (unsigned long long)st->sample_rate);
-    LINE("duration", "%s", fmt_seconds(a, sizeof(a), st->duration_ns));
+    LINE("duration", "%s", ms__fmt_seconds(a, sizeof(a), st->duration_ns));
     double eps = events_per_second(st);
     if (eps >= 0)
         LINE("events", "%llu (%.0f events/s)", (unsigned long long)st->events, eps);
@@ -313,10 +293,10 @@ static int stats_text(FILE *fp, const ms_trace_stats *st)
     LINE("allocations", "%llu", (unsigned long long)st->allocations);
     LINE("reallocations", "%llu", (unsigned long long)st->reallocations);
     LINE("frees", "%llu", (unsigned long long)st->frees);
-    LINE("allocated", "%s", fmt_bytes(a, sizeof(a), st->allocated_bytes));
-    LINE("peak", "%s at %s", fmt_bytes(a, sizeof(a), st->peak_bytes),
-         fmt_seconds(b, sizeof(b), st->peak_time_ns));
-    LINE("leaked", "%s in %llu allocation%s", fmt_bytes(a, sizeof(a), st->leaked_bytes),
+    LINE("allocated", "%s", ms__fmt_bytes_exact(a, sizeof(a), st->allocated_bytes));
+    LINE("peak", "%s at %s", ms__fmt_bytes_exact(a, sizeof(a), st->peak_bytes),
+         ms__fmt_seconds(b, sizeof(b), st->peak_time_ns));
+    LINE("leaked", "%s in %llu allocation%s", ms__fmt_bytes_exact(a, sizeof(a), st->leaked_bytes),
          (unsigned long long)st->leaked_allocations, st->leaked_allocations == 1 ? "" : "s");
     LINE("unmatched frees", "%llu", (unsigned long long)st->unmatched_frees);
     if (st->lost_events)
@@ -333,12 +313,12 @@ static int stats_text(FILE *fp, const ms_trace_stats *st)
         LINE("RSS samples", "0");
     if (st->mmaps || st->munmaps)
         LINE("mmaps", "%llu, %s mapped; %llu munmaps", (unsigned long long)st->mmaps,
-             fmt_bytes(a, sizeof(a), st->mapped_bytes), (unsigned long long)st->munmaps);
+             ms__fmt_bytes_exact(a, sizeof(a), st->mapped_bytes), (unsigned long long)st->munmaps);
     if (st->events)
-        LINE("file", "%s, %.2f bytes/event", fmt_bytes(a, sizeof(a), st->file_bytes),
+        LINE("file", "%s, %.2f bytes/event", ms__fmt_bytes_exact(a, sizeof(a), st->file_bytes),
              (double)st->file_bytes / (double)st->events);
     else
-        LINE("file", "%s", fmt_bytes(a, sizeof(a), st->file_bytes));
+        LINE("file", "%s", ms__fmt_bytes_exact(a, sizeof(a), st->file_bytes));
 #undef LINE
     return 0;
 }

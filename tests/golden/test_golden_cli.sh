@@ -70,6 +70,44 @@ golden usage-report-diff.txt "$MEMSNAP_BIN" report x --diff 1
 golden usage-analyze-unknown.txt "$MEMSNAP_BIN" analyze -x f
 golden usage-analyze-missing.txt "$MEMSNAP_BIN" analyze f --html
 golden usage-analyze-bad.txt "$MEMSNAP_BIN" analyze f --top -3
+# monitor, track and run share one table, each taking its subset (an option of another one is
+# unknown to it); then the checks across options, after parsing.
+golden usage-monitor-unknown.txt "$MEMSNAP_BIN" monitor --warning-threshold 80 -- true
+golden usage-monitor-short.txt "$MEMSNAP_BIN" monitor -x --pid 1
+golden usage-monitor-missing.txt "$MEMSNAP_BIN" monitor --pid
+golden usage-monitor-bad.txt "$MEMSNAP_BIN" monitor --format text --pid 1
+golden usage-monitor-flag-value.txt "$MEMSNAP_BIN" monitor --tree=yes --pid 1
+golden usage-monitor-output.txt "$MEMSNAP_BIN" monitor -o '' --pid 1
+golden usage-monitor-duration.txt "$MEMSNAP_BIN" monitor -d 0 -- true
+golden usage-monitor-full.txt "$MEMSNAP_BIN" monitor --full-interval -1 --pid 1
+golden usage-monitor-kill-after.txt "$MEMSNAP_BIN" monitor --kill-after 1e3 -- true
+golden usage-monitor-rank.txt "$MEMSNAP_BIN" monitor --rank x --pid 1
+golden usage-monitor-world.txt "$MEMSNAP_BIN" monitor --world-size 0 --pid 1
+golden usage-monitor-job.txt "$MEMSNAP_BIN" monitor --job-id '' --pid 1
+golden usage-monitor-record.txt "$MEMSNAP_BIN" monitor --record '' -- true
+golden usage-monitor-oom-buffer.txt "$MEMSNAP_BIN" monitor --oom-buffer-size 0 -- true
+golden usage-monitor-oom-dir.txt "$MEMSNAP_BIN" monitor --oom-dump-dir '' -- true
+golden usage-monitor-both.txt "$MEMSNAP_BIN" monitor --pid 1 -- true
+golden usage-monitor-nothing.txt "$MEMSNAP_BIN" monitor
+golden usage-monitor-limit-pid.txt "$MEMSNAP_BIN" monitor --memory-limit 1M --pid 1
+golden usage-monitor-rank-world.txt "$MEMSNAP_BIN" monitor --rank 4 --world-size 4 --pid 1
+golden usage-track-unknown.txt "$MEMSNAP_BIN" track --bogus
+golden usage-track-missing.txt "$MEMSNAP_BIN" track --critical-threshold
+golden usage-track-bad.txt "$MEMSNAP_BIN" track --warning-threshold 101 --pid 1
+golden usage-track-order.txt "$MEMSNAP_BIN" track --warning-threshold 90 \
+    --critical-threshold 80 --pid 1
+golden usage-track-hook.txt "$MEMSNAP_BIN" track --on-critical true --pid 1
+golden usage-track-hook-empty.txt "$MEMSNAP_BIN" track --on-critical ' ' --pid 1
+golden usage-track-hook-exec.txt "$MEMSNAP_BIN" track --on-critical /nonexistent/hook --pid 1
+golden usage-track-limit.txt "$MEMSNAP_BIN" track --memory-limit 0 -- true
+golden usage-track-oom-dumps.txt "$MEMSNAP_BIN" track --oom-max-dumps 4294967296 -- true
+golden usage-run-unknown.txt "$MEMSNAP_BIN" run --pid 1 -- true
+golden usage-run-format.txt "$MEMSNAP_BIN" run -F json --memory-limit 1M -- true
+golden usage-run-missing.txt "$MEMSNAP_BIN" run --memory-limit
+golden usage-run-bad.txt "$MEMSNAP_BIN" run --memory-limit 12X -- true
+golden usage-run-interval.txt "$MEMSNAP_BIN" run -i 0.00001 --memory-limit 1M -- true
+golden usage-run-no-limit.txt "$MEMSNAP_BIN" run -- true
+golden usage-run-nothing.txt "$MEMSNAP_BIN" run --memory-limit 1M
 
 for t in basic-zstd exec-mmap process-twice lost-saturates; do
     golden "report-$t-peak.txt" "$MEMSNAP_BIN" report "$TR/$t"
