@@ -14,30 +14,15 @@
 #define MS__INFO_ROW(stype, dtype, prefix, name, unit, label, desc)                                \
     {#name, label, desc, unit, prefix##name, offsetof(stype, name), offsetof(dtype, name)},
 
-static const ms_field_info ms__process_info[] = {
-#define X(name, unit, label, desc)                                                                 \
-    MS__INFO_ROW(ms_process_mem, ms_process_delta, MS_PF_, name, unit, label, desc)
-    MS_PROCESS_FIELDS(X)
-#undef X
-};
-static const ms_field_info ms__system_info[] = {
-#define X(name, unit, label, desc)                                                                 \
-    MS__INFO_ROW(ms_system_mem, ms_system_delta, MS_SF_, name, unit, label, desc)
-    MS_SYSTEM_FIELDS(X)
-#undef X
-};
-static const ms_field_info ms__cgroup_info[] = {
-#define X(name, unit, label, desc)                                                                 \
-    MS__INFO_ROW(ms_cgroup_mem, ms_cgroup_delta, MS_CF_, name, unit, label, desc)
-    MS_CGROUP_FIELDS(X)
-#undef X
-};
-static const ms_field_info ms__gpu_info[] = {
-#define X(name, unit, label, desc)                                                                 \
-    MS__INFO_ROW(ms_gpu, ms_gpu_delta, MS_GF_, name, unit, label, desc)
-    MS_GPU_FIELDS(X)
-#undef X
-};
+#define MS__PROCESS_ROW(n, u, l, d)                                                                \
+    MS__INFO_ROW(ms_process_mem, ms_process_delta, MS_PF_, n, u, l, d)
+#define MS__SYSTEM_ROW(n, u, l, d) MS__INFO_ROW(ms_system_mem, ms_system_delta, MS_SF_, n, u, l, d)
+#define MS__CGROUP_ROW(n, u, l, d) MS__INFO_ROW(ms_cgroup_mem, ms_cgroup_delta, MS_CF_, n, u, l, d)
+#define MS__GPU_ROW(n, u, l, d)    MS__INFO_ROW(ms_gpu, ms_gpu_delta, MS_GF_, n, u, l, d)
+static const ms_field_info ms__process_info[] = {MS_PROCESS_FIELDS(MS__PROCESS_ROW)};
+static const ms_field_info ms__system_info[] = {MS_SYSTEM_FIELDS(MS__SYSTEM_ROW)};
+static const ms_field_info ms__cgroup_info[] = {MS_CGROUP_FIELDS(MS__CGROUP_ROW)};
+static const ms_field_info ms__gpu_info[] = {MS_GPU_FIELDS(MS__GPU_ROW)};
 
 #define MS__TABLE(id, key, capture_flags, stype, dtype, snap_off, d_off, info)                     \
     {                                                                                              \

@@ -326,3 +326,12 @@ void ms_timeline_writer_close(ms_timeline_writer *w)
     free(w->trace);
     free(w);
 }
+
+void ms__tl_pss_age(const ms_sample *smp, char age[24], const char *none)
+{
+    uint64_t t = smp->snap->timestamp_ns;
+    if (smp->pss_time_ns)
+        snprintf(age, 24, "%" PRIu64, t > smp->pss_time_ns ? t - smp->pss_time_ns : 0);
+    else
+        snprintf(age, 24, "%s", none);
+}

@@ -88,5 +88,8 @@ void ms__tl_limits(const ms_snapshot *s, FILE *fp, bool json);
 bool ms__tl_gpu_sum(const ms_snapshot *s, int field, uint64_t *sum);
 /* The tree's sums: RSS (members without one count 0), PSS (false when one lacks it). */
 void ms__tl_tree_sums(const ms_sample *s, uint64_t *rss, uint64_t *pss, bool *pss_ok);
+/* The sample's pss_age_ns (since the walk that read PSS and USS; 0 when the clock went back)
+ * as decimal text into age, or `none` when no walk has read them yet. */
+void ms__tl_pss_age(const ms_sample *smp, char age[24], const char *none);
 
 #endif /* MEMSNAP_TIMELINE_WRITER_H */

@@ -146,10 +146,8 @@ static void ms__csv_sample(ms_timeline_writer *w, const ms_sample *smp)
     FILE *fp = w->mf;
     const ms_snapshot *s = smp->snap;
     bool tree = w->o.tree && smp->full && smp->tree_valid;
-    char age[24] = ""; /* since the walk that read PSS and USS */
-    if (smp->pss_time_ns)
-        snprintf(age, sizeof(age), "%" PRIu64,
-                 s->timestamp_ns > smp->pss_time_ns ? s->timestamp_ns - smp->pss_time_ns : 0);
+    char age[24];
+    ms__tl_pss_age(smp, age, "");
     ms__csv_head(w, fp, "sample", (int64_t)w->seq, s->timestamp_ns);
     fputc(',', fp);
     ms_writer_snapshot(w->sw, s);

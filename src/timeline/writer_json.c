@@ -182,10 +182,8 @@ static void ms__json_sample(ms_timeline_writer *w, const ms_sample *smp)
     FILE *fp = w->mf;
     const ms_snapshot *s = smp->snap;
     bool tree = w->o.tree && smp->full && smp->tree_valid;
-    char age[24] = "null"; /* since the walk that read PSS and USS */
-    if (smp->pss_time_ns)
-        snprintf(age, sizeof(age), "%" PRIu64,
-                 s->timestamp_ns > smp->pss_time_ns ? s->timestamp_ns - smp->pss_time_ns : 0);
+    char age[24];
+    ms__tl_pss_age(smp, age, "null");
     ms__tl_head_json(w, fp, "sample", s->timestamp_ns);
     fprintf(fp, ",\"seq\":%" PRIu64 ",\"full\":%s,\"pss_age_ns\":%s,\"snapshot\":", w->seq,
             smp->full ? "true" : "false", age);
