@@ -22,10 +22,7 @@ static const char info_head[] =
 
 static const struct cli_opt info_table[] = {
     OPT_PID(struct info_opts, pid, "process whose probes and cgroup are described"),
-    OPT_PROCFS(struct info_opts, procfs),
-    OPT_SYSFS(struct info_opts, sysfs),
-    OPT_HELP(),
-    OPT_END(),
+    OPT_SESSION_END(struct info_opts),
 };
 
 static const struct cli_options info_options = {

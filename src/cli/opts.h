@@ -141,6 +141,9 @@ struct cli_options {
                __VA_ARGS__)
 #define OPT_SYSFS(T, f, ...)                                                                       \
     OPT_STRING(0, "sysfs", "DIR", T, f, "sysfs root (default $MEMSNAP_SYSFS or /sys)", __VA_ARGS__)
+/* The end of a table of a command that opens a session: --procfs, --sysfs (T's members procfs
+ * and sysfs), --help, and the end. */
+#define OPT_SESSION_END(T) OPT_PROCFS(T, procfs), OPT_SYSFS(T, sysfs), OPT_HELP(), OPT_END()
 
 /* The formats as OPT_FORMAT's mask. */
 #define CLI_FMT_TEXT (1u << MS_FORMAT_TEXT)
