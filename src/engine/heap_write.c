@@ -405,6 +405,10 @@ static int threads_text(FILE *fp, const ms_heap_totals *t, const ms_heap_thread 
     return 0;
 }
 
+/* The figures that ms_heap_totals and ms_heap_thread share, under the same JSON keys, in the
+ * order they are written. */
+#define HEAP_BYTE_FIELDS(XX) XX(allocated_bytes) XX(freed_bytes) XX(peak_bytes) XX(peak_time_ns)
+
 static int threads_json(FILE *fp, const ms_heap_totals *t, const ms_heap_thread *const *rows,
                         size_t n)
 {
@@ -412,10 +416,9 @@ static int threads_json(FILE *fp, const ms_heap_totals *t, const ms_heap_thread 
     int bad = !o || !arr;
     if (!bad) {
         bad |= json_object_set_new(o, "threads_total", u64(t->threads));
-        bad |= json_object_set_new(o, "allocated_bytes", u64(t->allocated_bytes));
-        bad |= json_object_set_new(o, "freed_bytes", u64(t->freed_bytes));
-        bad |= json_object_set_new(o, "peak_bytes", u64(t->peak_bytes));
-        bad |= json_object_set_new(o, "peak_time_ns", u64(t->peak_time_ns));
+#define XX(f) bad |= json_object_set_new(o, #f, u64(t->f));
+        HEAP_BYTE_FIELDS(XX)
+#undef XX
         bad |= json_object_set_new(o, "threads", arr);
     } else
         json_decref(arr);
@@ -428,13 +431,9 @@ static int threads_json(FILE *fp, const ms_heap_totals *t, const ms_heap_thread 
         bad |= json_object_set_new(j, "tid", json_integer(r->tid));
         bad |= json_object_set_new(j, "name", str_or_null(r->name));
         bad |= json_object_set_new(j, "image", json_integer(r->image));
-        bad |= json_object_set_new(j, "allocations", u64(r->allocations));
-        bad |= json_object_set_new(j, "reallocations", u64(r->reallocations));
-        bad |= json_object_set_new(j, "frees", u64(r->frees));
-        bad |= json_object_set_new(j, "allocated_bytes", u64(r->allocated_bytes));
-        bad |= json_object_set_new(j, "freed_bytes", u64(r->freed_bytes));
-        bad |= json_object_set_new(j, "peak_bytes", u64(r->peak_bytes));
-        bad |= json_object_set_new(j, "peak_time_ns", u64(r->peak_time_ns));
+#define XX(f) bad |= json_object_set_new(j, #f, u64(r->f));
+        XX(allocations) XX(reallocations) XX(frees) HEAP_BYTE_FIELDS(XX)
+#undef XX
     }
     if (!bad)
         bad = json_dumpf(o, fp, JSON_COMPACT | JSON_REAL_PRECISION(17)) != 0 ||
