@@ -9,6 +9,7 @@
 #include "memsnap.h"
 
 #include "../core/internal.h"
+#include "../core/json_out.h"
 #include "engine.h"
 #include "heap_internal.h"
 #include "symbolize.h"
@@ -166,13 +167,6 @@ static json_t *str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
-static json_t *hex(uint64_t v)
-{
-    char buf[24];
-    snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
-    return json_string(buf);
-}
-
 static json_t *json_view_head(const struct ms__heap_view *v)
 {
     json_t *o = json_object();
@@ -204,9 +198,9 @@ static int json_stack(struct hw *w, const struct ms__group_row *r, json_t *stack
         if (bad)
             break;
         if (addresses) {
-            bad |= json_object_set_new(jf, "ip", hex(fr->ip));
+            bad |= json_object_set_new(jf, "ip", ms__json_hex(fr->ip));
             bad |= json_object_set_new(jf, "module", json_string(fr->module ? fr->module : "?"));
-            bad |= json_object_set_new(jf, "offset", hex(fr->offset));
+            bad |= json_object_set_new(jf, "offset", ms__json_hex(fr->offset));
             continue;
         }
         bad |= json_object_set_new(jf, "function", str_or_null(fr->function));
@@ -261,10 +255,7 @@ static int write_json(struct hw *w, const struct ms__group_row *rows, size_t n, 
         json_t *row = json_row(w, &rows[i], addresses);
         bad |= !row || json_array_append_new(arr, row);
     }
-    if (!bad)
-        bad = json_dumpf(o, w->fp, JSON_COMPACT) != 0 || fputc('\n', w->fp) == EOF;
-    json_decref(o);
-    return bad ? MS_ENOMEM : 0;
+    return ms__json_line(o, w->fp, JSON_COMPACT, bad) ? MS_ENOMEM : 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -376,11 +367,6 @@ static int by_allocated(const void *pa, const void *pb)
     return a < b ? -1 : a > b;
 }
 
-static json_t *u64(uint64_t v)
-{
-    return v > (uint64_t)INT64_MAX ? json_real((double)v) : json_integer((json_int_t)v);
-}
-
 static int threads_text(FILE *fp, const ms_heap_totals *t, const ms_heap_thread *const *rows,
                         size_t n)
 {
@@ -415,8 +401,8 @@ static int threads_json(FILE *fp, const ms_heap_totals *t, const ms_heap_thread 
     json_t *o = json_object(), *arr = json_array();
     int bad = !o || !arr;
     if (!bad) {
-        bad |= json_object_set_new(o, "threads_total", u64(t->threads));
-#define XX(f) bad |= json_object_set_new(o, #f, u64(t->f));
+        bad |= json_object_set_new(o, "threads_total", ms__json_u64(t->threads));
+#define XX(f) bad |= json_object_set_new(o, #f, ms__json_u64(t->f));
         HEAP_BYTE_FIELDS(XX)
 #undef XX
         bad |= json_object_set_new(o, "threads", arr);
@@ -431,15 +417,11 @@ static int threads_json(FILE *fp, const ms_heap_totals *t, const ms_heap_thread 
         bad |= json_object_set_new(j, "tid", json_integer(r->tid));
         bad |= json_object_set_new(j, "name", str_or_null(r->name));
         bad |= json_object_set_new(j, "image", json_integer(r->image));
-#define XX(f) bad |= json_object_set_new(j, #f, u64(r->f));
+#define XX(f) bad |= json_object_set_new(j, #f, ms__json_u64(r->f));
         XX(allocations) XX(reallocations) XX(frees) HEAP_BYTE_FIELDS(XX)
 #undef XX
     }
-    if (!bad)
-        bad = json_dumpf(o, fp, JSON_COMPACT | JSON_REAL_PRECISION(17)) != 0 ||
-              fputc('\n', fp) == EOF;
-    json_decref(o);
-    return bad ? MS_ENOMEM : 0;
+    return ms__json_line(o, fp, JSON_COMPACT | JSON_REAL_PRECISION(17), bad) ? MS_ENOMEM : 0;
 }
 
 int ms_heap_threads_write(ms_heap *h, ms_heap_format format, size_t top, FILE *fp)

@@ -15,6 +15,7 @@
  */
 #include "flight.h"
 
+#include "../core/json_out.h"
 #include "../sink/sink.h"
 #include "../trace/format.h"
 #include "../trace/reader.h"
@@ -456,13 +457,6 @@ static const char *ms__kind_name(unsigned kind)
     }
 }
 
-static json_t *ms__hex(uint64_t v)
-{
-    char buf[24];
-    snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
-    return json_string(buf);
-}
-
 /* The last events of the trace, oldest first, read with the streaming loader. Sets *err_out to
  * a message when the trace cannot be read. */
 static json_t *ms__tail_events(const char *path, json_t *tt, char *err, size_t errlen)
@@ -500,7 +494,7 @@ static json_t *ms__tail_events(const char *path, json_t *tt, char *err, size_t e
             continue;
         if (e->kind != MS__EV_UNMATCHED_FREE)
             json_object_set_new(o, heap ? "block" : "address",
-                                heap ? ms__u64(e->id) : ms__hex(e->id));
+                                heap ? ms__u64(e->id) : ms__json_hex(e->id));
         json_object_set_new(o, "size", in ? ms__u64(in->size) : json_null());
         json_object_set_new(o, "stack", in && in->stack ? json_integer(in->stack) : json_null());
         json_object_set_new(o, "tid",
