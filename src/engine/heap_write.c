@@ -310,6 +310,17 @@ static int write_folded(struct hw *w, const struct ms__group_row *rows, size_t n
 /* ms_heap_write                                                                            */
 /* ---------------------------------------------------------------------------------------- */
 
+/* What a writer returns: rc (from building the output) or a write error on fp, each with the
+ * calling thread's message naming fn. */
+static int write_status(int rc, FILE *fp, const char *fn)
+{
+    if (rc)
+        return ms__error(rc, "%s: %s", fn, ms_strerror(rc));
+    if (ferror(fp))
+        return ms__error(MS_EIO, "%s: writing failed", fn);
+    return 0;
+}
+
 int ms_heap_write(ms_heap *h, const ms_heap_view *v, ms_heap_by by, ms_heap_order order,
                   ms_heap_format format, size_t top, FILE *fp)
 {
@@ -346,11 +357,7 @@ int ms_heap_write(ms_heap *h, const ms_heap_view *v, ms_heap_by by, ms_heap_orde
         rc = write_json(w, rows, shown, addresses);
     ms__group_rows_free(rows, n);
     free(w);
-    if (rc)
-        return ms__error(rc, "ms_heap_write: %s", ms_strerror(rc));
-    if (ferror(fp))
-        return ms__error(MS_EIO, "ms_heap_write: writing failed");
-    return 0;
+    return write_status(rc, fp, "ms_heap_write");
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -444,9 +451,5 @@ int ms_heap_threads_write(ms_heap *h, ms_heap_format format, size_t top, FILE *f
     rc = format == MS_HEAP_FORMAT_TEXT ? threads_text(fp, &t, rows, shown)
                                        : threads_json(fp, &t, rows, shown);
     free(rows);
-    if (rc)
-        return ms__error(rc, "ms_heap_threads_write: %s", ms_strerror(rc));
-    if (ferror(fp))
-        return ms__error(MS_EIO, "ms_heap_threads_write: writing failed");
-    return 0;
+    return write_status(rc, fp, "ms_heap_threads_write");
 }
