@@ -156,6 +156,10 @@ struct cli_options {
  * --help')", "option '--x' needs a value (...)", or the bad value's own error. */
 int cli_parse(const struct cli_options *p, int argc, char **argv, void *ctx);
 
+/* After cli_parse: 0 when argv holds exactly `want` operands, else CLI_USAGE after printing
+ * "memsnap CMD: expected WHAT, got N (see 'memsnap CMD --help')". */
+int cli_operands(const struct cli_options *p, int argc, int want, const char *what);
+
 /* Prints option o's error for the bad value arg (o->bad) as command p's; returns CLI_USAGE. */
 int cli_bad_value(const struct cli_options *p, const struct cli_opt *o, const char *arg);
 
