@@ -179,17 +179,8 @@ int ms__flight_open(ms__flight **out, const struct ms__flight_opts *o, char *err
     f->max_total = o->max_total_bytes;
     if (!f->ring || !f->dump_dir || (o->trace_path && !f->trace_path))
         goto nomem;
-    if (o->argv) {
-        size_t n = 0;
-        while (o->argv[n])
-            n++;
-        f->argv = calloc(n + 1, sizeof(char *));
-        if (!f->argv)
-            goto nomem;
-        for (size_t i = 0; i < n; i++)
-            if (!(f->argv[i] = strdup(o->argv[i])))
-                goto nomem;
-    }
+    if (o->argv && !(f->argv = ms__argv_dup(o->argv)))
+        goto nomem;
     *out = f;
     return 0;
 nomem:
@@ -239,10 +230,7 @@ void ms__flight_close(ms__flight *f)
     for (size_t i = 0; f->ring && i < f->cap; i++)
         free(f->ring[i].data);
     free(f->ring);
-    if (f->argv)
-        for (char **a = f->argv; *a; a++)
-            free(*a);
-    free(f->argv);
+    ms__argv_free(f->argv);
     free(f->dump_dir);
     free(f->trace_path);
     pthread_mutex_destroy(&f->mu);
