@@ -269,9 +269,8 @@ static void ms__report_table(struct ms__out *o, const ms_snapshot *before, const
     ms__report_gpus(o, before, after, &d);
 }
 
-/* Checks the arguments every report takes; name is the public function's, for the message. */
-static int ms__report_args(const char *name, const void *dst, const ms_snapshot *before,
-                           const ms_snapshot *after)
+int ms__report_args(const char *name, const void *dst, const ms_snapshot *before,
+                    const ms_snapshot *after)
 {
     if (!dst || !before || !after)
         return ms__error(MS_EINVAL, "%s: %s is NULL", name,

@@ -339,11 +339,9 @@ const struct ms__sink_ops ms__sink_json = {"json", NULL, ms__json_snapshot, NULL
 
 int ms_report_json(FILE *fp, const ms_snapshot *before, const ms_snapshot *after)
 {
-    if (!fp || !before || !after)
-        return ms__error(MS_EINVAL, "ms_report_json: %s is NULL",
-                         !fp       ? "the output"
-                         : !before ? "before"
-                                   : "after");
+    int rc = ms__report_args("ms_report_json", fp, before, after);
+    if (rc)
+        return rc;
     ms_delta d;
     ms_delta_compute(before, after, &d);
     struct ms__jbuf b;
