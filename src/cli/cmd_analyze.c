@@ -169,11 +169,8 @@ int cmd_analyze(int argc, char **argv)
         return prc == CLI_HELP ? CLI_OK : prc;
     const char *html = co.html;
     unsigned long top = co.top;
-    if (argc - optind != 1) {
-        cli_error("analyze", "expected one file, got %d (see 'memsnap analyze --help')",
-                  argc - optind);
+    if (cli_operands(&analyze_options, argc, 1, "one file"))
         return CLI_USAGE;
-    }
     const char *path = argv[optind];
     struct stat st;
     int fd = cli_open_input("analyze", path, &st);

@@ -52,11 +52,8 @@ int cmd_diff(int argc, char **argv)
     int rc = cli_parse(&diff_options, argc, argv, &o);
     if (rc)
         return rc == CLI_HELP ? CLI_OK : rc;
-    if (argc - optind != 2) {
-        cli_error("diff", "expected two snapshot files, got %d (see 'memsnap diff --help')",
-                  argc - optind);
+    if (cli_operands(&diff_options, argc, 2, "two snapshot files"))
         return CLI_USAGE;
-    }
     ms_snapshot before, after;
     const char *bpath = argv[optind], *apath = argv[optind + 1];
     if (diff_load(bpath, &before) != 0 || diff_load(apath, &after) != 0)

@@ -24,10 +24,7 @@ static const char gpu_tail[] =
 
 static const struct cli_opt gpu_table[] = {
     OPT_FORMAT(struct gpu_opts, fmt, CLI_FMT_TEXT | CLI_FMT_JSON, "text (default) or json"),
-    OPT_PROCFS(struct gpu_opts, procfs),
-    OPT_SYSFS(struct gpu_opts, sysfs),
-    OPT_HELP(),
-    OPT_END(),
+    OPT_SESSION_END(struct gpu_opts),
 };
 
 static const struct cli_options gpu_options = {

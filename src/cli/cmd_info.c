@@ -22,16 +22,21 @@ static const char info_head[] =
 
 static const struct cli_opt info_table[] = {
     OPT_PID(struct info_opts, pid, "process whose probes and cgroup are described"),
-    OPT_PROCFS(struct info_opts, procfs),
-    OPT_SYSFS(struct info_opts, sysfs),
-    OPT_HELP(),
-    OPT_END(),
+    OPT_SESSION_END(struct info_opts),
 };
 
 static const struct cli_options info_options = {
     .cmd = "info", .opts = info_table, .head = info_head};
 
 /* Prints each GPU backend (capabilities, or why it is unavailable) and each GPU found. */
+/* Prints the size v as ms_format_bytes words it, between before and after. */
+static void print_bytes(const char *before, uint64_t v, const char *after)
+{
+    char buf[32];
+    ms_format_bytes(buf, sizeof(buf), v);
+    printf("%s%s%s", before, buf, after);
+}
+
 static void info_gpus(ms_session *s)
 {
     ms_gpu_backend_info b[8];
@@ -96,19 +101,13 @@ int cmd_info(int argc, char **argv)
         ms_session_close(s);
         return CLI_FAIL;
     }
-    char a[32], b[32], c2[32];
     const ms_system_mem *m = &snap.system;
     if (ms_valid(m, MS_SF_total_bytes)) {
-        ms_format_bytes(a, sizeof(a), m->total_bytes);
-        printf("memory       %s total", a);
-        if (ms_valid(m, MS_SF_available_bytes)) {
-            ms_format_bytes(b, sizeof(b), m->available_bytes);
-            printf(", %s available", b);
-        }
-        if (ms_valid(m, MS_SF_swap_total_bytes)) {
-            ms_format_bytes(c2, sizeof(c2), m->swap_total_bytes);
-            printf(", swap %s", c2);
-        }
+        print_bytes("memory       ", m->total_bytes, " total");
+        if (ms_valid(m, MS_SF_available_bytes))
+            print_bytes(", ", m->available_bytes, " available");
+        if (ms_valid(m, MS_SF_swap_total_bytes))
+            print_bytes(", swap ", m->swap_total_bytes, "");
         putchar('\n');
     }
     const ms_cgroup_mem *cg = &snap.cgroup;
@@ -116,16 +115,12 @@ int cmd_info(int argc, char **argv)
         printf("cgroup       none found\n");
     } else {
         printf("cgroup       v%d %s", (int)cg->version, cg->path);
-        if (ms_valid(cg, MS_CF_current_bytes)) {
-            ms_format_bytes(a, sizeof(a), cg->current_bytes);
-            printf(", usage %s", a);
-        }
-        if (ms_valid(cg, MS_CF_max_bytes)) {
-            ms_format_bytes(b, sizeof(b), cg->max_bytes);
-            printf(", limit %s", b);
-        } else if (cg->unlimited) {
+        if (ms_valid(cg, MS_CF_current_bytes))
+            print_bytes(", usage ", cg->current_bytes, "");
+        if (ms_valid(cg, MS_CF_max_bytes))
+            print_bytes(", limit ", cg->max_bytes, "");
+        else if (cg->unlimited)
             printf(", no limit");
-        }
         putchar('\n');
     }
 

@@ -443,11 +443,8 @@ int cmd_report(int argc, char **argv)
     int rc = cli_parse(&report_options, argc, argv, &o);
     if (rc)
         return rc == CLI_HELP ? CLI_OK : rc;
-    if (argc - optind != 1) {
-        cli_error("report", "expected one trace file, got %d (see 'memsnap report --help')",
-                  argc - optind);
+    if (cli_operands(&report_options, argc, 1, "one trace file"))
         return CLI_USAGE;
-    }
     if (o.modes > 1) {
         cli_error("report", "--peak, --at, --leaks, --diff and --stats exclude each other");
         return CLI_USAGE;

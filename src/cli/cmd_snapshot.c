@@ -53,10 +53,7 @@ static const struct cli_opt snapshot_table[] = {
                "write to FILE instead of standard output: a new file (0600)\n"
                "renamed over FILE when complete; a directory, device, FIFO\n"
                "or socket is refused"),
-    OPT_PROCFS(struct snapshot_opts, procfs),
-    OPT_SYSFS(struct snapshot_opts, sysfs),
-    OPT_HELP(),
-    OPT_END(),
+    OPT_SESSION_END(struct snapshot_opts),
 };
 
 static const struct cli_options snapshot_options = {

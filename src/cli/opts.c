@@ -192,3 +192,11 @@ void cli_opts_help(FILE *fp, const struct cli_options *p)
         fputc('\n', fp);
     }
 }
+
+int cli_operands(const struct cli_options *p, int argc, int want, const char *what)
+{
+    if (argc - optind == want)
+        return 0;
+    cli_error(p->cmd, "expected %s, got %d (see 'memsnap %s --help')", what, argc - optind, p->cmd);
+    return CLI_USAGE;
+}

@@ -141,6 +141,9 @@ struct cli_options {
                __VA_ARGS__)
 #define OPT_SYSFS(T, f, ...)                                                                       \
     OPT_STRING(0, "sysfs", "DIR", T, f, "sysfs root (default $MEMSNAP_SYSFS or /sys)", __VA_ARGS__)
+/* The end of a table of a command that opens a session: --procfs, --sysfs (T's members procfs
+ * and sysfs), --help, and the end. */
+#define OPT_SESSION_END(T) OPT_PROCFS(T, procfs), OPT_SYSFS(T, sysfs), OPT_HELP(), OPT_END()
 
 /* The formats as OPT_FORMAT's mask. */
 #define CLI_FMT_TEXT (1u << MS_FORMAT_TEXT)
@@ -152,6 +155,10 @@ struct cli_options {
  * CLI_USAGE after printing one line: "memsnap CMD: unknown option '--x' (see 'memsnap CMD
  * --help')", "option '--x' needs a value (...)", or the bad value's own error. */
 int cli_parse(const struct cli_options *p, int argc, char **argv, void *ctx);
+
+/* After cli_parse: 0 when argv holds exactly `want` operands, else CLI_USAGE after printing
+ * "memsnap CMD: expected WHAT, got N (see 'memsnap CMD --help')". */
+int cli_operands(const struct cli_options *p, int argc, int want, const char *what);
 
 /* Prints option o's error for the bad value arg (o->bad) as command p's; returns CLI_USAGE. */
 int cli_bad_value(const struct cli_options *p, const struct cli_opt *o, const char *arg);

@@ -1,43 +1,41 @@
 /*
  * error.c - the error table of libmemsnap.
  *
- * MS_ERRNO_MAP in memsnap.h lists every code once; this file expands it into ms_strerror()
- * and ms_err_name(), and keeps the one-line "what went wrong" messages: the calling thread's
- * last one (ms_last_error(), set by every failing call through ms__error()) and the session's.
+ * MS_ERRNO_MAP in memsnap.h lists every code once; this file expands it into the table behind
+ * ms_strerror() and ms_err_name(), and keeps the one-line "what went wrong" messages: the calling
+ * thread's last one (ms_last_error(), set by every failing call through ms__error()) and the
+ * session's.
  */
 #include "internal.h"
 
 #include <errno.h>
 #include <string.h>
 
+/* Code -i's name and message at index i (the codes are MS_OK and then -1, -2, ... in
+ * MS_ERRNO_MAP's order), so that both functions are one lookup. */
+static const struct {
+    const char *name, *msg;
+} ms__errors[] = {{"OK", "success"},
+#define XX(name, msg) {#name, msg},
+                  MS_ERRNO_MAP(XX)
+#undef XX
+};
+
+static int ms__err_row(int err)
+{
+    return err <= 0 && err > -(int)(sizeof(ms__errors) / sizeof(ms__errors[0])) ? -err : -1;
+}
+
 const char *ms_strerror(int err)
 {
-    switch (err) {
-    case MS_OK:
-        return "success";
-#define XX(name, msg)                                                                              \
-    case MS_##name:                                                                                \
-        return msg;
-        MS_ERRNO_MAP(XX)
-#undef XX
-    default:
-        return "unknown error";
-    }
+    int i = ms__err_row(err);
+    return i < 0 ? "unknown error" : ms__errors[i].msg;
 }
 
 const char *ms_err_name(int err)
 {
-    switch (err) {
-    case MS_OK:
-        return "OK";
-#define XX(name, msg)                                                                              \
-    case MS_##name:                                                                                \
-        return #name;
-        MS_ERRNO_MAP(XX)
-#undef XX
-    default:
-        return "EUNKNOWN";
-    }
+    int i = ms__err_row(err);
+    return i < 0 ? "EUNKNOWN" : ms__errors[i].name;
 }
 
 int ms__errno_code(int err)

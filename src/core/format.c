@@ -269,9 +269,8 @@ static void ms__report_table(struct ms__out *o, const ms_snapshot *before, const
     ms__report_gpus(o, before, after, &d);
 }
 
-/* Checks the arguments every report takes; name is the public function's, for the message. */
-static int ms__report_args(const char *name, const void *dst, const ms_snapshot *before,
-                           const ms_snapshot *after)
+int ms__report_args(const char *name, const void *dst, const ms_snapshot *before,
+                    const ms_snapshot *after)
 {
     if (!dst || !before || !after)
         return ms__error(MS_EINVAL, "%s: %s is NULL", name,
@@ -281,24 +280,27 @@ static int ms__report_args(const char *name, const void *dst, const ms_snapshot 
     return 0;
 }
 
-int ms_report_line(FILE *fp, const ms_snapshot *before, const ms_snapshot *after)
+/* The FILE forms, as the buffer forms below. */
+static int ms__report_fp(const char *name, FILE *fp, const ms_snapshot *before,
+                         const ms_snapshot *after,
+                         void (*fn)(struct ms__out *, const ms_snapshot *, const ms_snapshot *))
 {
-    int rc = ms__report_args("ms_report_line", fp, before, after);
+    int rc = ms__report_args(name, fp, before, after);
     if (rc)
         return rc;
     struct ms__out o = {.fp = fp};
-    ms__report_line(&o, before, after);
-    return ferror(fp) ? ms__error(MS_EIO, "ms_report_line: write failed") : 0;
+    fn(&o, before, after);
+    return ferror(fp) ? ms__error(MS_EIO, "%s: write failed", name) : 0;
+}
+
+int ms_report_line(FILE *fp, const ms_snapshot *before, const ms_snapshot *after)
+{
+    return ms__report_fp("ms_report_line", fp, before, after, ms__report_line);
 }
 
 int ms_report_table(FILE *fp, const ms_snapshot *before, const ms_snapshot *after)
 {
-    int rc = ms__report_args("ms_report_table", fp, before, after);
-    if (rc)
-        return rc;
-    struct ms__out o = {.fp = fp};
-    ms__report_table(&o, before, after);
-    return ferror(fp) ? ms__error(MS_EIO, "ms_report_table: write failed") : 0;
+    return ms__report_fp("ms_report_table", fp, before, after, ms__report_table);
 }
 
 /* The buffer forms: buf may be NULL only with len 0 (to ask for the length). */

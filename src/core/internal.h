@@ -83,6 +83,16 @@ int ms__errno_code(int err);
  * fits. Returns the length, or a negative errno value. */
 ssize_t ms__read_fd(ms_session *s, int fd);
 /* Opens "<root>/<rel>" read-only with O_CLOEXEC; returns the fd or a negative errno value. */
+/* Checks the arguments every report (ms_report_*) takes: 0, or MS_EINVAL naming the NULL one;
+ * name is the public function's, for the message. dst is the FILE or buffer written. */
+int ms__report_args(const char *name, const void *dst, const ms_snapshot *before,
+                    const ms_snapshot *after);
+
+/* A copy of the NULL-terminated argv (strings included), NULL when out of memory; and its
+ * release (NULL: nothing). */
+char **ms__argv_dup(const char *const *argv);
+void ms__argv_free(char **argv);
+
 /* Opens path for reading, a regular file only (a FIFO, socket, device or directory of a
  * --procfs or --sysfs tree is refused without blocking): the descriptor, or -errno (EISDIR,
  * EINVAL for the others). */

@@ -148,3 +148,24 @@ int ms__scan_keys(ms_session *s, const char *file, const char *buf, size_t len,
     }
     return 0;
 }
+
+char **ms__argv_dup(const char *const *argv)
+{
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    char **v = calloc(n + 1, sizeof(*v));
+    for (size_t i = 0; v && i < n; i++)
+        if (!(v[i] = strdup(argv[i]))) {
+            ms__argv_free(v);
+            return NULL;
+        }
+    return v;
+}
+
+void ms__argv_free(char **argv)
+{
+    for (char **a = argv; a && *a; a++)
+        free(*a);
+    free(argv);
+}

@@ -9,6 +9,7 @@
 #include "memsnap.h"
 
 #include "../core/internal.h"
+#include "../core/json_out.h"
 #include "engine.h"
 #include "heap_internal.h"
 #include "symbolize.h"
@@ -166,13 +167,6 @@ static json_t *str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
-static json_t *hex(uint64_t v)
-{
-    char buf[24];
-    snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
-    return json_string(buf);
-}
-
 static json_t *json_view_head(const struct ms__heap_view *v)
 {
     json_t *o = json_object();
@@ -204,9 +198,9 @@ static int json_stack(struct hw *w, const struct ms__group_row *r, json_t *stack
         if (bad)
             break;
         if (addresses) {
-            bad |= json_object_set_new(jf, "ip", hex(fr->ip));
+            bad |= json_object_set_new(jf, "ip", ms__json_hex(fr->ip));
             bad |= json_object_set_new(jf, "module", json_string(fr->module ? fr->module : "?"));
-            bad |= json_object_set_new(jf, "offset", hex(fr->offset));
+            bad |= json_object_set_new(jf, "offset", ms__json_hex(fr->offset));
             continue;
         }
         bad |= json_object_set_new(jf, "function", str_or_null(fr->function));
@@ -261,10 +255,7 @@ static int write_json(struct hw *w, const struct ms__group_row *rows, size_t n, 
         json_t *row = json_row(w, &rows[i], addresses);
         bad |= !row || json_array_append_new(arr, row);
     }
-    if (!bad)
-        bad = json_dumpf(o, w->fp, JSON_COMPACT) != 0 || fputc('\n', w->fp) == EOF;
-    json_decref(o);
-    return bad ? MS_ENOMEM : 0;
+    return ms__json_line(o, w->fp, JSON_COMPACT, bad) ? MS_ENOMEM : 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -319,6 +310,17 @@ static int write_folded(struct hw *w, const struct ms__group_row *rows, size_t n
 /* ms_heap_write                                                                            */
 /* ---------------------------------------------------------------------------------------- */
 
+/* What a writer returns: rc (from building the output) or a write error on fp, each with the
+ * calling thread's message naming fn. */
+static int write_status(int rc, FILE *fp, const char *fn)
+{
+    if (rc)
+        return ms__error(rc, "%s: %s", fn, ms_strerror(rc));
+    if (ferror(fp))
+        return ms__error(MS_EIO, "%s: writing failed", fn);
+    return 0;
+}
+
 int ms_heap_write(ms_heap *h, const ms_heap_view *v, ms_heap_by by, ms_heap_order order,
                   ms_heap_format format, size_t top, FILE *fp)
 {
@@ -355,11 +357,7 @@ int ms_heap_write(ms_heap *h, const ms_heap_view *v, ms_heap_by by, ms_heap_orde
         rc = write_json(w, rows, shown, addresses);
     ms__group_rows_free(rows, n);
     free(w);
-    if (rc)
-        return ms__error(rc, "ms_heap_write: %s", ms_strerror(rc));
-    if (ferror(fp))
-        return ms__error(MS_EIO, "ms_heap_write: writing failed");
-    return 0;
+    return write_status(rc, fp, "ms_heap_write");
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -374,11 +372,6 @@ static int by_allocated(const void *pa, const void *pb)
     if (a->allocated_bytes != b->allocated_bytes)
         return a->allocated_bytes > b->allocated_bytes ? -1 : 1;
     return a < b ? -1 : a > b;
-}
-
-static json_t *u64(uint64_t v)
-{
-    return v > (uint64_t)INT64_MAX ? json_real((double)v) : json_integer((json_int_t)v);
 }
 
 static int threads_text(FILE *fp, const ms_heap_totals *t, const ms_heap_thread *const *rows,
@@ -405,17 +398,20 @@ static int threads_text(FILE *fp, const ms_heap_totals *t, const ms_heap_thread 
     return 0;
 }
 
+/* The figures that ms_heap_totals and ms_heap_thread share, under the same JSON keys, in the
+ * order they are written. */
+#define HEAP_BYTE_FIELDS(XX) XX(allocated_bytes) XX(freed_bytes) XX(peak_bytes) XX(peak_time_ns)
+
 static int threads_json(FILE *fp, const ms_heap_totals *t, const ms_heap_thread *const *rows,
                         size_t n)
 {
     json_t *o = json_object(), *arr = json_array();
     int bad = !o || !arr;
     if (!bad) {
-        bad |= json_object_set_new(o, "threads_total", u64(t->threads));
-        bad |= json_object_set_new(o, "allocated_bytes", u64(t->allocated_bytes));
-        bad |= json_object_set_new(o, "freed_bytes", u64(t->freed_bytes));
-        bad |= json_object_set_new(o, "peak_bytes", u64(t->peak_bytes));
-        bad |= json_object_set_new(o, "peak_time_ns", u64(t->peak_time_ns));
+        bad |= json_object_set_new(o, "threads_total", ms__json_u64(t->threads));
+#define XX(f) bad |= json_object_set_new(o, #f, ms__json_u64(t->f));
+        HEAP_BYTE_FIELDS(XX)
+#undef XX
         bad |= json_object_set_new(o, "threads", arr);
     } else
         json_decref(arr);
@@ -428,19 +424,11 @@ static int threads_json(FILE *fp, const ms_heap_totals *t, const ms_heap_thread 
         bad |= json_object_set_new(j, "tid", json_integer(r->tid));
         bad |= json_object_set_new(j, "name", str_or_null(r->name));
         bad |= json_object_set_new(j, "image", json_integer(r->image));
-        bad |= json_object_set_new(j, "allocations", u64(r->allocations));
-        bad |= json_object_set_new(j, "reallocations", u64(r->reallocations));
-        bad |= json_object_set_new(j, "frees", u64(r->frees));
-        bad |= json_object_set_new(j, "allocated_bytes", u64(r->allocated_bytes));
-        bad |= json_object_set_new(j, "freed_bytes", u64(r->freed_bytes));
-        bad |= json_object_set_new(j, "peak_bytes", u64(r->peak_bytes));
-        bad |= json_object_set_new(j, "peak_time_ns", u64(r->peak_time_ns));
+#define XX(f) bad |= json_object_set_new(j, #f, ms__json_u64(r->f));
+        XX(allocations) XX(reallocations) XX(frees) HEAP_BYTE_FIELDS(XX)
+#undef XX
     }
-    if (!bad)
-        bad = json_dumpf(o, fp, JSON_COMPACT | JSON_REAL_PRECISION(17)) != 0 ||
-              fputc('\n', fp) == EOF;
-    json_decref(o);
-    return bad ? MS_ENOMEM : 0;
+    return ms__json_line(o, fp, JSON_COMPACT | JSON_REAL_PRECISION(17), bad) ? MS_ENOMEM : 0;
 }
 
 int ms_heap_threads_write(ms_heap *h, ms_heap_format format, size_t top, FILE *fp)
@@ -463,9 +451,5 @@ int ms_heap_threads_write(ms_heap *h, ms_heap_format format, size_t top, FILE *f
     rc = format == MS_HEAP_FORMAT_TEXT ? threads_text(fp, &t, rows, shown)
                                        : threads_json(fp, &t, rows, shown);
     free(rows);
-    if (rc)
-        return ms__error(rc, "ms_heap_threads_write: %s", ms_strerror(rc));
-    if (ferror(fp))
-        return ms__error(MS_EIO, "ms_heap_threads_write: writing failed");
-    return 0;
+    return write_status(rc, fp, "ms_heap_threads_write");
 }

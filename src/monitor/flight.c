@@ -15,6 +15,7 @@
  */
 #include "flight.h"
 
+#include "../core/json_out.h"
 #include "../sink/sink.h"
 #include "../trace/format.h"
 #include "../trace/reader.h"
@@ -178,17 +179,8 @@ int ms__flight_open(ms__flight **out, const struct ms__flight_opts *o, char *err
     f->max_total = o->max_total_bytes;
     if (!f->ring || !f->dump_dir || (o->trace_path && !f->trace_path))
         goto nomem;
-    if (o->argv) {
-        size_t n = 0;
-        while (o->argv[n])
-            n++;
-        f->argv = calloc(n + 1, sizeof(char *));
-        if (!f->argv)
-            goto nomem;
-        for (size_t i = 0; i < n; i++)
-            if (!(f->argv[i] = strdup(o->argv[i])))
-                goto nomem;
-    }
+    if (o->argv && !(f->argv = ms__argv_dup(o->argv)))
+        goto nomem;
     *out = f;
     return 0;
 nomem:
@@ -238,10 +230,7 @@ void ms__flight_close(ms__flight *f)
     for (size_t i = 0; f->ring && i < f->cap; i++)
         free(f->ring[i].data);
     free(f->ring);
-    if (f->argv)
-        for (char **a = f->argv; *a; a++)
-            free(*a);
-    free(f->argv);
+    ms__argv_free(f->argv);
     free(f->dump_dir);
     free(f->trace_path);
     pthread_mutex_destroy(&f->mu);
@@ -456,13 +445,6 @@ static const char *ms__kind_name(unsigned kind)
     }
 }
 
-static json_t *ms__hex(uint64_t v)
-{
-    char buf[24];
-    snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
-    return json_string(buf);
-}
-
 /* The last events of the trace, oldest first, read with the streaming loader. Sets *err_out to
  * a message when the trace cannot be read. */
 static json_t *ms__tail_events(const char *path, json_t *tt, char *err, size_t errlen)
@@ -500,7 +482,7 @@ static json_t *ms__tail_events(const char *path, json_t *tt, char *err, size_t e
             continue;
         if (e->kind != MS__EV_UNMATCHED_FREE)
             json_object_set_new(o, heap ? "block" : "address",
-                                heap ? ms__u64(e->id) : ms__hex(e->id));
+                                heap ? ms__u64(e->id) : ms__json_hex(e->id));
         json_object_set_new(o, "size", in ? ms__u64(in->size) : json_null());
         json_object_set_new(o, "stack", in && in->stack ? json_integer(in->stack) : json_null());
         json_object_set_new(o, "tid",

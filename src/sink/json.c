@@ -78,6 +78,11 @@ char *ms_utf8_clean(const char *s, size_t len, size_t *out_len)
     return out;
 }
 
+/* The characters JSON escapes with a backslash and a letter; other controls are \u00XX. */
+static const char short_escape[][3] = {
+    ['"'] = "\\\"", ['\\'] = "\\\\", ['\n'] = "\\n", ['\r'] = "\\r", ['\t'] = "\\t",
+};
+
 void ms__json_string(FILE *fp, const char *str)
 {
     fputc('"', fp);
@@ -90,33 +95,17 @@ void ms__json_string(FILE *fp, const char *str)
             fwrite(run, 1, (size_t)(p - run), fp);
         if (!*p)
             break;
-        switch (*p) {
-        case '"':
-            fputs("\\\"", fp);
-            break;
-        case '\\':
-            fputs("\\\\", fp);
-            break;
-        case '\n':
-            fputs("\\n", fp);
-            break;
-        case '\r':
-            fputs("\\r", fp);
-            break;
-        case '\t':
-            fputs("\\t", fp);
-            break;
-        default:
-            if (*p < 0x20) {
-                fprintf(fp, "\\u%04x", *p);
+        if (*p < sizeof(short_escape) / sizeof(short_escape[0]) && short_escape[*p][0]) {
+            fputs(short_escape[*p], fp);
+        } else if (*p < 0x20) {
+            fprintf(fp, "\\u%04x", *p);
+        } else {
+            size_t n = ms__utf8_len(p, SIZE_MAX); /* the NUL ends a sequence */
+            if (n == 0) { /* not UTF-8 (a label from a Latin-1 shell): U+FFFD */
+                fputs("\\ufffd", fp);
             } else {
-                size_t n = ms__utf8_len(p, SIZE_MAX); /* the NUL ends a sequence */
-                if (n == 0) { /* not UTF-8 (a label from a Latin-1 shell): U+FFFD */
-                    fputs("\\ufffd", fp);
-                } else {
-                    fwrite(p, 1, n, fp);
-                    p += n - 1;
-                }
+                fwrite(p, 1, n, fp);
+                p += n - 1;
             }
         }
         p++;
@@ -350,11 +339,9 @@ const struct ms__sink_ops ms__sink_json = {"json", NULL, ms__json_snapshot, NULL
 
 int ms_report_json(FILE *fp, const ms_snapshot *before, const ms_snapshot *after)
 {
-    if (!fp || !before || !after)
-        return ms__error(MS_EINVAL, "ms_report_json: %s is NULL",
-                         !fp       ? "the output"
-                         : !before ? "before"
-                                   : "after");
+    int rc = ms__report_args("ms_report_json", fp, before, after);
+    if (rc)
+        return rc;
     ms_delta d;
     ms_delta_compute(before, after, &d);
     struct ms__jbuf b;

@@ -8,17 +8,14 @@
  */
 #include "timeline.h"
 
+#include "../core/json_out.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* A count, byte figure or time as a JSON integer; one past json_int_t (2^63 and more, from a
  * crafted file) as a real, never as a negative number. */
-static json_t *json_u64(uint64_t v)
-{
-    return v > (uint64_t)INT64_MAX ? json_real((double)v) : json_integer((json_int_t)v);
-}
-
 /* A finite double as a JSON real, anything else as null. */
 static json_t *jreal(double d)
 {
@@ -83,8 +80,8 @@ static uint64_t record_time(json_t *r)
 /* One sample's place: its seq, time (the wall clock's, for display) and offset. */
 static int set_when(json_t *o, const struct ms__tl_series *s, size_t i, uint64_t t0)
 {
-    return json_object_set_new(o, "seq", json_u64(s->seq[i])) |
-           json_object_set_new(o, "time_ns", json_u64(s->time_ns[i])) |
+    return json_object_set_new(o, "seq", ms__json_u64(s->seq[i])) |
+           json_object_set_new(o, "time_ns", ms__json_u64(s->time_ns[i])) |
            json_object_set_new(o, "offset_s", jreal(sample_offset_s(s, i, t0)));
 }
 
@@ -101,16 +98,16 @@ static json_t *metric_json(const struct ms__tl_input *in, int m,
         return NULL;
     }
     bad |= json_object_set_new(o, "label", json_string(ms__tl_metric_label(m)));
-    bad |= json_object_set_new(o, "samples", json_u64(sm->n));
-    bad |= json_object_set_new(o, "min", json_u64(sm->min));
-    bad |= json_object_set_new(o, "max", json_u64(sm->max));
+    bad |= json_object_set_new(o, "samples", ms__json_u64(sm->n));
+    bad |= json_object_set_new(o, "min", ms__json_u64(sm->min));
+    bad |= json_object_set_new(o, "max", ms__json_u64(sm->max));
     bad |= json_object_set_new(o, "mean", jreal(sm->mean));
-    bad |= json_object_set_new(o, "p50", json_u64(sm->p50));
-    bad |= json_object_set_new(o, "p90", json_u64(sm->p90));
-    bad |= json_object_set_new(o, "p99", json_u64(sm->p99));
+    bad |= json_object_set_new(o, "p50", ms__json_u64(sm->p50));
+    bad |= json_object_set_new(o, "p90", ms__json_u64(sm->p90));
+    bad |= json_object_set_new(o, "p99", ms__json_u64(sm->p99));
     bad |= set_when(peak, &in->s, sm->peak, t0);
     bad |= json_object_set_new(o, "peak", peak);
-    bad |= json_object_set_new(trend, "points", json_u64(tr->points));
+    bad |= json_object_set_new(trend, "points", ms__json_u64(tr->points));
     bad |= json_object_set_new(trend, "slope_bytes_per_s", jreal(tr->slope));
     bad |= json_object_set_new(trend, "ci95_bytes_per_s",
                                json_pack("[oo]", jreal(tr->ci_low), jreal(tr->ci_high)));
@@ -125,7 +122,7 @@ static json_t *metric_json(const struct ms__tl_input *in, int m,
     bad |= json_object_set_new(trend, "severity", json_string(ms__tl_severity_name(tr->severity)));
     bad |= json_object_set_new(trend, "reason", json_string(tr->reason ? tr->reason : ""));
     bad |= json_object_set_new(o, "trend", trend);
-    bad |= json_object_set_new(sp, "count", json_u64(st->spikes.count));
+    bad |= json_object_set_new(sp, "count", ms__json_u64(st->spikes.count));
     bad |= json_object_set_new(sp, "sigma_bytes", jreal(st->spikes.sigma));
     for (size_t k = 0; k < st->spikes.listed && !bad; k++) {
         const struct ms__tl_spike *s = &st->spikes.list[k];
@@ -134,9 +131,9 @@ static json_t *metric_json(const struct ms__tl_input *in, int m,
         if (bad)
             break;
         bad |= set_when(e, &in->s, s->index, t0);
-        bad |= json_object_set_new(e, "bytes", json_u64(s->value));
-        bad |= json_object_set_new(e, "median_bytes", json_u64(s->median));
-        bad |= json_object_set_new(e, "excess_bytes", json_u64(s->value - s->median));
+        bad |= json_object_set_new(e, "bytes", ms__json_u64(s->value));
+        bad |= json_object_set_new(e, "median_bytes", ms__json_u64(s->median));
+        bad |= json_object_set_new(e, "excess_bytes", ms__json_u64(s->value - s->median));
     }
     bad |= json_object_set_new(sp, "list", list);
     bad |= json_object_set_new(o, "spikes", sp);
@@ -228,16 +225,18 @@ json_t *ms__tl_analysis_json(const struct ms__tl_input *in, const struct ms__tl_
     bad |= json_object_set_new(o, "start", in->start ? json_copy(in->start) : json_null());
     bad |= json_object_set_new(o, "end",
                                in->end ? record_json(in, in->end, in->end_at, t0) : json_null());
-    bad |= json_object_set_new(o, "samples", json_u64(s->n));
-    bad |= json_object_set_new(o, "time_origin_ns", json_u64(t0));
-    bad |= json_object_set_new(o, "first_time_ns", s->n ? json_u64(s->time_ns[0]) : json_null());
+    bad |= json_object_set_new(o, "samples", ms__json_u64(s->n));
+    bad |= json_object_set_new(o, "time_origin_ns", ms__json_u64(t0));
     bad |=
-        json_object_set_new(o, "last_time_ns", s->n ? json_u64(s->time_ns[s->n - 1]) : json_null());
+        json_object_set_new(o, "first_time_ns", s->n ? ms__json_u64(s->time_ns[0]) : json_null());
+    bad |= json_object_set_new(o, "last_time_ns",
+                               s->n ? ms__json_u64(s->time_ns[s->n - 1]) : json_null());
     bad |= json_object_set_new(o, "duration_s",
                                jreal(s->n ? (double)ms__tl_elapsed_ns(s, s->n - 1) / 1e9 : 0));
     for (int l = 0; l < MS__TL_LIMITS; l++)
         bad |= json_object_set_new(lim, ms__tl_limit_keys[l],
-                                   in->limit_valid >> l & 1 ? json_u64(in->limit[l]) : json_null());
+                                   in->limit_valid >> l & 1 ? ms__json_u64(in->limit[l])
+                                                            : json_null());
     bad |= json_object_set_new(o, "limits", lim);
     bad |= json_object_set_new(o, "thresholds", thresholds_json(in));
     enum ms__tl_severity worst = MS__TL_SEV_NONE;
@@ -257,8 +256,9 @@ json_t *ms__tl_analysis_json(const struct ms__tl_input *in, const struct ms__tl_
     bad |= json_object_set_new(o, "alerts", records_json(in, in->alerts, in->alert_at, t0));
     bad |= json_object_set_new(o, "ooms", records_json(in, in->ooms, in->oom_at, t0));
     bad |= json_object_set_new(o, "markers", records_json(in, in->markers, in->marker_at, t0));
-    bad |= json_object_set_new(o, "cut_line", in->cut_line ? json_u64(in->cut_line) : json_null());
-    bad |= json_object_set_new(o, "unknown_records", json_u64(in->unknown));
+    bad |=
+        json_object_set_new(o, "cut_line", in->cut_line ? ms__json_u64(in->cut_line) : json_null());
+    bad |= json_object_set_new(o, "unknown_records", ms__json_u64(in->unknown));
     if (bad) {
         json_decref(o);
         return NULL;

@@ -138,20 +138,6 @@ void ms__tl_tree_sums(const ms_sample *s, uint64_t *rss, uint64_t *pss, bool *ps
     }
 }
 
-/* Copies a NULL-terminated argv; false when out of memory. */
-static bool ms__tl_copy_argv(ms_timeline_writer *w, const char *const *argv)
-{
-    size_t n = 0;
-    while (argv[n])
-        n++;
-    if (!(w->argv = calloc(n + 1, sizeof(*w->argv))))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!(w->argv[i] = strdup(argv[i])))
-            return false;
-    return true;
-}
-
 int ms_timeline_writer_open(ms_timeline_writer **out, const ms_timeline_writer_options *o)
 {
     if (!out)
@@ -171,7 +157,7 @@ int ms_timeline_writer_open(ms_timeline_writer **out, const ms_timeline_writer_o
     w->o = *o;
     w->o.argv = NULL;
     w->be = be;
-    if ((o->argv && !ms__tl_copy_argv(w, o->argv)) ||
+    if ((o->argv && !(w->argv = ms__argv_dup(o->argv))) ||
         (o->job_id && !(w->job_id = strdup(o->job_id))) ||
         (o->trace && !(w->trace = strdup(o->trace))) ||
         !(w->mf = open_memstream(&w->mbuf, &w->mlen)) ||
@@ -318,10 +304,7 @@ void ms_timeline_writer_close(ms_timeline_writer *w)
         fclose(w->mf);
     free(w->mbuf);
     free(w->lt);
-    if (w->argv)
-        for (char **a = w->argv; *a; a++)
-            free(*a);
-    free(w->argv);
+    ms__argv_free(w->argv);
     free(w->job_id);
     free(w->trace);
     free(w);

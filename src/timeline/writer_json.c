@@ -10,10 +10,37 @@
 #include "writer.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MS__STATM_FIELDS 5 /* statm's: the process section's first five */
+
+/* KEY (the text before the value), then the value as fmt writes it, or null when !have. */
+static void put_or_null(FILE *fp, const char *key, bool have, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void put_or_null(FILE *fp, const char *key, bool have, const char *fmt, ...)
+{
+    fputs(key, fp);
+    if (!have) {
+        fputs("null", fp);
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(fp, fmt, ap);
+    va_end(ap);
+}
+
+/* KEY, then str as a JSON string, or null when str is NULL. */
+static void put_string_or_null(FILE *fp, const char *key, const char *str)
+{
+    fputs(key, fp);
+    if (str)
+        ms__json_string(fp, str);
+    else
+        fputs("null", fp);
+}
 
 static void ms__json_event(ms_timeline_writer *w, const struct ms__tl_event *e)
 {
@@ -36,26 +63,12 @@ static void ms__json_event(ms_timeline_writer *w, const struct ms__tl_event *e)
                 (double)o->interval_ns / 1e9, (double)o->full_interval_ns / 1e9,
                 o->tree ? "true" : "false");
         ms__tl_limits(e->limits, fp, true);
-        fputs("},\"thresholds\":{\"warning_pct\":", fp);
-        if (o->warning_pct > 0)
-            fprintf(fp, "%.9g", o->warning_pct);
-        else
-            fputs("null", fp);
-        fputs(",\"critical_pct\":", fp);
-        if (o->critical_pct > 0)
-            fprintf(fp, "%.9g", o->critical_pct);
-        else
-            fputs("null", fp);
-        fputs("},\"memory_limit_bytes\":", fp);
-        if (o->memory_limit_bytes)
-            fprintf(fp, "%" PRIu64, o->memory_limit_bytes);
-        else
-            fputs("null", fp);
-        fputs(",\"trace\":", fp);
-        if (w->trace)
-            ms__json_string(fp, w->trace);
-        else
-            fputs("null", fp);
+        put_or_null(fp, "},\"thresholds\":{\"warning_pct\":", o->warning_pct > 0, "%.9g",
+                    o->warning_pct);
+        put_or_null(fp, ",\"critical_pct\":", o->critical_pct > 0, "%.9g", o->critical_pct);
+        put_or_null(fp, "},\"memory_limit_bytes\":", o->memory_limit_bytes != 0, "%" PRIu64,
+                    o->memory_limit_bytes);
+        put_string_or_null(fp, ",\"trace\":", w->trace);
     } else if (strcmp(e->record, "alert") == 0) {
         fprintf(fp,
                 ",\"seq\":%" PRId64 ",\"level\":\"%s\",\"metric\":\"%s\",\"used_bytes\":%" PRIu64
@@ -65,23 +78,13 @@ static void ms__json_event(ms_timeline_writer *w, const struct ms__tl_event *e)
         fputs(",\"label\":", fp);
         ms__json_string(fp, e->label);
     } else if (strcmp(e->record, "oom") == 0) {
-        fprintf(fp, ",\"reason\":\"%s\",\"backend\":\"%s\",\"pid\":%d,\"bundle\":", e->reason,
-                e->backend, (int)e->pid);
-        if (e->bundle)
-            ms__json_string(fp, e->bundle);
-        else
-            fputs("null", fp);
+        fprintf(fp, ",\"reason\":\"%s\",\"backend\":\"%s\",\"pid\":%d", e->reason, e->backend,
+                (int)e->pid);
+        put_string_or_null(fp, ",\"bundle\":", e->bundle);
     } else { /* end */
-        fprintf(fp, ",\"samples\":%" PRIu64 ",\"exit_status\":", w->seq);
-        if (e->exit_status >= 0)
-            fprintf(fp, "%d", e->exit_status);
-        else
-            fputs("null", fp);
-        fputs(",\"signal\":", fp);
-        if (e->signal > 0)
-            fprintf(fp, "%d", e->signal);
-        else
-            fputs("null", fp);
+        fprintf(fp, ",\"samples\":%" PRIu64, w->seq);
+        put_or_null(fp, ",\"exit_status\":", e->exit_status >= 0, "%d", e->exit_status);
+        put_or_null(fp, ",\"signal\":", e->signal > 0, "%d", e->signal);
         fprintf(fp, ",\"reason\":\"%s\"", e->reason);
     }
     fputs("}\n", fp);
@@ -198,28 +201,16 @@ static void ms__json_sample(ms_timeline_writer *w, const ms_sample *smp)
         uint64_t rss, pss;
         bool pss_ok;
         ms__tl_tree_sums(smp, &rss, &pss, &pss_ok);
-        fprintf(fp, ",\"tree\":{\"processes\":%zu,\"rss_bytes\":%" PRIu64 ",\"pss_bytes\":",
-                smp->tree_count, rss);
-        if (pss_ok)
-            fprintf(fp, "%" PRIu64, pss);
-        else
-            fputs("null", fp);
+        fprintf(fp, ",\"tree\":{\"processes\":%zu,\"rss_bytes\":%" PRIu64, smp->tree_count, rss);
+        put_or_null(fp, ",\"pss_bytes\":", pss_ok, "%" PRIu64, pss);
         fputs(",\"members\":[", fp);
         for (size_t i = 0; i < smp->tree_count; i++) {
             const ms_tree_member *p = &smp->tree[i];
             fprintf(fp, "%s{\"pid\":%d,\"ppid\":%d,\"comm\":", i ? "," : "", (int)p->pid,
                     (int)p->ppid);
             ms__json_string(fp, p->comm);
-            fputs(",\"rss_bytes\":", fp);
-            if (p->rss_valid)
-                fprintf(fp, "%" PRIu64, p->rss_bytes);
-            else
-                fputs("null", fp);
-            fputs(",\"pss_bytes\":", fp);
-            if (p->pss_valid)
-                fprintf(fp, "%" PRIu64, p->pss_bytes);
-            else
-                fputs("null", fp);
+            put_or_null(fp, ",\"rss_bytes\":", p->rss_valid, "%" PRIu64, p->rss_bytes);
+            put_or_null(fp, ",\"pss_bytes\":", p->pss_valid, "%" PRIu64, p->pss_bytes);
             fputc('}', fp);
         }
         fputs("]}", fp);

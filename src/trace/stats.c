@@ -12,6 +12,7 @@
 #include "reader.h"
 
 #include "../core/internal.h"
+#include "../core/json_out.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -243,11 +244,6 @@ int ms__trace_stats_compute(const struct ms__trace_data *td, ms_trace_stats *st)
 /* Writing the summary: `memsnap report --stats`                                            */
 /* ---------------------------------------------------------------------------------------- */
 
-static json_t *json_u64(uint64_t v)
-{
-    return v > (uint64_t)INT64_MAX ? json_real((double)v) : json_integer((json_int_t)v);
-}
-
 /* Events per second of trace time, or -1 when the trace has no duration. */
 static double events_per_second(const ms_trace_stats *st)
 {
@@ -329,7 +325,7 @@ static int stats_json(FILE *fp, const ms_trace_stats *st, const char *warning)
     if (!o)
         return MS_ENOMEM;
     int bad = 0;
-#define U(key, v) bad |= json_object_set_new(o, key, json_u64(v))
+#define U(key, v) bad |= json_object_set_new(o, key, ms__json_u64(v))
 #define B(key, v) bad |= json_object_set_new(o, key, json_boolean(v))
     U("allocations", st->allocations);
     U("frees", st->frees);
@@ -373,11 +369,7 @@ static int stats_json(FILE *fp, const ms_trace_stats *st, const char *warning)
                                           : json_null());
 #undef U
 #undef B
-    if (!bad)
-        bad = json_dumpf(o, fp, JSON_COMPACT | JSON_REAL_PRECISION(12)) != 0 ||
-              fputc('\n', fp) == EOF;
-    json_decref(o);
-    return bad ? MS_EIO : 0;
+    return ms__json_line(o, fp, JSON_COMPACT | JSON_REAL_PRECISION(12), bad) ? MS_EIO : 0;
 }
 
 int ms_trace_stats_write(const ms_trace_stats *st, const char *warning, ms_format format, FILE *fp)
