@@ -200,6 +200,11 @@ class Sampler(unittest.TestCase):
         time.sleep(0.05)  # no window open: the thread waits, takes no sample
         self.assertLessEqual(memsnap.sampler_samples() - n, 1)
 
+    # Under ASan a loaded `make check` once saw the child of this fork hang outside its 30 s
+    # sample wait (suspected: the sanitizer runtime's own locks, held by the sampler thread at
+    # the fork); the normal build keeps the test.
+    @unittest.skipIf("libasan" in os.environ.get("LD_PRELOAD", ""),
+                     "fork() with a running sampler thread under the ASan runtime")
     def test_fork_inside_a_window(self):
         # the child has no sampler thread: the parent's window closes there with no figures,
         # and a new window starts the child's own sampler
