@@ -637,6 +637,12 @@ MS_EXTERN const char *ms_heap_error(void);
 MS_EXTERN int ms_heap_totals_get(const ms_heap *h, ms_heap_totals *out);
 /* The time of the first marker (MS_TRACE_MARKER) labelled label; MS_ENOENT when none is. */
 MS_EXTERN int ms_heap_marker_time(const ms_heap *h, const char *label, uint64_t *ns);
+/* A moment as a user writes it (`memsnap report --at WHEN`), to ns from the start: plain
+ * decimal seconds ("2", "0.25"; " 5", "+5", "0x5" and "1e3" are not times), else the label of
+ * a marker (its first occurrence). Errors, each with its ms_last_error() line: MS_EINVAL (a
+ * time past the end of the trace), MS_ERANGE (a negative time that is no marker's label),
+ * MS_ENOENT (no marker has that label). */
+MS_EXTERN int ms_heap_when(const ms_heap *h, const char *when, uint64_t *ns);
 
 /* The heap at time ns from the start (MS_EINVAL past the end of the trace). */
 MS_EXTERN int ms_heap_at(ms_heap *h, uint64_t ns, ms_heap_view **out);

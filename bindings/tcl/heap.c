@@ -40,46 +40,14 @@ static const ms_heap_by ms__tcl_by_values[] = {MS_HEAP_BY_SITE, MS_HEAP_BY_FUNCT
                                                MS_HEAP_BY_MODULE, MS_HEAP_BY_THREAD};
 static const char *const ms__tcl_order_names[] = {"bytes", "count", NULL}; /* ms_heap_order */
 
-/* "12.345678 s" (microseconds, truncated), as `memsnap report` writes a time. */
-static const char *ms__tcl_seconds(char *buf, size_t len, uint64_t ns)
-{
-    snprintf(buf, len, "%llu.%06llu s", (unsigned long long)(ns / 1000000000u),
-             (unsigned long long)(ns % 1000000000u / 1000u));
-    return buf;
-}
-
 /* WHEN (plain decimal seconds from the trace start, or a marker's label) to ns, by the rules
- * of `memsnap report --at`: " 5", "+5", "0x5" and "1e3" are labels, not times. */
+ * of `memsnap report --at` (ms_heap_when). */
 static int ms__tcl_when(Tcl_Interp *interp, ms_heap *h, Tcl_Obj *obj, uint64_t *ns)
 {
-    const char *when = Tcl_GetString(obj);
-    ms_heap_totals tot = {.size = sizeof(tot)};
-    ms_heap_totals_get(h, &tot);
-    size_t digits = strspn(when, "0123456789");
-    bool plain =
-        digits > 0 &&
-        (when[digits] == 0 ||
-         (when[digits] == '.' && !when[digits + 1 + strspn(when + digits + 1, "0123456789")]));
-    double s = plain ? strtod(when, NULL) : 0;
-    if (plain && isfinite(s)) {
-        double t = s * 1e9;
-        if (t > (double)tot.duration_ns + 0.5) {
-            char a[64];
-            return ms__tcl_error(interp, MS_EINVAL, NULL,
-                                 "time %s s is past the end of the trace (duration %s)", when,
-                                 ms__tcl_seconds(a, sizeof(a), tot.duration_ns));
-        }
-        *ns = (uint64_t)(t + 0.5);
-        if (*ns > tot.duration_ns) /* within half a ns of the end: the end */
-            *ns = tot.duration_ns;
-        return TCL_OK;
-    }
-    if (ms_heap_marker_time(h, when, ns) == 0)
-        return TCL_OK;
-    if (when[0] == '-' && when[1] && strspn(when + 1, "0123456789.") == strlen(when + 1))
-        return ms__tcl_error(interp, MS_EINVAL, NULL, "time '%s' is before the trace start", when);
-    return ms__tcl_error(interp, MS_ENOENT, NULL,
-                         "no marker is labelled '%s' (and it is not a time in seconds)", when);
+    int rc = ms_heap_when(h, Tcl_GetString(obj), ns);
+    /* a negative time is an invalid argument here, as any other bad moment */
+    return rc ? ms__tcl_error(interp, rc == MS_ERANGE ? MS_EINVAL : rc, NULL, "%s", ms_last_error())
+              : TCL_OK;
 }
 
 /* Parses the options of memsnap::heap (objv[2] on). */

@@ -127,14 +127,6 @@ static int report_option(const struct cli_options *p, const struct cli_opt *o, c
     return 0;
 }
 
-/* "12.345678 s" (microseconds, truncated) into buf. */
-static const char *fmt_seconds(char *buf, size_t len, uint64_t ns)
-{
-    snprintf(buf, len, "%llu.%06llu s", (unsigned long long)(ns / 1000000000u),
-             (unsigned long long)(ns % 1000000000u / 1000u));
-    return buf;
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* Loading, with a progress line on a terminal                                              */
 /* ---------------------------------------------------------------------------------------- */
@@ -259,44 +251,14 @@ static int open_heap(const char *cmd, const char *path, ms_heap **h)
     return CLI_OK;
 }
 
-/* WHEN (seconds from the trace start, or a marker label) to ns; prints the error. */
+/* WHEN (seconds from the trace start, or a marker label) to ns; prints the error. A negative
+ * time is a usage error, the others (past the end, no such marker) a failure. */
 static int parse_when(const char *cmd, ms_heap *h, const char *when, uint64_t *ns)
 {
-    ms_heap_totals tot = {.size = sizeof(tot)};
-    ms_heap_totals_get(h, &tot);
-    /* a time is plain decimal seconds ("2", "0.25"); " 5", "+5", "0x5" or "1e3" are not
-     * (strtod would take them): such a WHEN is a marker's label or an error */
-    size_t digits = strspn(when, "0123456789");
-    bool plain =
-        digits > 0 &&
-        (when[digits] == 0 ||
-         (when[digits] == '.' && !when[digits + 1 + strspn(when + digits + 1, "0123456789")]));
-    char *end;
-    errno = 0;
-    double s = plain ? strtod(when, &end) : 0;
-    if (plain && !*end && !errno && isfinite(s)) {
-        double t = s * 1e9;
-        if (t > (double)tot.duration_ns + 0.5) {
-            char a[64];
-            cli_error(cmd, "time %s s is past the end of the trace (duration %s)", when,
-                      fmt_seconds(a, sizeof(a), tot.duration_ns));
-            return CLI_FAIL;
-        }
-        *ns = (uint64_t)(t + 0.5);
-        if (*ns > tot.duration_ns) /* within half a ns of the end: the end */
-            *ns = tot.duration_ns;
-        return CLI_OK;
-    }
-    if (when[0] == '-' && strspn(when + 1, "0123456789.") == strlen(when + 1) && when[1] &&
-        ms_heap_marker_time(h, when, ns) != 0) {
-        cli_error(cmd, "time '%s' is before the trace start", when);
-        return CLI_USAGE;
-    }
-    if (ms_heap_marker_time(h, when, ns) != 0) {
-        cli_error(cmd, "no marker is labelled '%s' (and it is not a time in seconds)", when);
-        return CLI_FAIL;
-    }
-    return CLI_OK;
+    int rc = ms_heap_when(h, when, ns);
+    if (rc)
+        cli_error(cmd, "%s", ms_last_error());
+    return rc == 0 ? CLI_OK : rc == MS_ERANGE ? CLI_USAGE : CLI_FAIL;
 }
 
 /* The heap view that o asks for (peak, at, leaks, diff), from the trace loaded in h, written

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,38 @@ int ms_heap_marker_time(const ms_heap *h, const char *label, uint64_t *ns)
 {
     int rc = ms__engine_marker_time(h->e, label, ns);
     return rc ? ms__error(rc, "no marker is labelled '%s'", label) : 0;
+}
+
+int ms_heap_when(const ms_heap *h, const char *when, uint64_t *ns)
+{
+    ms_heap_totals tot = {.size = sizeof(tot)};
+    ms_heap_totals_get(h, &tot);
+    /* a time is plain decimal seconds ("2", "0.25"); " 5", "+5", "0x5" or "1e3" are not
+     * (strtod would take them): such a WHEN is a marker's label or an error */
+    size_t digits = strspn(when, "0123456789");
+    bool plain =
+        digits > 0 &&
+        (when[digits] == 0 ||
+         (when[digits] == '.' && !when[digits + 1 + strspn(when + digits + 1, "0123456789")]));
+    double s = plain ? strtod(when, NULL) : 0;
+    if (plain && isfinite(s)) {
+        double t = s * 1e9;
+        if (t > (double)tot.duration_ns + 0.5) {
+            char a[64];
+            return ms__error(MS_EINVAL, "time %s s is past the end of the trace (duration %s)",
+                             when, ms__fmt_seconds(a, sizeof(a), tot.duration_ns));
+        }
+        *ns = (uint64_t)(t + 0.5);
+        if (*ns > tot.duration_ns) /* within half a ns of the end: the end */
+            *ns = tot.duration_ns;
+        return 0;
+    }
+    if (ms__engine_marker_time(h->e, when, ns) == 0)
+        return 0;
+    if (when[0] == '-' && when[1] && strspn(when + 1, "0123456789.") == strlen(when + 1))
+        return ms__error(MS_ERANGE, "time '%s' is before the trace start", when);
+    return ms__error(MS_ENOENT, "no marker is labelled '%s' (and it is not a time in seconds)",
+                     when);
 }
 
 /* Wraps what a query filled in v, or frees it when the query failed. */

@@ -81,6 +81,20 @@ static void totals_views_and_diffs(void **state)
     assert_int_equal(ms_heap_marker_time(h, "mid", &ns), 0);
     assert_int_equal(ns, 50);
     assert_int_equal(ms_heap_marker_time(h, "nope", &ns), MS_ENOENT);
+    /* a moment as a user writes it: plain seconds, else a marker's label */
+    uint64_t w;
+    assert_int_equal(ms_heap_when(h, "0.00000002", &w), 0);
+    assert_int_equal(w, 20);
+    assert_int_equal(ms_heap_when(h, "mid", &w), 0);
+    assert_int_equal(w, 50);
+    assert_int_equal(ms_heap_when(h, "0.0000001", &w), MS_EINVAL);
+    assert_string_equal(ms_last_error(),
+                        "time 0.0000001 s is past the end of the trace (duration 0.000000 s)");
+    assert_int_equal(ms_heap_when(h, "-1", &w), MS_ERANGE);
+    assert_string_equal(ms_last_error(), "time '-1' is before the trace start");
+    assert_int_equal(ms_heap_when(h, "1e-9", &w), MS_ENOENT); /* not plain: a label */
+    assert_string_equal(ms_last_error(),
+                        "no marker is labelled '1e-9' (and it is not a time in seconds)");
     assert_int_equal(ms_heap_at(h, ns, &mid), 0);
     assert_int_equal(ms_heap_view_bytes(mid), 1050);
     assert_int_equal(ms_heap_at(h, 21, &early), 0); /* A and two of B */
