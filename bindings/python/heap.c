@@ -233,32 +233,30 @@ static PyObject *heap_exit(PyObject *self, PyObject *args)
     return heap_close(self, NULL);
 }
 
-static PyObject *heap_peak(PyObject *self, PyObject *unused)
+/* A view from one of the library's whole-trace queries (peak, leaks). */
+static PyObject *heap_query(PyObject *self, int (*query)(ms_heap *, ms_heap_view **))
 {
-    (void)unused;
     HeapObject *o = (HeapObject *)self;
     ms_heap *h = heap_get(o);
     ms_heap_view *v;
     int rc;
     if (!h)
         return NULL;
-    if ((rc = ms_heap_peak(h, &v)) != 0)
+    if ((rc = query(h, &v)) != 0)
         return lib_error(rc);
     return view_new(o, v, false);
+}
+
+static PyObject *heap_peak(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return heap_query(self, ms_heap_peak);
 }
 
 static PyObject *heap_leaks(PyObject *self, PyObject *unused)
 {
     (void)unused;
-    HeapObject *o = (HeapObject *)self;
-    ms_heap *h = heap_get(o);
-    ms_heap_view *v;
-    int rc;
-    if (!h)
-        return NULL;
-    if ((rc = ms_heap_leaks(h, &v)) != 0)
-        return lib_error(rc);
-    return view_new(o, v, false);
+    return heap_query(self, ms_heap_leaks);
 }
 
 /* The moment named by t: ns from the trace start (an int), or the first marker labelled t (a
