@@ -20,7 +20,7 @@
 #define T0  UINT64_C(1795400000000000000)
 #define N   200
 
-static char monitor_path[64], trace_path[64];
+static char dir[256], monitor_path[300], trace_path[300];
 
 /* Process RSS of sample i: 100 MiB, with a spike of one sample at 50, an excursion of three
  * rising samples at 120..122 (its highest: 122), and a staircase of four 10 MiB steps of three
@@ -40,7 +40,7 @@ static uint64_t rss_at(int i)
 /* Writes the monitor file: a start record, N samples, and a last line cut short. */
 static void write_monitor(void)
 {
-    snprintf(monitor_path, sizeof(monitor_path), "/tmp/test_timeline.%d.jsonl", (int)getpid());
+    snprintf(monitor_path, sizeof(monitor_path), "%s/run.jsonl", dir);
     FILE *fp = fopen(monitor_path, "w");
     assert_non_null(fp);
     fprintf(fp,
@@ -76,7 +76,7 @@ static void write_trace(void)
     ev_alloc(&w, 10, 1000, 1, 1);
     rec_end(&w, 70, 0);
     tw_chunk(&w, MS_CHUNK_CODEC_ZSTD);
-    snprintf(trace_path, sizeof(trace_path), "/tmp/test_timeline.%d.mst", (int)getpid());
+    snprintf(trace_path, sizeof(trace_path), "%s/app.mst", dir);
     tw_save(&w, trace_path);
     tw_free(&w);
 }
@@ -84,6 +84,7 @@ static void write_trace(void)
 static int setup(void **state)
 {
     (void)state;
+    temp_dir(dir, sizeof(dir), "timeline");
     write_monitor();
     write_trace();
     return 0;
@@ -92,9 +93,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    unlink(monitor_path);
-    unlink(trace_path);
-    return 0;
+    return temp_dir_remove(dir);
 }
 
 /* What writer fn wrote for a, as a malloc'd string. */
